@@ -1,0 +1,68 @@
+// Package id makes the opaque, prefixed identifiers Samplit hands out
+// ("exp_01jd…", "var_…", "wsp_…").
+//
+// An id is a prefix and a UUIDv7 in lower-case Crockford base32. UUIDv7 is
+// time-ordered, so ids sort by creation time, which keeps index inserts local
+// and lets cursor pagination order by id alone; the 74 random bits make ids
+// unguessable enough that they do not reveal counts.
+package id
+
+import (
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// Prefixes of the ids of each kind of object.
+const (
+	Workspace  = "wsp"
+	Key        = "key"
+	Experiment = "exp"
+	Variant    = "var"
+	Webhook    = "whk"
+	Funnel     = "fnl"
+	Campaign   = "cmp"
+	Event      = "evt"
+	Delivery   = "dlv"
+	Request    = "req"
+)
+
+const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+
+// New returns a new id with the prefix, such as "exp_01jd6m3x…".
+func New(prefix string) string {
+	u := uuid.Must(uuid.NewV7())
+	return prefix + "_" + encode(u)
+}
+
+// encode writes the 128 bits of u as 26 base32 characters, most significant
+// first, so that lexical order equals numeric (and so time) order.
+func encode(u uuid.UUID) string {
+	var b strings.Builder
+	b.Grow(26)
+	// 128 bits = 2 leading bits + 25 groups of 5 bits.
+	var hi, lo uint64
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(u[i])
+		lo = lo<<8 | uint64(u[8+i])
+	}
+	for i := 0; i < 26; i++ {
+		shift := 125 - 5*i // bit position of the group's lowest bit, counting from 0 at the bottom
+		var v uint64
+		switch {
+		case shift >= 64:
+			v = hi >> (shift - 64)
+		case shift > 59: // the group straddles the two halves
+			v = hi<<(64-shift) | lo>>shift
+		default:
+			v = lo >> shift
+		}
+		b.WriteByte(crockford[v&31])
+	}
+	return b.String()
+}
+
+// HasPrefix reports whether s looks like an id of the kind (prefix + "_").
+func HasPrefix(s, prefix string) bool {
+	return len(s) == len(prefix)+27 && strings.HasPrefix(s, prefix+"_")
+}

@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Assignment is the stored answer for one (experiment, unit): sticky forever.
+type Assignment struct {
+	UnitID    string
+	VariantID string
+	// Propensity is the probability the strategy gave VariantID for this
+	// unit when it was assigned (for inverse-propensity corrections and
+	// offline policy evaluation).
+	Propensity float64
+	// Epoch is the version of the allocation weights in force.
+	Epoch      int64
+	AssignedAt time.Time
+}
+
+// AssignBatch is a set of new assignments for one experiment made under one
+// set of weights. Weights (variant id → probability) is what every variant
+// had for these units; the store adds len(new ones)·Weights[v] to each
+// variant's Expected counter, so that a sample-ratio-mismatch test can compare
+// observed units with what the policy intended even while weights move.
+type AssignBatch struct {
+	WorkspaceID  string
+	ExperimentID string
+	Weights      map[string]float64
+	Items        []Assignment
+}
+
+// Assigned is the outcome for one item of an AssignBatch: the stored
+// assignment (the earlier one when the unit already had one) and whether it
+// was stored by this call.
+type Assigned struct {
+	Assignment
+	New bool
+}
+
+// Event is one reported outcome for an assigned unit.
+type Event struct {
+	UnitID string
+	// Value is the conversion value: 1 for a plain binary conversion, the
+	// amount for a continuous metric.
+	Value          float64
+	IdempotencyKey string // optional; scoped to the experiment
+	At             time.Time
+}
+
+// Outcome is what happened to one event.
+type Outcome string
+
+// The event outcomes.
+const (
+	OutcomeAccepted  Outcome = "accepted"
+	OutcomeDuplicate Outcome = "duplicate" // idempotency key seen, or a binary unit that already converted
+	OutcomeRejected  Outcome = "rejected"  // e.g. the unit was never assigned
+)
+
+// EventResult is the outcome of one event and, when rejected, why.
+type EventResult struct {
+	Outcome Outcome
+	Reason  string
+}
+
+// Counters are a variant's additive sufficient statistics. Additive so that
+// replicas merge by +=.
+type Counters struct {
+	VariantID   string
+	Units       int64
+	Conversions int64   // units with at least one event (binary: converted units)
+	Sum         float64 // sum of event values
+	SumSq       float64 // sum over units of (unit's total value)²
+	// Expected is the sum, over assigned units, of the probability this
+	// variant had when each unit was assigned (see AssignBatch).
+	Expected float64
+}
+
+// Bucket is one hour of one variant's counters, for charts.
+type Bucket struct {
+	Hour time.Time // start of the hour, UTC
+	Counters
+}
+
+// Serving stores what serving an experiment produces: assignments, events
+// and the counters derived from them, each change and its counter update in
+// one transaction so that they can never disagree.
+type Serving interface {
+	// Assign stores the batches in one transaction. For each item it returns
+	// the stored assignment and whether it is new; units, the hourly bucket
+	// and Expected are incremented only for new ones.
+	Assign(ctx context.Context, batches []AssignBatch) ([][]Assigned, error)
+	// Assignments returns the stored assignments of the units that have one.
+	Assignments(ctx context.Context, workspaceID, experimentID string, unitIDs []string) (map[string]Assignment, error)
+	// RecordEvents stores the events in one transaction and returns one
+	// result per event, in order. Binary: a unit converts at most once (a
+	// later event is a duplicate). Continuous: values add up per unit. When
+	// it returns without error, every accepted event is durable.
+	RecordEvents(ctx context.Context, workspaceID, experimentID string, metric Metric, events []Event) ([]EventResult, error)
+	// Counters returns the counters of every variant of the experiment.
+	Counters(ctx context.Context, workspaceID, experimentID string) ([]Counters, error)
+	// Buckets returns the hourly counters in [from, to), ordered by hour.
+	Buckets(ctx context.Context, workspaceID, experimentID string, from, to time.Time) ([]Bucket, error)
+}
+
+// SealedState is an experiment's optimizer state, sealed (encrypted and
+// authenticated) by internal/seal before it reaches the store.
+type SealedState struct {
+	ExperimentID string
+	KeyID        string
+	Blob         []byte
+	// Version increases by one on every save (optimistic concurrency).
+	Version   int64
+	UpdatedAt time.Time
+}
+
+// States stores sealed optimizer state.
+type States interface {
+	// LoadState returns the experiment's state; NotFound when none is stored.
+	LoadState(ctx context.Context, experimentID string) (SealedState, error)
+	// SaveState stores s when the stored version is s.Version-1 (none stored
+	// counts as 0) and Conflict otherwise, so that of two replicas saving
+	// the same version only one wins.
+	SaveState(ctx context.Context, s SealedState) error
+	// ListStates returns states ordered by experiment id, after the id.
+	ListStates(ctx context.Context, afterExperimentID string, limit int) ([]SealedState, error)
+}

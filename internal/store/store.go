@@ -1,0 +1,256 @@
+// Package store defines Samplit's persistent domain types and the repository
+// interfaces that every storage backend implements.
+//
+// The interfaces take and return domain types, never HTTP request or response
+// types, and know nothing of HTTP. Every method that reads or changes tenant
+// data takes the workspace id and scopes its query by it, so that a caller
+// holding one workspace's key cannot reach another's rows even by guessing ids.
+//
+// Errors: a missing row is an *apperr.Error with code NotFound, a uniqueness
+// violation Conflict; anything else is an internal error wrapped with context.
+//
+// Implementations: internal/store/sqlstore holds the one SQL code path, opened
+// over SQLite by internal/store/sqlite and over PostgreSQL by
+// internal/store/postgres. internal/store/storetest is the conformance suite
+// both must pass.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Scope is what an API key may do.
+type Scope string
+
+// The key scopes, from most to least powerful.
+const (
+	ScopeAdmin  Scope = "admin"  // keys, webhooks, workspaces, everything
+	ScopeWrite  Scope = "write"  // experiments and events
+	ScopeAssign Scope = "assign" // assign and events only: safe to ship in a client app
+)
+
+// Allows reports whether a key with scope s may act where need is required.
+func (s Scope) Allows(need Scope) bool {
+	rank := map[Scope]int{ScopeAssign: 1, ScopeWrite: 2, ScopeAdmin: 3}
+	return rank[s] > 0 && rank[s] >= rank[need]
+}
+
+// Valid reports whether s is one of the known scopes.
+func (s Scope) Valid() bool { return s == ScopeAdmin || s == ScopeWrite || s == ScopeAssign }
+
+// Workspace is a tenant. Every other row belongs to exactly one.
+type Workspace struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// APIKey is a stored key. The secret itself is never stored: Hash is the
+// SHA-256 of the whole key string, Lookup is the public part of the key used
+// to find the row (the caller then compares hashes in constant time).
+type APIKey struct {
+	ID          string
+	WorkspaceID string
+	Name        string
+	Scope       Scope
+	Lookup      string
+	Hash        []byte
+	CreatedAt   time.Time
+	RevokedAt   *time.Time
+}
+
+// Kind is the kind of experiment, which selects its optimizer.
+type Kind string
+
+// The experiment kinds of design.md.
+const (
+	KindStandard     Kind = "standard"
+	KindEmail        Kind = "email"
+	KindNotification Kind = "notification"
+	KindFunnelStep   Kind = "funnel_step"
+)
+
+// Metric is what an event measures.
+type Metric string
+
+// The metrics.
+const (
+	MetricBinary     Metric = "binary"     // conversion: a unit converts at most once
+	MetricContinuous Metric = "continuous" // a value such as revenue, added up per unit
+)
+
+// Status is an experiment's lifecycle state:
+// draft → running ⇄ paused → completed, and archived.
+type Status string
+
+// The statuses.
+const (
+	StatusDraft     Status = "draft"
+	StatusRunning   Status = "running"
+	StatusPaused    Status = "paused"
+	StatusCompleted Status = "completed"
+	StatusArchived  Status = "archived"
+)
+
+// Settings are an experiment's tunables. Pointers distinguish "not given"
+// from zero where zero is meaningful; after defaults are applied (by the API
+// layer) every pointer that has a default is set. Stored as JSON, so adding a
+// field needs no migration.
+type Settings struct {
+	MinSamples        int      `json:"min_samples"`
+	DecisionThreshold float64  `json:"decision_threshold"`
+	LossThreshold     float64  `json:"loss_threshold"`
+	WeightFloor       float64  `json:"weight_floor"`
+	Alpha             float64  `json:"alpha"`
+	Traffic           float64  `json:"traffic"`
+	Seed              *int64   `json:"seed"`
+	ControlShare      *float64 `json:"control_share"`
+	AutoComplete      bool     `json:"auto_complete"`
+	// Tau2 is the mixing variance of the sequential test (mixture SPRT).
+	Tau2 *float64 `json:"tau2,omitempty"`
+	// Epsilon is the exploration constant c of ε-greedy (ε = min(1, c·K/t)).
+	Epsilon *float64 `json:"epsilon,omitempty"`
+	// Gamma is the per-hour decay of discounted Thompson sampling (1 = none).
+	Gamma *float64 `json:"gamma,omitempty"`
+}
+
+// Variant is one arm of an experiment. Variants are fixed once it runs.
+type Variant struct {
+	ID       string
+	Key      string
+	Name     string
+	Control  bool
+	Payload  json.RawMessage // any JSON value; "null" when none was given
+	Position int             // order of creation, from 0
+}
+
+// Experiment is an experiment with its variants.
+type Experiment struct {
+	ID          string
+	WorkspaceID string
+	Key         string
+	Name        string
+	Kind        Kind
+	Metric      Metric
+	Strategy    string
+	Status      Status
+	Variants    []Variant
+	Settings    Settings
+	// Winner is the key of the declared or fixed winner, "" when none.
+	Winner string
+	// WinnerFixed is true when a user fixed the winner at completion (or
+	// auto_complete did): from then on every assignment serves it.
+	WinnerFixed bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	StartedAt   *time.Time
+	CompletedAt *time.Time
+}
+
+// VariantByKey returns the variant with the key, and whether there is one.
+func (e *Experiment) VariantByKey(key string) (Variant, bool) {
+	for _, v := range e.Variants {
+		if v.Key == key {
+			return v, true
+		}
+	}
+	return Variant{}, false
+}
+
+// ListParams selects one page of a list. Items are ordered by id (ids are
+// time-ordered), the page starts after the id After, and holds at most Limit.
+type ListParams struct {
+	Limit  int
+	After  string
+	Status Status // optional filter
+}
+
+// Workspaces stores tenants.
+type Workspaces interface {
+	CreateWorkspace(ctx context.Context, ws Workspace) error
+	GetWorkspace(ctx context.Context, id string) (Workspace, error)
+	GetWorkspaceByName(ctx context.Context, name string) (Workspace, error)
+	CountWorkspaces(ctx context.Context) (int, error)
+	// CreateWorkspaceWithKey creates the workspace and its first key in one
+	// transaction, so a tenant never exists without a way in.
+	CreateWorkspaceWithKey(ctx context.Context, ws Workspace, key APIKey) error
+}
+
+// Keys stores API keys.
+type Keys interface {
+	CreateKey(ctx context.Context, k APIKey) error
+	// KeyByLookup returns the key with the public lookup part, revoked or not.
+	KeyByLookup(ctx context.Context, lookup string) (APIKey, error)
+	ListKeys(ctx context.Context, workspaceID string) ([]APIKey, error)
+	// RevokeKey marks the key revoked; NotFound if it is not in the workspace.
+	RevokeKey(ctx context.Context, workspaceID, keyID string, at time.Time) error
+}
+
+// Transition is a conditional status change: it applies only when the
+// experiment's current status is one of From, otherwise Conflict.
+type Transition struct {
+	From []Status
+	To   Status
+	At   time.Time
+	// Winner, when not nil, sets the winner key (and WinnerFixed when Fixed).
+	Winner *string
+	Fixed  bool
+}
+
+// Experiments stores experiments and their variants.
+type Experiments interface {
+	// CreateExperiment stores e and its variants in one transaction;
+	// Conflict when the key exists in the workspace.
+	CreateExperiment(ctx context.Context, e Experiment) error
+	// GetExperiment finds by id or, failing that, by key, in the workspace.
+	GetExperiment(ctx context.Context, workspaceID, ref string) (Experiment, error)
+	ListExperiments(ctx context.Context, workspaceID string, p ListParams) ([]Experiment, error)
+	// TransitionExperiment applies t atomically and returns the new state.
+	TransitionExperiment(ctx context.Context, workspaceID, id string, t Transition) (Experiment, error)
+	// DeclareWinner records winner once: it returns true only for the call
+	// that set it, so that with many replicas one decision is recorded once.
+	DeclareWinner(ctx context.Context, workspaceID, id, winner string, at time.Time) (bool, error)
+}
+
+// Store is everything a backend provides.
+type Store interface {
+	Workspaces
+	Keys
+	Experiments
+	Serving
+	States
+	Idempotency
+	// Ping checks that the database answers (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// IdempotencyRecord remembers the outcome of a write sent with an
+// Idempotency-Key header, so that a retry replays it instead of repeating it.
+type IdempotencyRecord struct {
+	WorkspaceID string
+	Key         string
+	// Fingerprint identifies the request (method, path, body hash): the same
+	// key with another fingerprint is a client error.
+	Fingerprint string
+	// Done is false while the first request is in flight.
+	Done      bool
+	Status    int
+	Body      []byte
+	CreatedAt time.Time
+}
+
+// Idempotency stores IdempotencyRecords.
+type Idempotency interface {
+	// ClaimIdempotency stores a new in-flight record and returns (nil, nil),
+	// or returns the existing record for the workspace and key if there is
+	// one that is newer than notBefore (older ones are replaced: keys expire).
+	ClaimIdempotency(ctx context.Context, r IdempotencyRecord, notBefore time.Time) (*IdempotencyRecord, error)
+	// FinishIdempotency stores the response of the claimed record.
+	FinishIdempotency(ctx context.Context, workspaceID, key string, status int, body []byte) error
+	// ReleaseIdempotency forgets an in-flight claim whose request failed
+	// without a response worth replaying, so that a retry can run.
+	ReleaseIdempotency(ctx context.Context, workspaceID, key string) error
+}
