@@ -58,6 +58,14 @@ const (
 	OutcomeRejected  Outcome = "rejected"  // e.g. the unit was never assigned
 )
 
+// EventBatch is a set of events for one experiment.
+type EventBatch struct {
+	WorkspaceID  string
+	ExperimentID string
+	Metric       Metric
+	Events       []Event
+}
+
 // EventResult is the outcome of one event and, when rejected, why.
 type EventResult struct {
 	Outcome Outcome
@@ -93,11 +101,12 @@ type Serving interface {
 	Assign(ctx context.Context, batches []AssignBatch) ([][]Assigned, error)
 	// Assignments returns the stored assignments of the units that have one.
 	Assignments(ctx context.Context, workspaceID, experimentID string, unitIDs []string) (map[string]Assignment, error)
-	// RecordEvents stores the events in one transaction and returns one
-	// result per event, in order. Binary: a unit converts at most once (a
-	// later event is a duplicate). Continuous: values add up per unit. When
-	// it returns without error, every accepted event is durable.
-	RecordEvents(ctx context.Context, workspaceID, experimentID string, metric Metric, events []Event) ([]EventResult, error)
+	// RecordEvents stores the batches in one transaction (so that a caller
+	// can group-commit many requests) and returns one result per event, in
+	// order. Binary: a unit converts at most once (a later event is a
+	// duplicate). Continuous: values add up per unit. When it returns
+	// without error, every accepted event is durable.
+	RecordEvents(ctx context.Context, batches []EventBatch) ([][]EventResult, error)
 	// Counters returns the counters of every variant of the experiment.
 	Counters(ctx context.Context, workspaceID, experimentID string) ([]Counters, error)
 	// Buckets returns the hourly counters in [from, to), ordered by hour.

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/samplit/samplit/internal/api"
+	"github.com/samplit/samplit/internal/apikey"
+	"github.com/samplit/samplit/internal/config"
+	"github.com/samplit/samplit/internal/optimize"
+	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/backend"
+)
+
+// serve runs the HTTP server until ctx is cancelled (SIGINT/SIGTERM), then
+// shuts down gracefully: it stops accepting, lets requests in flight finish
+// within the shutdown timeout, and closes the database last.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := newLogger(cfg, stderr)
+
+	st, err := openStore(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ring, err := loadKeyring(cfg, logger)
+	if err != nil {
+		return err
+	}
+	writers := 1 // SQLite has one writer: group commits go through one queue
+	if cfg.IsPostgres() {
+		writers = max(2, cfg.PGMaxConns/4)
+	}
+	experiments := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{Writers: writers})
+	// Closed after the HTTP server has drained: what was acknowledged is
+	// committed already, and nothing queued is dropped.
+	defer experiments.Close()
+
+	plain, created, err := apikey.Bootstrap(ctx, st, cfg.BootstrapKey, time.Now())
+	if err != nil {
+		return err
+	}
+	if created && cfg.BootstrapKey == "" {
+		// The contract: printed once, on a line of its own.
+		fmt.Fprintf(stderr, "admin key: %s\n", plain)
+	} else if created {
+		logger.Info("bootstrap key stored", "workspace", apikey.DefaultWorkspace)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := api.NewServer(api.Deps{
+		Store:      st,
+		Optimizers: optimize.Registry{store.KindStandard: experiments},
+		Logger:     logger,
+		Now:        time.Now,
+		Registry:   reg,
+	}, api.Options{
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		RateLimit:    cfg.RateLimit,
+		RateBurst:    cfg.RateBurst,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("samplit listening", "addr", ln.Addr().String(), "db", cfg.Redacted(), "version", version)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("requests still in flight at the shutdown timeout", "err", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// openStore opens the configured database, applying migrations when asked.
+func openStore(ctx context.Context, cfg config.Config, migrate bool) (store.Store, error) {
+	st, err := backend.Open(ctx, cfg.DatabaseURL, backendOptions(cfg, migrate))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", cfg.Redacted(), err)
+	}
+	return st, nil
+}
+
+func backendOptions(cfg config.Config, migrate bool) backend.Options {
+	return backend.Options{
+		AutoMigrate:    migrate,
+		SimpleProtocol: cfg.PGSimpleProtocol,
+		MaxConns:       cfg.PGMaxConns,
+	}
+}
+
+// newLogger makes the process logger: JSON in production, text on a terminal.
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,337 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// experimentJSON is the public shape of an experiment. It is separate from
+// store.Experiment so that storage can change without changing the API.
+type experimentJSON struct {
+	ID          string        `json:"id"`
+	Key         string        `json:"key"`
+	Name        string        `json:"name"`
+	Kind        string        `json:"kind"`
+	Metric      string        `json:"metric"`
+	Strategy    string        `json:"strategy"`
+	Status      string        `json:"status"`
+	Variants    []variantJSON `json:"variants"`
+	Settings    settingsJSON  `json:"settings"`
+	Winner      *string       `json:"winner"`
+	WinnerFixed bool          `json:"winner_fixed"`
+	CreatedAt   string        `json:"created_at"`
+	UpdatedAt   string        `json:"updated_at"`
+	StartedAt   *string       `json:"started_at"`
+	CompletedAt *string       `json:"completed_at"`
+}
+
+type variantJSON struct {
+	ID      string          `json:"id"`
+	Key     string          `json:"key"`
+	Name    string          `json:"name"`
+	Control bool            `json:"control"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// settingsJSON shows every setting; the optional ones without a default
+// (seed, control_share, tau2, epsilon, gamma) are null when not set, which
+// means "the strategy's own default".
+type settingsJSON struct {
+	MinSamples        int      `json:"min_samples"`
+	DecisionThreshold float64  `json:"decision_threshold"`
+	LossThreshold     float64  `json:"loss_threshold"`
+	WeightFloor       float64  `json:"weight_floor"`
+	Alpha             float64  `json:"alpha"`
+	Traffic           float64  `json:"traffic"`
+	Seed              *int64   `json:"seed"`
+	ControlShare      *float64 `json:"control_share"`
+	AutoComplete      bool     `json:"auto_complete"`
+	Tau2              *float64 `json:"tau2"`
+	Epsilon           *float64 `json:"epsilon"`
+	Gamma             *float64 `json:"gamma"`
+}
+
+// timestamp formats t as RFC 3339 in UTC with millisecond precision, the one
+// timestamp format of the API.
+func timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func optTimestamp(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := timestamp(*t)
+	return &s
+}
+
+func toExperimentJSON(e store.Experiment) experimentJSON {
+	out := experimentJSON{
+		ID: e.ID, Key: e.Key, Name: e.Name, Kind: string(e.Kind), Metric: string(e.Metric),
+		Strategy: e.Strategy, Status: string(e.Status),
+		Variants: make([]variantJSON, 0, len(e.Variants)),
+		Settings: settingsJSON{
+			MinSamples: e.Settings.MinSamples, DecisionThreshold: e.Settings.DecisionThreshold,
+			LossThreshold: e.Settings.LossThreshold, WeightFloor: e.Settings.WeightFloor,
+			Alpha: e.Settings.Alpha, Traffic: e.Settings.Traffic, Seed: e.Settings.Seed,
+			ControlShare: e.Settings.ControlShare, AutoComplete: e.Settings.AutoComplete,
+			Tau2: e.Settings.Tau2, Epsilon: e.Settings.Epsilon, Gamma: e.Settings.Gamma,
+		},
+		WinnerFixed: e.WinnerFixed,
+		CreatedAt:   timestamp(e.CreatedAt),
+		UpdatedAt:   timestamp(e.UpdatedAt),
+		StartedAt:   optTimestamp(e.StartedAt),
+		CompletedAt: optTimestamp(e.CompletedAt),
+	}
+	if e.Winner != "" {
+		w := e.Winner
+		out.Winner = &w
+	}
+	variants := slices.Clone(e.Variants)
+	slices.SortStableFunc(variants, func(a, b store.Variant) int { return a.Position - b.Position })
+	for _, v := range variants {
+		payload := v.Payload
+		if len(payload) == 0 {
+			payload = json.RawMessage("null")
+		}
+		out.Variants = append(out.Variants, variantJSON{ID: v.ID, Key: v.Key, Name: v.Name, Control: v.Control, Payload: payload})
+	}
+	return out
+}
+
+// experimentByRef finds an experiment of the caller's workspace by id or
+// key. Anything else, including another workspace's experiment, is the same
+// 404, so that a key cannot even learn that an id exists elsewhere.
+func (s *server) experimentByRef(ctx context.Context, ref string) (store.Experiment, error) {
+	p := principalFrom(ctx)
+	notFound := apperr.New(apperr.NotFound, "no experiment %q in this workspace", ref)
+	if !isSlug(ref) { // neither an id nor a key: no need to ask the database
+		return store.Experiment{}, notFound
+	}
+	e, err := s.store.GetExperiment(ctx, p.WorkspaceID, ref)
+	if apperr.Is(err, apperr.NotFound) {
+		return store.Experiment{}, notFound
+	}
+	if err != nil {
+		return store.Experiment{}, fmt.Errorf("get experiment %q: %w", ref, err)
+	}
+	if e.WorkspaceID != "" && e.WorkspaceID != p.WorkspaceID {
+		// Defence in depth: the store scopes by workspace already.
+		return store.Experiment{}, notFound
+	}
+	return e, nil
+}
+
+// handleCreateExperiment serves POST /v1/experiments.
+func (s *server) handleCreateExperiment(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	var body createExperimentRequest
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	variants, settings, err := decodeCreateExperiment(body)
+	if err != nil {
+		return err
+	}
+	e, err := buildExperiment(body, variants, settings)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	e.ID = id.New(id.Experiment)
+	e.WorkspaceID = p.WorkspaceID
+	e.CreatedAt, e.UpdatedAt = now, now
+	for i := range e.Variants {
+		e.Variants[i].ID = id.New(id.Variant)
+	}
+	if body.Start {
+		e.Status = store.StatusRunning
+		e.StartedAt = &now
+	}
+	if err := s.store.CreateExperiment(r.Context(), e); err != nil {
+		if apperr.Is(err, apperr.Conflict) {
+			return &apperr.Error{Code: apperr.Conflict, Err: err,
+				Message: fmt.Sprintf("an experiment with the key %q exists in this workspace", e.Key),
+				Fields:  []apperr.FieldError{{Field: "key", Reason: "is taken"}}}
+		}
+		return fmt.Errorf("create experiment: %w", err)
+	}
+	return respond(w, http.StatusCreated, toExperimentJSON(e))
+}
+
+// handleGetExperiment serves GET /v1/experiments/{ref}.
+func (s *server) handleGetExperiment(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.experimentByRef(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusOK, toExperimentJSON(e))
+}
+
+// List pagination limits.
+const (
+	DefaultListLimit = 20
+	MaxListLimit     = 100
+)
+
+type experimentListJSON struct {
+	Items      []experimentJSON `json:"items"`
+	NextCursor *string          `json:"next_cursor"`
+}
+
+// handleListExperiments serves GET /v1/experiments. The cursor is opaque to
+// clients (base64url of the last id of the page): ids are time-ordered, so
+// paging by id is stable while experiments are being created.
+func (s *server) handleListExperiments(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	q := r.URL.Query()
+	var fe fieldErrors
+	params := store.ListParams{Limit: DefaultListLimit}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxListLimit {
+			fe.add("limit", "must be an integer from 1 to %d", MaxListLimit)
+		} else {
+			params.Limit = n
+		}
+	}
+	if v := q.Get("cursor"); v != "" {
+		after, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || !id.HasPrefix(string(after), id.Experiment) {
+			fe.add("cursor", "is not a cursor this API returned")
+		} else {
+			params.After = string(after)
+		}
+	}
+	if v := q.Get("status"); v != "" {
+		switch st := store.Status(v); st {
+		case store.StatusDraft, store.StatusRunning, store.StatusPaused, store.StatusCompleted, store.StatusArchived:
+			params.Status = st
+		default:
+			fe.add("status", "must be one of draft, running, paused, completed, archived")
+		}
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	want := params.Limit
+	params.Limit++ // one more tells whether there is a next page
+	list, err := s.store.ListExperiments(r.Context(), p.WorkspaceID, params)
+	if err != nil {
+		return fmt.Errorf("list experiments: %w", err)
+	}
+	out := experimentListJSON{Items: make([]experimentJSON, 0, min(len(list), want))}
+	if len(list) > want {
+		list = list[:want]
+		c := base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
+		out.NextCursor = &c
+	}
+	for _, e := range list {
+		out.Items = append(out.Items, toExperimentJSON(e))
+	}
+	return respond(w, http.StatusOK, out)
+}
+
+// transition is one lifecycle action: the statuses it starts from and the
+// one it leads to.
+type transition struct {
+	action string
+	from   []store.Status
+	to     store.Status
+}
+
+// The lifecycle: draft → running ⇄ paused → completed, and archived from any
+// status that is not running (pause or complete a running one first, so
+// that archiving never silently stops traffic).
+var (
+	transitionStart    = transition{"start", []store.Status{store.StatusDraft}, store.StatusRunning}
+	transitionPause    = transition{"pause", []store.Status{store.StatusRunning}, store.StatusPaused}
+	transitionResume   = transition{"resume", []store.Status{store.StatusPaused}, store.StatusRunning}
+	transitionComplete = transition{"complete", []store.Status{store.StatusRunning, store.StatusPaused}, store.StatusCompleted}
+	transitionArchive  = transition{"archive", []store.Status{store.StatusDraft, store.StatusPaused, store.StatusCompleted}, store.StatusArchived}
+)
+
+// completeRequest is the optional body of complete.
+type completeRequest struct {
+	// Winner fixes the variant served from now on.
+	Winner *string `json:"winner"`
+}
+
+// handleTransition serves POST /v1/experiments/{ref}/{action}.
+func (s *server) handleTransition(t transition) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p := principalFrom(r.Context())
+		// Only complete takes a body; the others accept an empty one or {}
+		// so that clients that always send a JSON object keep working.
+		var body completeRequest
+		if t.to == store.StatusCompleted {
+			if err := decodeOptional(r, &body); err != nil {
+				return err
+			}
+		} else if err := decodeOptional(r, &struct{}{}); err != nil {
+			return err
+		}
+		e, err := s.experimentByRef(r.Context(), r.PathValue("ref"))
+		if err != nil {
+			return err
+		}
+		if body.Winner != nil {
+			if _, ok := e.VariantByKey(*body.Winner); !ok {
+				return apperr.Fields([]apperr.FieldError{{Field: "winner", Reason: "must be the key of one of the experiment's variants"}})
+			}
+		}
+		if !slices.Contains(t.from, e.Status) {
+			return wrongStatus(t, e.Status)
+		}
+		tr := store.Transition{From: t.from, To: t.to, At: s.now()}
+		if body.Winner != nil {
+			tr.Winner, tr.Fixed = body.Winner, true
+		}
+		updated, err := s.store.TransitionExperiment(r.Context(), p.WorkspaceID, e.ID, tr)
+		if apperr.Is(err, apperr.Conflict) {
+			// Another request changed the status between our read and
+			// write; report the status it left.
+			if cur, gerr := s.experimentByRef(r.Context(), e.ID); gerr == nil {
+				return wrongStatus(t, cur.Status)
+			}
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("%s experiment %s: %w", t.action, e.ID, err)
+		}
+		return respond(w, http.StatusOK, toExperimentJSON(updated))
+	}
+}
+
+func wrongStatus(t transition, current store.Status) error {
+	from := make([]string, len(t.from))
+	for i, st := range t.from {
+		from[i] = string(st)
+	}
+	return apperr.New(apperr.Conflict, "cannot %s an experiment that is %s (current status: %s); %s needs status %s",
+		t.action, current, current, t.action, joinOr(from))
+}
+
+func joinOr(list []string) string {
+	switch len(list) {
+	case 0:
+		return ""
+	case 1:
+		return list[0]
+	}
+	out := list[0]
+	for _, s := range list[1 : len(list)-1] {
+		out += ", " + s
+	}
+	return out + " or " + list[len(list)-1]
+}

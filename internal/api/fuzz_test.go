@@ -1,0 +1,66 @@
+package api
+
+import (
+	"io"
+	"net/http"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzCreateExperiment posts arbitrary bodies to POST /v1/experiments over
+// real HTTP on the real SQLite store. Whatever the body, the answer must be
+// a success or a client error, never a 5xx (which is also what a panic
+// becomes), and it must match the OpenAPI document.
+//
+//	go test -run '^$' -fuzz FuzzCreateExperiment -fuzztime 3m ./internal/api/
+func FuzzCreateExperiment(f *testing.F) {
+	seeds := []string{
+		`{"key":"checkout-button","name":"Checkout button colour","metric":"binary","strategy":"adaptive",
+		  "variants":[{"key":"control","control":true,"payload":{"color":"grey"}},{"key":"green","payload":{"color":"green"}}],
+		  "settings":{"min_samples":100,"decision_threshold":0.95,"loss_threshold":0.001,"weight_floor":0.0,"alpha":0.05,"traffic":1.0,"seed":42},
+		  "start":true}`,
+		`{"key":"c","metric":"continuous","strategy":"sequential","variants":[{"key":"a"},{"key":"b"},{"key":"c"}],
+		  "settings":{"tau2":0.5,"control_share":0.5,"auto_complete":true,"epsilon":1,"gamma":0.9}}`,
+		`{}`, ``, `null`, `[]`, `"x"`, `{"key":`, `{"key":"a"} {}`,
+		`{"key":"a\u0000b","metric":"binary","variants":[{"key":"a"},{"key":"a"}]}`,
+		`{"key":"k","metric":"binary","variants":[{"key":"a","payload":[1,{"x":null}]},{"key":"b","control":true}],"settings":{"weight_floor":0.49999}}`,
+		`{"key":"k","metric":"binary","variants":[{"key":"a"},7],"settings":{"min_samples":1e3}}`,
+		`{"key":"k","metric":"binary","variants":[{"key":"a"},{"key":"b"}],"settings":{"seed":-9223372036854775808,"alpha":5e-324}}`,
+		`{"key":"k","metric":"binary","variants":[{"key":"\u202e"},{"key":"🚀"}],"name":"\ud800"}`,
+		`{"variants":[{"key":"a","payload":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `},{"key":"b"}]}`,
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	e := newEnv(f, "sqlite", Options{})
+	// A hang is a failure too: the timeout turns it into one, with every
+	// goroutine's stack to show where it waited.
+	client := &http.Client{Timeout: 10 * time.Second}
+	f.Fuzz(func(t *testing.T, body string) {
+		req, err := http.NewRequest("POST", e.http.URL+"/v1/experiments", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			var stacks strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+			t.Fatalf("body %q: %v\n%s", body, err, stacks.String())
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode >= 500 {
+			t.Fatalf("status %d for body %q:\n%s", resp.StatusCode, body, got)
+		}
+		if err := validateResponse(req, "POST /v1/experiments", resp.StatusCode, resp.Header, got); err != nil {
+			t.Fatalf("response for body %q does not match the OpenAPI document: %v\n%s", body, err, got)
+		}
+	})
+}

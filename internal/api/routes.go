@@ -1,0 +1,67 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/samplit/samplit/internal/store"
+)
+
+// routes registers every route of the API. It is the one place to look for
+// what the server answers and who may call it: s.public routes need no key,
+// s.authed routes need a key with at least the given scope (admin > write >
+// assign). Writes go through s.idempotent so that they honour an
+// Idempotency-Key header.
+//
+// Every pattern here must be described in openapi.yaml and every path there
+// served here; TestOpenAPIMatchesRoutes holds the two together.
+func (s *server) routes(reg *prometheus.Registry) {
+	s.public("GET /healthz", s.handleHealthz)
+	s.public("GET /readyz", s.handleReadyz)
+	s.publicHandler("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.public("GET /openapi.json", s.handleOpenAPI)
+
+	s.authed("POST /v1/workspaces", store.ScopeAdmin, s.idempotentWith(s.handleCreateWorkspace, workspaceReplay(s)))
+
+	s.authed("POST /v1/experiments", store.ScopeWrite, s.idempotent(s.handleCreateExperiment))
+	s.authed("GET /v1/experiments", store.ScopeWrite, s.handleListExperiments)
+	s.authed("GET /v1/experiments/{ref}", store.ScopeWrite, s.handleGetExperiment)
+	s.authed("POST /v1/experiments/{ref}/start", store.ScopeWrite, s.idempotent(s.handleTransition(transitionStart)))
+	s.authed("POST /v1/experiments/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleTransition(transitionPause)))
+	s.authed("POST /v1/experiments/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleTransition(transitionResume)))
+	s.authed("POST /v1/experiments/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleTransition(transitionComplete)))
+	s.authed("POST /v1/experiments/{ref}/archive", store.ScopeWrite, s.idempotent(s.handleTransition(transitionArchive)))
+
+	// Serving. Assignment and events are what a client app does, so an
+	// assign-scoped key may call them; they are idempotent by nature (sticky
+	// assignments, per-event idempotency keys), so they skip the
+	// Idempotency-Key machinery and its extra writes on the hot path.
+	s.authed("POST /v1/experiments/{ref}/assign", store.ScopeAssign, s.handleAssign)
+	s.authed("POST /v1/experiments/{ref}/events", store.ScopeAssign, s.handleEvents)
+	s.authed("GET /v1/experiments/{ref}/results", store.ScopeWrite, s.handleResults)
+	s.authed("GET /v1/experiments/{ref}/timeseries", store.ScopeWrite, s.handleTimeseries)
+
+	// Anything else: a problem+json 404, or 405 when another method would
+	// match. Not listed in s.patterns: it is not a route of the API.
+	s.mux.Handle("/", s.adapt(s.handleNoRoute))
+}
+
+// public registers a route that needs no API key.
+func (s *server) public(pattern string, h handlerFunc) {
+	s.publicHandler(pattern, s.adapt(h))
+}
+
+// publicHandler registers a plain http.Handler that needs no API key.
+func (s *server) publicHandler(pattern string, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.Handle(pattern, s.labelRoute(pattern, s.limitBody(h)))
+}
+
+// authed registers a route that needs a key with at least the scope, and
+// rate-limits it per key.
+func (s *server) authed(pattern string, need store.Scope, h handlerFunc) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.Handle(pattern, s.labelRoute(pattern, s.limitBody(s.adapt(s.authenticate(need, s.rateLimit(h))))))
+}

@@ -1,0 +1,327 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/optimize"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// Limits of the serving endpoints (contract: at most 1000 per batch, unit
+// ids up to 256 bytes).
+const (
+	maxBatch       = 1000
+	maxUnitIDBytes = 256
+	maxIdemKey     = 256
+	// maxEventValue bounds a continuous value so that sums of squares of a
+	// billion units stay finite in float64.
+	maxEventValue = 1e12
+	// maxTimeseriesSpan bounds one timeseries request (hourly points).
+	maxTimeseriesSpan = 92 * 24 * time.Hour
+)
+
+// checkUnitID returns why a unit id is unacceptable, or "".
+func checkUnitID(u string) string {
+	switch {
+	case u == "":
+		return "must not be empty"
+	case len(u) > maxUnitIDBytes:
+		return fmt.Sprintf("must be at most %d bytes, got %d", maxUnitIDBytes, len(u))
+	case !utf8.ValidString(u):
+		return "must be valid UTF-8"
+	case strings.ContainsFunc(u, isControl):
+		// NUL cannot be stored in PostgreSQL text, and no real id has
+		// control characters: refuse them rather than mangle them.
+		return "must not contain control characters"
+	}
+	return ""
+}
+
+func (s *server) optimizerFor(e *store.Experiment) (optimize.Optimizer, error) {
+	return s.optimizers.For(e.Kind)
+}
+
+type assignRequest struct {
+	UnitID  *string  `json:"unit_id"`
+	UnitIDs []string `json:"unit_ids"`
+}
+
+type assignmentJSON struct {
+	UnitID  string          `json:"unit_id"`
+	Variant *string         `json:"variant"`
+	Payload json.RawMessage `json:"payload"`
+	New     bool            `json:"new"`
+}
+
+func toAssignmentJSON(a optimize.Assignment) assignmentJSON {
+	out := assignmentJSON{UnitID: a.UnitID, Payload: json.RawMessage("null"), New: a.New}
+	if a.Variant != nil {
+		k := a.Variant.Key
+		out.Variant = &k
+		if len(a.Variant.Payload) > 0 {
+			out.Payload = a.Variant.Payload
+		}
+	}
+	return out
+}
+
+// handleAssign serves POST /v1/experiments/{ref}/assign, for one unit
+// ({"unit_id"}) or a batch ({"unit_ids"}).
+func (s *server) handleAssign(w http.ResponseWriter, r *http.Request) error {
+	var body assignRequest
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	var fe fieldErrors
+	var units []string
+	switch {
+	case body.UnitID != nil && body.UnitIDs != nil:
+		fe.add("unit_ids", "send either unit_id or unit_ids, not both")
+	case body.UnitID != nil:
+		if reason := checkUnitID(*body.UnitID); reason != "" {
+			fe.add("unit_id", "%s", reason)
+		}
+		units = []string{*body.UnitID}
+	case body.UnitIDs != nil:
+		if len(body.UnitIDs) == 0 || len(body.UnitIDs) > maxBatch {
+			fe.add("unit_ids", "must hold 1 to %d unit ids, got %d", maxBatch, len(body.UnitIDs))
+		}
+		for i, u := range body.UnitIDs {
+			if reason := checkUnitID(u); reason != "" {
+				fe.add(fmt.Sprintf("unit_ids[%d]", i), "%s", reason)
+			}
+		}
+		units = body.UnitIDs
+	default:
+		fe.add("unit_id", "is required (or unit_ids for a batch)")
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	e, err := s.experimentByRef(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	opt, err := s.optimizerFor(&e)
+	if err != nil {
+		return err
+	}
+	as, err := opt.Assign(r.Context(), &e, units)
+	if err != nil {
+		return err
+	}
+	if body.UnitID != nil {
+		return respond(w, http.StatusOK, toAssignmentJSON(as[0]))
+	}
+	out := struct {
+		Assignments []assignmentJSON `json:"assignments"`
+	}{Assignments: make([]assignmentJSON, len(as))}
+	for i, a := range as {
+		out.Assignments[i] = toAssignmentJSON(a)
+	}
+	return respond(w, http.StatusOK, out)
+}
+
+type eventRequest struct {
+	UnitID         string   `json:"unit_id"`
+	Value          *float64 `json:"value"`
+	IdempotencyKey string   `json:"idempotency_key"`
+}
+
+type eventsRequest struct {
+	eventRequest
+	Events []json.RawMessage `json:"events"`
+}
+
+type rejectedJSON struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+}
+
+type eventsResponse struct {
+	Accepted   int            `json:"accepted"`
+	Duplicates int            `json:"duplicates"`
+	Rejected   []rejectedJSON `json:"rejected"`
+}
+
+// checkEvent validates one event against the experiment's metric and
+// returns the event to store, or the field that makes it unacceptable.
+func checkEvent(ev eventRequest, metric store.Metric, now time.Time) (store.Event, *apperr.FieldError) {
+	bad := func(field, format string, args ...any) (store.Event, *apperr.FieldError) {
+		return store.Event{}, &apperr.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	if reason := checkUnitID(ev.UnitID); reason != "" {
+		return bad("unit_id", "%s", reason)
+	}
+	if len(ev.IdempotencyKey) > maxIdemKey || strings.ContainsFunc(ev.IdempotencyKey, isControl) {
+		return bad("idempotency_key", "must be at most %d bytes without control characters", maxIdemKey)
+	}
+	out := store.Event{UnitID: ev.UnitID, Value: 1, IdempotencyKey: ev.IdempotencyKey, At: now}
+	switch metric {
+	case store.MetricBinary:
+		// A binary event is a conversion; a value, when sent, must say so.
+		if ev.Value != nil && *ev.Value != 1 {
+			return bad("value", "must be 1 (a conversion) or left out for a binary metric")
+		}
+	case store.MetricContinuous:
+		if ev.Value == nil {
+			return bad("value", "is required for a continuous metric")
+		}
+		if math.IsNaN(*ev.Value) || math.Abs(*ev.Value) > maxEventValue {
+			return bad("value", "must be a number between -%g and %g", maxEventValue, maxEventValue)
+		}
+		out.Value = *ev.Value
+	}
+	return out, nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// handleEvents serves POST /v1/experiments/{ref}/events, for one event or a
+// batch ({"events": [...]}). The 202 is sent only after the accepted events
+// are committed: acknowledged events survive any crash.
+func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
+	var body eventsRequest
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	single := body.Events == nil
+	if !single && (body.UnitID != "" || body.Value != nil || body.IdempotencyKey != "") {
+		return apperr.Fields([]apperr.FieldError{{Field: "events", Reason: "send either one event or an events list, not both"}})
+	}
+	if !single && (len(body.Events) == 0 || len(body.Events) > maxBatch) {
+		return apperr.Fields([]apperr.FieldError{{Field: "events", Reason: fmt.Sprintf("must hold 1 to %d events, got %d", maxBatch, len(body.Events))}})
+	}
+	e, err := s.experimentByRef(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	raw := []eventRequest{body.eventRequest}
+	if !single {
+		raw = make([]eventRequest, len(body.Events))
+		for i, m := range body.Events {
+			if err := decodeField(m, &raw[i], fmt.Sprintf("events[%d]", i)); err != nil {
+				return err
+			}
+		}
+	}
+	resp := eventsResponse{Rejected: []rejectedJSON{}}
+	valid := make([]store.Event, 0, len(raw))
+	index := make([]int, 0, len(raw)) // position in the request of each valid event
+	for i, ev := range raw {
+		se, bad := checkEvent(ev, e.Metric, now)
+		if bad != nil {
+			if single {
+				return apperr.Fields([]apperr.FieldError{*bad})
+			}
+			resp.Rejected = append(resp.Rejected, rejectedJSON{Index: i, Error: bad.Field + " " + bad.Reason})
+			continue
+		}
+		valid = append(valid, se)
+		index = append(index, i)
+	}
+	if len(valid) > 0 {
+		opt, err := s.optimizerFor(&e)
+		if err != nil {
+			return err
+		}
+		results, err := opt.RecordEvents(r.Context(), &e, valid)
+		if err != nil {
+			return err
+		}
+		for j, res := range results {
+			switch res.Outcome {
+			case store.OutcomeAccepted:
+				resp.Accepted++
+			case store.OutcomeDuplicate:
+				resp.Duplicates++
+			default:
+				resp.Rejected = append(resp.Rejected, rejectedJSON{Index: index[j], Error: res.Reason})
+			}
+		}
+	}
+	slices.SortFunc(resp.Rejected, func(a, b rejectedJSON) int { return a.Index - b.Index })
+	return respond(w, http.StatusAccepted, resp)
+}
+
+// handleResults serves GET /v1/experiments/{ref}/results.
+func (s *server) handleResults(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.experimentByRef(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	opt, err := s.optimizerFor(&e)
+	if err != nil {
+		return err
+	}
+	res, err := opt.Results(r.Context(), &e)
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusOK, res)
+}
+
+// handleTimeseries serves GET /v1/experiments/{ref}/timeseries?from=&to=
+// (RFC 3339; default: from the experiment's creation to now).
+func (s *server) handleTimeseries(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.experimentByRef(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	from, to := e.CreatedAt.Truncate(time.Hour), now.Truncate(time.Hour).Add(time.Hour)
+	var fe fieldErrors
+	q := r.URL.Query()
+	parse := func(name string, dst *time.Time) {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				fe.add(name, "must be an RFC 3339 time such as 2026-11-27T10:00:00Z")
+				return
+			}
+			*dst = t.UTC()
+		}
+	}
+	parse("from", &from)
+	parse("to", &to)
+	if len(fe) == 0 {
+		if !to.After(from) {
+			fe.add("to", "must be after from")
+		} else if to.Sub(from) > maxTimeseriesSpan {
+			if q.Get("from") == "" {
+				from = to.Add(-maxTimeseriesSpan) // a long-running experiment: its last quarter
+			} else {
+				fe.add("to", "the span from from to to must be at most %d days", int(maxTimeseriesSpan/(24*time.Hour)))
+			}
+		}
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	opt, err := s.optimizerFor(&e)
+	if err != nil {
+		return err
+	}
+	pts, err := opt.Timeseries(r.Context(), &e, from, to)
+	if err != nil {
+		return err
+	}
+	if pts == nil {
+		pts = []optimize.Point{}
+	}
+	return respond(w, http.StatusOK, struct {
+		ExperimentID string           `json:"experiment_id"`
+		From         time.Time        `json:"from"`
+		To           time.Time        `json:"to"`
+		Points       []optimize.Point `json:"points"`
+	}{e.ID, from, to, pts})
+}

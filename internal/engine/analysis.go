@@ -1,0 +1,324 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/samplit/samplit/internal/engine/stats"
+)
+
+// Decision states.
+const (
+	StateCollecting  = "collecting"
+	StateWinnerFound = "winner_found"
+	// StateCompleted is set by the service when a user completes an experiment; the
+	// engine never returns it.
+	StateCompleted = "completed"
+)
+
+// z975 is the 97.5% standard normal quantile, for 95% intervals.
+const z975 = 1.959963984540054
+
+// Result is the analysis of an experiment, with the JSON names of the results
+// document of the HTTP contract.
+type Result struct {
+	Strategy   string          `json:"strategy"`
+	Metric     Metric          `json:"metric"`
+	TotalUnits int64           `json:"total_units"`
+	Variants   []VariantResult `json:"variants"`
+	// Winner is the declared winner's key, or nil.
+	Winner   *string  `json:"winner"`
+	Decision Decision `json:"decision"`
+	SRM      SRM      `json:"srm"`
+}
+
+// VariantResult is one variant's line of a Result.
+type VariantResult struct {
+	Key         string  `json:"key"`
+	Units       int64   `json:"units"`
+	Conversions int64   `json:"conversions"`
+	Sum         float64 `json:"sum"`
+	// Mean is the observed rate (binary) or average value (continuous).
+	Mean float64 `json:"mean"`
+	// CILow and CIHigh bound the equal-tailed 95% credible interval of the mean.
+	CILow  float64 `json:"ci_low"`
+	CIHigh float64 `json:"ci_high"`
+	// PBest is the posterior probability that this variant is the best.
+	PBest float64 `json:"p_best"`
+	// ExpectedLoss is E[max_j θ_j − θ_i], what choosing this variant costs on average.
+	ExpectedLoss float64 `json:"expected_loss"`
+	// Weight is the share of new traffic the variant gets now.
+	Weight float64 `json:"weight"`
+	// Lift is mean/mean(control) − 1 with its 95% interval; nil for the control and
+	// where undefined (no units, or a control mean of zero).
+	Lift       *float64 `json:"lift"`
+	LiftCILow  *float64 `json:"lift_ci_low"`
+	LiftCIHigh *float64 `json:"lift_ci_high"`
+	// PValue is the always-valid p-value against the control (sequential only).
+	PValue *float64 `json:"p_value"`
+	// DiffLow and DiffHigh bound the always-valid confidence sequence of the
+	// difference of means against the control (sequential only).
+	DiffLow  *float64 `json:"diff_cs_low,omitempty"`
+	DiffHigh *float64 `json:"diff_cs_high,omitempty"`
+}
+
+// Decision is the state of the decision rule and a sentence saying why.
+type Decision struct {
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+// SRM is the sample ratio mismatch check: the χ² goodness-of-fit p-value of the
+// assignment counts against fixed weights. PValue is nil for adaptive strategies,
+// whose weights move, so that the counts have no fixed expectation.
+type SRM struct {
+	PValue *float64 `json:"p_value"`
+	Alert  bool     `json:"alert"`
+}
+
+// SRMPValue returns the χ² goodness-of-fit p-value of observed counts against the
+// expected shares weights (which need not be normalised). Categories with zero
+// weight are ignored unless they received units, which makes the p-value 0. With
+// fewer than two categories or no units the p-value is 1.
+func SRMPValue(observed []int64, weights []float64) float64 {
+	var n, wsum float64
+	for i, o := range observed {
+		n += float64(o)
+		wsum += weights[i]
+	}
+	if n == 0 || !(wsum > 0) {
+		return 1
+	}
+	chi2, df := 0.0, -1.0
+	for i, o := range observed {
+		e := n * weights[i] / wsum
+		if e == 0 {
+			if o > 0 {
+				return 0
+			}
+			continue
+		}
+		d := float64(o) - e
+		chi2 += d * d / e
+		df++
+	}
+	if df < 1 {
+		return 1
+	}
+	return stats.ChiSquareSurvival(chi2, df)
+}
+
+// Analyze computes the results document of an experiment under strategy s.
+//
+// Means, credible intervals and lifts use the cumulative statistics. P(best),
+// expected loss and the decision use what the strategy learns from (the discounted
+// statistics when Gamma < 1). The sequential strategy's p-values include a look at the
+// current statistics on top of in.State, without changing it (call Update to store a look).
+func Analyze(s Strategy, in Input) (*Result, error) {
+	in, err := in.validate()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := s.Plan(in)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Strategy: s.Name(), Metric: in.Metric, Variants: make([]VariantResult, len(in.Arms))}
+	cum := make([]counts, len(in.Arms))
+	for i, a := range in.Arms {
+		cum[i] = armCounts(a)
+		res.TotalUnits += a.Units
+	}
+	post := posteriors(in.Metric, cum, in.Settings)
+	learn := post
+	if in.Settings.Gamma < 1 {
+		learn = posteriors(in.Metric, effectiveCounts(in), in.Settings)
+	}
+	pbest, loss := bestProbabilities(learn)
+	plan.prime(pbest)
+	weights := plan.Weights()
+	means := observedMeans(in.Metric, in.Arms)
+	ci := controlIndex(in.Arms)
+	var seq *State
+	if _, ok := s.(sequential); ok {
+		st := sequentialLook(in)
+		seq = &st
+	}
+	for i, a := range in.Arms {
+		v := VariantResult{
+			Key: a.Key, Units: a.Units, Conversions: a.Conversions, Sum: a.Sum,
+			Mean: means[i], CILow: post[i].quantile(0.025), CIHigh: post[i].quantile(0.975),
+			PBest: pbest[i], ExpectedLoss: loss[i], Weight: weights[i],
+		}
+		if in.Metric == Binary {
+			v.Sum = float64(a.Conversions)
+		}
+		if i != ci {
+			v.Lift, v.LiftCILow, v.LiftCIHigh = lift(in.Metric, a, in.Arms[ci])
+			if seq != nil {
+				as := seq.Arms[i]
+				v.PValue, v.DiffLow, v.DiffHigh = as.PValue, as.DiffLow, as.DiffHigh
+			}
+		}
+		res.Variants[i] = v
+	}
+	if plan.Fixed() {
+		obs := make([]int64, len(in.Arms))
+		for i, a := range in.Arms {
+			obs[i] = a.Units
+		}
+		p := SRMPValue(obs, weights)
+		res.SRM = SRM{PValue: &p, Alert: p < SRMAlertP}
+	}
+	if seq != nil {
+		res.Winner, res.Decision = sequentialDecision(in, *seq)
+	} else {
+		res.Winner, res.Decision = bayesDecision(in, pbest, loss)
+	}
+	return res, nil
+}
+
+// Decide applies the decision rule of strategy s alone, without the rest of the
+// analysis: cheaper, for simulations and for checks after each event.
+func Decide(s Strategy, in Input) (winner *string, d Decision, err error) {
+	in, err = in.validate()
+	if err != nil {
+		return nil, Decision{}, err
+	}
+	if _, ok := s.(sequential); ok {
+		w, d := sequentialDecision(in, sequentialLook(in))
+		return w, d, nil
+	}
+	pbest, loss := bestProbabilities(posteriors(in.Metric, effectiveCounts(in), in.Settings))
+	w, d := bayesDecision(in, pbest, loss)
+	return w, d, nil
+}
+
+// burnIn returns a reason if some arm has fewer than MinSamples units.
+func burnIn(in Input) (string, bool) {
+	low := -1
+	for i, a := range in.Arms {
+		if a.Units < in.Settings.MinSamples && (low < 0 || a.Units < in.Arms[low].Units) {
+			low = i
+		}
+	}
+	if low < 0 {
+		return "", false
+	}
+	return fmt.Sprintf("%s has %d of the %d units every variant needs before a decision",
+		in.Arms[low].Key, in.Arms[low].Units, in.Settings.MinSamples), true
+}
+
+func pct(p float64) string { return strconv.FormatFloat(100*p, 'f', 1, 64) + "%" }
+
+func num(x float64) string { return strconv.FormatFloat(x, 'g', 2, 64) }
+
+// bayesDecision: a winner once every arm has MinSamples units, P(best) ≥ threshold
+// and expected loss ≤ LossThreshold.
+func bayesDecision(in Input, pbest, loss []float64) (*string, Decision) {
+	if why, ok := burnIn(in); ok {
+		return nil, Decision{StateCollecting, why}
+	}
+	b := argmax(pbest)
+	key := in.Arms[b].Key
+	s := in.Settings
+	var claim string
+	if len(in.Arms) == 2 {
+		claim = fmt.Sprintf("%s beats %s with %s probability", key, in.Arms[1-b].Key, pct(pbest[b]))
+	} else {
+		claim = fmt.Sprintf("%s is the best of %d variants with %s probability", key, len(in.Arms), pct(pbest[b]))
+	}
+	switch {
+	case pbest[b] < s.DecisionThreshold:
+		return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s leads with %s probability of being best; %s required",
+			key, pct(pbest[b]), pct(s.DecisionThreshold))}
+	case loss[b] > s.LossThreshold:
+		return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s, but its expected loss %s is above %s",
+			claim, num(loss[b]), num(s.LossThreshold))}
+	}
+	return &key, Decision{StateWinnerFound, fmt.Sprintf("%s; expected loss %s", claim, num(loss[b]))}
+}
+
+// sequentialDecision: the variant with the highest mean among those whose confidence
+// sequence lies above zero wins; if every variant's lies below zero, the control wins.
+func sequentialDecision(in Input, st State) (*string, Decision) {
+	if why, ok := burnIn(in); ok {
+		return nil, Decision{StateCollecting, why}
+	}
+	ci := controlIndex(in.Arms)
+	means := observedMeans(in.Metric, in.Arms)
+	alpha := in.Settings.Alpha
+	best, allWorse, minP, minKey := -1, true, 1.0, ""
+	for i, as := range st.Arms {
+		if i == ci {
+			continue
+		}
+		if as.PValue == nil || *as.PValue >= alpha {
+			allWorse = false
+			if as.PValue != nil && *as.PValue < minP {
+				minP, minKey = *as.PValue, as.Key
+			}
+			continue
+		}
+		if *as.DiffLow > 0 {
+			allWorse = false
+			if best < 0 || means[i] > means[best] {
+				best = i
+			}
+		}
+	}
+	ctrl := in.Arms[ci].Key
+	if best >= 0 {
+		as := st.Arms[best]
+		key := as.Key
+		return &key, Decision{StateWinnerFound, fmt.Sprintf("%s beats %s (always-valid p = %s < %s; difference %s, 95%% confidence sequence [%s, %s])",
+			key, ctrl, num(*as.PValue), num(alpha), num(means[best]-means[ci]), num(*as.DiffLow), num(*as.DiffHigh))}
+	}
+	if allWorse {
+		return &ctrl, Decision{StateWinnerFound, fmt.Sprintf("%s beats every other variant (always-valid p < %s for each)", ctrl, num(alpha))}
+	}
+	if minKey == "" {
+		return nil, Decision{StateCollecting, fmt.Sprintf("no variant differs from %s yet; always-valid p-value below %s required", ctrl, num(alpha))}
+	}
+	return nil, Decision{StateCollecting, fmt.Sprintf("no variant differs from %s yet: smallest always-valid p-value %s (%s); below %s required",
+		ctrl, num(minP), minKey, num(alpha))}
+}
+
+// lift returns mean(v)/mean(c) − 1 with a 95% interval. Binary: the Katz log
+// interval of the risk ratio, with 0.5 added to each count when one is zero
+// (Haldane–Anscombe). Continuous: the delta method on the ratio of means.
+func lift(m Metric, v, c Arm) (l, lo, hi *float64) {
+	if v.Units == 0 || c.Units == 0 {
+		return nil, nil, nil
+	}
+	ptr := func(x float64) *float64 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return &x
+	}
+	if m == Binary {
+		cv, nv, cc, nc := float64(v.Conversions), float64(v.Units), float64(c.Conversions), float64(c.Units)
+		if cc > 0 {
+			l = ptr(cv/nv/(cc/nc) - 1)
+		}
+		if cv == 0 || cc == 0 || cv == nv || cc == nc {
+			cv, nv, cc, nc = cv+0.5, nv+1, cc+0.5, nc+1
+		}
+		lr := math.Log(cv / nv / (cc / nc))
+		se := math.Sqrt(1/cv - 1/nv + 1/cc - 1/nc)
+		return l, ptr(math.Expm1(lr - z975*se)), ptr(math.Expm1(lr + z975*se))
+	}
+	if c.Units < 2 || v.Units < 2 {
+		return nil, nil, nil
+	}
+	mv, sv := unitVariance(m, v)
+	mc, sc := unitVariance(m, c)
+	if !(mc > 0) {
+		return nil, nil, nil
+	}
+	r := mv / mc
+	se := math.Sqrt(sv/float64(v.Units)/(mc*mc) + r*r*sc/float64(c.Units)/(mc*mc))
+	return ptr(r - 1), ptr(r - 1 - z975*se), ptr(r - 1 + z975*se)
+}

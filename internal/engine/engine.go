@@ -1,0 +1,265 @@
+// Package engine is Samplit's decision engine: it turns per-variant sufficient
+// statistics into allocation weights, assignments and decisions.
+//
+// It is a pure core. It performs no I/O, reads no clock and uses no global random
+// source: callers pass the statistics (Arm), the settings (Settings), the strategy's
+// saved State, the current time and a seeded *rand.Rand. The same inputs therefore
+// always give the same outputs, and a simulation replays bit for bit.
+//
+// The usual call sequence of a serving layer is:
+//
+//	s, err := engine.Lookup(exp.Strategy)           // "adaptive", "fast_learning", ...
+//	in := engine.Input{Metric: m, Arms: arms, Settings: set, State: st, Now: now}
+//	plan, err := s.Plan(in)                          // cheap; cache it until the counts change
+//	pick := plan.Pick(rng)                           // or plan.PickN(rng, n) for a batch
+//	st, err = s.Update(in)                           // after new events: fold them into the state
+//	res, err := engine.Analyze(s, in)                // the results document
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Metric says what is measured per unit.
+type Metric string
+
+// The metrics the engine knows.
+const (
+	// Binary is a conversion: each unit converts or not.
+	Binary Metric = "binary"
+	// Continuous is a value per unit, such as revenue.
+	Continuous Metric = "continuous"
+)
+
+// Arm carries the additive sufficient statistics of one variant.
+type Arm struct {
+	// Key identifies the variant.
+	Key string `json:"key"`
+	// Control marks the variant that lifts and sequential tests compare against. If
+	// no arm is marked, the first arm is the control.
+	Control bool `json:"control,omitempty"`
+	// Units is the number of units assigned.
+	Units int64 `json:"units"`
+	// Conversions is the number of converted units (binary metrics).
+	Conversions int64 `json:"conversions"`
+	// Sum and SumSquares are the sum of the values and of their squares
+	// (continuous metrics).
+	Sum        float64 `json:"sum"`
+	SumSquares float64 `json:"sum_squares"`
+}
+
+// Default settings. The API layer fills unset fields from these constants.
+const (
+	DefaultMinSamples        = 100
+	DefaultDecisionThreshold = 0.95
+	DefaultLossThreshold     = 0.001
+	DefaultWeightFloor       = 0.0
+	DefaultAlpha             = 0.05
+	// DefaultTau2 is the mixing variance of the sequential test, in units of the
+	// per-unit variance (a standardised effect size of about 0.07).
+	DefaultTau2 = 0.005
+	// DefaultEpsilonC is c in the ε-greedy schedule ε = min(1, c·K/t).
+	DefaultEpsilonC = 5.0
+	// DefaultGamma is the discount factor per time unit; 1 means no discounting.
+	DefaultGamma = 1.0
+	// DefaultDecayUnit is the time unit of Gamma.
+	DefaultDecayUnit = time.Hour
+	// DefaultTopTwoBeta is β of top-two Thompson sampling (Russo 2016).
+	DefaultTopTwoBeta = 0.5
+	// DefaultPrior is the Beta(1, 1) prior of binary metrics.
+	DefaultPriorAlpha = 1.0
+	DefaultPriorBeta  = 1.0
+	// SRMAlertP is the p-value under which a sample ratio mismatch raises an alert.
+	SRMAlertP = 0.001
+)
+
+// Settings are the tunable parameters of strategies and of the decision rule.
+type Settings struct {
+	// MinSamples is the number of units every variant needs before a decision.
+	MinSamples int64 `json:"min_samples"`
+	// DecisionThreshold is the P(best) a winner needs, in (0, 1).
+	DecisionThreshold float64 `json:"decision_threshold"`
+	// LossThreshold is the expected loss a winner may not exceed, in the metric's unit.
+	LossThreshold float64 `json:"loss_threshold"`
+	// WeightFloor is the minimum share of traffic of every competing variant.
+	WeightFloor float64 `json:"weight_floor"`
+	// Alpha is the significance level of the sequential test.
+	Alpha float64 `json:"alpha"`
+	// ControlShare, if positive, is the fixed share of traffic of the control while
+	// the other variants compete for the rest.
+	ControlShare float64 `json:"control_share,omitempty"`
+	// Tau2 is the mixing variance of the mixture SPRT, relative to the per-unit variance.
+	Tau2 float64 `json:"tau2,omitempty"`
+	// EpsilonC is c of the explore strategy's ε = min(1, c·K/t).
+	EpsilonC float64 `json:"epsilon_c,omitempty"`
+	// Gamma, in (0, 1], is the factor by which discounted Thompson sampling shrinks
+	// past counts per DecayUnit of time; 1 disables discounting.
+	Gamma float64 `json:"gamma,omitempty"`
+	// DecayUnit is the time unit of Gamma.
+	DecayUnit time.Duration `json:"decay_unit,omitempty"`
+	// TopTwoBeta is the probability that fast_learning serves the leader.
+	TopTwoBeta float64 `json:"top_two_beta,omitempty"`
+	// PriorAlpha and PriorBeta are the Beta prior of binary metrics.
+	PriorAlpha float64 `json:"prior_alpha,omitempty"`
+	PriorBeta  float64 `json:"prior_beta,omitempty"`
+}
+
+// DefaultSettings returns the settings with every field at its default.
+func DefaultSettings() Settings {
+	return Settings{
+		MinSamples:        DefaultMinSamples,
+		DecisionThreshold: DefaultDecisionThreshold,
+		LossThreshold:     DefaultLossThreshold,
+		WeightFloor:       DefaultWeightFloor,
+		Alpha:             DefaultAlpha,
+		Tau2:              DefaultTau2,
+		EpsilonC:          DefaultEpsilonC,
+		Gamma:             DefaultGamma,
+		DecayUnit:         DefaultDecayUnit,
+		TopTwoBeta:        DefaultTopTwoBeta,
+		PriorAlpha:        DefaultPriorAlpha,
+		PriorBeta:         DefaultPriorBeta,
+	}
+}
+
+// WithDefaults returns s with every zero field whose zero value is meaningless (all
+// but MinSamples, WeightFloor and ControlShare, for which zero is a valid choice)
+// set to its default.
+func (s Settings) WithDefaults() Settings {
+	d := DefaultSettings()
+	fill := func(v *float64, def float64) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	fill(&s.DecisionThreshold, d.DecisionThreshold)
+	fill(&s.LossThreshold, d.LossThreshold)
+	fill(&s.Alpha, d.Alpha)
+	fill(&s.Tau2, d.Tau2)
+	fill(&s.EpsilonC, d.EpsilonC)
+	fill(&s.Gamma, d.Gamma)
+	fill(&s.TopTwoBeta, d.TopTwoBeta)
+	fill(&s.PriorAlpha, d.PriorAlpha)
+	fill(&s.PriorBeta, d.PriorBeta)
+	if s.DecayUnit == 0 {
+		s.DecayUnit = d.DecayUnit
+	}
+	return s
+}
+
+// ErrInvalid is wrapped by every error about impossible inputs, so that callers can
+// map them to a 422 with errors.Is.
+var ErrInvalid = errors.New("invalid input")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Validate reports the first setting outside its domain. Settings are validated after
+// WithDefaults, so zero values that WithDefaults fills are errors here.
+func (s Settings) Validate(arms int) error {
+	in01 := func(v float64) bool { return v > 0 && v < 1 }
+	switch {
+	case s.MinSamples < 0:
+		return invalid("min_samples must not be negative")
+	case !in01(s.DecisionThreshold):
+		return invalid("decision_threshold must be in (0, 1)")
+	case !(s.LossThreshold > 0) || math.IsInf(s.LossThreshold, 0):
+		return invalid("loss_threshold must be positive")
+	case !in01(s.Alpha):
+		return invalid("alpha must be in (0, 1)")
+	case !(s.WeightFloor >= 0) || s.WeightFloor*float64(arms) > 1:
+		return invalid("weight_floor must be in [0, 1/number of variants]")
+	case !(s.ControlShare >= 0) || s.ControlShare >= 1:
+		return invalid("control_share must be in [0, 1)")
+	case s.ControlShare+s.WeightFloor*float64(arms-1) > 1:
+		return invalid("control_share plus the weight floors of the other variants exceeds 1")
+	case !(s.Tau2 > 0) || math.IsInf(s.Tau2, 0):
+		return invalid("tau2 must be positive")
+	case !(s.EpsilonC > 0) || math.IsInf(s.EpsilonC, 0):
+		return invalid("epsilon_c must be positive")
+	case !(s.Gamma > 0 && s.Gamma <= 1):
+		return invalid("gamma must be in (0, 1]")
+	case s.DecayUnit <= 0:
+		return invalid("decay_unit must be positive")
+	case !in01(s.TopTwoBeta):
+		return invalid("top_two_beta must be in (0, 1)")
+	case !(s.PriorAlpha >= 1) || !(s.PriorBeta >= 1) || math.IsInf(s.PriorAlpha+s.PriorBeta, 0):
+		// A prior parameter below 1 puts an infinite density at 0 or 1, which the
+		// integration grid cannot resolve and no decision needs.
+		return invalid("prior_alpha and prior_beta must be finite and at least 1")
+	}
+	return nil
+}
+
+// Input is what every strategy call receives.
+type Input struct {
+	// Metric is binary or continuous.
+	Metric Metric
+	// Arms are the variants' cumulative statistics, in a fixed order.
+	Arms []Arm
+	// Settings are filled with WithDefaults before use.
+	Settings Settings
+	// State is what the strategy saved last time (the zero State at the start).
+	State State
+	// Now is the caller's current time; only discounting and state updates use it.
+	Now time.Time
+}
+
+// validate checks the input and returns it with defaults filled in.
+func (in Input) validate() (Input, error) {
+	if in.Metric != Binary && in.Metric != Continuous {
+		return in, invalid("metric must be %q or %q, not %q", Binary, Continuous, in.Metric)
+	}
+	if len(in.Arms) < 2 {
+		return in, invalid("at least two variants are needed, got %d", len(in.Arms))
+	}
+	controls := 0
+	for i, a := range in.Arms {
+		// A quadratic scan: cheaper than a map for the handful of arms an experiment
+		// has, and Plan runs it on every call.
+		for _, b := range in.Arms[:i] {
+			if b.Key == a.Key {
+				return in, invalid("duplicate variant key %q", a.Key)
+			}
+		}
+		if a.Control {
+			controls++
+		}
+		if a.Units < 0 {
+			return in, invalid("variant %q: units must not be negative", a.Key)
+		}
+		if in.Metric == Binary && (a.Conversions < 0 || a.Conversions > a.Units) {
+			return in, invalid("variant %q: conversions must be between 0 and units", a.Key)
+		}
+		if in.Metric == Continuous {
+			if math.IsNaN(a.Sum) || math.IsInf(a.Sum, 0) || math.IsNaN(a.SumSquares) || math.IsInf(a.SumSquares, 0) || a.SumSquares < 0 {
+				return in, invalid("variant %q: sum and sum of squares must be finite, the latter not negative", a.Key)
+			}
+			if a.Units == 0 && (a.Sum != 0 || a.SumSquares != 0) {
+				return in, invalid("variant %q: values without units", a.Key)
+			}
+		}
+	}
+	if controls > 1 {
+		return in, invalid("at most one variant may be the control, got %d", controls)
+	}
+	in.Settings = in.Settings.WithDefaults()
+	if err := in.Settings.Validate(len(in.Arms)); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+// controlIndex returns the index of the control arm: the marked one, else 0.
+func controlIndex(arms []Arm) int {
+	for i, a := range arms {
+		if a.Control {
+			return i
+		}
+	}
+	return 0
+}

@@ -1,0 +1,58 @@
+package engine_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/samplit/samplit/internal/engine"
+)
+
+func ExampleAnalyze() {
+	s, _ := engine.Lookup("adaptive")
+	res, err := engine.Analyze(s, engine.Input{
+		Metric: engine.Binary,
+		Arms: []engine.Arm{
+			{Key: "control", Control: true, Units: 1000, Conversions: 100},
+			{Key: "green", Units: 1000, Conversions: 125},
+		},
+		Settings: engine.DefaultSettings(),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, v := range res.Variants {
+		fmt.Printf("%-7s mean %.3f  95%% CI [%.4f, %.4f]  P(best) %.4f  loss %.5f  weight %.4f\n",
+			v.Key, v.Mean, v.CILow, v.CIHigh, v.PBest, v.ExpectedLoss, v.Weight)
+	}
+	g := res.Variants[1]
+	fmt.Printf("lift %.3f [%.3f, %.3f]\n", *g.Lift, *g.LiftCILow, *g.LiftCIHigh)
+	fmt.Println(res.Decision.State+":", res.Decision.Reason)
+	// Output:
+	// control mean 0.100  95% CI [0.0829, 0.1202]  P(best) 0.0386  loss 0.02517  weight 0.0386
+	// green   mean 0.125  95% CI [0.1059, 0.1470]  P(best) 0.9614  loss 0.00022  weight 0.9614
+	// lift 0.250 [-0.024, 0.602]
+	// winner_found: green beats control with 96.1% probability; expected loss 0.00022
+}
+
+// With a control share of 20% and a floor of 5%, the control gets exactly 0.2 and the
+// others share the rest by P(best), each keeping at least 0.05.
+func ExamplePlan_Pick() {
+	s, _ := engine.Lookup("adaptive")
+	plan, _ := s.Plan(engine.Input{
+		Metric: engine.Binary,
+		Arms: []engine.Arm{
+			{Key: "control", Control: true, Units: 1000, Conversions: 100},
+			{Key: "green", Units: 1000, Conversions: 125},
+			{Key: "blue", Units: 1000, Conversions: 110},
+		},
+		Settings: engine.Settings{WeightFloor: 0.05, ControlShare: 0.2}.WithDefaults(),
+	})
+	r := rand.New(rand.NewPCG(42, 0))
+	p := plan.Pick(r)
+	fmt.Printf("%s %.4f\n", p.Key, p.Propensity)
+	fmt.Printf("%.4f\n", plan.Weights())
+	// Output:
+	// green 0.6455
+	// [0.2000 0.6455 0.1545]
+}

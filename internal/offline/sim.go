@@ -1,0 +1,264 @@
+package offline
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/samplit/samplit/internal/engine"
+)
+
+// SimConfig describes a simulation: a strategy replayed against known Bernoulli rates.
+type SimConfig struct {
+	// Rates are the true conversion rates; arm 0 is the control.
+	Rates []float64
+	// Strategy is a registry name (engine.Lookup).
+	Strategy string
+	// Horizon is the number of units per run.
+	Horizon int
+	// Runs is the number of independent runs.
+	Runs int
+	// Seed makes the whole simulation reproducible: run i uses the PCG stream
+	// (Seed, i), whatever the scheduling of runs over goroutines.
+	Seed uint64
+	// Batch is the number of units assigned from one plan before the counts are
+	// updated (1 = fully sequential).
+	Batch int
+	// Look is the number of units between decision checks (0 = never decide).
+	Look int
+	// Settings are the engine settings (WithDefaults is applied).
+	Settings engine.Settings
+	// Checkpoints are unit counts at which the cumulative regret is recorded.
+	Checkpoints []int
+	// Workers bounds the parallelism; 0 means GOMAXPROCS.
+	Workers int
+	// StopAtDecision ends each run when a winner is declared (regret and traffic
+	// shares then cover only the units played).
+	StopAtDecision bool
+}
+
+// SimResult summarises the runs. The JSON keys are those of `samplit simulate --json`.
+type SimResult struct {
+	Strategy string  `json:"strategy"`
+	Horizon  int     `json:"horizon"`
+	Runs     int     `json:"runs"`
+	Regret   float64 `json:"regret_mean"`
+	RegretSE float64 `json:"regret_se"`
+	// CorrectWinnerRate is the share of runs whose declared winner, or final leader
+	// when none was declared, is the truly best arm.
+	CorrectWinnerRate float64 `json:"correct_winner_rate"`
+	// DeclaredRate is the share of runs in which a winner was declared.
+	DeclaredRate float64 `json:"declared_rate"`
+	// UnitsToDecision is the mean number of units until the declaration, over the
+	// runs that declared one; nil when none did.
+	UnitsToDecision *float64 `json:"units_to_decision_mean"`
+	// UnitsToDecisionSE is the standard error of UnitsToDecision (not part of the
+	// command's output).
+	UnitsToDecisionSE float64 `json:"-"`
+	// BestArmShare is the mean share of traffic the best arm received.
+	BestArmShare float64 `json:"best_arm_share"`
+	// CheckpointRegret holds, per checkpoint, the mean and standard error of the
+	// cumulative regret (not part of the command's output).
+	CheckpointRegret [][2]float64 `json:"-"`
+}
+
+type runResult struct {
+	regret      float64
+	checkpoints []float64
+	declared    bool
+	units       int
+	correct     bool
+	bestShare   float64
+}
+
+// RunSimulation runs the simulation in parallel. progress, if not nil, is called with the
+// number of finished runs (from any goroutine).
+func RunSimulation(cfg SimConfig, progress func(done int)) (SimResult, error) {
+	s, err := engine.Lookup(cfg.Strategy)
+	if err != nil {
+		return SimResult{}, err
+	}
+	if len(cfg.Rates) < 2 {
+		return SimResult{}, fmt.Errorf("at least two rates are needed")
+	}
+	for _, r := range cfg.Rates {
+		if !(r >= 0 && r <= 1) {
+			return SimResult{}, fmt.Errorf("rate %v is not in [0, 1]", r)
+		}
+	}
+	if cfg.Horizon < 1 || cfg.Runs < 1 || cfg.Batch < 1 || cfg.Look < 0 {
+		return SimResult{}, fmt.Errorf("horizon, runs and batch must be positive")
+	}
+	cfg.Settings = cfg.Settings.WithDefaults()
+	if err := cfg.Settings.Validate(len(cfg.Rates)); err != nil {
+		return SimResult{}, err
+	}
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	results := make([]runResult, cfg.Runs)
+	var next, done atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	for range min(workers, cfg.Runs) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Runs {
+					return
+				}
+				res, err := simulateRun(s, cfg, i)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				results[i] = res
+				d := done.Add(1)
+				if progress != nil {
+					progress(int(d))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return SimResult{}, firstErr
+	}
+	return summarise(cfg, results), nil
+}
+
+func meanSE(xs []float64) (mean, se float64) {
+	n := float64(len(xs))
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= n
+	if len(xs) < 2 {
+		return mean, 0
+	}
+	v := 0.0
+	for _, x := range xs {
+		v += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(v / (n - 1) / n)
+}
+
+func summarise(cfg SimConfig, rs []runResult) SimResult {
+	out := SimResult{Strategy: cfg.Strategy, Horizon: cfg.Horizon, Runs: cfg.Runs}
+	regrets := make([]float64, len(rs))
+	var units []float64
+	declared, correct, share := 0, 0, 0.0
+	for i, r := range rs {
+		regrets[i] = r.regret
+		if r.declared {
+			declared++
+			units = append(units, float64(r.units))
+		}
+		if r.correct {
+			correct++
+		}
+		share += r.bestShare
+	}
+	out.Regret, out.RegretSE = meanSE(regrets)
+	n := float64(len(rs))
+	out.CorrectWinnerRate = float64(correct) / n
+	out.DeclaredRate = float64(declared) / n
+	out.BestArmShare = share / n
+	if declared > 0 {
+		u, se := meanSE(units)
+		out.UnitsToDecision, out.UnitsToDecisionSE = &u, se
+	}
+	for c := range cfg.Checkpoints {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = r.checkpoints[c]
+		}
+		m, se := meanSE(xs)
+		out.CheckpointRegret = append(out.CheckpointRegret, [2]float64{m, se})
+	}
+	return out
+}
+
+// simulateRun plays one run with its own random stream.
+func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
+	r := rand.New(rand.NewPCG(cfg.Seed, uint64(run)))
+	k := len(cfg.Rates)
+	best := 0
+	for i, p := range cfg.Rates {
+		if p > cfg.Rates[best] {
+			best = i
+		}
+	}
+	in := engine.Input{Metric: engine.Binary, Arms: make([]engine.Arm, k), Settings: cfg.Settings}
+	for i := range in.Arms {
+		in.Arms[i] = engine.Arm{Key: fmt.Sprintf("arm%d", i), Control: i == 0}
+	}
+	res := runResult{checkpoints: make([]float64, len(cfg.Checkpoints))}
+	nextCP := 0
+	var winner *string
+	nextLook := cfg.Look
+	for t := 0; t < cfg.Horizon; {
+		plan, err := s.Plan(in)
+		if err != nil {
+			return res, err
+		}
+		for b := 0; b < cfg.Batch && t < cfg.Horizon; b++ {
+			i := plan.Draw(r)
+			in.Arms[i].Units++
+			if r.Float64() < cfg.Rates[i] {
+				in.Arms[i].Conversions++
+			}
+			res.regret += cfg.Rates[best] - cfg.Rates[i]
+			t++
+			for nextCP < len(cfg.Checkpoints) && t == cfg.Checkpoints[nextCP] {
+				res.checkpoints[nextCP] = res.regret
+				nextCP++
+			}
+		}
+		if cfg.Look > 0 && winner == nil && t >= nextLook {
+			nextLook += cfg.Look
+			st, err := s.Update(in)
+			if err != nil {
+				return res, err
+			}
+			in.State = st
+			w, _, err := engine.Decide(s, in)
+			if err != nil {
+				return res, err
+			}
+			if w != nil {
+				winner, res.declared, res.units = w, true, t
+				if cfg.StopAtDecision {
+					res.bestShare = float64(in.Arms[best].Units) / float64(t)
+					res.correct = *w == in.Arms[best].Key
+					return res, nil
+				}
+			}
+		}
+	}
+	for ; nextCP < len(cfg.Checkpoints); nextCP++ {
+		res.checkpoints[nextCP] = res.regret
+	}
+	if winner != nil {
+		res.correct = *winner == in.Arms[best].Key
+	} else {
+		// The final leader: the highest posterior mean under the Beta(1, 1) prior.
+		lead, leadM := 0, -1.0
+		for i, a := range in.Arms {
+			m := float64(a.Conversions+1) / float64(a.Units+2)
+			if m > leadM {
+				lead, leadM = i, m
+			}
+		}
+		res.correct = lead == best
+	}
+	res.bestShare = float64(in.Arms[best].Units) / float64(cfg.Horizon)
+	return res, nil
+}

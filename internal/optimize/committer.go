@@ -1,0 +1,129 @@
+package optimize
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// committer is a group commit: requests that arrive while a write is in
+// progress wait together and go to the database in the next single
+// transaction. On SQLite, which has one writer, this turns N concurrent
+// fsyncs into one, which is what lets single-unit assignments and events be
+// both durable before they are acknowledged and fast; on PostgreSQL several
+// workers commit in parallel and batching still saves round trips.
+//
+// A request's result is delivered only after its transaction committed, so
+// an acknowledged write is durable; a failed transaction fails every request
+// in it (each caller sees the error and none is acknowledged).
+type committer[Req, Resp any] struct {
+	jobs     chan *job[Req, Resp]
+	flush    func(ctx context.Context, reqs []Req) ([]Resp, error)
+	maxBatch int
+	timeout  time.Duration
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	once     sync.Once
+}
+
+type job[Req, Resp any] struct {
+	req  Req
+	resp Resp
+	err  error
+	done chan struct{}
+}
+
+// newCommitter starts workers goroutines that call flush with up to maxBatch
+// requests at a time. timeout bounds one flush.
+func newCommitter[Req, Resp any](workers, maxBatch int, timeout time.Duration, flush func(context.Context, []Req) ([]Resp, error)) *committer[Req, Resp] {
+	c := &committer[Req, Resp]{
+		jobs:     make(chan *job[Req, Resp], maxBatch*workers*2),
+		flush:    flush,
+		maxBatch: maxBatch,
+		timeout:  timeout,
+		stop:     make(chan struct{}),
+	}
+	for range workers {
+		c.wg.Add(1)
+		go c.loop()
+	}
+	return c
+}
+
+// do submits req and waits for its committed result. If ctx ends first the
+// caller stops waiting, but the request may still be committed: callers make
+// writes idempotent (sticky assignment, idempotency keys) for that reason.
+func (c *committer[Req, Resp]) do(ctx context.Context, req Req) (Resp, error) {
+	j := &job[Req, Resp]{req: req, done: make(chan struct{})}
+	var zero Resp
+	select {
+	case c.jobs <- j:
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-c.stop:
+		return zero, errClosed
+	}
+	select {
+	case <-j.done:
+		return j.resp, j.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+func (c *committer[Req, Resp]) loop() {
+	defer c.wg.Done()
+	batch := make([]*job[Req, Resp], 0, c.maxBatch)
+	reqs := make([]Req, 0, c.maxBatch)
+	for {
+		var first *job[Req, Resp]
+		select {
+		case first = <-c.jobs:
+		case <-c.stop:
+			// Drain what was queued before the stop so no accepted job hangs.
+			for {
+				select {
+				case j := <-c.jobs:
+					c.run([]*job[Req, Resp]{j}, []Req{j.req})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < c.maxBatch {
+			select {
+			case j := <-c.jobs:
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		reqs = reqs[:0]
+		for _, j := range batch {
+			reqs = append(reqs, j.req)
+		}
+		c.run(batch, reqs)
+	}
+}
+
+func (c *committer[Req, Resp]) run(batch []*job[Req, Resp], reqs []Req) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	resps, err := c.flush(ctx, reqs)
+	cancel()
+	for i, j := range batch {
+		if err != nil {
+			j.err = err
+		} else {
+			j.resp = resps[i]
+		}
+		close(j.done)
+	}
+}
+
+// close stops the workers after the jobs already queued are committed.
+func (c *committer[Req, Resp]) close() {
+	c.once.Do(func() { close(c.stop) })
+	c.wg.Wait()
+}

@@ -1,0 +1,559 @@
+package optimize
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/engine"
+	"github.com/samplit/samplit/internal/seal"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// Options configure the standard experiment optimizer.
+type Options struct {
+	// Writers is how many transactions may commit at once: 1 for SQLite,
+	// which has one writer anyway, a few for PostgreSQL.
+	Writers int
+	// RefreshEvery is how stale an experiment's allocation may get before
+	// it is recomputed from the stored counters (the other replicas' data
+	// included). Thompson sampling on counters at most this old is the
+	// batched Thompson sampling of the literature, which loses little.
+	RefreshEvery time.Duration
+	// OnWinner, if set, is called once when the decision rule declares a
+	// winner (on the replica that recorded it), e.g. to queue a webhook.
+	OnWinner func(ctx context.Context, e store.Experiment, winner string)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Writers < 1 {
+		o.Writers = 1
+	}
+	if o.RefreshEvery <= 0 {
+		o.RefreshEvery = time.Second
+	}
+	return o
+}
+
+// maxGroup bounds how many requests one group commit takes.
+const maxGroup = 256
+
+// Experiments is the optimizer of standard experiments: sticky assignment
+// by the experiment's strategy, durable events, and results from the
+// engine. It is safe for concurrent use, and any number of Experiments over
+// one database (replicas) behave as one: they share assignments, counters,
+// the sealed state that numbers the allocation epochs, and the recorded
+// decision.
+type Experiments struct {
+	st   store.Store
+	ring *seal.Keyring
+	now  func() time.Time
+	log  *slog.Logger
+	opts Options
+
+	assignQ *committer[store.AssignBatch, []store.Assigned]
+	eventQ  *committer[store.EventBatch, []store.EventResult]
+
+	mu      sync.Mutex
+	entries map[string]*entry // by experiment id
+}
+
+var _ Optimizer = (*Experiments)(nil)
+
+// NewExperiments returns the standard experiment optimizer. Close it to
+// commit what is queued before the store closes.
+func NewExperiments(st store.Store, ring *seal.Keyring, now func() time.Time, log *slog.Logger, opts Options) *Experiments {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	x := &Experiments{st: st, ring: ring, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*entry{}}
+	x.assignQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.Assign)
+	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.RecordEvents)
+	return x
+}
+
+// Close commits what is queued and stops the writers.
+func (x *Experiments) Close() {
+	x.assignQ.close()
+	x.eventQ.close()
+}
+
+// entry is what a replica keeps in memory for one experiment: the random
+// source (kept across refreshes so a seeded experiment draws one stream)
+// and the current allocation.
+type entry struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+
+	pol     *policy // nil until first built
+	builtAt time.Time
+}
+
+// policy is one epoch of an experiment's allocation: immutable once built.
+type policy struct {
+	plan      *engine.Plan
+	weights   []float64          // by variant position
+	weightsBy map[string]float64 // by variant id, for the store
+	epoch     int64
+	state     engine.State
+	counters  []store.Counters
+}
+
+func (x *Experiments) entryOf(e *store.Experiment) *entry {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	en, ok := x.entries[e.ID]
+	if !ok {
+		en = &entry{rng: newRand(e)}
+		x.entries[e.ID] = en
+	}
+	return en
+}
+
+// newRand returns the experiment's random source: reproducible from its
+// seed setting when it has one, else seeded from the operating system.
+func newRand(e *store.Experiment) *rand.Rand {
+	var s1, s2 uint64
+	if e.Settings.Seed != nil {
+		h := fnv.New64a()
+		h.Write([]byte(e.ID))
+		s1, s2 = uint64(*e.Settings.Seed), h.Sum64()
+	} else {
+		var b [16]byte
+		_, _ = crand.Read(b[:])
+		s1, s2 = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+	}
+	return rand.New(rand.NewPCG(s1, s2))
+}
+
+// engineSettings maps stored settings onto the engine's.
+func engineSettings(s store.Settings) engine.Settings {
+	es := engine.Settings{
+		MinSamples:        int64(s.MinSamples),
+		DecisionThreshold: s.DecisionThreshold,
+		LossThreshold:     s.LossThreshold,
+		WeightFloor:       s.WeightFloor,
+		Alpha:             s.Alpha,
+	}
+	if s.ControlShare != nil {
+		es.ControlShare = *s.ControlShare
+	}
+	if s.Tau2 != nil {
+		es.Tau2 = *s.Tau2
+	}
+	if s.Epsilon != nil {
+		es.EpsilonC = *s.Epsilon
+	}
+	if s.Gamma != nil {
+		es.Gamma = *s.Gamma
+	}
+	return es.WithDefaults()
+}
+
+// input builds the engine's input from the experiment and its counters, in
+// variant order.
+func input(e *store.Experiment, counters []store.Counters, st engine.State, now time.Time) engine.Input {
+	byID := make(map[string]store.Counters, len(counters))
+	for _, c := range counters {
+		byID[c.VariantID] = c
+	}
+	arms := make([]engine.Arm, len(e.Variants))
+	for i, v := range e.Variants {
+		c := byID[v.ID]
+		arms[i] = engine.Arm{Key: v.Key, Control: v.Control, Units: c.Units, Conversions: c.Conversions, Sum: c.Sum, SumSquares: c.SumSq}
+	}
+	return engine.Input{Metric: engine.Metric(e.Metric), Arms: arms, Settings: engineSettings(e.Settings), State: st, Now: now}
+}
+
+// policyFor returns the experiment's current allocation, rebuilding it from
+// the stored counters and state when it is older than RefreshEvery.
+func (x *Experiments) policyFor(ctx context.Context, e *store.Experiment, en *entry) (*policy, error) {
+	now := x.now()
+	if en.pol != nil && now.Sub(en.builtAt) < x.opts.RefreshEvery {
+		return en.pol, nil
+	}
+	p, err := x.buildPolicy(ctx, e, now)
+	if err != nil {
+		return nil, err
+	}
+	en.pol, en.builtAt = p, now
+	return p, nil
+}
+
+// buildPolicy reads the counters and the sealed state, folds the new data
+// into the strategy's state, makes the plan, and stores the state as the
+// next epoch. When another replica stored that epoch first, its state is
+// taken instead, so that replicas agree on the epochs and on what the
+// strategy remembers.
+func (x *Experiments) buildPolicy(ctx context.Context, e *store.Experiment, now time.Time) (*policy, error) {
+	strat, err := engine.Lookup(e.Strategy)
+	if err != nil {
+		return nil, fmt.Errorf("experiment %s: %w", e.ID, err)
+	}
+	for attempt := 0; ; attempt++ {
+		prev, version, err := x.loadState(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		counters, err := x.st.Counters(ctx, e.WorkspaceID, e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("load counters of %s: %w", e.ID, err)
+		}
+		in := input(e, counters, prev.Engine, now)
+		next, err := strat.Update(in)
+		if err != nil {
+			return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be optimized", e.Key)
+		}
+		in.State = next
+		plan, err := strat.Plan(in)
+		if err != nil {
+			return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be optimized", e.Key)
+		}
+		p := &policy{plan: plan, weights: plan.Weights(), weightsBy: map[string]float64{}, epoch: version + 1, state: next, counters: counters}
+		for i, v := range e.Variants {
+			p.weightsBy[v.ID] = p.weights[i]
+		}
+		err = x.saveState(ctx, e, stateBlob{Format: stateFormat, Strategy: e.Strategy, Epoch: p.epoch, Weights: p.weights, At: now}, next, version+1)
+		if err == nil {
+			return p, nil
+		}
+		if !apperr.Is(err, apperr.Conflict) || attempt >= 3 {
+			return nil, err
+		}
+		// Another replica saved this epoch first: start again from its state.
+	}
+}
+
+// loadedState is an opened stateBlob with the strategy's state decoded.
+type loadedState struct {
+	Epoch  int64
+	Engine engine.State
+}
+
+// loadState opens the experiment's sealed state; none yet is version 0.
+func (x *Experiments) loadState(ctx context.Context, e *store.Experiment) (loadedState, int64, error) {
+	var out loadedState
+	ss, err := x.st.LoadState(ctx, e.ID)
+	if apperr.Is(err, apperr.NotFound) {
+		return out, 0, nil
+	}
+	if err != nil {
+		return out, 0, fmt.Errorf("load state of %s: %w", e.ID, err)
+	}
+	plain, err := x.ring.Open(e.ID, ss.KeyID, ss.Blob)
+	if err != nil {
+		// Never guess: a state that does not open means a wrong key or
+		// tampering, and serving from a fresh state would hide it.
+		return out, 0, fmt.Errorf("open sealed state of experiment %s (key %s): %w", e.ID, ss.KeyID, err)
+	}
+	blob, err := decodeState(plain)
+	if err != nil {
+		return out, 0, fmt.Errorf("experiment %s: %w", e.ID, err)
+	}
+	out.Epoch = blob.Epoch
+	if len(blob.Engine) > 0 {
+		if err := json.Unmarshal(blob.Engine, &out.Engine); err != nil {
+			return out, 0, fmt.Errorf("experiment %s: decode strategy state: %w", e.ID, err)
+		}
+	}
+	if out.Engine.Strategy != "" && out.Engine.Strategy != e.Strategy {
+		out.Engine = engine.State{} // a state of another strategy is no use to this one
+	}
+	return out, ss.Version, nil
+}
+
+func (x *Experiments) saveState(ctx context.Context, e *store.Experiment, blob stateBlob, es engine.State, version int64) error {
+	raw, err := json.Marshal(es)
+	if err != nil {
+		return fmt.Errorf("encode strategy state: %w", err)
+	}
+	blob.Engine = raw
+	plain, err := json.Marshal(blob)
+	if err != nil {
+		return fmt.Errorf("encode optimizer state: %w", err)
+	}
+	keyID, sealed, err := x.ring.Seal(e.ID, plain)
+	if err != nil {
+		return fmt.Errorf("seal state of %s: %w", e.ID, err)
+	}
+	return x.st.SaveState(ctx, store.SealedState{ExperimentID: e.ID, KeyID: keyID, Blob: sealed, Version: version, UpdatedAt: x.now()})
+}
+
+// servable reports whether units may be assigned now, and the variant every
+// unit gets when a winner is fixed.
+func servable(e *store.Experiment) (fixed *store.Variant, err error) {
+	switch {
+	case e.Status == store.StatusRunning && !e.WinnerFixed:
+		return nil, nil
+	case (e.Status == store.StatusRunning || e.Status == store.StatusCompleted) && e.WinnerFixed:
+		v, ok := e.VariantByKey(e.Winner)
+		if !ok {
+			return nil, fmt.Errorf("experiment %s: fixed winner %q is not a variant", e.ID, e.Winner)
+		}
+		return &v, nil
+	default:
+		return nil, apperr.New(apperr.Conflict, "experiment %s is %s; only a running experiment assigns units", e.Key, e.Status)
+	}
+}
+
+// Assign implements Optimizer.
+func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs []string) ([]Assignment, error) {
+	fixed, err := servable(e)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Assignment, len(unitIDs))
+	for i, u := range unitIDs {
+		out[i].UnitID = u
+	}
+	if fixed != nil {
+		// A fixed winner is served to everyone, and nothing more is
+		// stored: the experiment's data stays as it was at completion.
+		for i := range out {
+			out[i].Variant = fixed
+		}
+		return out, nil
+	}
+	existing, err := x.st.Assignments(ctx, e.WorkspaceID, e.ID, unitIDs)
+	if err != nil {
+		return nil, fmt.Errorf("look up assignments: %w", err)
+	}
+	byID := make(map[string]*store.Variant, len(e.Variants))
+	for i := range e.Variants {
+		byID[e.Variants[i].ID] = &e.Variants[i]
+	}
+	var todo []int // indices of units that need a new assignment
+	for i, u := range unitIDs {
+		if a, ok := existing[u]; ok {
+			out[i].Variant = byID[a.VariantID]
+			continue
+		}
+		if !inTraffic(e.ID, u, e.Settings.Traffic) {
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return out, nil
+	}
+
+	en := x.entryOf(e)
+	en.mu.Lock()
+	p, err := x.policyFor(ctx, e, en)
+	if err != nil {
+		en.mu.Unlock()
+		return nil, err
+	}
+	now := x.now()
+	batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: p.weightsBy, Items: make([]store.Assignment, 0, len(todo))}
+	seen := make(map[string]bool, len(todo))
+	for _, i := range todo {
+		u := unitIDs[i]
+		if seen[u] { // a unit listed twice in one call gets one draw
+			continue
+		}
+		seen[u] = true
+		pick := p.plan.Pick(en.rng)
+		batch.Items = append(batch.Items, store.Assignment{UnitID: u, VariantID: e.Variants[pick.Index].ID, Propensity: pick.Propensity, Epoch: p.epoch, AssignedAt: now})
+	}
+	en.mu.Unlock()
+
+	stored, err := x.assignQ.do(ctx, batch)
+	if err != nil {
+		return nil, fmt.Errorf("store assignments: %w", err)
+	}
+	got := make(map[string]store.Assigned, len(stored))
+	for _, a := range stored {
+		if prev, ok := got[a.UnitID]; ok && prev.New {
+			continue // keep "new" for the first mention of a unit
+		}
+		got[a.UnitID] = a
+	}
+	for _, i := range todo {
+		a := got[unitIDs[i]]
+		out[i].Variant = byID[a.VariantID]
+		out[i].New = a.New
+	}
+	// A unit listed twice is new only at its first position.
+	first := map[string]bool{}
+	for i := range out {
+		if out[i].New {
+			if first[out[i].UnitID] {
+				out[i].New = false
+			}
+			first[out[i].UnitID] = true
+		}
+	}
+	return out, nil
+}
+
+// RecordEvents implements Optimizer.
+func (x *Experiments) RecordEvents(ctx context.Context, e *store.Experiment, events []store.Event) ([]store.EventResult, error) {
+	switch e.Status {
+	case store.StatusRunning, store.StatusPaused, store.StatusCompleted:
+		// Conversions of units assigned before a pause or the completion
+		// still happen, and still count.
+	default:
+		return nil, apperr.New(apperr.Conflict, "experiment %s is %s; events are accepted once it has run", e.Key, e.Status)
+	}
+	res, err := x.eventQ.do(ctx, store.EventBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Metric: e.Metric, Events: events})
+	if err != nil {
+		return nil, fmt.Errorf("record events: %w", err)
+	}
+	return res, nil
+}
+
+// Results implements Optimizer.
+func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Results, error) {
+	strat, err := engine.Lookup(e.Strategy)
+	if err != nil {
+		return nil, fmt.Errorf("experiment %s: %w", e.ID, err)
+	}
+	counters, err := x.st.Counters(ctx, e.WorkspaceID, e.ID)
+	if err != nil {
+		return nil, fmt.Errorf("load counters of %s: %w", e.ID, err)
+	}
+	prev, _, err := x.loadState(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	now := x.now()
+	in := input(e, counters, prev.Engine, now)
+	r, err := engine.Analyze(strat, in)
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be analysed", e.Key)
+	}
+	r.SRM = srm(e, counters)
+
+	res := &Results{
+		ExperimentID: e.ID, Status: e.Status, Strategy: e.Strategy, Metric: e.Metric,
+		TotalUnits: r.TotalUnits, Variants: r.Variants, SRM: r.SRM, UpdatedAt: now,
+		Decision: Decision{State: r.Decision.State, Reason: r.Decision.Reason},
+	}
+	if e.Winner == "" && r.Winner != nil && (e.Status == store.StatusRunning || e.Status == store.StatusPaused) {
+		if err := x.declare(ctx, e, *r.Winner); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case e.Status == store.StatusCompleted || e.Status == store.StatusArchived:
+		res.Decision = Decision{State: engine.StateCompleted, Reason: completedReason(e)}
+	case e.Winner != "" && (r.Winner == nil || *r.Winner != e.Winner):
+		res.Decision = Decision{State: engine.StateWinnerFound, Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", e.Winner, r.Decision.Reason)}
+	}
+	if e.Winner != "" {
+		w := e.Winner
+		res.Winner = &w
+	}
+	return res, nil
+}
+
+func completedReason(e *store.Experiment) string {
+	if e.Winner != "" && e.WinnerFixed {
+		return fmt.Sprintf("completed; %s is served to every unit", e.Winner)
+	}
+	if e.Winner != "" {
+		return fmt.Sprintf("completed with %s declared the winner", e.Winner)
+	}
+	return "completed without a winner"
+}
+
+// declare records the winner once (among all replicas) and, with
+// auto_complete, completes the experiment so that the winner is served.
+// It updates e in place.
+func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner string) error {
+	now := x.now()
+	set, err := x.st.DeclareWinner(ctx, e.WorkspaceID, e.ID, winner, now)
+	if err != nil {
+		return fmt.Errorf("record winner of %s: %w", e.ID, err)
+	}
+	if !set {
+		// Another replica recorded a decision first; report what it stored.
+		fresh, err := x.st.GetExperiment(ctx, e.WorkspaceID, e.ID)
+		if err != nil {
+			return fmt.Errorf("reload %s: %w", e.ID, err)
+		}
+		*e = fresh
+		return nil
+	}
+	e.Winner = winner
+	x.log.Info("winner found", "experiment", e.ID, "winner", winner)
+	if x.opts.OnWinner != nil {
+		x.opts.OnWinner(ctx, *e, winner)
+	}
+	if e.Settings.AutoComplete {
+		w := winner
+		done, err := x.st.TransitionExperiment(ctx, e.WorkspaceID, e.ID, store.Transition{
+			From: []store.Status{store.StatusRunning, store.StatusPaused}, To: store.StatusCompleted, At: now, Winner: &w, Fixed: true,
+		})
+		if err != nil && !apperr.Is(err, apperr.Conflict) {
+			return fmt.Errorf("auto-complete %s: %w", e.ID, err)
+		}
+		if err == nil {
+			*e = done
+		}
+	}
+	return nil
+}
+
+// srm tests the assignment counts against what the policy intended: the
+// expected count of a variant is the sum, over assigned units, of the
+// probability it had at that moment (logged with every assignment). For
+// fixed weights this is the classic χ² test; for adaptive strategies it
+// still catches a broken assignment path while the weights move. The test
+// is conservative under moving weights (the variance of a sum of Bernoulli
+// draws with varying p is below the multinomial's), so it does not raise
+// false alerts because weights move.
+func srm(e *store.Experiment, counters []store.Counters) engine.SRM {
+	obs := make([]int64, 0, len(counters))
+	exp := make([]float64, 0, len(counters))
+	var n int64
+	for _, c := range counters {
+		obs = append(obs, c.Units)
+		exp = append(exp, c.Expected)
+		n += c.Units
+	}
+	if n == 0 {
+		return engine.SRM{}
+	}
+	p := engine.SRMPValue(obs, exp)
+	return engine.SRM{PValue: &p, Alert: p < engine.SRMAlertP}
+}
+
+// Timeseries implements Optimizer.
+func (x *Experiments) Timeseries(ctx context.Context, e *store.Experiment, from, to time.Time) ([]Point, error) {
+	buckets, err := x.st.Buckets(ctx, e.WorkspaceID, e.ID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("load buckets of %s: %w", e.ID, err)
+	}
+	keys := make(map[string]string, len(e.Variants))
+	for _, v := range e.Variants {
+		keys[v.ID] = v.Key
+	}
+	units := map[time.Time]int64{}
+	for _, b := range buckets {
+		units[b.Hour] += b.Units
+	}
+	out := make([]Point, 0, len(buckets))
+	for _, b := range buckets {
+		pt := Point{Hour: b.Hour.UTC(), Variant: keys[b.VariantID], Units: b.Units, Conversions: b.Conversions, Sum: b.Sum}
+		if n := units[b.Hour]; n > 0 {
+			pt.Weight = b.Expected / float64(n)
+		}
+		out = append(out, pt)
+	}
+	slices.SortStableFunc(out, func(a, b Point) int { return a.Hour.Compare(b.Hour) })
+	return out, nil
+}

@@ -1,0 +1,157 @@
+// Package postgres opens Samplit's store on PostgreSQL through pgx/v5's
+// database/sql driver, so that the queries are internal/store/sqlstore's,
+// shared with SQLite. This package supplies the connection, the pool, the
+// PostgreSQL migrations with their lock, and the mapping of SQLSTATEs.
+//
+// Poolers: Supabase's transaction pooler and pgbouncer in transaction mode
+// hand each transaction to any server connection, so named prepared
+// statements (which live on one server connection) break there. With
+// Options.SimpleProtocol the driver sends every query with its arguments
+// interpolated by pgx (the simple query protocol), and nothing is prepared.
+//
+// Migrations take a lock so that replicas starting together apply each
+// migration once. On a direct connection that is a session advisory lock,
+// keyed by database and schema. A session lock cannot work through a
+// transaction pooler (the lock and the unlock may land on different server
+// connections, and the lock outlives the client), so with SimpleProtocol the
+// lock is goose's table lock instead: a row in goose_lock with a lease,
+// taken and renewed by ordinary transactions. Running `samplit migrate up`
+// over a direct connection (Supabase's port 5432) remains the safest choice
+// for long migrations.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/samplit/samplit/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the PostgreSQL migrations (numbered goose .sql files).
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory exists at compile time
+	}
+	return sub
+}
+
+// SQLSTATEs the store tells apart.
+const (
+	uniqueViolation      = "23505"
+	foreignKeyViolation  = "23503"
+	serializationFailure = "40001"
+	deadlockDetected     = "40P01"
+)
+
+// dialect returns the PostgreSQL dialect; the locker depends on whether a
+// transaction pooler is in the way.
+func dialect(pooled bool) sqlstore.Dialect {
+	return sqlstore.Dialect{
+		Name:       "postgres",
+		Goose:      goose.DialectPostgres,
+		Migrations: Migrations(),
+		MigrateOptions: func(ctx context.Context, db *sql.DB) ([]goose.ProviderOption, error) {
+			return migrationLock(ctx, db, pooled)
+		},
+		IsUniqueViolation:     hasState(uniqueViolation),
+		IsForeignKeyViolation: hasState(foreignKeyViolation),
+		IsRetryable:           hasState(serializationFailure, deadlockDetected),
+	}
+}
+
+func hasState(codes ...string) func(error) bool {
+	return func(err error) bool {
+		var e *pgconn.PgError
+		if !errors.As(err, &e) {
+			return false
+		}
+		for _, c := range codes {
+			if e.Code == c {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// migrationLock returns the goose lock option. The advisory lock id is a
+// hash of the database and schema names: replicas of one deployment share it,
+// while deployments (or tests) in other schemas of the same server do not
+// wait for each other.
+func migrationLock(ctx context.Context, db *sql.DB, pooled bool) ([]goose.ProviderOption, error) {
+	if pooled {
+		l, err := lock.NewPostgresTableLocker(
+			lock.WithTableLockTimeout(time.Second, 600),
+			lock.WithTableUnlockTimeout(time.Second, 60),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: migration lock: %w", err)
+		}
+		return []goose.ProviderOption{goose.WithLocker(l)}, nil
+	}
+	var scope string
+	if err := db.QueryRowContext(ctx, `SELECT current_database() || '.' || current_schema()`).Scan(&scope); err != nil {
+		return nil, fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	id := int64(crc64.Checksum([]byte("samplit.migrate."+scope), crc64.MakeTable(crc64.ECMA)))
+	l, err := lock.NewPostgresSessionLocker(lock.WithLockID(id), lock.WithLockTimeout(1, 600))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	return []goose.ProviderOption{goose.WithSessionLocker(l)}, nil
+}
+
+// Options tune Open.
+type Options struct {
+	// SimpleProtocol turns prepared statements off, for Supabase's
+	// transaction pooler (port 6543) and pgbouncer in transaction mode.
+	SimpleProtocol bool
+	// MaxConns is the pool size; zero means 10. Each replica holds at most
+	// this many server connections (or pooler client connections).
+	MaxConns int
+}
+
+// Open connects to the PostgreSQL database at url (a postgres:// URL or a
+// key=value DSN; runtime parameters such as search_path may be given as
+// query parameters). It does not migrate; see sqlstore.Store.Migrate.
+func Open(url string, opts Options) (*sqlstore.Store, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// pgconn redacts the password in its message.
+		return nil, fmt.Errorf("postgres: invalid connection URL: %v", err) // %v: not the unredacted ConnString
+	}
+	if opts.SimpleProtocol {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		cfg.StatementCacheCapacity = 0
+		cfg.DescriptionCacheCapacity = 0
+	}
+	conns := opts.MaxConns
+	if conns <= 0 {
+		conns = 10
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	// Recycle connections now and then so that a failover or a pooler
+	// restart is absorbed without errors piling up.
+	db.SetConnMaxLifetime(30 * time.Minute)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	// PostgreSQL runs concurrent writers itself: one pool reads and writes.
+	return sqlstore.New(db, db, dialect(opts.SimpleProtocol)), nil
+}

@@ -1,0 +1,283 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// DefaultListLimit is the page size ListExperiments uses when none is given.
+const DefaultListLimit = 50
+
+// CreateExperiment stores e and its variants in one transaction.
+func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment) error {
+	settings, err := json.Marshal(e.Settings)
+	if err != nil {
+		return fmt.Errorf("encode settings of %s: %w", e.ID, err)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO experiments (id, workspace_id, key, name, kind, metric, strategy, status, settings,
+			     winner, winner_fixed, created_at, updated_at, started_at, completed_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			e.ID, e.WorkspaceID, e.Key, e.Name, string(e.Kind), string(e.Metric), e.Strategy, string(e.Status),
+			string(settings), e.Winner, e.WinnerFixed, micros(e.CreatedAt), micros(e.UpdatedAt),
+			nullMicros(e.StartedAt), nullMicros(e.CompletedAt))
+		switch {
+		case s.dialect.IsUniqueViolation(err):
+			return apperr.Wrap(apperr.Conflict, err, "an experiment with key %q already exists", e.Key)
+		case s.dialect.IsForeignKeyViolation(err):
+			return apperr.Wrap(apperr.NotFound, err, "workspace %q not found", e.WorkspaceID)
+		case err != nil:
+			return fmt.Errorf("create experiment %s: %w", e.ID, err)
+		}
+		if len(e.Variants) == 0 {
+			return nil
+		}
+		rb := newRowsBuilder(e.ID)
+		for _, v := range e.Variants {
+			payload := string(v.Payload)
+			if len(v.Payload) == 0 {
+				payload = "null"
+			}
+			rb.add("(?, $1, ?, ?, ?, ?, ?)", v.ID, v.Key, v.Name, v.Control, payload, v.Position)
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO variants (id, experiment_id, key, name, control, payload, position) VALUES `+rb.String(),
+			rb.args...)
+		if s.dialect.IsUniqueViolation(err) {
+			return apperr.Wrap(apperr.Conflict, err, "variant ids and keys must be unique")
+		}
+		if err != nil {
+			return fmt.Errorf("create variants of %s: %w", e.ID, err)
+		}
+		return nil
+	})
+}
+
+const experimentColumns = `id, workspace_id, key, name, kind, metric, strategy, status, settings,
+	winner, winner_fixed, created_at, updated_at, started_at, completed_at`
+
+func scanExperiment(r scanner) (store.Experiment, error) {
+	var e store.Experiment
+	var kind, metric, status, settings string
+	var created, updated int64
+	var started, completed sql.NullInt64
+	err := r.Scan(&e.ID, &e.WorkspaceID, &e.Key, &e.Name, &kind, &metric, &e.Strategy, &status, &settings,
+		&e.Winner, &e.WinnerFixed, &created, &updated, &started, &completed)
+	if err != nil {
+		return e, err
+	}
+	e.Kind, e.Metric, e.Status = store.Kind(kind), store.Metric(metric), store.Status(status)
+	if err := json.Unmarshal([]byte(settings), &e.Settings); err != nil {
+		return e, fmt.Errorf("decode settings of %s: %w", e.ID, err)
+	}
+	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
+	e.StartedAt, e.CompletedAt = timePtr(started), timePtr(completed)
+	return e, nil
+}
+
+// GetExperiment finds the experiment by id or, failing that, by key.
+func (s *Store) GetExperiment(ctx context.Context, workspaceID, ref string) (store.Experiment, error) {
+	return getExperiment(ctx, s.read, workspaceID, ref)
+}
+
+func getExperiment(ctx context.Context, q querier, workspaceID, ref string) (store.Experiment, error) {
+	// One query for both lookups; an id match sorts first so that a key that
+	// happens to equal another experiment's id never shadows that experiment.
+	e, err := scanExperiment(q.QueryRowContext(ctx,
+		`SELECT `+experimentColumns+` FROM experiments
+		 WHERE workspace_id = $1 AND (id = $2 OR key = $2)
+		 ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END
+		 LIMIT 1`, workspaceID, ref))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, errExperimentNotFound(ref)
+	}
+	if err != nil {
+		return e, fmt.Errorf("load experiment %s: %w", ref, err)
+	}
+	vs, err := loadVariants(ctx, q, []string{e.ID})
+	if err != nil {
+		return e, err
+	}
+	e.Variants = vs[e.ID]
+	return e, nil
+}
+
+// loadVariants returns the variants of the experiments, by experiment id,
+// in position order.
+func loadVariants(ctx context.Context, q querier, experimentIDs []string) (map[string][]store.Variant, error) {
+	out := make(map[string][]store.Variant, len(experimentIDs))
+	if len(experimentIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(experimentIDs))
+	for i, id := range experimentIDs {
+		args[i] = id
+	}
+	rows, err := q.QueryContext(ctx,
+		`SELECT experiment_id, id, key, name, control, payload, position FROM variants
+		 WHERE experiment_id IN (`+placeholders(1, len(args))+`)
+		 ORDER BY experiment_id, position`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load variants: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var expID, payload string
+		var v store.Variant
+		if err := rows.Scan(&expID, &v.ID, &v.Key, &v.Name, &v.Control, &payload, &v.Position); err != nil {
+			return nil, fmt.Errorf("load variants: %w", err)
+		}
+		v.Payload = json.RawMessage(payload)
+		out[expID] = append(out[expID], v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load variants: %w", err)
+	}
+	return out, nil
+}
+
+// ListExperiments returns one page of the workspace's experiments, by id.
+// A Limit of zero or less means DefaultListLimit.
+func (s *Store) ListExperiments(ctx context.Context, workspaceID string, p store.ListParams) ([]store.Experiment, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT `+experimentColumns+` FROM experiments
+		 WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR status = $3)
+		 ORDER BY id LIMIT $4`,
+		workspaceID, p.After, string(p.Status), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list experiments: %w", err)
+	}
+	defer rows.Close()
+	var list []store.Experiment
+	var ids []string
+	for rows.Next() {
+		e, err := scanExperiment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list experiments: %w", err)
+		}
+		list = append(list, e)
+		ids = append(ids, e.ID)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list experiments: %w", err)
+	}
+	rows.Close()
+	vs, err := loadVariants(ctx, s.read, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		list[i].Variants = vs[list[i].ID]
+	}
+	return list, nil
+}
+
+// TransitionExperiment moves the experiment to t.To if its status is one of
+// t.From, as one conditional UPDATE so that of two concurrent transitions
+// only one can pass the check. StartedAt is set on the first move to running
+// and CompletedAt on the first move to completed.
+func (s *Store) TransitionExperiment(ctx context.Context, workspaceID, id string, t store.Transition) (store.Experiment, error) {
+	var out store.Experiment
+	var started, completed sql.NullInt64
+	if t.To == store.StatusRunning {
+		started = sql.NullInt64{Int64: micros(t.At), Valid: true}
+	}
+	if t.To == store.StatusCompleted {
+		completed = sql.NullInt64{Int64: micros(t.At), Valid: true}
+	}
+	var winner sql.NullString
+	var fixed sql.NullBool
+	if t.Winner != nil {
+		winner = sql.NullString{String: *t.Winner, Valid: true}
+		fixed = sql.NullBool{Bool: t.Fixed, Valid: true}
+	}
+	args := []any{workspaceID, id, string(t.To), micros(t.At), started, completed, winner, fixed}
+	from := make([]string, len(t.From))
+	for i, st := range t.From {
+		from[i] = fmt.Sprintf("$%d", len(args)+1)
+		args = append(args, string(st))
+	}
+	cond := "FALSE" // no From status: the transition never applies
+	if len(from) > 0 {
+		cond = "status IN (" + strings.Join(from, ", ") + ")"
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE experiments SET status = $3, updated_at = $4,
+			     started_at = COALESCE(started_at, $5),
+			     completed_at = COALESCE(completed_at, $6),
+			     winner = COALESCE($7, winner),
+			     winner_fixed = COALESCE($8, winner_fixed)
+			 WHERE workspace_id = $1 AND id = $2 AND `+cond, args...)
+		if err != nil {
+			return fmt.Errorf("transition experiment %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("transition experiment %s: %w", id, err)
+		}
+		out, err = getExperiment(ctx, tx, workspaceID, id)
+		if err != nil {
+			return err // NotFound when it is not in the workspace
+		}
+		if n == 0 {
+			return apperr.New(apperr.Conflict, "experiment %q is %s; it cannot become %s", out.Key, out.Status, t.To)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Experiment{}, err
+	}
+	return out, nil
+}
+
+// DeclareWinner sets the winner when none is recorded yet and reports
+// whether this call set it.
+func (s *Store) DeclareWinner(ctx context.Context, workspaceID, id, winner string, at time.Time) (bool, error) {
+	var set bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE experiments SET winner = $3, updated_at = $4
+			 WHERE workspace_id = $1 AND id = $2 AND (winner IS NULL OR winner = '')`,
+			workspaceID, id, winner, micros(at))
+		if err != nil {
+			return fmt.Errorf("declare winner of %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("declare winner of %s: %w", id, err)
+		}
+		set = n > 0
+		if !set {
+			return requireExperiment(ctx, tx, workspaceID, id)
+		}
+		return nil
+	})
+	return set, err
+}
+
+// sortedKeys returns the map's keys in order, so that statements touching
+// several rows lock them in one global order and concurrent transactions do
+// not deadlock on each other.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

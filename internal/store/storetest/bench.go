@@ -1,0 +1,86 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// benchExperiment creates a workspace and a two-variant experiment.
+func benchExperiment(b *testing.B, s store.Store, metric store.Metric) store.Experiment {
+	b.Helper()
+	ws := store.Workspace{ID: id.New(id.Workspace), Name: "bench-" + id.New(""), CreatedAt: t0}
+	if err := s.CreateWorkspace(b.Context(), ws); err != nil {
+		b.Fatal(err)
+	}
+	e := newExperiment(ws, "bench", metric)
+	if err := s.CreateExperiment(b.Context(), e); err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// BenchmarkAssign measures Assign of batches of n new units; it reports
+// units/s beside the time per call.
+func BenchmarkAssign(b *testing.B, s store.Store, n int) {
+	e := benchExperiment(b, s, store.MetricBinary)
+	weights := evenWeights(e)
+	unit := 0
+	b.ResetTimer()
+	for b.Loop() {
+		batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: weights,
+			Items: make([]store.Assignment, n)}
+		for i := range batch.Items {
+			unit++
+			batch.Items[i] = store.Assignment{UnitID: fmt.Sprintf("user-%09d", unit), VariantID: e.Variants[unit%2].ID,
+				Propensity: 0.5, Epoch: 1, AssignedAt: t0.Add(time.Duration(unit) * time.Millisecond)}
+		}
+		if _, err := s.Assign(b.Context(), []store.AssignBatch{batch}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(unit)/b.Elapsed().Seconds(), "units/s")
+}
+
+// BenchmarkRecordEvents measures RecordEvents of batches of n continuous
+// events, each for a distinct assigned unit, half with idempotency keys; it
+// reports events/s.
+func BenchmarkRecordEvents(b *testing.B, s store.Store, n int) {
+	e := benchExperiment(b, s, store.MetricContinuous)
+	const units = 20000
+	batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: evenWeights(e)}
+	for u := range units {
+		batch.Items = append(batch.Items, store.Assignment{UnitID: fmt.Sprintf("user-%09d", u),
+			VariantID: e.Variants[u%2].ID, Propensity: 0.5, Epoch: 1, AssignedAt: t0})
+	}
+	if _, err := s.Assign(b.Context(), []store.AssignBatch{batch}); err != nil {
+		b.Fatal(err)
+	}
+	// Measure the steady state, not the minute after a bulk load before
+	// the database has statistics on the new rows.
+	if a, ok := s.(interface{ Analyze(context.Context) error }); ok {
+		if err := a.Analyze(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	events := 0
+	b.ResetTimer()
+	for b.Loop() {
+		evs := make([]store.Event, n)
+		for i := range evs {
+			events++
+			evs[i] = store.Event{UnitID: fmt.Sprintf("user-%09d", events%units), Value: float64(events % 7), At: t0}
+			if events%2 == 0 {
+				evs[i].IdempotencyKey = fmt.Sprintf("evt-%d", events)
+			}
+		}
+		if _, err := recordEvents(b.Context(), s, e.WorkspaceID, e.ID, store.MetricContinuous, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
