@@ -216,7 +216,18 @@ func state(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer st.Close()
 	rep, err := seal.Rotate(ctx, st, ring, time.Now())
 	fmt.Fprintln(stdout, rep.String())
-	return err
+	for _, f := range rep.Failures {
+		fmt.Fprintf(stderr, "experiment %s (key %s): %v\n", f.ExperimentID, f.KeyID, f.Err)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Failed > 0 {
+		// The old key is still needed for these rows: a script must not
+		// go on to remove it.
+		return fmt.Errorf("%d states could not be re-sealed; keep the old key and run again", rep.Failed)
+	}
+	return nil
 }
 
 // loadKeyring builds the state keyring and logs where the key came from and

@@ -36,16 +36,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	logger := newLogger(cfg, stderr)
 
+	// Key material first: a missing or bad key must stop start-up before
+	// anything touches the database.
+	ring, err := loadKeyring(cfg, logger)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-
-	ring, err := loadKeyring(cfg, logger)
-	if err != nil {
-		return err
-	}
 	writers := 1 // SQLite has one writer: group commits go through one queue
 	if cfg.IsPostgres() {
 		writers = max(2, cfg.PGMaxConns/4)
@@ -54,6 +55,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Closed after the HTTP server has drained: what was acknowledged is
 	// committed already, and nothing queued is dropped.
 	defer experiments.Close()
+	funnels := optimize.NewFunnels(st, time.Now, logger, optimize.Options{Writers: writers})
+	defer funnels.Close()
 
 	plain, created, err := apikey.Bootstrap(ctx, st, cfg.BootstrapKey, time.Now())
 	if err != nil {
@@ -71,6 +74,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	handler := api.NewServer(api.Deps{
 		Store:      st,
 		Optimizers: optimize.Registry{store.KindStandard: experiments},
+		Funnels:    funnels,
 		Logger:     logger,
 		Now:        time.Now,
 		Registry:   reg,

@@ -23,6 +23,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/samplit/samplit/internal/seal"
+	"github.com/samplit/samplit/internal/store"
 )
 
 // Config is the server's configuration. The zero value is not useful; start
@@ -91,12 +92,7 @@ func Default() Config {
 }
 
 // IsPostgres reports whether the database is PostgreSQL.
-func (c Config) IsPostgres() bool { return IsPostgresURL(c.DatabaseURL) }
-
-// IsPostgresURL reports whether dsn names a PostgreSQL database.
-func IsPostgresURL(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-}
+func (c Config) IsPostgres() bool { return store.IsPostgresDSN(c.DatabaseURL) }
 
 // Validate checks the configuration and returns every problem at once, each
 // naming the setting as a user would write it (flag and environment name).

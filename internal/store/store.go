@@ -18,8 +18,16 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
+
+// IsPostgresDSN reports whether dsn names a PostgreSQL database (a
+// postgres:// or postgresql:// URL); anything else is a SQLite file. The
+// configuration, the key loading and the backend all decide by it.
+func IsPostgresDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
 
 // Scope is what an API key may do.
 type Scope string
@@ -220,6 +228,7 @@ type Store interface {
 	Keys
 	Experiments
 	Serving
+	Funnels
 	States
 	Idempotency
 	// Ping checks that the database answers (for /readyz).

@@ -7,7 +7,6 @@ package backend
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/postgres"
@@ -37,9 +36,7 @@ type MigrationInfo = sqlstore.MigrationInfo
 type SchemaError = sqlstore.SchemaError
 
 // IsPostgres reports whether dsn names a PostgreSQL database.
-func IsPostgres(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-}
+func IsPostgres(dsn string) bool { return store.IsPostgresDSN(dsn) }
 
 // openSQL opens the dsn's backend without touching its schema.
 func openSQL(dsn string, opts Options) (*sqlstore.Store, error) {

@@ -144,12 +144,24 @@ func sortBucketKeys(keys []bucketKey) {
 // Batches are applied in experiment order, so that two transactions holding
 // batches of the same experiments lock their rows in the same order.
 func (s *Store) Assign(ctx context.Context, batches []store.AssignBatch) ([][]store.Assigned, error) {
-	var out [][]store.Assigned
+	return eachInTx(ctx, s, batches, func(b store.AssignBatch) string { return b.ExperimentID }, s.assignBatch)
+}
+
+// eachInTx applies one to every batch in a single transaction, in
+// experiment order (stable, so batches of one experiment keep theirs), and
+// returns the results in the order of batches. The one order of locking is
+// what keeps two group commits over the same experiments from deadlocking.
+func eachInTx[B, R any](ctx context.Context, s *Store, batches []B, experiment func(B) string, one func(context.Context, *sql.Tx, B) (R, error)) ([]R, error) {
+	order := make([]int, len(batches))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(experiment(batches[a]), experiment(batches[b])) })
+	var out []R
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out = make([][]store.Assigned, len(batches))
-		for _, i := range experimentOrder(len(batches), func(i int) string { return batches[i].ExperimentID }) {
-			b := batches[i]
-			res, err := s.assignBatch(ctx, tx, b)
+		out = make([]R, len(batches)) // anew on every retry of the transaction
+		for _, i := range order {
+			res, err := one(ctx, tx, batches[i])
 			if err != nil {
 				return err
 			}
@@ -352,37 +364,11 @@ func (s *Store) RecordEvents(ctx context.Context, batches []store.EventBatch) ([
 			return nil, apperr.New(apperr.Invalid, "unknown metric %q", b.Metric)
 		}
 	}
-	var out [][]store.EventResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out = make([][]store.EventResult, len(batches))
-		for _, i := range experimentOrder(len(batches), func(i int) string { return batches[i].ExperimentID }) {
-			b := batches[i]
-			res, err := s.recordEvents(ctx, tx, b.WorkspaceID, b.ExperimentID, b.Metric, b.Events)
-			if err != nil {
-				return err
-			}
-			out[i] = res
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return eachInTx(ctx, s, batches, func(b store.EventBatch) string { return b.ExperimentID }, s.recordEvents)
 }
 
-// experimentOrder returns the indices 0..n-1 ordered by experiment id
-// (stable, so batches of one experiment keep their order).
-func experimentOrder(n int, experiment func(int) string) []int {
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(experiment(a), experiment(b)) })
-	return idx
-}
-
-func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, workspaceID, experimentID string, metric store.Metric, events []store.Event) ([]store.EventResult, error) {
+func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch) ([]store.EventResult, error) {
+	workspaceID, experimentID, metric, events := b.WorkspaceID, b.ExperimentID, b.Metric, b.Events
 	// Lock the experiment's row first (a no-op UPDATE, the one row lock
 	// both databases take with the same SQL), which also checks that it is
 	// in the workspace. Event transactions of one experiment thus run one

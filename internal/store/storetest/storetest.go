@@ -57,6 +57,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"StatesConcurrent", testStatesConcurrent},
 		{"ListStates", testListStates},
 		{"Idempotency", testIdempotency},
+		{"FunnelsCRUD", testFunnelsCRUD},
+		{"FunnelProgress", testFunnelProgress},
+		{"FunnelProgressBatch", testFunnelProgressBatch},
+		{"FunnelProgressConcurrent", testFunnelProgressConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
