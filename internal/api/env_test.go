@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -25,6 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samplit/samplit/internal/apikey"
+	"github.com/samplit/samplit/internal/optimize"
+	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
 )
@@ -42,6 +45,9 @@ type env struct {
 	logs   *syncBuffer
 	reg    *prometheus.Registry
 	admin  string // admin key of the "default" workspace
+	// ring seals the optimizer state; opt serves standard experiments.
+	ring *seal.Keyring
+	opt  *optimize.Experiments
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -133,19 +139,62 @@ func freshPostgresSchema(t testing.TB) string {
 
 func newEnv(t testing.TB, kind string, opts Options) *env {
 	t.Helper()
+	return newEnvWith(t, kind, opts, optimize.Options{})
+}
+
+// newEnvWith is newEnv with options for the standard experiment optimizer
+// (e.g. a short RefreshEvery so that a test sees the allocation learn).
+func newEnvWith(t testing.TB, kind string, opts Options, oo optimize.Options) *env {
+	t.Helper()
 	st := openStore(t, kind)
 	admin, created, err := apikey.Bootstrap(context.Background(), st, "", time.Now())
 	if err != nil || !created {
 		t.Fatalf("bootstrap: created=%v err=%v", created, err)
 	}
+	return serveEnv(t, st, admin, testKeyring(t), opts, oo)
+}
+
+// testKeyring returns a keyring with one fresh random state key.
+func testKeyring(t testing.TB) *seal.Keyring {
+	t.Helper()
+	var material [seal.KeySize]byte
+	rand.Read(material[:])
+	k, err := seal.NewKey(material[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := seal.NewKeyring(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
+}
+
+// serveEnv starts a server (with its own optimizer) over the store.
+func serveEnv(t testing.TB, st store.Store, admin string, ring *seal.Keyring, opts Options, oo optimize.Options) *env {
+	t.Helper()
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
-	srv := newServer(Deps{Store: st, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: time.Now, Registry: reg}, opts)
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	opt := optimize.NewExperiments(st, ring, time.Now, logger, oo)
+	srv := newServer(Deps{Store: st, Optimizers: optimize.Registry{store.KindStandard: opt}, Logger: logger, Now: time.Now, Registry: reg}, opts)
 	hs := httptest.NewServer(srv)
+	// Cleanups run last-in first-out: the listener closes, then the
+	// optimizer commits what is queued, then (registered earlier) the store
+	// closes.
+	t.Cleanup(opt.Close)
 	t.Cleanup(hs.Close)
-	e := &env{t: t, srv: srv, http: hs, store: st, logs: logs, reg: reg, admin: admin}
+	e := &env{t: t, srv: srv, http: hs, store: st, logs: logs, reg: reg, admin: admin, ring: ring, opt: opt}
 	e.client = &http.Client{Transport: &validatingTransport{t: t, srv: srv, next: http.DefaultTransport}}
 	return e
+}
+
+// restart returns a second server over the same database, key and state
+// key, with an optimizer of its own and nothing in memory: what a restart
+// or another replica sees.
+func (e *env) restart(oo optimize.Options) *env {
+	e.t.Helper()
+	return serveEnv(e.t, e.store, e.admin, e.ring, Options{}, oo)
 }
 
 // response is what a test looks at.

@@ -118,6 +118,15 @@ func (s *server) experimentByRef(ctx context.Context, ref string) (store.Experim
 	if !isSlug(ref) { // neither an id nor a key: no need to ask the database
 		return store.Experiment{}, notFound
 	}
+	// The serving routes may use an experiment read less than
+	// experimentCacheTTL ago (cache.go); the others always read it.
+	cacheable := cachedRoutes[infoFrom(ctx).Route]
+	cref := experimentRef{p.WorkspaceID, ref}
+	if cacheable {
+		if e, ok := s.experimentCache.get(cref); ok {
+			return e, nil
+		}
+	}
 	e, err := s.store.GetExperiment(ctx, p.WorkspaceID, ref)
 	if apperr.Is(err, apperr.NotFound) {
 		return store.Experiment{}, notFound
@@ -128,6 +137,14 @@ func (s *server) experimentByRef(ctx context.Context, ref string) (store.Experim
 	if e.WorkspaceID != "" && e.WorkspaceID != p.WorkspaceID {
 		// Defence in depth: the store scopes by workspace already.
 		return store.Experiment{}, notFound
+	}
+	if cacheable {
+		s.experimentCache.put(cref, e, experimentCacheTTL)
+	} else {
+		// A fresh read refreshes what the serving routes see too, so that
+		// results that recorded a winner (or anything read after a change)
+		// is not followed by older serving answers on this replica.
+		s.experimentCache.forget(e.ID)
 	}
 	return e, nil
 }
@@ -309,6 +326,8 @@ func (s *server) handleTransition(t transition) handlerFunc {
 		if err != nil {
 			return fmt.Errorf("%s experiment %s: %w", t.action, e.ID, err)
 		}
+		// This replica serves the new status from the next request on.
+		s.experimentCache.forget(e.ID)
 		return respond(w, http.StatusOK, toExperimentJSON(updated))
 	}
 }

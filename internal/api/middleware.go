@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -234,9 +235,18 @@ func (s *server) authenticate(need store.Scope, next handlerFunc) handlerFunc {
 		if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 			return apperr.New(apperr.Unauthorized, "send an API key as Authorization: Bearer <key>")
 		}
-		k, err := apikey.Verify(r.Context(), s.store, strings.TrimSpace(token))
-		if err != nil {
-			return err
+		token = strings.TrimSpace(token)
+		// A key verified less than keyCacheTTL ago is trusted again without
+		// the database (cache.go says what that means for revocation).
+		sum := sha256.Sum256([]byte(token))
+		k, ok := s.keyCache.get(sum)
+		if !ok {
+			var err error
+			k, err = apikey.Verify(r.Context(), s.store, token)
+			if err != nil {
+				return err
+			}
+			s.keyCache.put(sum, k, keyCacheTTL)
 		}
 		ri := infoFrom(r.Context())
 		ri.WorkspaceID, ri.KeyID = k.WorkspaceID, k.ID

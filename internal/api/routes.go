@@ -43,6 +43,16 @@ func (s *server) routes(reg *prometheus.Registry) {
 	s.authed("GET /v1/experiments/{ref}/results", store.ScopeWrite, s.handleResults)
 	s.authed("GET /v1/experiments/{ref}/timeseries", store.ScopeWrite, s.handleTimeseries)
 
+	s.authed("POST /v1/funnels", store.ScopeWrite, s.idempotent(s.handleCreateFunnel))
+	s.authed("GET /v1/funnels", store.ScopeWrite, s.handleListFunnels)
+	s.authed("GET /v1/funnels/{ref}", store.ScopeWrite, s.handleGetFunnel)
+	s.authed("POST /v1/funnels/{ref}/start", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(transitionStart)))
+	s.authed("POST /v1/funnels/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(transitionPause)))
+	s.authed("POST /v1/funnels/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(transitionResume)))
+	s.authed("POST /v1/funnels/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(transitionComplete)))
+	s.authed("POST /v1/funnels/{ref}/progress", store.ScopeAssign, s.handleProgress)
+	s.authed("GET /v1/funnels/{ref}/results", store.ScopeWrite, s.handleFunnelResults)
+
 	// Anything else: a problem+json 404, or 405 when another method would
 	// match. Not listed in s.patterns: it is not a route of the API.
 	s.mux.Handle("/", s.adapt(s.handleNoRoute))

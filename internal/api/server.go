@@ -84,6 +84,7 @@ func (o Options) withDefaults() Options {
 type server struct {
 	store      store.Store
 	optimizers optimize.Registry
+	funnels    *optimize.Funnels
 	log        *slog.Logger
 	now        func() time.Time
 	opts       Options
@@ -96,6 +97,10 @@ type server struct {
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter // by key id
+
+	// Short-lived caches of the serving hot path (cache.go).
+	keyCache        keyCache
+	experimentCache experimentCache
 }
 
 // Deps are what the server needs from the rest of the program. Later issues
@@ -106,6 +111,9 @@ type Deps struct {
 	// Optimizers serve assignments, events and results, by experiment
 	// kind; required for the serving routes.
 	Optimizers optimize.Registry
+	// Funnels serves the funnel routes' progress and results; nil answers
+	// them with 503.
+	Funnels *optimize.Funnels
 	// Logger receives the access log and the details of internal errors;
 	// nil discards them.
 	Logger *slog.Logger
@@ -138,6 +146,7 @@ func newServer(deps Deps, opts Options) *server {
 	s := &server{
 		store:      st,
 		optimizers: deps.Optimizers,
+		funnels:    deps.Funnels,
 		log:        logger,
 		now:        func() time.Time { return now().UTC() },
 		opts:       opts.withDefaults(),

@@ -244,6 +244,9 @@ func (in Input) validate() (Input, error) {
 			}
 		}
 	}
+	if in.State.Version > StateVersion {
+		return in, invalid("state version %d is newer than this engine's %d", in.State.Version, StateVersion)
+	}
 	if controls > 1 {
 		return in, invalid("at most one variant may be the control, got %d", controls)
 	}

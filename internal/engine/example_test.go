@@ -56,3 +56,10 @@ func ExamplePlan_Pick() {
 	// green 0.6455
 	// [0.2000 0.6455 0.1545]
 }
+
+// A 50/50 test that received 5,000 and 5,300 units: a sample ratio mismatch.
+func ExampleSRMPValue() {
+	p := engine.SRMPValue([]int64{5000, 5300}, []float64{0.5, 0.5})
+	fmt.Printf("p = %.4f, alert: %v\n", p, p < engine.SRMAlertP)
+	// Output: p = 0.0031, alert: false
+}

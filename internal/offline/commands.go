@@ -209,6 +209,9 @@ func printTable(w io.Writer, res *engine.Result, control string) {
 // the same seed gives the same output whatever the scheduling. A progress bar is
 // drawn on stderr when stderr is a terminal and the simulation takes over a second.
 func Simulate(args []string, stdout, stderr io.Writer) int {
+	if hasFunnelFlag(args) { // --funnel FILE: a funnel scenario (funnel.go)
+		return SimulateFunnel(args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	ratesFlag := fs.String("rates", "", "comma-separated true conversion rates, the first is the control")
 	strategy := fs.String("strategy", "adaptive", "strategy: "+strings.Join(engine.Names(), ", "))

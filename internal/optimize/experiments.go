@@ -79,8 +79,8 @@ func NewExperiments(st store.Store, ring *seal.Keyring, now func() time.Time, lo
 		log = slog.New(slog.DiscardHandler)
 	}
 	x := &Experiments{st: st, ring: ring, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*entry{}}
-	x.assignQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.Assign)
-	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.RecordEvents)
+	x.assignQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushAssign)
+	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushEvents)
 	return x
 }
 
@@ -229,8 +229,17 @@ func (x *Experiments) buildPolicy(ctx context.Context, e *store.Experiment, now 
 		if err == nil {
 			return p, nil
 		}
-		if !apperr.Is(err, apperr.Conflict) || attempt >= 3 {
+		if !apperr.Is(err, apperr.Conflict) {
 			return nil, err
+		}
+		if attempt >= 3 {
+			// Other replicas keep saving epochs between this one's read and
+			// write (a busy experiment, many replicas). Serve this plan
+			// under the epoch that beat it, without storing this replica's
+			// view; the next refresh tries again. Failing instead would
+			// turn the caller's assignments into errors (a 409 to a client
+			// whose request was fine).
+			return p, nil
 		}
 		// Another replica saved this epoch first: start again from its state.
 	}
@@ -326,24 +335,35 @@ func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs [
 		}
 		return out, nil
 	}
-	existing, err := x.st.Assignments(ctx, e.WorkspaceID, e.ID, unitIDs)
-	if err != nil {
-		return nil, fmt.Errorf("look up assignments: %w", err)
-	}
 	byID := make(map[string]*store.Variant, len(e.Variants))
 	for i := range e.Variants {
 		byID[e.Variants[i].ID] = &e.Variants[i]
 	}
 	var todo []int // indices of units that need a new assignment
-	for i, u := range unitIDs {
-		if a, ok := existing[u]; ok {
-			out[i].Variant = byID[a.VariantID]
-			continue
+	if len(unitIDs) == 1 && inTraffic(e.ID, unitIDs[0], e.Settings.Traffic) {
+		// One unit in the traffic share: no read first. The write path
+		// inserts the assignment or, when the unit has one, returns it
+		// (New false) without writing; a group commit does that for a whole
+		// group of requests with one statement, where a read per request
+		// cost more than the write (profiled: 40% of the CPU of new-unit
+		// assignments on SQLite). A returning unit costs one draw from the
+		// experiment's random stream, which is then discarded.
+		todo = []int{0}
+	} else {
+		existing, err := x.st.Assignments(ctx, e.WorkspaceID, e.ID, unitIDs)
+		if err != nil {
+			return nil, fmt.Errorf("look up assignments: %w", err)
 		}
-		if !inTraffic(e.ID, u, e.Settings.Traffic) {
-			continue
+		for i, u := range unitIDs {
+			if a, ok := existing[u]; ok {
+				out[i].Variant = byID[a.VariantID]
+				continue
+			}
+			if !inTraffic(e.ID, u, e.Settings.Traffic) {
+				continue
+			}
+			todo = append(todo, i)
 		}
-		todo = append(todo, i)
 	}
 	if len(todo) == 0 {
 		return out, nil
@@ -446,6 +466,9 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 		if err := x.declare(ctx, e, *r.Winner); err != nil {
 			return nil, err
 		}
+		// declare may have completed the experiment (auto_complete) or
+		// found another replica's decision: report the status it has now.
+		res.Status = e.Status
 	}
 	switch {
 	case e.Status == store.StatusCompleted || e.Status == store.StatusArchived:

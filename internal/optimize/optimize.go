@@ -34,16 +34,16 @@ type Assignment struct {
 
 // Results is an experiment's analysis as the API returns it.
 type Results struct {
-	ExperimentID string          `json:"experiment_id"`
-	Status       store.Status    `json:"status"`
-	Strategy     string          `json:"strategy"`
-	Metric       store.Metric    `json:"metric"`
-	TotalUnits   int64           `json:"total_units"`
+	ExperimentID string                 `json:"experiment_id"`
+	Status       store.Status           `json:"status"`
+	Strategy     string                 `json:"strategy"`
+	Metric       store.Metric           `json:"metric"`
+	TotalUnits   int64                  `json:"total_units"`
 	Variants     []engine.VariantResult `json:"variants"`
-	Winner       *string         `json:"winner"`
-	Decision     Decision        `json:"decision"`
-	SRM          engine.SRM      `json:"srm"`
-	UpdatedAt    time.Time       `json:"updated_at"`
+	Winner       *string                `json:"winner"`
+	Decision     Decision               `json:"decision"`
+	SRM          engine.SRM             `json:"srm"`
+	UpdatedAt    time.Time              `json:"updated_at"`
 }
 
 // Decision is the state of the decision rule and why, in words.

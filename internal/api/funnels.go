@@ -1,0 +1,437 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/engine"
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// Limits and defaults of funnels.
+const (
+	MinFunnelSteps = 2
+	MaxFunnelSteps = 20
+	// DefaultFunnelStrategy is the end-to-end strategy, the point of funnels.
+	DefaultFunnelStrategy = engine.MultiStep
+	// DefaultAttributionWindow is how long after reaching a step a unit may
+	// complete the funnel and count as a conversion of it.
+	DefaultAttributionWindow = 7 * 24 * time.Hour
+	maxAttributionWindow     = 365 * 24 * time.Hour
+	// windowSlots is the number of reach-time buckets per attribution
+	// window: the open-unit count is exact to within one bucket, 1/168 of
+	// the window (an hour of a week).
+	windowSlots = 168
+	// stepIDPrefix prefixes the ids of funnel steps.
+	stepIDPrefix = "stp"
+)
+
+type funnelJSON struct {
+	ID          string             `json:"id"`
+	Key         string             `json:"key"`
+	Name        string             `json:"name"`
+	Strategy    string             `json:"strategy"`
+	Status      string             `json:"status"`
+	Steps       []funnelStepJSON   `json:"steps"`
+	Settings    funnelSettingsJSON `json:"settings"`
+	CreatedAt   string             `json:"created_at"`
+	UpdatedAt   string             `json:"updated_at"`
+	StartedAt   *string            `json:"started_at"`
+	CompletedAt *string            `json:"completed_at"`
+}
+
+type funnelStepJSON struct {
+	ID       string        `json:"id"`
+	Key      string        `json:"key"`
+	Name     string        `json:"name"`
+	Goal     bool          `json:"goal"`
+	Variants []variantJSON `json:"variants"`
+	Winner   *string       `json:"winner"`
+}
+
+type funnelSettingsJSON struct {
+	MinSamples               int     `json:"min_samples"`
+	DecisionThreshold        float64 `json:"decision_threshold"`
+	LossThreshold            float64 `json:"loss_threshold"`
+	WeightFloor              float64 `json:"weight_floor"`
+	Seed                     *int64  `json:"seed"`
+	AttributionWindowSeconds int64   `json:"attribution_window_seconds"`
+}
+
+func toFunnelJSON(f store.Funnel) funnelJSON {
+	out := funnelJSON{
+		ID: f.ID, Key: f.Key, Name: f.Name, Strategy: f.Strategy, Status: string(f.Status),
+		Steps: make([]funnelStepJSON, 0, len(f.Steps)),
+		Settings: funnelSettingsJSON{
+			MinSamples: f.Settings.MinSamples, DecisionThreshold: f.Settings.DecisionThreshold,
+			LossThreshold: f.Settings.LossThreshold, WeightFloor: f.Settings.WeightFloor, Seed: f.Settings.Seed,
+			AttributionWindowSeconds: int64(f.Settings.AttributionWindow / time.Second),
+		},
+		CreatedAt: timestamp(f.CreatedAt), UpdatedAt: timestamp(f.UpdatedAt),
+		StartedAt: optTimestamp(f.StartedAt), CompletedAt: optTimestamp(f.CompletedAt),
+	}
+	for i, st := range f.Steps {
+		// The variants' JSON is the experiments' (ids, keys, payloads).
+		vs := toExperimentJSON(store.Experiment{Variants: st.Variants}).Variants
+		sj := funnelStepJSON{ID: st.ID, Key: st.Key, Name: st.Name, Goal: i == len(f.Steps)-1, Variants: vs}
+		if st.Winner != "" {
+			w := st.Winner
+			sj.Winner = &w
+		}
+		out.Steps = append(out.Steps, sj)
+	}
+	return out
+}
+
+type createFunnelRequest struct {
+	Key      string            `json:"key"`
+	Name     string            `json:"name"`
+	Strategy string            `json:"strategy"`
+	Steps    []json.RawMessage `json:"steps"`
+	Settings json.RawMessage   `json:"settings"`
+	Start    bool              `json:"start"`
+}
+
+type funnelStepRequest struct {
+	Key      string            `json:"key"`
+	Name     string            `json:"name"`
+	Variants []json.RawMessage `json:"variants"`
+}
+
+type funnelSettingsRequest struct {
+	MinSamples               *int64   `json:"min_samples"`
+	DecisionThreshold        *float64 `json:"decision_threshold"`
+	LossThreshold            *float64 `json:"loss_threshold"`
+	WeightFloor              *float64 `json:"weight_floor"`
+	Seed                     *int64   `json:"seed"`
+	AttributionWindowSeconds *int64   `json:"attribution_window_seconds"`
+}
+
+// buildFunnel decodes and validates the body of POST /v1/funnels and
+// returns the funnel to store (without ids and times). A step's variants
+// are validated by the experiments' own rules (buildExperiment), so that a
+// variant means the same everywhere; its field errors are renamed below
+// steps[i].
+func buildFunnel(body createFunnelRequest) (store.Funnel, error) {
+	var fe fieldErrors
+	checkSlug(&fe, "key", body.Key)
+	if id.HasPrefix(body.Key, id.Funnel) {
+		fe.add("key", "must not look like a funnel id")
+	}
+	f := store.Funnel{Key: body.Key, Name: body.Name, Strategy: body.Strategy, Status: store.StatusDraft}
+	if f.Name == "" {
+		f.Name = body.Key
+	} else {
+		checkText(&fe, "name", f.Name, MaxNameLen)
+	}
+	if f.Strategy == "" {
+		f.Strategy = DefaultFunnelStrategy
+	} else if !slices.Contains(engine.FunnelStrategies(), f.Strategy) {
+		fe.add("strategy", "must be one of %s", strings.Join(engine.FunnelStrategies(), ", "))
+	}
+	if len(body.Steps) < MinFunnelSteps || len(body.Steps) > MaxFunnelSteps {
+		fe.add("steps", "must hold between %d and %d steps, not %d", MinFunnelSteps, MaxFunnelSteps, len(body.Steps))
+	}
+	seen := map[string]int{}
+	withVariants, widest := 0, 0
+	for i, raw := range body.Steps {
+		field := fmt.Sprintf("steps[%d]", i)
+		var sr funnelStepRequest
+		if err := decodeField(raw, &sr, field); err != nil {
+			return f, err
+		}
+		checkSlug(&fe, field+".key", sr.Key)
+		if j, dup := seen[sr.Key]; dup && sr.Key != "" {
+			fe.add(field+".key", "duplicates steps[%d].key %q", j, sr.Key)
+		} else {
+			seen[sr.Key] = i
+		}
+		st := store.FunnelStep{Key: sr.Key, Name: sr.Name, Position: i}
+		if st.Name == "" {
+			st.Name = sr.Key
+		} else {
+			checkText(&fe, field+".name", st.Name, MaxNameLen)
+		}
+		if len(sr.Variants) > 0 {
+			if i == len(body.Steps)-1 {
+				fe.add(field+".variants", "must be empty: the last step is the goal, and every unit that reaches it converts whatever it sees")
+			}
+			variants := make([]variantRequest, len(sr.Variants))
+			for j, rv := range sr.Variants {
+				if err := decodeField(rv, &variants[j], fmt.Sprintf("%s.variants[%d]", field, j)); err != nil {
+					return f, err
+				}
+			}
+			e, err := buildExperiment(createExperimentRequest{Key: "step", Variants: sr.Variants}, variants, settingsRequest{})
+			var ae *apperr.Error
+			if errors.As(err, &ae) {
+				for _, x := range ae.Fields {
+					fe = append(fe, apperr.FieldError{Field: field + "." + x.Field, Reason: x.Reason})
+				}
+			} else if err != nil {
+				return f, err
+			}
+			st.Variants = e.Variants
+			withVariants++
+			widest = max(widest, len(variants))
+		}
+		f.Steps = append(f.Steps, st)
+	}
+	if len(body.Steps) >= MinFunnelSteps && withVariants == 0 {
+		fe.add("steps", "at least one step must carry two or more variants")
+	}
+	var sr funnelSettingsRequest
+	if len(body.Settings) > 0 {
+		if err := decodeField(body.Settings, &sr, "settings"); err != nil {
+			return f, err
+		}
+	}
+	// The decision settings are the experiments', validated the same way.
+	s := buildSettings(&fe, settingsRequest{
+		MinSamples: sr.MinSamples, DecisionThreshold: sr.DecisionThreshold,
+		LossThreshold: sr.LossThreshold, WeightFloor: sr.WeightFloor, Seed: sr.Seed,
+	}, max(widest, MinVariants))
+	f.Settings = store.FunnelSettings{
+		MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold,
+		WeightFloor: s.WeightFloor, Seed: s.Seed, AttributionWindow: DefaultAttributionWindow,
+	}
+	if v := sr.AttributionWindowSeconds; v != nil {
+		if *v < 1 || time.Duration(*v)*time.Second > maxAttributionWindow {
+			fe.add("settings.attribution_window_seconds", "must be an integer from 1 to %d (a year)", int64(maxAttributionWindow/time.Second))
+		} else {
+			f.Settings.AttributionWindow = time.Duration(*v) * time.Second
+		}
+	}
+	f.Settings.BucketWidth = min(max(f.Settings.AttributionWindow/windowSlots, time.Second), time.Hour)
+	return f, fe.err()
+}
+
+// handleCreateFunnel serves POST /v1/funnels.
+func (s *server) handleCreateFunnel(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	var body createFunnelRequest
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	f, err := buildFunnel(body)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	f.ID, f.WorkspaceID = id.New(id.Funnel), p.WorkspaceID
+	f.CreatedAt, f.UpdatedAt = now, now
+	for i := range f.Steps {
+		f.Steps[i].ID = id.New(stepIDPrefix)
+		for j := range f.Steps[i].Variants {
+			f.Steps[i].Variants[j].ID = id.New(id.Variant)
+		}
+	}
+	if body.Start {
+		f.Status, f.StartedAt = store.StatusRunning, &now
+	}
+	if err := s.store.CreateFunnel(r.Context(), f); err != nil {
+		if apperr.Is(err, apperr.Conflict) {
+			return &apperr.Error{Code: apperr.Conflict, Err: err,
+				Message: fmt.Sprintf("a funnel with the key %q exists in this workspace", f.Key),
+				Fields:  []apperr.FieldError{{Field: "key", Reason: "is taken"}}}
+		}
+		return fmt.Errorf("create funnel: %w", err)
+	}
+	return respond(w, http.StatusCreated, toFunnelJSON(f))
+}
+
+// funnelByRef finds a funnel of the caller's workspace by id or key; any
+// other is the same 404 (see experimentByRef).
+func (s *server) funnelByRef(ctx context.Context, ref string) (store.Funnel, error) {
+	p := principalFrom(ctx)
+	notFound := apperr.New(apperr.NotFound, "no funnel %q in this workspace", ref)
+	if !isSlug(ref) {
+		return store.Funnel{}, notFound
+	}
+	f, err := s.store.GetFunnel(ctx, p.WorkspaceID, ref)
+	if apperr.Is(err, apperr.NotFound) || (err == nil && f.WorkspaceID != p.WorkspaceID) {
+		return store.Funnel{}, notFound
+	}
+	if err != nil {
+		return store.Funnel{}, fmt.Errorf("get funnel %q: %w", ref, err)
+	}
+	return f, nil
+}
+
+// handleGetFunnel serves GET /v1/funnels/{ref}.
+func (s *server) handleGetFunnel(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.funnelByRef(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusOK, toFunnelJSON(f))
+}
+
+// handleListFunnels serves GET /v1/funnels, paginated like experiments.
+func (s *server) handleListFunnels(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	q := r.URL.Query()
+	var fe fieldErrors
+	params := store.ListParams{Limit: DefaultListLimit}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxListLimit {
+			fe.add("limit", "must be an integer from 1 to %d", MaxListLimit)
+		} else {
+			params.Limit = n
+		}
+	}
+	if v := q.Get("cursor"); v != "" {
+		after, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || !id.HasPrefix(string(after), id.Funnel) {
+			fe.add("cursor", "is not a cursor this API returned")
+		} else {
+			params.After = string(after)
+		}
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	want := params.Limit
+	params.Limit++
+	list, err := s.store.ListFunnels(r.Context(), p.WorkspaceID, params)
+	if err != nil {
+		return fmt.Errorf("list funnels: %w", err)
+	}
+	out := struct {
+		Items      []funnelJSON `json:"items"`
+		NextCursor *string      `json:"next_cursor"`
+	}{Items: make([]funnelJSON, 0, min(len(list), want))}
+	if len(list) > want {
+		list = list[:want]
+		c := base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
+		out.NextCursor = &c
+	}
+	for _, f := range list {
+		out.Items = append(out.Items, toFunnelJSON(f))
+	}
+	return respond(w, http.StatusOK, out)
+}
+
+// handleFunnelTransition serves POST /v1/funnels/{ref}/{action}: the
+// experiments' lifecycle (transition values), without a winner to fix.
+func (s *server) handleFunnelTransition(t transition) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p := principalFrom(r.Context())
+		if err := decodeOptional(r, &struct{}{}); err != nil {
+			return err
+		}
+		f, err := s.funnelByRef(r.Context(), r.PathValue("ref"))
+		if err != nil {
+			return err
+		}
+		wrong := func(cur store.Status) error {
+			return apperr.New(apperr.Conflict, "cannot %s a funnel that is %s", t.action, cur)
+		}
+		if !slices.Contains(t.from, f.Status) {
+			return wrong(f.Status)
+		}
+		updated, err := s.store.TransitionFunnel(r.Context(), p.WorkspaceID, f.ID, store.Transition{From: t.from, To: t.to, At: s.now()})
+		if apperr.Is(err, apperr.Conflict) {
+			if cur, gerr := s.funnelByRef(r.Context(), f.ID); gerr == nil {
+				return wrong(cur.Status)
+			}
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("%s funnel %s: %w", t.action, f.ID, err)
+		}
+		return respond(w, http.StatusOK, toFunnelJSON(updated))
+	}
+}
+
+type progressRequest struct {
+	UnitID string   `json:"unit_id"`
+	Step   string   `json:"step"`
+	Value  *float64 `json:"value"`
+}
+
+type progressJSON struct {
+	UnitID  string          `json:"unit_id"`
+	Step    string          `json:"step"`
+	Variant *string         `json:"variant"`
+	Payload json.RawMessage `json:"payload"`
+	New     bool            `json:"new"`
+}
+
+// handleProgress serves POST /v1/funnels/{ref}/progress: a unit reached a
+// step. Like assignment it is idempotent by nature (sticky per unit and
+// step), so it skips the Idempotency-Key machinery.
+func (s *server) handleProgress(w http.ResponseWriter, r *http.Request) error {
+	var body progressRequest
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	var fe fieldErrors
+	if reason := checkUnitID(body.UnitID); reason != "" {
+		fe.add("unit_id", "%s", reason)
+	}
+	if body.Step == "" {
+		fe.add("step", "is required")
+	}
+	if v := body.Value; v != nil && (math.IsNaN(*v) || math.Abs(*v) > maxEventValue) {
+		fe.add("value", "must be a number between -%g and %g", maxEventValue, maxEventValue)
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	f, err := s.funnelByRef(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if s.funnels == nil {
+		return apperr.New(apperr.Unavailable, "funnels are not served by this server")
+	}
+	var value float64
+	if body.Value != nil {
+		if st, ok := f.StepByKey(body.Step); ok && st.Position != len(f.Steps)-1 {
+			return apperr.Fields([]apperr.FieldError{{Field: "value", Reason: "is only for the last step (the goal), where it adds revenue"}})
+		}
+		value = *body.Value
+	}
+	got, err := s.funnels.Progress(r.Context(), &f, body.UnitID, body.Step, value)
+	if err != nil {
+		return err
+	}
+	out := progressJSON{UnitID: got.UnitID, Step: got.Step.Key, Payload: json.RawMessage("null"), New: got.New}
+	if got.Variant != nil {
+		k := got.Variant.Key
+		out.Variant = &k
+		if len(got.Variant.Payload) > 0 {
+			out.Payload = got.Variant.Payload
+		}
+	}
+	return respond(w, http.StatusOK, out)
+}
+
+// handleFunnelResults serves GET /v1/funnels/{ref}/results.
+func (s *server) handleFunnelResults(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.funnelByRef(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if s.funnels == nil {
+		return apperr.New(apperr.Unavailable, "funnels are not served by this server")
+	}
+	res, err := s.funnels.Results(r.Context(), &f)
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusOK, res)
+}

@@ -1,0 +1,368 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/samplit/samplit/internal/apikey"
+	"github.com/samplit/samplit/internal/optimize"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// clock is a settable clock for the attribution-window tests.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// funnelEnv is an env (see env_test.go) whose server also serves funnels,
+// with the funnel optimizer on the clock c and plans rebuilt on every call
+// so that tests see the counters as they are.
+func funnelEnv(t *testing.T, kind string, c *clock) *env {
+	t.Helper()
+	st := openStore(t, kind)
+	admin, _, err := apikey.Bootstrap(context.Background(), st, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	ring := testKeyring(t)
+	opt := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{})
+	fun := optimize.NewFunnels(st, c.Now, logger, optimize.Options{RefreshEvery: time.Nanosecond})
+	srv := newServer(Deps{Store: st, Optimizers: optimize.Registry{store.KindStandard: opt}, Funnels: fun,
+		Logger: logger, Now: c.Now, Registry: reg}, Options{})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(opt.Close)
+	t.Cleanup(fun.Close)
+	t.Cleanup(hs.Close)
+	e := &env{t: t, srv: srv, http: hs, store: st, logs: logs, reg: reg, admin: admin, ring: ring, opt: opt}
+	e.client = &http.Client{Transport: &validatingTransport{t: t, srv: srv, next: http.DefaultTransport}}
+	return e
+}
+
+func eachFunnelBackend(t *testing.T, f func(t *testing.T, e *env, c *clock)) {
+	for _, b := range backends(t) {
+		t.Run(b, func(t *testing.T) {
+			c := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+			f(t, funnelEnv(t, b, c), c)
+		})
+	}
+}
+
+const signupFunnel = `{"key": "signup-flow", "name": "Sign-up flow", "strategy": "multi_step",
+  "steps": [ {"key": "landing",  "variants": [{"key": "a", "control": true, "payload": {"hero": "A"}}, {"key": "b"}]},
+             {"key": "signup",   "variants": [{"key": "short"}, {"key": "long", "control": true}]},
+             {"key": "checkout"} ],
+  "settings": {"min_samples": 100, "decision_threshold": 0.95, "seed": 1}, "start": true}`
+
+// progress posts one progress call and returns the decoded answer.
+func progress(t *testing.T, e *env, key, unit, step string, want int) map[string]any {
+	t.Helper()
+	body := fmt.Sprintf(`{"unit_id": %q, "step": %q}`, unit, step)
+	r := e.must(want, "POST", "/v1/funnels/signup-flow/progress", key, body)
+	return r.JSON(t)
+}
+
+func TestFunnelCreate(t *testing.T) {
+	eachFunnelBackend(t, func(t *testing.T, e *env, _ *clock) {
+		f := e.must(201, "POST", "/v1/funnels", e.admin, signupFunnel).JSON(t)
+		id := f["id"].(string)
+		if f["status"] != "running" || f["strategy"] != "multi_step" {
+			t.Errorf("created %v", f)
+		}
+		steps := f["steps"].([]any)
+		if len(steps) != 3 || steps[2].(map[string]any)["goal"] != true {
+			t.Errorf("steps %v", steps)
+		}
+		signup := steps[1].(map[string]any)["variants"].([]any)
+		if signup[1].(map[string]any)["control"] != true || signup[0].(map[string]any)["control"] != false {
+			t.Errorf("signup's control should be long: %v", signup)
+		}
+		settings := f["settings"].(map[string]any)
+		if settings["attribution_window_seconds"] != float64(7*24*3600) || settings["loss_threshold"] != 0.001 {
+			t.Errorf("defaults not filled: %v", settings)
+		}
+		for _, ref := range []string{id, "signup-flow"} {
+			got := e.must(200, "GET", "/v1/funnels/"+ref, e.admin, "").JSON(t)
+			if got["id"] != id {
+				t.Errorf("GET %s: id %v", ref, got["id"])
+			}
+		}
+		e.must(409, "POST", "/v1/funnels", e.admin, signupFunnel)
+		e.must(404, "GET", "/v1/funnels/nope", e.admin, "")
+		list := e.must(200, "GET", "/v1/funnels?limit=1", e.admin, "").JSON(t)
+		if items := list["items"].([]any); len(items) != 1 || list["next_cursor"] != nil {
+			t.Errorf("list %v", list)
+		}
+		// An assign-scoped key cannot create funnels.
+		e.must(403, "POST", "/v1/funnels", e.key(e.defaultWorkspace(), store.ScopeAssign), signupFunnel)
+	})
+}
+
+func TestFunnelCreateValidation(t *testing.T) {
+	e := funnelEnv(t, "sqlite", &clock{t: time.Now()})
+	two := `[{"key":"a"},{"key":"b"}]`
+	for _, tc := range []struct {
+		name, body string
+		fields     []string
+	}{
+		{"one step", `{"key":"f","steps":[{"key":"s","variants":` + two + `}]}`, []string{"steps", "steps[0].variants"}},
+		{"no step with variants", `{"key":"f","steps":[{"key":"s"},{"key":"g"}]}`, []string{"steps"}},
+		{"duplicate step keys", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"s"}]}`, []string{"steps[1].key"}},
+		{"duplicate variant keys", `{"key":"f","steps":[{"key":"s","variants":[{"key":"a"},{"key":"a"}]},{"key":"g"}]}`, []string{"steps[0].variants[1].key"}},
+		{"one variant", `{"key":"f","steps":[{"key":"s","variants":[{"key":"a"}]},{"key":"t","variants":` + two + `},{"key":"g"}]}`, []string{"steps[0].variants"}},
+		{"two controls", `{"key":"f","steps":[{"key":"s","variants":[{"key":"a","control":true},{"key":"b","control":true}]},{"key":"g"}]}`, []string{"steps[0].variants[1].control"}},
+		{"goal with variants", `{"key":"f","steps":[{"key":"s"},{"key":"g","variants":` + two + `}]}`, []string{"steps[1].variants"}},
+		{"bad slugs", `{"key":"F F","steps":[{"key":"S","variants":[{"key":"A"},{"key":"b"}]},{"key":"g"}]}`, []string{"key", "steps[0].key", "steps[0].variants[0].key"}},
+		{"unknown strategy", `{"key":"f","strategy":"adaptive","steps":[{"key":"s","variants":` + two + `},{"key":"g"}]}`, []string{"strategy"}},
+		{"bad settings", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"decision_threshold":1,"attribution_window_seconds":0}}`,
+			[]string{"settings.decision_threshold", "settings.attribution_window_seconds"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.must(422, "POST", "/v1/funnels", e.admin, tc.body)
+			got := r.fields(t)
+			slices.Sort(got)
+			want := slices.Clone(tc.fields)
+			slices.Sort(want)
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("fields mismatch (-want +got):\n%s\n%s", d, r.Body)
+			}
+		})
+	}
+	e.must(400, "POST", "/v1/funnels", e.admin, `{"key":"f","steps":[{"key":"s","colour":1}]}`)
+}
+
+func TestFunnelLifecycle(t *testing.T) {
+	eachFunnelBackend(t, func(t *testing.T, e *env, _ *clock) {
+		body := `{"key":"signup-flow","steps":[{"key":"landing","variants":[{"key":"a"},{"key":"b"}]},{"key":"done"}]}`
+		e.must(201, "POST", "/v1/funnels", e.admin, body)
+		progress(t, e, e.admin, "u1", "landing", 409) // draft
+		e.must(409, "POST", "/v1/funnels/signup-flow/pause", e.admin, "")
+		e.must(200, "POST", "/v1/funnels/signup-flow/start", e.admin, "")
+		progress(t, e, e.admin, "u1", "landing", 200)
+		progress(t, e, e.admin, "u2", "landing", 200)
+		e.must(200, "POST", "/v1/funnels/signup-flow/pause", e.admin, "{}")
+		// Paused: no new progress, but units already in may still convert.
+		progress(t, e, e.admin, "u3", "landing", 409)
+		if got := progress(t, e, e.admin, "u1", "done", 200); got["new"] != true {
+			t.Errorf("conversion while paused: %v", got)
+		}
+		e.must(200, "POST", "/v1/funnels/signup-flow/resume", e.admin, "")
+		e.must(200, "POST", "/v1/funnels/signup-flow/complete", e.admin, "")
+		progress(t, e, e.admin, "u2", "done", 200)
+		progress(t, e, e.admin, "u4", "landing", 409)
+		e.must(409, "POST", "/v1/funnels/signup-flow/start", e.admin, "")
+		res := e.must(200, "GET", "/v1/funnels/signup-flow/results", e.admin, "").JSON(t)
+		if res["conversions"] != 2.0 || res["decision"].(map[string]any)["state"] != "completed" {
+			t.Errorf("results %v", res)
+		}
+	})
+}
+
+func TestFunnelProgressRules(t *testing.T) {
+	eachFunnelBackend(t, func(t *testing.T, e *env, _ *clock) {
+		e.must(201, "POST", "/v1/funnels", e.admin, signupFunnel)
+		assign := e.key(e.defaultWorkspace(), store.ScopeAssign)
+
+		first := progress(t, e, assign, "u1", "landing", 200)
+		if first["new"] != true || first["step"] != "landing" || (first["variant"] != "a" && first["variant"] != "b") {
+			t.Fatalf("first call %v", first)
+		}
+		// Sticky, counted once.
+		again := progress(t, e, assign, "u1", "landing", 200)
+		if again["new"] != false || again["variant"] != first["variant"] {
+			t.Errorf("repeat %v, first %v", again, first)
+		}
+		if first["variant"] == "a" && string(mustJSON(t, first["payload"])) != `{"hero":"A"}` {
+			t.Errorf("payload %v", first["payload"])
+		}
+
+		// Unknown step and bad bodies.
+		r := e.must(422, "POST", "/v1/funnels/signup-flow/progress", assign, `{"unit_id":"u1","step":"nope"}`)
+		if d := cmp.Diff([]string{"step"}, r.fields(t)); d != "" {
+			t.Errorf("unknown step fields: %s", d)
+		}
+		e.must(422, "POST", "/v1/funnels/signup-flow/progress", assign, `{"unit_id":"","step":"landing"}`)
+		e.must(422, "POST", "/v1/funnels/signup-flow/progress", assign, `{"unit_id":"u1","step":"landing","value":5}`)
+		e.must(404, "POST", "/v1/funnels/other/progress", assign, `{"unit_id":"u1","step":"landing"}`)
+
+		// A unit that converts without ever entering.
+		r = e.must(422, "POST", "/v1/funnels/signup-flow/progress", assign, `{"unit_id":"ghost","step":"checkout"}`)
+		if d := cmp.Diff([]string{"unit_id"}, r.fields(t)); d != "" {
+			t.Errorf("ghost fields: %s", d)
+		}
+
+		// Skipping a step: u2 lands and goes straight to checkout; then a
+		// call for the skipped signup is answered with its control and
+		// records nothing.
+		progress(t, e, assign, "u2", "landing", 200)
+		conv := e.must(200, "POST", "/v1/funnels/signup-flow/progress", assign, `{"unit_id":"u2","step":"checkout","value":30}`).JSON(t)
+		if conv["new"] != true || conv["variant"] != nil || conv["payload"] != nil {
+			t.Errorf("conversion %v", conv)
+		}
+		behind := progress(t, e, assign, "u2", "signup", 200)
+		if behind["new"] != false || behind["variant"] != "long" {
+			t.Errorf("behind %v", behind)
+		}
+		// Repeated conversion counts once.
+		if got := progress(t, e, assign, "u2", "checkout", 200); got["new"] != false {
+			t.Errorf("second conversion %v", got)
+		}
+		// Going backwards to a visited step changes nothing.
+		if got := progress(t, e, assign, "u2", "landing", 200); got["new"] != false {
+			t.Errorf("back to landing %v", got)
+		}
+
+		// u3 enters at signup directly (skipping landing) and drops out.
+		progress(t, e, assign, "u3", "signup", 200)
+
+		res := e.must(200, "GET", "/v1/funnels/signup-flow/results", e.admin, "").JSON(t)
+		steps := res["steps"].([]any)
+		unitsAt := func(i int) float64 { return steps[i].(map[string]any)["units"].(float64) }
+		if unitsAt(0) != 2 || unitsAt(1) != 1 || unitsAt(2) != 1 {
+			t.Errorf("units per step %v %v %v", unitsAt(0), unitsAt(1), unitsAt(2))
+		}
+		if res["total_units"] != 3.0 || res["conversions"] != 1.0 {
+			t.Errorf("totals %v %v", res["total_units"], res["conversions"])
+		}
+		landing := steps[0].(map[string]any)
+		var units, conversions, next, value float64
+		for _, v := range landing["variants"].([]any) {
+			m := v.(map[string]any)
+			units += m["units"].(float64)
+			conversions += m["conversions"].(float64)
+			next += m["next_step_units"].(float64)
+			value += m["value"].(float64)
+		}
+		if units != 2 || conversions != 1 || next != 1 || value != 30 {
+			t.Errorf("landing variants: units %v conversions %v next %v value %v", units, conversions, next, value)
+		}
+		// Both landing units are inside their window: u1 is open, u2 converted.
+		if landing["open_units"] != 1.0 {
+			t.Errorf("open units %v", landing["open_units"])
+		}
+		if landing["drop_off"] != nil || steps[1].(map[string]any)["drop_off"] != 0.5 {
+			t.Errorf("drop-off %v %v", landing["drop_off"], steps[1].(map[string]any)["drop_off"])
+		}
+		var pathUnits float64
+		for _, p := range res["paths"].([]any) {
+			pathUnits += p.(map[string]any)["units"].(float64)
+		}
+		if pathUnits != 3 {
+			t.Errorf("paths hold %v units, want 3: %v", pathUnits, res["paths"])
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestFunnelAttributionWindow(t *testing.T) {
+	eachFunnelBackend(t, func(t *testing.T, e *env, c *clock) {
+		body := `{"key":"signup-flow","start":true,"settings":{"attribution_window_seconds":3600},
+		  "steps":[{"key":"landing","variants":[{"key":"a"},{"key":"b"}]},{"key":"signup"},{"key":"checkout"}]}`
+		e.must(201, "POST", "/v1/funnels", e.admin, body)
+		progress(t, e, e.admin, "early", "landing", 200)
+		progress(t, e, e.admin, "late", "landing", 200)
+		c.Advance(50 * time.Minute)
+		progress(t, e, e.admin, "late", "signup", 200)
+		c.Advance(20 * time.Minute)
+		// 70 minutes after landing, 20 after signup: late for landing,
+		// within the window for signup.
+		progress(t, e, e.admin, "late", "checkout", 200)
+		res := e.must(200, "GET", "/v1/funnels/signup-flow/results", e.admin, "").JSON(t)
+		steps := res["steps"].([]any)
+		landing, signup := steps[0].(map[string]any), steps[1].(map[string]any)
+		if landing["conversions"] != 0.0 || landing["late_conversions"] != 1.0 {
+			t.Errorf("landing: conversions %v late %v", landing["conversions"], landing["late_conversions"])
+		}
+		if signup["conversions"] != 1.0 || signup["late_conversions"] != 0.0 {
+			t.Errorf("signup: conversions %v late %v", signup["conversions"], signup["late_conversions"])
+		}
+		// "early" landed 70 minutes ago with a one-hour window: no longer
+		// open (the bucket of a one-hour window is 21 s wide).
+		if landing["open_units"] != 0.0 {
+			t.Errorf("landing open %v", landing["open_units"])
+		}
+		// The path converted 70 minutes after entering: not counted.
+		for _, p := range res["paths"].([]any) {
+			if p.(map[string]any)["conversions"] != 0.0 {
+				t.Errorf("path counted a late completion: %v", p)
+			}
+		}
+		progress(t, e, e.admin, "fresh", "landing", 200)
+		res = e.must(200, "GET", "/v1/funnels/signup-flow/results", e.admin, "").JSON(t)
+		if got := res["steps"].([]any)[0].(map[string]any)["open_units"]; got != 1.0 {
+			t.Errorf("open after a fresh unit: %v", got)
+		}
+	})
+}
+
+func TestFunnelWinnerFound(t *testing.T) {
+	eachFunnelBackend(t, func(t *testing.T, e *env, _ *clock) {
+		body := `{"key":"signup-flow","start":true,"settings":{"min_samples":10,"seed":3},
+		  "steps":[{"key":"landing","variants":[{"key":"a"},{"key":"b"}]},{"key":"done"}]}`
+		e.must(201, "POST", "/v1/funnels", e.admin, body)
+		// Variant a always converts, b never: the decision rule must pick a
+		// and the funnel, with one step with variants, is decided.
+		var nA, nB int
+		for i := 0; nA < 12 || nB < 12; i++ {
+			u := fmt.Sprintf("u%d", i)
+			got := progress(t, e, e.admin, u, "landing", 200)
+			if got["variant"] == "a" {
+				nA++
+				progress(t, e, e.admin, u, "done", 200)
+			} else {
+				nB++
+			}
+			if i > 2000 {
+				t.Fatalf("Thompson sampling never gave b enough units (a %d, b %d)", nA, nB)
+			}
+		}
+		res := e.must(200, "GET", "/v1/funnels/signup-flow/results", e.admin, "").JSON(t)
+		if res["decision"].(map[string]any)["state"] != "winner_found" {
+			t.Fatalf("decision %v", res["decision"])
+		}
+		if d := cmp.Diff(map[string]any{"landing": "a"}, res["best_path"]); d != "" {
+			t.Errorf("best path (-want +got):\n%s", d)
+		}
+		if res["matters_most"].(map[string]any)["step"] != "landing" {
+			t.Errorf("matters most %v", res["matters_most"])
+		}
+		f := e.must(200, "GET", "/v1/funnels/signup-flow", e.admin, "").JSON(t)
+		if f["steps"].([]any)[0].(map[string]any)["winner"] != "a" {
+			t.Errorf("winner not recorded: %v", f["steps"])
+		}
+	})
+}

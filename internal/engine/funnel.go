@@ -1,0 +1,409 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/samplit/samplit/internal/engine/stats"
+)
+
+// The funnel strategies.
+//
+// A funnel has ordered steps; some carry variants. Both strategies run
+// Thompson sampling (the adaptive strategy) independently at every step with
+// variants; they differ only in what a step's arms are judged on:
+//
+//   - MultiStep judges (step k, variant v) by the end-to-end conversion: the
+//     share of the units that reached k and saw v which then completed the
+//     funnel. It optimises what the business cares about, and a step variant
+//     that pushes more units to the next step but fewer to the end loses.
+//   - PerStep judges (step k, variant v) by the step-to-next rate: the share
+//     that went on to any later step. It is the naive baseline most tools
+//     offer, kept to show the difference; it falls into exactly that trap.
+//
+// MultiStep credits a completion to every step's variant independently, as
+// if the steps did not interact. When they do (a variant's effect depends on
+// an earlier choice), each step still learns its best response to the mix of
+// earlier variants it is fed, which converges as the earlier steps converge;
+// the per-path results show the interactions directly.
+const (
+	MultiStep = "multi_step"
+	PerStep   = "per_step"
+)
+
+// FunnelStrategies returns the names of the funnel strategies.
+func FunnelStrategies() []string { return []string{MultiStep, PerStep} }
+
+// FunnelArm is one variant of a funnel step: the units that reached the step
+// and saw it, and what those units did next.
+type FunnelArm struct {
+	Key     string
+	Control bool
+	// Units reached the step and saw the variant.
+	Units int64
+	// Conversions completed the funnel within the attribution window.
+	Conversions int64
+	// Advanced reached a later step within the window.
+	Advanced int64
+	// Late completed after the window: reported, never counted.
+	Late int64
+	// Open reached the step less than a window ago and have not completed.
+	Open int64
+	// Value is the sum of the conversion values of Conversions.
+	Value float64
+}
+
+// FunnelStepInput is one step. A step with variants has at least two Arms;
+// a step without has exactly one, with an empty Key, holding its totals.
+type FunnelStepInput struct {
+	Key  string
+	Arms []FunnelArm
+}
+
+// HasVariants reports whether the step carries variants.
+func (s FunnelStepInput) HasVariants() bool { return len(s.Arms) >= 2 }
+
+func (s FunnelStepInput) total() FunnelArm {
+	var t FunnelArm
+	for _, a := range s.Arms {
+		t.Units += a.Units
+		t.Conversions += a.Conversions
+		t.Advanced += a.Advanced
+		t.Late += a.Late
+		t.Open += a.Open
+		t.Value += a.Value
+	}
+	return t
+}
+
+// FunnelPath counts the units by the variants they saw: Variants holds, per
+// step, the key of the variant seen, "" where the unit saw none (a step
+// without variants, or one it did not reach).
+type FunnelPath struct {
+	Variants    []string
+	Units       int64
+	Conversions int64
+}
+
+// FunnelInput is what the funnel calls receive.
+type FunnelInput struct {
+	// Strategy is MultiStep or PerStep.
+	Strategy string
+	// Steps are in funnel order; the last is the goal.
+	Steps []FunnelStepInput
+	// Paths are the paths seen (optional: Plan does not need them).
+	Paths []FunnelPath
+	// Settings are the decision settings, applied per step.
+	Settings Settings
+}
+
+func (in FunnelInput) validate() error {
+	if in.Strategy != MultiStep && in.Strategy != PerStep {
+		return invalid("funnel strategy must be %q or %q, not %q", MultiStep, PerStep, in.Strategy)
+	}
+	if len(in.Steps) < 2 {
+		return invalid("a funnel needs at least two steps, got %d", len(in.Steps))
+	}
+	for _, s := range in.Steps {
+		if len(s.Arms) == 0 {
+			return invalid("step %q: no arms (a step without variants passes one arm of totals)", s.Key)
+		}
+		for _, a := range s.Arms {
+			if a.Conversions < 0 || a.Advanced < 0 || a.Conversions > a.Units || a.Advanced > a.Units {
+				return invalid("step %q variant %q: conversions and advances must be between 0 and units", s.Key, a.Key)
+			}
+		}
+	}
+	return nil
+}
+
+// objective returns the engine input a step's strategy learns from: the arms
+// with Conversions set to end-to-end conversions (MultiStep) or to advances
+// (PerStep).
+func (in FunnelInput) objective(s FunnelStepInput) Input {
+	arms := make([]Arm, len(s.Arms))
+	for i, a := range s.Arms {
+		c := a.Conversions
+		if in.Strategy == PerStep {
+			c = a.Advanced
+		}
+		arms[i] = Arm{Key: a.Key, Control: a.Control, Units: a.Units, Conversions: c, Sum: float64(c)}
+	}
+	return Input{Metric: Binary, Arms: arms, Settings: in.Settings}
+}
+
+// endToEnd returns the engine input of a step's end-to-end conversion.
+func endToEnd(s FunnelStepInput, set Settings) Input {
+	arms := make([]Arm, len(s.Arms))
+	for i, a := range s.Arms {
+		arms[i] = Arm{Key: a.Key, Control: a.Control, Units: a.Units, Conversions: a.Conversions, Sum: float64(a.Conversions)}
+	}
+	return Input{Metric: Binary, Arms: arms, Settings: set}
+}
+
+// PlanFunnel returns one Plan per step, nil for a step without variants:
+// Thompson sampling on the strategy's objective. Draw a unit's variant at
+// step k with plans[k].Pick(rng) when it first reaches k.
+func PlanFunnel(in FunnelInput) ([]*Plan, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	ts, _ := Lookup("adaptive")
+	plans := make([]*Plan, len(in.Steps))
+	for k, s := range in.Steps {
+		if !s.HasVariants() {
+			continue
+		}
+		p, err := ts.Plan(in.objective(s))
+		if err != nil {
+			return nil, fmt.Errorf("step %q: %w", s.Key, err)
+		}
+		plans[k] = p
+	}
+	return plans, nil
+}
+
+// FunnelResult is the analysis of a funnel, with the JSON names of the
+// results document of the HTTP API.
+type FunnelResult struct {
+	Strategy string `json:"strategy"`
+	// TotalUnits is the number of units that entered the funnel (the sum
+	// over the paths, when paths are given; else the units of the first step).
+	TotalUnits  int64              `json:"total_units"`
+	Conversions int64              `json:"conversions"`
+	Steps       []FunnelStepResult `json:"steps"`
+	Paths       []FunnelPathResult `json:"paths"`
+	// BestPath maps every step with variants to its winner's key, nil while
+	// the step has none.
+	BestPath map[string]*string `json:"best_path"`
+	// LeadingPath is the complete path seen with the highest posterior mean
+	// end-to-end rate, nil when no complete path has been seen.
+	LeadingPath *FunnelPathResult `json:"leading_path"`
+	// MattersMost is the step whose choice matters most, nil before any
+	// step with variants has units in two variants.
+	MattersMost *StepSpread `json:"matters_most"`
+	Decision    Decision    `json:"decision"`
+}
+
+// StepSpread names a step and the spread of the end-to-end rate between its
+// best and worst variant (posterior means).
+type StepSpread struct {
+	Step   string  `json:"step"`
+	Spread float64 `json:"spread"`
+}
+
+// FunnelStepResult is one step of a FunnelResult.
+type FunnelStepResult struct {
+	Key   string `json:"key"`
+	Units int64  `json:"units"`
+	// DropOff is the share of the previous step's units that did not reach
+	// this one (0 when more arrive than the previous step had, through
+	// skipped steps); nil for the first step.
+	DropOff     *float64 `json:"drop_off"`
+	Conversions int64    `json:"conversions"`
+	Rate        float64  `json:"rate"`
+	OpenUnits   int64    `json:"open_units"`
+	Late        int64    `json:"late_conversions"`
+	// Variants is empty for a step without variants.
+	Variants []FunnelVariantResult `json:"variants"`
+	// Winner is the variant the decision rule picks on the strategy's
+	// objective, nil when none (or for a step without variants).
+	Winner   *string   `json:"winner"`
+	Decision *Decision `json:"decision"`
+}
+
+// FunnelVariantResult is one variant of a step.
+type FunnelVariantResult struct {
+	Key     string `json:"key"`
+	Control bool   `json:"control"`
+	Units   int64  `json:"units"`
+	// Conversions, Rate and its 95% credible interval are end to end.
+	Conversions int64   `json:"conversions"`
+	Rate        float64 `json:"rate"`
+	CILow       float64 `json:"ci_low"`
+	CIHigh      float64 `json:"ci_high"`
+	// NextStepUnits reached a later step; NextStepRate is their share.
+	NextStepUnits int64   `json:"next_step_units"`
+	NextStepRate  float64 `json:"next_step_rate"`
+	// PBest and ExpectedLoss are those of the end-to-end rate.
+	PBest        float64 `json:"p_best"`
+	ExpectedLoss float64 `json:"expected_loss"`
+	// Weight is the share of the step's new units the variant gets now,
+	// under the funnel's strategy.
+	Weight    float64 `json:"weight"`
+	OpenUnits int64   `json:"open_units"`
+	Value     float64 `json:"value"`
+}
+
+// FunnelPathResult is one path of variants seen.
+type FunnelPathResult struct {
+	// Variants maps each step with variants that the units reached to the
+	// key of the variant they saw.
+	Variants    map[string]string `json:"variants"`
+	Complete    bool              `json:"complete"`
+	Units       int64             `json:"units"`
+	Conversions int64             `json:"conversions"`
+	Rate        float64           `json:"rate"`
+	CILow       float64           `json:"ci_low"`
+	CIHigh      float64           `json:"ci_high"`
+	mean        float64
+}
+
+func rate(c, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(c) / float64(n)
+}
+
+// AnalyzeFunnel computes a funnel's results from its counters: per step the
+// engine's own analysis (posteriors, P(best) by integration, the decision
+// rule) of the end-to-end rates and, for PerStep, of the next-step rates it
+// decides on; then the paths, the step that matters most and the funnel's
+// decision. Its cost depends on the numbers of steps, variants and paths,
+// never on the number of units.
+func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	in.Settings = in.Settings.WithDefaults()
+	if err := in.Settings.Validate(2); err != nil {
+		return nil, err
+	}
+	ts, _ := Lookup("adaptive")
+	res := &FunnelResult{Strategy: in.Strategy, Steps: make([]FunnelStepResult, len(in.Steps)), BestPath: map[string]*string{}}
+	goal := in.Steps[len(in.Steps)-1].total()
+	res.Conversions = goal.Units
+	variantSteps, won := 0, 0
+	var pending []string
+	for k, s := range in.Steps {
+		t := s.total()
+		sr := FunnelStepResult{Key: s.Key, Units: t.Units, Conversions: t.Conversions, Rate: rate(t.Conversions, t.Units),
+			OpenUnits: t.Open, Late: t.Late, Variants: []FunnelVariantResult{}}
+		if k > 0 {
+			prev := in.Steps[k-1].total().Units
+			d := 0.0
+			if prev > 0 {
+				d = math.Max(0, 1-float64(t.Units)/float64(prev))
+			}
+			sr.DropOff = &d
+		}
+		if s.HasVariants() {
+			variantSteps++
+			e2e, err := Analyze(ts, endToEnd(s, in.Settings))
+			if err != nil {
+				return nil, fmt.Errorf("step %q: %w", s.Key, err)
+			}
+			decided := e2e
+			if in.Strategy == PerStep {
+				if decided, err = Analyze(ts, in.objective(s)); err != nil {
+					return nil, fmt.Errorf("step %q: %w", s.Key, err)
+				}
+			}
+			for i, a := range s.Arms {
+				v := e2e.Variants[i]
+				sr.Variants = append(sr.Variants, FunnelVariantResult{
+					Key: a.Key, Control: a.Control, Units: a.Units, Conversions: a.Conversions, Rate: v.Mean,
+					CILow: v.CILow, CIHigh: v.CIHigh, NextStepUnits: a.Advanced, NextStepRate: rate(a.Advanced, a.Units),
+					PBest: v.PBest, ExpectedLoss: v.ExpectedLoss, Weight: decided.Variants[i].Weight,
+					OpenUnits: a.Open, Value: a.Value,
+				})
+			}
+			d := decided.Decision
+			if in.Strategy == PerStep {
+				d.Reason = "on the next-step rate (per_step): " + d.Reason
+			}
+			sr.Winner, sr.Decision = decided.Winner, &d
+			res.BestPath[s.Key] = decided.Winner
+			if decided.Winner != nil {
+				won++
+			} else {
+				pending = append(pending, s.Key)
+			}
+			if spread, ok := spreadOf(s.Arms, in.Settings); ok && (res.MattersMost == nil || spread > res.MattersMost.Spread) {
+				res.MattersMost = &StepSpread{Step: s.Key, Spread: spread}
+			}
+		}
+		res.Steps[k] = sr
+	}
+	res.Paths, res.LeadingPath, res.TotalUnits = analyzePaths(in)
+	if len(in.Paths) == 0 {
+		res.TotalUnits = in.Steps[0].total().Units
+	}
+	switch {
+	case variantSteps > 0 && won == variantSteps:
+		res.Decision = Decision{StateWinnerFound, fmt.Sprintf("every step with variants has a winner (%d of %d)", won, variantSteps)}
+	default:
+		res.Decision = Decision{StateCollecting, fmt.Sprintf("%d of %d steps with variants have a winner; waiting for %s",
+			won, variantSteps, strings.Join(pending, ", "))}
+	}
+	return res, nil
+}
+
+// spreadOf is the difference between the highest and lowest posterior mean
+// end-to-end rate of the step's variants: how much the choice at the step
+// can move the funnel's conversion. Posterior means rather than observed
+// rates, so that a variant with a handful of units does not make a step look
+// decisive; false until two variants have units.
+func spreadOf(arms []FunnelArm, s Settings) (float64, bool) {
+	lo, hi, seen := math.Inf(1), math.Inf(-1), 0
+	for _, a := range arms {
+		if a.Units == 0 {
+			continue
+		}
+		seen++
+		m := (s.PriorAlpha + float64(a.Conversions)) / (s.PriorAlpha + s.PriorBeta + float64(a.Units))
+		lo, hi = math.Min(lo, m), math.Max(hi, m)
+	}
+	return hi - lo, seen >= 2
+}
+
+// analyzePaths returns the paths with their rates and 95% credible
+// intervals, ordered by units (most first), the leading complete path, and
+// the total of units over the paths.
+func analyzePaths(in FunnelInput) ([]FunnelPathResult, *FunnelPathResult, int64) {
+	out := make([]FunnelPathResult, 0, len(in.Paths))
+	var total int64
+	var lead *FunnelPathResult
+	s := in.Settings
+	for _, p := range in.Paths {
+		total += p.Units
+		pr := FunnelPathResult{Variants: map[string]string{}, Complete: true, Units: p.Units, Conversions: p.Conversions, Rate: rate(p.Conversions, p.Units)}
+		for k, st := range in.Steps {
+			if !st.HasVariants() {
+				continue
+			}
+			if k < len(p.Variants) && p.Variants[k] != "" {
+				pr.Variants[st.Key] = p.Variants[k]
+			} else {
+				pr.Complete = false
+			}
+		}
+		c := min(p.Conversions, p.Units)
+		a, b := s.PriorAlpha+float64(c), s.PriorBeta+float64(p.Units-c)
+		pr.CILow, pr.CIHigh = stats.BetaQuantile(0.025, a, b), stats.BetaQuantile(0.975, a, b)
+		pr.mean = a / (a + b)
+		out = append(out, pr)
+	}
+	slices.SortStableFunc(out, func(x, y FunnelPathResult) int {
+		switch {
+		case x.Units > y.Units:
+			return -1
+		case x.Units < y.Units:
+			return 1
+		}
+		return 0
+	})
+	for i := range out {
+		if out[i].Complete && out[i].Units > 0 && (lead == nil || out[i].mean > lead.mean) {
+			lead = &out[i]
+		}
+	}
+	if lead != nil {
+		cp := *lead
+		lead = &cp
+	}
+	return out, lead, total
+}

@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// twoStepFunnel is landing (a, b) → signup (counted) → purchase, where b
+// sends more units to signup (600 vs 400 of 1000) but fewer of them buy
+// (60 vs 100 end to end).
+func twoStepFunnel(strategy string) FunnelInput {
+	return FunnelInput{Strategy: strategy, Settings: Settings{MinSamples: 100},
+		Steps: []FunnelStepInput{
+			{Key: "landing", Arms: []FunnelArm{
+				{Key: "a", Control: true, Units: 1000, Conversions: 100, Advanced: 400, Open: 3},
+				{Key: "b", Units: 1000, Conversions: 60, Advanced: 600, Open: 2},
+			}},
+			{Key: "signup", Arms: []FunnelArm{{Units: 1000, Conversions: 160, Advanced: 160}}},
+			{Key: "purchase", Arms: []FunnelArm{{Units: 160, Conversions: 160}}},
+		},
+		Paths: []FunnelPath{
+			{Variants: []string{"a", "", ""}, Units: 1000, Conversions: 100},
+			{Variants: []string{"b", "", ""}, Units: 1000, Conversions: 60},
+		},
+	}
+}
+
+func TestAnalyzeFunnelStrategiesDisagree(t *testing.T) {
+	ms, err := AnalyzeFunnel(twoStepFunnel(MultiStep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := AnalyzeFunnel(twoStepFunnel(PerStep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := ms.Steps[0].Winner; w == nil || *w != "a" {
+		t.Errorf("multi_step winner %v, want a", w)
+	}
+	if w := ps.Steps[0].Winner; w == nil || *w != "b" {
+		t.Errorf("per_step winner %v, want b", w)
+	}
+	// Both report the same end-to-end statistics; only weights and
+	// decisions follow the strategy's objective.
+	if ms.Steps[0].Variants[0].PBest != ps.Steps[0].Variants[0].PBest || ms.Steps[0].Variants[0].PBest < 0.99 {
+		t.Errorf("end-to-end P(best) of a: %v vs %v", ms.Steps[0].Variants[0].PBest, ps.Steps[0].Variants[0].PBest)
+	}
+	if ps.Steps[0].Variants[1].Weight < 0.99 || ms.Steps[0].Variants[0].Weight < 0.99 {
+		t.Errorf("weights: per_step b %v, multi_step a %v", ps.Steps[0].Variants[1].Weight, ms.Steps[0].Variants[0].Weight)
+	}
+	if ms.Decision.State != StateWinnerFound || ms.MattersMost == nil || ms.MattersMost.Step != "landing" {
+		t.Errorf("decision %v, matters most %v", ms.Decision, ms.MattersMost)
+	}
+	if ms.TotalUnits != 2000 || ms.Conversions != 160 || ms.Steps[0].OpenUnits != 5 {
+		t.Errorf("totals %d %d open %d", ms.TotalUnits, ms.Conversions, ms.Steps[0].OpenUnits)
+	}
+	if d := *ms.Steps[1].DropOff; d != 0.5 {
+		t.Errorf("drop-off to signup %v, want 0.5", d)
+	}
+	if ms.LeadingPath == nil || ms.LeadingPath.Variants["landing"] != "a" {
+		t.Errorf("leading path %+v", ms.LeadingPath)
+	}
+}
+
+func TestPlanFunnelFollowsObjective(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct{ strategy, want string }{{MultiStep, "a"}, {PerStep, "b"}} {
+		plans, err := PlanFunnel(twoStepFunnel(tc.strategy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plans[1] != nil || plans[2] != nil {
+			t.Errorf("%s: plans for steps without variants", tc.strategy)
+		}
+		n := 0
+		for range 1000 {
+			if plans[0].Pick(r).Key == tc.want {
+				n++
+			}
+		}
+		if n < 980 {
+			t.Errorf("%s picked %s %d times in 1000", tc.strategy, tc.want, n)
+		}
+	}
+}
+
+func TestAnalyzeFunnelInvalid(t *testing.T) {
+	in := twoStepFunnel("adaptive")
+	if _, err := AnalyzeFunnel(in); err == nil {
+		t.Error("accepted an experiment strategy")
+	}
+	in = twoStepFunnel(MultiStep)
+	in.Steps[0].Arms[0].Conversions = 2000
+	if _, err := AnalyzeFunnel(in); err == nil {
+		t.Error("accepted conversions above units")
+	}
+}
+
+// benchFunnel is 5 steps with 4 variants each and a goal, with 10⁶ units
+// entering, and every one of the 4⁵ = 1024 complete paths seen.
+func benchFunnel() FunnelInput {
+	in := FunnelInput{Strategy: MultiStep}
+	units := int64(1_000_000)
+	for k := range 5 {
+		st := FunnelStepInput{Key: fmt.Sprintf("step%d", k)}
+		for v := range 4 {
+			n := units / 4
+			st.Arms = append(st.Arms, FunnelArm{Key: fmt.Sprintf("v%d", v), Units: n,
+				Conversions: n / int64(20+v), Advanced: n * int64(8-v) / 10, Open: n / 100})
+		}
+		in.Steps = append(in.Steps, st)
+		units = units * 7 / 10
+	}
+	in.Steps = append(in.Steps, FunnelStepInput{Key: "goal", Arms: []FunnelArm{{Units: 50000, Conversions: 50000}}})
+	for p := range 1024 {
+		path := make([]string, 6)
+		for k := range 5 {
+			path[k] = fmt.Sprintf("v%d", p>>(2*k)&3)
+		}
+		in.Paths = append(in.Paths, FunnelPath{Variants: path, Units: 1_000_000 / 1024, Conversions: int64(40 + p%17)})
+	}
+	return in
+}
+
+// BenchmarkAnalyzeFunnel5x4 is the results computation of issue 5: 5 steps ×
+// 4 variants, 10⁶ units, 1024 paths, from counters (required: < 50 ms).
+func BenchmarkAnalyzeFunnel5x4(b *testing.B) {
+	in := benchFunnel()
+	for b.Loop() {
+		if _, err := AnalyzeFunnel(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+

@@ -1,0 +1,828 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/store"
+)
+
+var _ store.Funnels = (*Store)(nil)
+
+func errFunnelNotFound(ref string) error {
+	return apperr.New(apperr.NotFound, "funnel %q not found", ref)
+}
+
+// CreateFunnel stores f, its steps and their variants in one transaction.
+func (s *Store) CreateFunnel(ctx context.Context, f store.Funnel) error {
+	settings, err := json.Marshal(f.Settings)
+	if err != nil {
+		return fmt.Errorf("encode settings of %s: %w", f.ID, err)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO funnels (id, workspace_id, key, name, strategy, status, settings,
+			     created_at, updated_at, started_at, completed_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			f.ID, f.WorkspaceID, f.Key, f.Name, f.Strategy, string(f.Status), string(settings),
+			micros(f.CreatedAt), micros(f.UpdatedAt), nullMicros(f.StartedAt), nullMicros(f.CompletedAt))
+		switch {
+		case s.dialect.IsUniqueViolation(err):
+			return apperr.Wrap(apperr.Conflict, err, "a funnel with key %q already exists", f.Key)
+		case s.dialect.IsForeignKeyViolation(err):
+			return apperr.Wrap(apperr.NotFound, err, "workspace %q not found", f.WorkspaceID)
+		case err != nil:
+			return fmt.Errorf("create funnel %s: %w", f.ID, err)
+		}
+		steps := newRowsBuilder(f.ID)
+		variants := newRowsBuilder(f.ID)
+		for i, st := range f.Steps {
+			steps.add("(?, $1, ?, ?, ?, ?)", st.ID, st.Key, st.Name, i, st.Winner)
+			for _, v := range st.Variants {
+				payload := string(v.Payload)
+				if len(v.Payload) == 0 {
+					payload = "null"
+				}
+				variants.add("(?, $1, ?, ?, ?, ?, ?, ?)", v.ID, i, v.Key, v.Name, v.Control, payload, v.Position)
+			}
+		}
+		if steps.n == 0 {
+			return apperr.New(apperr.Invalid, "funnel %s has no steps", f.ID)
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO funnel_steps (id, funnel_id, key, name, position, winner) VALUES `+steps.String(), steps.args...)
+		if s.dialect.IsUniqueViolation(err) {
+			return apperr.Wrap(apperr.Conflict, err, "step ids and keys must be unique")
+		}
+		if err != nil {
+			return fmt.Errorf("create steps of %s: %w", f.ID, err)
+		}
+		if variants.n == 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO funnel_variants (id, funnel_id, step, key, name, control, payload, position) VALUES `+variants.String(),
+			variants.args...)
+		if s.dialect.IsUniqueViolation(err) {
+			return apperr.Wrap(apperr.Conflict, err, "variant ids and keys must be unique within a step")
+		}
+		if err != nil {
+			return fmt.Errorf("create variants of %s: %w", f.ID, err)
+		}
+		return nil
+	})
+}
+
+const funnelColumns = `id, workspace_id, key, name, strategy, status, settings,
+	created_at, updated_at, started_at, completed_at`
+
+func scanFunnel(r scanner) (store.Funnel, error) {
+	var f store.Funnel
+	var status, settings string
+	var created, updated int64
+	var started, completed sql.NullInt64
+	err := r.Scan(&f.ID, &f.WorkspaceID, &f.Key, &f.Name, &f.Strategy, &status, &settings,
+		&created, &updated, &started, &completed)
+	if err != nil {
+		return f, err
+	}
+	f.Status = store.Status(status)
+	if err := json.Unmarshal([]byte(settings), &f.Settings); err != nil {
+		return f, fmt.Errorf("decode settings of %s: %w", f.ID, err)
+	}
+	f.CreatedAt, f.UpdatedAt = fromMicros(created), fromMicros(updated)
+	f.StartedAt, f.CompletedAt = timePtr(started), timePtr(completed)
+	return f, nil
+}
+
+// GetFunnel finds the funnel by id or, failing that, by key.
+func (s *Store) GetFunnel(ctx context.Context, workspaceID, ref string) (store.Funnel, error) {
+	return getFunnel(ctx, s.read, workspaceID, ref)
+}
+
+func getFunnel(ctx context.Context, q querier, workspaceID, ref string) (store.Funnel, error) {
+	// An id match sorts first, as for experiments.
+	f, err := scanFunnel(q.QueryRowContext(ctx,
+		`SELECT `+funnelColumns+` FROM funnels
+		 WHERE workspace_id = $1 AND (id = $2 OR key = $2)
+		 ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END
+		 LIMIT 1`, workspaceID, ref))
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, errFunnelNotFound(ref)
+	}
+	if err != nil {
+		return f, fmt.Errorf("load funnel %s: %w", ref, err)
+	}
+	steps, err := loadSteps(ctx, q, []string{f.ID})
+	if err != nil {
+		return f, err
+	}
+	f.Steps = steps[f.ID]
+	return f, nil
+}
+
+// loadSteps returns the steps, with their variants, of the funnels, by
+// funnel id, in position order.
+func loadSteps(ctx context.Context, q querier, funnelIDs []string) (map[string][]store.FunnelStep, error) {
+	out := make(map[string][]store.FunnelStep, len(funnelIDs))
+	if len(funnelIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(funnelIDs))
+	for i, id := range funnelIDs {
+		args[i] = id
+	}
+	in := placeholders(1, len(args))
+	rows, err := q.QueryContext(ctx,
+		`SELECT funnel_id, id, key, name, position, winner FROM funnel_steps
+		 WHERE funnel_id IN (`+in+`) ORDER BY funnel_id, position`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load funnel steps: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fid string
+		var st store.FunnelStep
+		if err := rows.Scan(&fid, &st.ID, &st.Key, &st.Name, &st.Position, &st.Winner); err != nil {
+			return nil, fmt.Errorf("load funnel steps: %w", err)
+		}
+		out[fid] = append(out[fid], st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load funnel steps: %w", err)
+	}
+	rows.Close()
+	vrows, err := q.QueryContext(ctx,
+		`SELECT funnel_id, step, id, key, name, control, payload, position FROM funnel_variants
+		 WHERE funnel_id IN (`+in+`) ORDER BY funnel_id, step, position`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load funnel variants: %w", err)
+	}
+	defer vrows.Close()
+	for vrows.Next() {
+		var fid, payload string
+		var step int
+		var v store.Variant
+		if err := vrows.Scan(&fid, &step, &v.ID, &v.Key, &v.Name, &v.Control, &payload, &v.Position); err != nil {
+			return nil, fmt.Errorf("load funnel variants: %w", err)
+		}
+		v.Payload = json.RawMessage(payload)
+		if steps := out[fid]; step >= 0 && step < len(steps) {
+			steps[step].Variants = append(steps[step].Variants, v)
+		}
+	}
+	if err := vrows.Err(); err != nil {
+		return nil, fmt.Errorf("load funnel variants: %w", err)
+	}
+	return out, nil
+}
+
+// ListFunnels returns one page of the workspace's funnels, by id.
+func (s *Store) ListFunnels(ctx context.Context, workspaceID string, p store.ListParams) ([]store.Funnel, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT `+funnelColumns+` FROM funnels
+		 WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR status = $3)
+		 ORDER BY id LIMIT $4`,
+		workspaceID, p.After, string(p.Status), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list funnels: %w", err)
+	}
+	defer rows.Close()
+	var list []store.Funnel
+	var ids []string
+	for rows.Next() {
+		f, err := scanFunnel(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list funnels: %w", err)
+		}
+		list = append(list, f)
+		ids = append(ids, f.ID)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list funnels: %w", err)
+	}
+	rows.Close()
+	steps, err := loadSteps(ctx, s.read, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		list[i].Steps = steps[list[i].ID]
+	}
+	return list, nil
+}
+
+// TransitionFunnel moves the funnel to t.To if its status is one of t.From,
+// as one conditional UPDATE, like TransitionExperiment.
+func (s *Store) TransitionFunnel(ctx context.Context, workspaceID, id string, t store.Transition) (store.Funnel, error) {
+	var out store.Funnel
+	var started, completed sql.NullInt64
+	if t.To == store.StatusRunning {
+		started = sql.NullInt64{Int64: micros(t.At), Valid: true}
+	}
+	if t.To == store.StatusCompleted {
+		completed = sql.NullInt64{Int64: micros(t.At), Valid: true}
+	}
+	args := []any{workspaceID, id, string(t.To), micros(t.At), started, completed}
+	from := make([]string, len(t.From))
+	for i, st := range t.From {
+		from[i] = fmt.Sprintf("$%d", len(args)+1)
+		args = append(args, string(st))
+	}
+	cond := "FALSE"
+	if len(from) > 0 {
+		cond = "status IN (" + strings.Join(from, ", ") + ")"
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE funnels SET status = $3, updated_at = $4,
+			     started_at = COALESCE(started_at, $5),
+			     completed_at = COALESCE(completed_at, $6)
+			 WHERE workspace_id = $1 AND id = $2 AND `+cond, args...)
+		if err != nil {
+			return fmt.Errorf("transition funnel %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("transition funnel %s: %w", id, err)
+		}
+		out, err = getFunnel(ctx, tx, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return apperr.New(apperr.Conflict, "funnel %q is %s; it cannot become %s", out.Key, out.Status, t.To)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Funnel{}, err
+	}
+	return out, nil
+}
+
+// DeclareStepWinner sets the step's winner when none is recorded yet and
+// reports whether this call set it.
+func (s *Store) DeclareStepWinner(ctx context.Context, workspaceID, funnelID string, step int, winner string, at time.Time) (bool, error) {
+	var set bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := lockFunnel(ctx, tx, workspaceID, funnelID, at); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE funnel_steps SET winner = $3 WHERE funnel_id = $1 AND position = $2 AND winner = ''`,
+			funnelID, step, winner)
+		if err != nil {
+			return fmt.Errorf("declare winner of %s step %d: %w", funnelID, step, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("declare winner of %s step %d: %w", funnelID, step, err)
+		}
+		set = n > 0
+		return nil
+	})
+	return set, err
+}
+
+// lockFunnel takes the funnel's row lock (an UPDATE, the one row lock both
+// databases take with the same SQL) and checks that it is in the workspace.
+// Progress transactions of one funnel thus run one at a time, which is what
+// lets them read a unit's rows and then write them without a lost update;
+// the group commit of the service makes each of them a batch.
+func lockFunnel(ctx context.Context, tx *sql.Tx, workspaceID, funnelID string, at time.Time) error {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE funnels SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END
+		 WHERE id = $1 AND workspace_id = $2`, funnelID, workspaceID, micros(at))
+	if err != nil {
+		return fmt.Errorf("lock funnel %s: %w", funnelID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("lock funnel %s: %w", funnelID, err)
+	}
+	if n == 0 {
+		return errFunnelNotFound(funnelID)
+	}
+	return nil
+}
+
+// UnitSteps returns the stored variant id per step of each unit that has
+// entered the funnel.
+func (s *Store) UnitSteps(ctx context.Context, workspaceID, funnelID string, unitIDs []string) (map[string]map[int]string, error) {
+	var one int
+	err := s.read.QueryRowContext(ctx, `SELECT 1 FROM funnels WHERE id = $1 AND workspace_id = $2`,
+		funnelID, workspaceID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errFunnelNotFound(funnelID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up funnel %s: %w", funnelID, err)
+	}
+	out := map[string]map[int]string{}
+	err = chunks(dedupe(unitIDs), s.maxRows, func(units []string) error {
+		rb := newRowsBuilder(funnelID)
+		for _, u := range units {
+			rb.add("(?)", u)
+		}
+		rows, err := s.read.QueryContext(ctx,
+			`SELECT p.unit_id, p.step, p.variant_id FROM (VALUES `+rb.String()+`) AS v
+			 JOIN funnel_progress p ON p.funnel_id = $1 AND p.unit_id = v.column1`, rb.args...)
+		if err != nil {
+			return fmt.Errorf("load progress of %s: %w", funnelID, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u, variant string
+			var step int
+			if err := rows.Scan(&u, &step, &variant); err != nil {
+				return fmt.Errorf("load progress of %s: %w", funnelID, err)
+			}
+			if out[u] == nil {
+				out[u] = map[int]string{}
+			}
+			out[u][step] = variant
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// stepKey names one (step, variant) counter row, and with slot one bucket.
+type stepKey struct {
+	step    int
+	variant string
+	slot    int64
+}
+
+type stepDelta struct {
+	units, conversions, advanced, late int64
+	value                              float64
+}
+
+type pathDelta struct{ units, conversions int64 }
+
+// funnelIncrements collects the counter changes of one transaction, written
+// once per row at its end.
+type funnelIncrements struct {
+	counters map[stepKey]*stepDelta // slot 0
+	buckets  map[stepKey]*stepDelta
+	paths    map[string]*pathDelta
+}
+
+func (in *funnelIncrements) counter(step int, variant string) *stepDelta {
+	k := stepKey{step: step, variant: variant}
+	d := in.counters[k]
+	if d == nil {
+		d = &stepDelta{}
+		in.counters[k] = d
+	}
+	return d
+}
+
+func (in *funnelIncrements) bucket(step int, variant string, slot int64) *stepDelta {
+	k := stepKey{step, variant, slot}
+	d := in.buckets[k]
+	if d == nil {
+		d = &stepDelta{}
+		in.buckets[k] = d
+	}
+	return d
+}
+
+func (in *funnelIncrements) path(p string) *pathDelta {
+	d := in.paths[p]
+	if d == nil {
+		d = &pathDelta{}
+		in.paths[p] = d
+	}
+	return d
+}
+
+// slotOf returns the start, in stored form, of the reach-time bucket of t.
+func slotOf(t time.Time, width time.Duration) int64 {
+	w := width.Microseconds()
+	if w <= 0 {
+		w = time.Hour.Microseconds()
+	}
+	us := micros(t)
+	return us - ((us%w)+w)%w
+}
+
+// RecordProgress applies the batches in one transaction, funnel by funnel
+// in id order (lock order).
+func (s *Store) RecordProgress(ctx context.Context, batches []store.ProgressBatch) ([][]store.ProgressResult, error) {
+	var out [][]store.ProgressResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out = make([][]store.ProgressResult, len(batches))
+		order := make([]int, len(batches))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batches[a].FunnelID, batches[b].FunnelID) })
+		for _, i := range order {
+			res, err := s.recordProgress(ctx, tx, batches[i])
+			if err != nil {
+				return err
+			}
+			out[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// unitRow is a funnel_units row.
+type unitRow struct {
+	enteredAt int64
+	maxStep   int
+	path      string
+	completed bool
+}
+
+func (s *Store) recordProgress(ctx context.Context, tx *sql.Tx, b store.ProgressBatch) ([]store.ProgressResult, error) {
+	at := time.Now()
+	if len(b.Items) > 0 {
+		at = b.Items[0].At
+	}
+	if err := lockFunnel(ctx, tx, b.WorkspaceID, b.FunnelID, at); err != nil {
+		return nil, err
+	}
+	window := b.Window.Microseconds()
+	in := &funnelIncrements{counters: map[stepKey]*stepDelta{}, buckets: map[stepKey]*stepDelta{}, paths: map[string]*pathDelta{}}
+	res := make([]store.ProgressResult, len(b.Items))
+	for i, it := range b.Items {
+		r, err := s.progressOne(ctx, tx, b, it, window, in)
+		if err != nil {
+			return nil, err
+		}
+		res[i] = r
+	}
+	if err := s.applyFunnelIncrements(ctx, tx, b.FunnelID, in); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// progressOne applies one item. Items are applied one at a time, each
+// statement seeing the ones before, so that a batch holding several steps
+// of one unit is applied exactly as the same calls made one by one.
+func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBatch, it store.Progress, window int64, in *funnelIncrements) (store.ProgressResult, error) {
+	fid := b.FunnelID
+	var variant string
+	err := tx.QueryRowContext(ctx,
+		`SELECT variant_id FROM funnel_progress WHERE funnel_id = $1 AND unit_id = $2 AND step = $3`,
+		fid, it.UnitID, it.Step).Scan(&variant)
+	if err == nil {
+		return store.ProgressResult{Outcome: store.ProgressRepeated, VariantID: variant}, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return store.ProgressResult{}, fmt.Errorf("load progress of %s: %w", fid, err)
+	}
+	var u unitRow
+	var completed sql.NullInt64
+	err = tx.QueryRowContext(ctx,
+		`SELECT entered_at, max_step, path, completed_at FROM funnel_units WHERE funnel_id = $1 AND unit_id = $2`,
+		fid, it.UnitID).Scan(&u.enteredAt, &u.maxStep, &u.path, &completed)
+	entered := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return store.ProgressResult{}, fmt.Errorf("load unit of %s: %w", fid, err)
+	}
+	u.completed = completed.Valid
+	switch {
+	case !entered && it.Step == b.Goal:
+		return store.ProgressResult{Outcome: store.ProgressNotEntered}, nil
+	case entered && (it.Step < u.maxStep || u.completed):
+		return store.ProgressResult{Outcome: store.ProgressBehind}, nil
+	}
+	now := micros(it.At)
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO funnel_progress (funnel_id, unit_id, step, variant_id, propensity, reached_at)
+		 VALUES ($1, $2, $3, $4, $5, $6)`,
+		fid, it.UnitID, it.Step, it.VariantID, it.Propensity, now); err != nil {
+		return store.ProgressResult{}, fmt.Errorf("record progress of %s: %w", fid, err)
+	}
+	// The rows of earlier steps that had not yet seen the unit move on
+	// (only the one at its furthest step, in fact) now have.
+	rows, err := tx.QueryContext(ctx,
+		`UPDATE funnel_progress SET advanced_at = $4
+		 WHERE funnel_id = $1 AND unit_id = $2 AND step < $3 AND advanced_at IS NULL
+		 RETURNING step, variant_id, reached_at`, fid, it.UnitID, it.Step, now)
+	if err != nil {
+		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
+	}
+	for rows.Next() {
+		var step int
+		var v string
+		var reached int64
+		if err := rows.Scan(&step, &v, &reached); err != nil {
+			rows.Close()
+			return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
+		}
+		if now-reached <= window {
+			in.counter(step, v).advanced++
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
+	}
+	if err := rows.Err(); err != nil {
+		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
+	}
+	in.counter(it.Step, it.VariantID).units++
+	in.bucket(it.Step, it.VariantID, slotOf(it.At, b.BucketWidth)).units++
+
+	// Every unit is counted in exactly one path row, the path of the
+	// variants it has seen so far; a new variant moves it to a longer path.
+	path := u.path
+	if it.VariantID != "" {
+		seg := strconv.Itoa(it.Step) + ":" + it.VariantID
+		if path == "" {
+			path = seg
+		} else {
+			path += "," + seg
+		}
+	}
+	if !entered {
+		u.enteredAt = now
+		in.path(path).units++
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO funnel_units (funnel_id, unit_id, entered_at, max_step, path) VALUES ($1, $2, $3, $4, $5)`,
+			fid, it.UnitID, now, it.Step, path); err != nil {
+			return store.ProgressResult{}, fmt.Errorf("enter unit in %s: %w", fid, err)
+		}
+	} else {
+		if path != u.path {
+			in.path(u.path).units--
+			in.path(path).units++
+		}
+		var done sql.NullInt64
+		var value float64
+		if it.Step == b.Goal {
+			done, value = sql.NullInt64{Int64: now, Valid: true}, it.Value
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE funnel_units SET max_step = $3, path = $4, completed_at = $5, value = $6
+			 WHERE funnel_id = $1 AND unit_id = $2`,
+			fid, it.UnitID, it.Step, path, done, value); err != nil {
+			return store.ProgressResult{}, fmt.Errorf("move unit in %s: %w", fid, err)
+		}
+	}
+	if it.Step == b.Goal {
+		if err := s.complete(ctx, tx, b, it, u.enteredAt, path, window, in); err != nil {
+			return store.ProgressResult{}, err
+		}
+	}
+	return store.ProgressResult{Outcome: store.ProgressRecorded, VariantID: it.VariantID}, nil
+}
+
+// complete credits a unit's completion to every step it reached: a
+// conversion of the step where it came within the window of reaching it, a
+// late completion (stored, not counted) otherwise. Comparing with each
+// step's reach time here, once, is what keeps results free of any scan of
+// units.
+func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch, it store.Progress, enteredAt int64, path string, window int64, in *funnelIncrements) error {
+	now := micros(it.At)
+	rows, err := tx.QueryContext(ctx,
+		`SELECT step, variant_id, reached_at FROM funnel_progress WHERE funnel_id = $1 AND unit_id = $2`,
+		b.FunnelID, it.UnitID)
+	if err != nil {
+		return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var step int
+		var v string
+		var reached int64
+		if err := rows.Scan(&step, &v, &reached); err != nil {
+			return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
+		}
+		c := in.counter(step, v)
+		if now-reached > window {
+			c.late++
+			continue
+		}
+		c.conversions++
+		c.value += it.Value
+		in.bucket(step, v, slotOf(fromMicros(reached), b.BucketWidth)).conversions++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
+	}
+	if now-enteredAt <= window {
+		in.path(path).conversions++
+	}
+	return nil
+}
+
+// applyFunnelIncrements writes the increments as "col = col + excluded.col"
+// upserts, in key order so that concurrent transactions lock rows in one
+// order.
+func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID string, in *funnelIncrements) error {
+	cmpKey := func(a, b stepKey) int {
+		if a.step != b.step {
+			return a.step - b.step
+		}
+		if c := strings.Compare(a.variant, b.variant); c != 0 {
+			return c
+		}
+		switch {
+		case a.slot < b.slot:
+			return -1
+		case a.slot > b.slot:
+			return 1
+		}
+		return 0
+	}
+	keys := func(m map[stepKey]*stepDelta) []stepKey {
+		ks := make([]stepKey, 0, len(m))
+		for k := range m {
+			ks = append(ks, k)
+		}
+		slices.SortFunc(ks, cmpKey)
+		return ks
+	}
+	err := chunks(keys(in.counters), s.maxRows, func(ks []stepKey) error {
+		rb := newRowsBuilder(funnelID)
+		for _, k := range ks {
+			d := in.counters[k]
+			rb.add("($1, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION))", k.step, k.variant, d.units, d.conversions, d.advanced, d.late, d.value)
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO funnel_counters (funnel_id, step, variant_id, units, conversions, advanced, late, value_sum)
+			 VALUES `+rb.String()+`
+			 ON CONFLICT (funnel_id, step, variant_id) DO UPDATE SET
+			     units = funnel_counters.units + excluded.units,
+			     conversions = funnel_counters.conversions + excluded.conversions,
+			     advanced = funnel_counters.advanced + excluded.advanced,
+			     late = funnel_counters.late + excluded.late,
+			     value_sum = funnel_counters.value_sum + excluded.value_sum`, rb.args...)
+		if err != nil {
+			return fmt.Errorf("update funnel counters of %s: %w", funnelID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = chunks(keys(in.buckets), s.maxRows, func(ks []stepKey) error {
+		rb := newRowsBuilder(funnelID)
+		for _, k := range ks {
+			d := in.buckets[k]
+			rb.add("($1, ?, ?, ?, ?, ?)", k.step, k.variant, k.slot, d.units, d.conversions)
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO funnel_buckets (funnel_id, step, variant_id, slot, units, conversions)
+			 VALUES `+rb.String()+`
+			 ON CONFLICT (funnel_id, step, variant_id, slot) DO UPDATE SET
+			     units = funnel_buckets.units + excluded.units,
+			     conversions = funnel_buckets.conversions + excluded.conversions`, rb.args...)
+		if err != nil {
+			return fmt.Errorf("update funnel buckets of %s: %w", funnelID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	paths := sortedKeys(in.paths)
+	return chunks(paths, s.maxRows, func(ps []string) error {
+		rb := newRowsBuilder(funnelID)
+		for _, p := range ps {
+			d := in.paths[p]
+			rb.add("($1, ?, ?, ?)", p, d.units, d.conversions)
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO funnel_paths (funnel_id, path, units, conversions)
+			 VALUES `+rb.String()+`
+			 ON CONFLICT (funnel_id, path) DO UPDATE SET
+			     units = funnel_paths.units + excluded.units,
+			     conversions = funnel_paths.conversions + excluded.conversions`, rb.args...)
+		if err != nil {
+			return fmt.Errorf("update funnel paths of %s: %w", funnelID, err)
+		}
+		return nil
+	})
+}
+
+// FunnelCounts returns the counters, the open units of the last window and
+// the paths with units, reading O(steps × variants × window slots + paths)
+// rows.
+func (s *Store) FunnelCounts(ctx context.Context, workspaceID, funnelID string, now time.Time) (store.FunnelCounts, error) {
+	var out store.FunnelCounts
+	f, err := scanFunnel(s.read.QueryRowContext(ctx,
+		`SELECT `+funnelColumns+` FROM funnels WHERE workspace_id = $1 AND id = $2`, workspaceID, funnelID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return out, errFunnelNotFound(funnelID)
+	}
+	if err != nil {
+		return out, fmt.Errorf("load funnel %s: %w", funnelID, err)
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT step, variant_id, units, conversions, advanced, late, value_sum FROM funnel_counters
+		 WHERE funnel_id = $1 ORDER BY step, variant_id`, funnelID)
+	if err != nil {
+		return out, fmt.Errorf("load funnel counters of %s: %w", funnelID, err)
+	}
+	defer rows.Close()
+	idx := map[stepKey]int{}
+	for rows.Next() {
+		var c store.StepCounters
+		if err := rows.Scan(&c.Step, &c.VariantID, &c.Units, &c.Conversions, &c.Advanced, &c.Late, &c.Value); err != nil {
+			return out, fmt.Errorf("load funnel counters of %s: %w", funnelID, err)
+		}
+		idx[stepKey{step: c.Step, variant: c.VariantID}] = len(out.Steps)
+		out.Steps = append(out.Steps, c)
+	}
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("load funnel counters of %s: %w", funnelID, err)
+	}
+	rows.Close()
+
+	// A slot is open while the window of its last possible unit is: its
+	// start plus its width plus the window is after now. Units reached
+	// early in a slot thus count as open up to one slot width too long,
+	// which the creation of the funnel bounds to a small share of the window.
+	since := micros(now) - f.Settings.AttributionWindow.Microseconds() - f.Settings.BucketWidth.Microseconds()
+	orows, err := s.read.QueryContext(ctx,
+		`SELECT step, variant_id, SUM(units - conversions) FROM funnel_buckets
+		 WHERE funnel_id = $1 AND slot > $2 GROUP BY step, variant_id`, funnelID, since)
+	if err != nil {
+		return out, fmt.Errorf("load open units of %s: %w", funnelID, err)
+	}
+	defer orows.Close()
+	for orows.Next() {
+		var step int
+		var v string
+		var open int64
+		if err := orows.Scan(&step, &v, &open); err != nil {
+			return out, fmt.Errorf("load open units of %s: %w", funnelID, err)
+		}
+		if i, ok := idx[stepKey{step: step, variant: v}]; ok {
+			out.Steps[i].Open = open
+		}
+	}
+	if err := orows.Err(); err != nil {
+		return out, fmt.Errorf("load open units of %s: %w", funnelID, err)
+	}
+	orows.Close()
+
+	prows, err := s.read.QueryContext(ctx,
+		`SELECT path, units, conversions FROM funnel_paths
+		 WHERE funnel_id = $1 AND units > 0 ORDER BY path`, funnelID)
+	if err != nil {
+		return out, fmt.Errorf("load funnel paths of %s: %w", funnelID, err)
+	}
+	defer prows.Close()
+	for prows.Next() {
+		var p string
+		var pc store.PathCounters
+		if err := prows.Scan(&p, &pc.Units, &pc.Conversions); err != nil {
+			return out, fmt.Errorf("load funnel paths of %s: %w", funnelID, err)
+		}
+		pc.Path, err = parsePath(p)
+		if err != nil {
+			return out, fmt.Errorf("funnel %s: %w", funnelID, err)
+		}
+		out.Paths = append(out.Paths, pc)
+	}
+	if err := prows.Err(); err != nil {
+		return out, fmt.Errorf("load funnel paths of %s: %w", funnelID, err)
+	}
+	return out, nil
+}
+
+// parsePath reads the stored "step:variant_id,…" form of a path.
+func parsePath(p string) (map[int]string, error) {
+	out := map[int]string{}
+	if p == "" {
+		return out, nil
+	}
+	for _, seg := range strings.Split(p, ",") {
+		step, v, ok := strings.Cut(seg, ":")
+		n, err := strconv.Atoi(step)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("bad stored path %q", p)
+		}
+		out[n] = v
+	}
+	return out, nil
+}

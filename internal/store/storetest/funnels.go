@@ -1,0 +1,283 @@
+package storetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// newFunnel returns an unsaved running funnel: landing (a, b), signup
+// (short, long), checkout (the goal), with a one-hour window.
+func newFunnel(ws store.Workspace, key string) store.Funnel {
+	f := store.Funnel{
+		ID: id.New(id.Funnel), WorkspaceID: ws.ID, Key: key, Name: "Funnel " + key, Strategy: "multi_step",
+		Status: store.StatusRunning,
+		Settings: store.FunnelSettings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001, Seed: ptr(int64(7)),
+			AttributionWindow: time.Hour, BucketWidth: time.Minute},
+		CreatedAt: t0, UpdatedAt: t0, StartedAt: ptr(t0),
+	}
+	for i, st := range []struct {
+		key      string
+		variants []string
+	}{{"landing", []string{"a", "b"}}, {"signup", []string{"short", "long"}}, {"checkout", nil}} {
+		s := store.FunnelStep{ID: id.New("stp"), Key: st.key, Name: st.key, Position: i}
+		for j, v := range st.variants {
+			s.Variants = append(s.Variants, store.Variant{ID: id.New(id.Variant), Key: v, Name: v, Control: j == 0,
+				Payload: json.RawMessage(fmt.Sprintf(`{"v":%q}`, v)), Position: j})
+		}
+		f.Steps = append(f.Steps, s)
+	}
+	return f
+}
+
+func createFunnel(t *testing.T, s store.Store, ws store.Workspace, key string) store.Funnel {
+	t.Helper()
+	f := newFunnel(ws, key)
+	must(t, s.CreateFunnel(t.Context(), f), "create funnel")
+	return f
+}
+
+// reach records one progress item and returns its result.
+func reach(t *testing.T, s store.Store, f store.Funnel, unit string, step, variant int, at time.Time, value float64) store.ProgressResult {
+	t.Helper()
+	res, err := s.RecordProgress(t.Context(), []store.ProgressBatch{progressBatch(f, store.Progress{UnitID: unit, Step: step,
+		VariantID: variantID(f, step, variant), Propensity: 0.5, Value: value, At: at})})
+	must(t, err, "record progress")
+	return res[0][0]
+}
+
+func progressBatch(f store.Funnel, items ...store.Progress) store.ProgressBatch {
+	return store.ProgressBatch{WorkspaceID: f.WorkspaceID, FunnelID: f.ID, Goal: len(f.Steps) - 1,
+		Window: f.Settings.AttributionWindow, BucketWidth: f.Settings.BucketWidth, Items: items}
+}
+
+func variantID(f store.Funnel, step, variant int) string {
+	if variant < 0 {
+		return ""
+	}
+	return f.Steps[step].Variants[variant].ID
+}
+
+// stepCounters returns the counters by (step, variant id).
+func stepCounters(t *testing.T, s store.Store, f store.Funnel, now time.Time) (map[[2]string]store.StepCounters, store.FunnelCounts) {
+	t.Helper()
+	c, err := s.FunnelCounts(t.Context(), f.WorkspaceID, f.ID, now)
+	must(t, err, "funnel counts")
+	out := map[[2]string]store.StepCounters{}
+	for _, sc := range c.Steps {
+		out[[2]string{fmt.Sprint(sc.Step), sc.VariantID}] = sc
+	}
+	return out, c
+}
+
+func testFunnelsCRUD(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "funnels")
+	other := newWorkspace(t, s, "other")
+	f := createFunnel(t, s, ws, "signup-flow")
+	for _, ref := range []string{f.ID, f.Key} {
+		got, err := s.GetFunnel(t.Context(), ws.ID, ref)
+		must(t, err, "get funnel")
+		diff(t, "funnel", f, got, cmpopts.EquateEmpty())
+	}
+	_, err := s.GetFunnel(t.Context(), other.ID, f.ID)
+	wantCode(t, err, apperr.NotFound, "get from another workspace")
+	wantCode(t, s.CreateFunnel(t.Context(), newFunnel(ws, "signup-flow")), apperr.Conflict, "duplicate key")
+	must(t, s.CreateFunnel(t.Context(), newFunnel(other, "signup-flow")), "same key in another workspace")
+	second := createFunnel(t, s, ws, "second")
+	list, err := s.ListFunnels(t.Context(), ws.ID, store.ListParams{Limit: 1})
+	must(t, err, "list")
+	if len(list) != 1 || list[0].ID != f.ID || len(list[0].Steps) != 3 || len(list[0].Steps[1].Variants) != 2 {
+		t.Errorf("first page %+v", list)
+	}
+	list, err = s.ListFunnels(t.Context(), ws.ID, store.ListParams{After: f.ID})
+	must(t, err, "list")
+	if len(list) != 1 || list[0].ID != second.ID {
+		t.Errorf("second page %+v", list)
+	}
+
+	got, err := s.TransitionFunnel(t.Context(), ws.ID, f.ID, store.Transition{From: []store.Status{store.StatusRunning}, To: store.StatusPaused, At: t0.Add(time.Minute)})
+	must(t, err, "pause")
+	if got.Status != store.StatusPaused {
+		t.Errorf("status %s", got.Status)
+	}
+	_, err = s.TransitionFunnel(t.Context(), ws.ID, f.ID, store.Transition{From: []store.Status{store.StatusRunning}, To: store.StatusPaused, At: t0})
+	wantCode(t, err, apperr.Conflict, "pause twice")
+	_, err = s.TransitionFunnel(t.Context(), other.ID, f.ID, store.Transition{From: []store.Status{store.StatusPaused}, To: store.StatusRunning, At: t0})
+	wantCode(t, err, apperr.NotFound, "transition from another workspace")
+
+	set, err := s.DeclareStepWinner(t.Context(), ws.ID, f.ID, 0, "b", t0)
+	must(t, err, "declare")
+	again, err := s.DeclareStepWinner(t.Context(), ws.ID, f.ID, 0, "a", t0)
+	must(t, err, "declare again")
+	if !set || again {
+		t.Errorf("declare: first %v, second %v", set, again)
+	}
+	got, err = s.GetFunnel(t.Context(), ws.ID, f.ID)
+	must(t, err, "get")
+	if got.Steps[0].Winner != "b" || got.Steps[1].Winner != "" {
+		t.Errorf("winners %q %q", got.Steps[0].Winner, got.Steps[1].Winner)
+	}
+	_, err = s.DeclareStepWinner(t.Context(), other.ID, f.ID, 1, "short", t0)
+	wantCode(t, err, apperr.NotFound, "declare in another workspace")
+}
+
+func testFunnelProgress(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "progress")
+	f := createFunnel(t, s, ws, "signup-flow")
+	at := t0
+	outcome := func(r store.ProgressResult, want store.ProgressOutcome, wantVariant string, what string) {
+		t.Helper()
+		if r.Outcome != want || r.VariantID != wantVariant {
+			t.Errorf("%s: got %s %q, want %s %q", what, r.Outcome, r.VariantID, want, wantVariant)
+		}
+	}
+	outcome(reach(t, s, f, "u1", 0, 1, at, 0), store.ProgressRecorded, variantID(f, 0, 1), "u1 lands")
+	// A repeat with another drawn variant keeps the stored one.
+	outcome(reach(t, s, f, "u1", 0, 0, at, 0), store.ProgressRepeated, variantID(f, 0, 1), "u1 lands again")
+	outcome(reach(t, s, f, "ghost", 2, -1, at, 0), store.ProgressNotEntered, "", "ghost converts")
+	outcome(reach(t, s, f, "u1", 1, 0, at.Add(time.Minute), 0), store.ProgressRecorded, variantID(f, 1, 0), "u1 signs up")
+	outcome(reach(t, s, f, "u1", 2, -1, at.Add(2*time.Minute), 40), store.ProgressRecorded, "", "u1 converts")
+	outcome(reach(t, s, f, "u1", 2, -1, at.Add(3*time.Minute), 40), store.ProgressRepeated, "", "u1 converts again")
+	// u2 skips signup, converts, then is behind signup.
+	outcome(reach(t, s, f, "u2", 0, 0, at, 0), store.ProgressRecorded, variantID(f, 0, 0), "u2 lands")
+	outcome(reach(t, s, f, "u2", 2, -1, at.Add(90*time.Minute), 5), store.ProgressRecorded, "", "u2 converts late")
+	outcome(reach(t, s, f, "u2", 1, 1, at.Add(91*time.Minute), 0), store.ProgressBehind, "", "u2 goes back")
+	// u3 enters at signup; u4 lands and stays.
+	outcome(reach(t, s, f, "u3", 1, 1, at, 0), store.ProgressRecorded, variantID(f, 1, 1), "u3 enters at signup")
+	outcome(reach(t, s, f, "u4", 0, 0, at.Add(100*time.Minute), 0), store.ProgressRecorded, variantID(f, 0, 0), "u4 lands")
+
+	steps, err := s.UnitSteps(t.Context(), ws.ID, f.ID, []string{"u1", "u2", "ghost"})
+	must(t, err, "unit steps")
+	diff(t, "unit steps", map[string]map[int]string{
+		"u1": {0: variantID(f, 0, 1), 1: variantID(f, 1, 0), 2: ""},
+		"u2": {0: variantID(f, 0, 0), 2: ""},
+	}, steps)
+
+	now := at.Add(110 * time.Minute)
+	c, counts := stepCounters(t, s, f, now)
+	k := func(step int, v string) [2]string { return [2]string{fmt.Sprint(step), v} }
+	diff(t, "counters", map[[2]string]store.StepCounters{
+		// u1 converted within the hour and advanced; u2 advanced and
+		// converted after the window; u4 is open.
+		k(0, variantID(f, 0, 1)): {Step: 0, VariantID: variantID(f, 0, 1), Units: 1, Conversions: 1, Advanced: 1, Value: 40},
+		k(0, variantID(f, 0, 0)): {Step: 0, VariantID: variantID(f, 0, 0), Units: 2, Late: 1, Open: 1},
+		k(1, variantID(f, 1, 0)): {Step: 1, VariantID: variantID(f, 1, 0), Units: 1, Conversions: 1, Advanced: 1, Value: 40},
+		k(1, variantID(f, 1, 1)): {Step: 1, VariantID: variantID(f, 1, 1), Units: 1},
+		k(2, ""):                 {Step: 2, VariantID: "", Units: 2, Conversions: 2, Value: 45},
+	}, c, approx)
+	paths := map[string]store.PathCounters{}
+	for _, p := range counts.Paths {
+		paths[fmt.Sprint(p.Path)] = p
+	}
+	key := func(p map[int]string) string { return fmt.Sprint(p) }
+	diff(t, "paths", map[string]store.PathCounters{
+		key(map[int]string{0: variantID(f, 0, 1), 1: variantID(f, 1, 0)}): {Path: map[int]string{0: variantID(f, 0, 1), 1: variantID(f, 1, 0)}, Units: 1, Conversions: 1},
+		key(map[int]string{0: variantID(f, 0, 0)}):                        {Path: map[int]string{0: variantID(f, 0, 0)}, Units: 2},
+		key(map[int]string{1: variantID(f, 1, 1)}):                        {Path: map[int]string{1: variantID(f, 1, 1)}, Units: 1},
+	}, paths)
+
+	// Later, every window has closed: nothing is open any more.
+	c, _ = stepCounters(t, s, f, at.Add(5*time.Hour))
+	for key, sc := range c {
+		if sc.Open != 0 {
+			t.Errorf("%v still open: %d", key, sc.Open)
+		}
+	}
+	other := newWorkspace(t, s, "other")
+	_, err = s.FunnelCounts(t.Context(), other.ID, f.ID, now)
+	wantCode(t, err, apperr.NotFound, "counts from another workspace")
+	_, err = s.RecordProgress(t.Context(), []store.ProgressBatch{{WorkspaceID: other.ID, FunnelID: f.ID, Goal: 2, Window: time.Hour,
+		Items: []store.Progress{{UnitID: "x", Step: 0, VariantID: variantID(f, 0, 0), At: at}}}})
+	wantCode(t, err, apperr.NotFound, "progress in another workspace")
+	_, err = s.UnitSteps(t.Context(), other.ID, f.ID, []string{"u1"})
+	wantCode(t, err, apperr.NotFound, "unit steps from another workspace")
+}
+
+// testFunnelProgressBatch: several steps of one unit in one batch are
+// applied in order, exactly as one call each.
+func testFunnelProgressBatch(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "batch")
+	f := createFunnel(t, s, ws, "signup-flow")
+	res, err := s.RecordProgress(t.Context(), []store.ProgressBatch{progressBatch(f,
+		store.Progress{UnitID: "u", Step: 0, VariantID: variantID(f, 0, 0), At: t0},
+		store.Progress{UnitID: "u", Step: 0, VariantID: variantID(f, 0, 1), At: t0},
+		store.Progress{UnitID: "u", Step: 1, VariantID: variantID(f, 1, 1), At: t0},
+		store.Progress{UnitID: "u", Step: 2, At: t0},
+		store.Progress{UnitID: "v", Step: 2, At: t0},
+	)})
+	must(t, err, "batch")
+	var got []store.ProgressOutcome
+	for _, r := range res[0] {
+		got = append(got, r.Outcome)
+	}
+	diff(t, "outcomes", []store.ProgressOutcome{store.ProgressRecorded, store.ProgressRepeated, store.ProgressRecorded,
+		store.ProgressRecorded, store.ProgressNotEntered}, got)
+	c, _ := stepCounters(t, s, f, t0)
+	if sc := c[[2]string{"0", variantID(f, 0, 0)}]; sc.Units != 1 || sc.Conversions != 1 || sc.Advanced != 1 {
+		t.Errorf("landing a %+v", sc)
+	}
+}
+
+// testFunnelProgressConcurrent: many writers racing on the same units count
+// each (unit, step) once.
+func testFunnelProgressConcurrent(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "concurrent")
+	f := createFunnel(t, s, ws, "signup-flow")
+	const units, writers = 20, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range units {
+				unit := fmt.Sprintf("u%d", u)
+				for step := range 3 {
+					v := -1
+					if step < 2 {
+						v = (u + w) % 2
+					}
+					_, err := s.RecordProgress(t.Context(), []store.ProgressBatch{progressBatch(f,
+						store.Progress{UnitID: unit, Step: step, VariantID: variantID(f, step, v), At: t0})})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_, counts := stepCounters(t, s, f, t0)
+	for _, sc := range counts.Steps {
+		if sc.Step == 2 && sc.Units != units {
+			t.Errorf("goal units %d, want %d", sc.Units, units)
+		}
+	}
+	var total, conv int64
+	for _, sc := range counts.Steps {
+		if sc.Step == 0 {
+			total += sc.Units
+			conv += sc.Conversions
+		}
+	}
+	var pathUnits int64
+	for _, p := range counts.Paths {
+		pathUnits += p.Units
+	}
+	if total != units || conv != units || pathUnits != units {
+		t.Errorf("landing units %d conversions %d path units %d, want %d each", total, conv, pathUnits, units)
+	}
+}
