@@ -133,4 +133,3 @@ func BenchmarkAnalyzeFunnel5x4(b *testing.B) {
 		}
 	}
 }
-
