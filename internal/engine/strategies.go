@@ -51,7 +51,33 @@ func (thompson) Plan(in Input) (*Plan, error) {
 		return nil, err
 	}
 	ps := posteriors(in.Metric, effectiveCounts(in), in.Settings)
-	return newPlan(in, func(c []int) sampler { return &thompsonSampler{ps: subset(ps, c)} }, false), nil
+	return newPlan(in, func(c []int) sampler {
+		if b := burnInSampler(in, c); b != nil {
+			return b
+		}
+		return &thompsonSampler{ps: subset(ps, c)}
+	}, false), nil
+}
+
+// burnInSampler returns a sampler serving uniformly the competing arms (indices c)
+// that have fewer than MinSamples units, or nil when none has.
+//
+// The decision rule needs MinSamples units on every arm, and Thompson
+// sampling (like top-two) starves a clearly worse arm: left alone it can
+// stay below MinSamples for ever, and an adaptive experiment would never
+// declare its winner. Serving the under-sampled arms first costs at most
+// K·MinSamples units of exploration, which the decision needed anyway.
+func burnInSampler(in Input, c []int) sampler {
+	var under []int
+	for j, i := range c {
+		if in.Arms[i].Units < in.Settings.MinSamples {
+			under = append(under, j)
+		}
+	}
+	if len(under) == 0 {
+		return nil
+	}
+	return &setSampler{n: len(c), set: under}
 }
 
 func (t thompson) Update(in Input) (State, error) { return bayesUpdate(t.Name(), in) }
@@ -98,6 +124,9 @@ func (topTwo) Plan(in Input) (*Plan, error) {
 	ps := posteriors(in.Metric, effectiveCounts(in), in.Settings)
 	beta := in.Settings.TopTwoBeta
 	return newPlan(in, func(c []int) sampler {
+		if b := burnInSampler(in, c); b != nil {
+			return b
+		}
 		return &topTwoSampler{ts: thompsonSampler{ps: subset(ps, c)}, beta: beta}
 	}, false), nil
 }
@@ -203,17 +232,13 @@ func (epsGreedy) Plan(in Input) (*Plan, error) {
 	}
 	means := observedMeans(in.Metric, in.Arms)
 	return newPlan(in, func(c []int) sampler {
-		arms := subset(in.Arms, c)
-		var burn []int
-		total := 0.0
-		for j, a := range arms {
-			total += float64(a.Units)
-			if a.Units < in.Settings.MinSamples {
-				burn = append(burn, j)
-			}
+		if b := burnInSampler(in, c); b != nil {
+			return b
 		}
-		if len(burn) > 0 {
-			return &setSampler{n: len(arms), set: burn}
+		arms := subset(in.Arms, c)
+		total := 0.0
+		for _, a := range arms {
+			total += float64(a.Units)
 		}
 		ms := subset(means, c)
 		greedy := argmax(ms)
