@@ -275,7 +275,7 @@ func (s *Store) TransitionFunnel(ctx context.Context, workspaceID, id string, t 
 
 // DeclareStepWinner sets the step's winner when none is recorded yet and
 // reports whether this call set it.
-func (s *Store) DeclareStepWinner(ctx context.Context, workspaceID, funnelID string, step int, winner string, at time.Time) (bool, error) {
+func (s *Store) DeclareStepWinner(ctx context.Context, workspaceID, funnelID string, step int, winner string, at time.Time, events ...store.OutboxEvent) (bool, error) {
 	var set bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := lockFunnel(ctx, tx, workspaceID, funnelID, at); err != nil {
@@ -292,6 +292,9 @@ func (s *Store) DeclareStepWinner(ctx context.Context, workspaceID, funnelID str
 			return fmt.Errorf("declare winner of %s step %d: %w", funnelID, step, err)
 		}
 		set = n > 0
+		if set {
+			return writeEvents(ctx, tx, workspaceID, events)
+		}
 		return nil
 	})
 	return set, err
@@ -335,11 +338,11 @@ func (s *Store) UnitSteps(ctx context.Context, workspaceID, funnelID string, uni
 	err = chunks(dedupe(unitIDs), s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(funnelID)
 		for _, u := range units {
-			rb.add("(?)", u)
+			rb.add("($1, ?)", u)
 		}
 		rows, err := s.read.QueryContext(ctx,
 			`SELECT p.unit_id, p.step, p.variant_id FROM (VALUES `+rb.String()+`) AS v
-			 JOIN funnel_progress p ON p.funnel_id = $1 AND p.unit_id = v.column1`, rb.args...)
+			 JOIN funnel_progress p ON `+probeJoin("p", "funnel_id", "unit_id"), rb.args...)
 		if err != nil {
 			return fmt.Errorf("load progress of %s: %w", funnelID, err)
 		}

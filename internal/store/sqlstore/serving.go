@@ -286,15 +286,16 @@ func (s *Store) loadAssignments(ctx context.Context, q querier, experimentID str
 	err := chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(experimentID)
 		for _, u := range units {
-			rb.add("(?)", u)
+			rb.add("($1, ?)", u)
 		}
 		// A join with a VALUES list rather than "unit_id IN (…)": with
 		// hundreds of parameters PostgreSQL's generic plan for the IN list
 		// (chosen after five runs of a cached statement) scans the whole
-		// table, while the join keeps its index nested loop.
+		// table, while the join keeps its index nested loop. Both key
+		// columns come from the VALUES rows (see probeJoin).
 		query := `SELECT a.unit_id, a.variant_id, a.propensity, a.epoch, a.assigned_at
 			 FROM (VALUES ` + rb.String() + `) AS v
-			 JOIN assignments a ON a.experiment_id = $1 AND a.unit_id = v.column1`
+			 JOIN assignments a ON ` + probeJoin("a", "experiment_id", "unit_id")
 		var rows *sql.Rows
 		var err error
 		if tx, ok := q.(*sql.Tx); ok {
@@ -485,18 +486,18 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		rb := newRowsBuilder(experimentID)
 		for _, u := range units {
 			ue := byUnit[u]
-			rb.add("(?, CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), CAST(? AS BIGINT))",
+			rb.add("($1, ?, CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), CAST(? AS BIGINT))",
 				u, ue.total, int64(len(ue.events)), micros(ue.firstAt))
 		}
 		// VALUES columns are named column1… by both databases. Binary: only
 		// a unit that has not converted is updated (the first conversion
 		// wins); continuous: every unit adds its values.
 		query := `UPDATE assignments SET
-			    value_sum = assignments.value_sum + v.column2,
-			    event_count = assignments.event_count + v.column3,
-			    converted_at = COALESCE(assignments.converted_at, v.column4)
+			    value_sum = assignments.value_sum + v.column3,
+			    event_count = assignments.event_count + v.column4,
+			    converted_at = COALESCE(assignments.converted_at, v.column5)
 			 FROM (VALUES ` + rb.String() + `) AS v
-			 WHERE assignments.experiment_id = $1 AND assignments.unit_id = v.column1`
+			 WHERE ` + probeJoin("assignments", "experiment_id", "unit_id")
 		if metric == store.MetricBinary {
 			query += ` AND assignments.converted_at IS NULL`
 		}

@@ -68,6 +68,11 @@ type Dialect struct {
 	// behind a transaction pooler, where a prepared statement lives on a
 	// server connection the next transaction may not get.
 	CacheStatements bool
+	// SkipLocked is appended to the subquery that picks deliveries to
+	// claim: " FOR UPDATE SKIP LOCKED" on PostgreSQL, so that replicas
+	// polling together each take other rows instead of queueing on the
+	// same ones; empty on SQLite, whose single writer has no row locks.
+	SkipLocked string
 }
 
 // Store implements store.Store over database/sql.
@@ -261,6 +266,18 @@ func (r *rowsBuilder) add(template string, args ...any) {
 }
 
 func (r *rowsBuilder) String() string { return r.b.String() }
+
+// probeJoin is the join condition of a table whose key is (parent, unit)
+// with a VALUES list v whose rows are (parent id, unit id, …): both key
+// columns are matched to v's columns. Writing the parent as a constant
+// instead ("t.parent = $1 AND t.unit = v.column1") lets PostgreSQL, whose
+// statistics know nothing yet of a new experiment's rows and estimate one,
+// scan every row of that parent once per statement and filter the join
+// (measured: 1.6 s for 60 events over 30,000 units); with both columns
+// from v the only plan is an index probe per VALUES row.
+func probeJoin(table, parentCol, unitCol string) string {
+	return table + "." + parentCol + " = v.column1 AND " + table + "." + unitCol + " = v.column2"
+}
 
 // chunks calls fn with consecutive sub-slices of at most size elements.
 func chunks[T any](items []T, size int, fn func([]T) error) error {
