@@ -21,6 +21,7 @@ import (
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/webhook"
 )
 
 // serve runs the HTTP server until ctx is cancelled (SIGINT/SIGTERM), then
@@ -57,6 +58,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer experiments.Close()
 	funnels := optimize.NewFunnels(st, time.Now, logger, optimize.Options{Writers: writers})
 	defer funnels.Close()
+	// Campaign webhooks plug into optimize.CampaignHooks (see issue 7).
+	campaigns := optimize.NewCampaigns(st, time.Now, logger, optimize.Options{Writers: writers}, optimize.CampaignHooks{})
+	defer campaigns.Close()
 
 	plain, created, err := apikey.Bootstrap(ctx, st, cfg.BootstrapKey, time.Now())
 	if err != nil {
@@ -69,12 +73,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		logger.Info("bootstrap key stored", "workspace", apikey.DefaultWorkspace)
 	}
 
+	// The webhook worker delivers what the outbox holds, including what a
+	// previous run committed and never sent. It stops after the HTTP server
+	// has drained (deferred before, so run after), giving back the leases
+	// of attempts it cuts short.
+	hooks := webhook.NewWorker(st, ring, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Logger: logger})
+	hctx, stopHooks := context.WithCancel(context.WithoutCancel(ctx))
+	hooksDone := make(chan struct{})
+	go func() { defer close(hooksDone); hooks.Run(hctx) }()
+	defer func() { stopHooks(); <-hooksDone }()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.NewServer(api.Deps{
 		Store:      st,
 		Optimizers: optimize.Registry{store.KindStandard: experiments},
 		Funnels:    funnels,
+		Campaigns:  campaigns,
+		Webhooks:   webhook.NewService(st, ring, time.Now, cfg.WebhookAllowPrivate, nil),
 		Logger:     logger,
 		Now:        time.Now,
 		Registry:   reg,

@@ -13,6 +13,7 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/webhook"
 )
 
 // experimentJSON is the public shape of an experiment. It is separate from
@@ -171,11 +172,13 @@ func (s *server) handleCreateExperiment(w http.ResponseWriter, r *http.Request) 
 	for i := range e.Variants {
 		e.Variants[i].ID = id.New(id.Variant)
 	}
+	var events []store.OutboxEvent
 	if body.Start {
 		e.Status = store.StatusRunning
 		e.StartedAt = &now
+		events = append(events, webhook.ExperimentEvent(store.EventExperimentStarted, e, now))
 	}
-	if err := s.store.CreateExperiment(r.Context(), e); err != nil {
+	if err := s.store.CreateExperiment(r.Context(), e, events...); err != nil {
 		if apperr.Is(err, apperr.Conflict) {
 			return &apperr.Error{Code: apperr.Conflict, Err: err,
 				Message: fmt.Sprintf("an experiment with the key %q exists in this workspace", e.Key),
@@ -314,6 +317,8 @@ func (s *server) handleTransition(t transition) handlerFunc {
 		if body.Winner != nil {
 			tr.Winner, tr.Fixed = body.Winner, true
 		}
+		// The webhook event commits with the transition or not at all.
+		tr.Events = transitionEvent(t, e, tr)
 		updated, err := s.store.TransitionExperiment(r.Context(), p.WorkspaceID, e.ID, tr)
 		if apperr.Is(err, apperr.Conflict) {
 			// Another request changed the status between our read and

@@ -53,6 +53,29 @@ func (s *server) routes(reg *prometheus.Registry) {
 	s.authed("POST /v1/funnels/{ref}/progress", store.ScopeAssign, s.handleProgress)
 	s.authed("GET /v1/funnels/{ref}/results", store.ScopeWrite, s.handleFunnelResults)
 
+	s.authed("POST /v1/campaigns", store.ScopeWrite, s.idempotent(s.handleCreateCampaign))
+	s.authed("GET /v1/campaigns", store.ScopeWrite, s.handleListCampaigns)
+	s.authed("GET /v1/campaigns/{ref}", store.ScopeWrite, s.handleGetCampaign)
+	s.authed("POST /v1/campaigns/{ref}/start", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(transitionStart)))
+	s.authed("POST /v1/campaigns/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(transitionPause)))
+	s.authed("POST /v1/campaigns/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(transitionResume)))
+	s.authed("POST /v1/campaigns/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(transitionComplete)))
+	s.authed("POST /v1/campaigns/{ref}/sends", store.ScopeWrite, s.handleSends)
+	s.authed("POST /v1/campaigns/{ref}/events", store.ScopeAssign, s.handleCampaignEvents)
+	s.authed("GET /v1/campaigns/{ref}/results", store.ScopeWrite, s.handleCampaignResults)
+
+	// Webhooks (admin). Create and rotate-secret skip Idempotency-Key on
+	// purpose: replaying them would mean storing the secret they show.
+	s.authed("POST /v1/webhooks", store.ScopeAdmin, s.handleCreateWebhook)
+	s.authed("GET /v1/webhooks", store.ScopeAdmin, s.handleListWebhooks)
+	s.authed("GET /v1/webhooks/{id}", store.ScopeAdmin, s.handleGetWebhook)
+	s.authed("PATCH /v1/webhooks/{id}", store.ScopeAdmin, s.idempotent(s.handlePatchWebhook))
+	s.authed("DELETE /v1/webhooks/{id}", store.ScopeAdmin, s.handleDeleteWebhook)
+	s.authed("POST /v1/webhooks/{id}/rotate-secret", store.ScopeAdmin, s.handleRotateWebhookSecret)
+	s.authed("POST /v1/webhooks/{id}/test", store.ScopeAdmin, s.idempotent(s.handleTestWebhook))
+	s.authed("GET /v1/webhooks/{id}/deliveries", store.ScopeAdmin, s.handleListDeliveries)
+	s.authed("POST /v1/webhooks/{id}/deliveries/{did}/retry", store.ScopeAdmin, s.idempotent(s.handleRetryDelivery))
+
 	// Anything else: a problem+json 404, or 405 when another method would
 	// match. Not listed in s.patterns: it is not a route of the API.
 	s.mux.Handle("/", s.adapt(s.handleNoRoute))

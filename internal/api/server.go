@@ -29,6 +29,7 @@ import (
 
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/webhook"
 )
 
 // Options tunes the server. The zero value of each field means its default.
@@ -85,6 +86,8 @@ type server struct {
 	store      store.Store
 	optimizers optimize.Registry
 	funnels    *optimize.Funnels
+	campaigns  *optimize.Campaigns
+	webhooks   *webhook.Service
 	log        *slog.Logger
 	now        func() time.Time
 	opts       Options
@@ -114,6 +117,12 @@ type Deps struct {
 	// Funnels serves the funnel routes' progress and results; nil answers
 	// them with 503.
 	Funnels *optimize.Funnels
+	// Campaigns serves the campaign routes' sends, events and results; nil
+	// answers them with 503.
+	Campaigns *optimize.Campaigns
+	// Webhooks registers webhook endpoints (URL checks, sealed secrets);
+	// nil answers the webhook writes with 503.
+	Webhooks *webhook.Service
 	// Logger receives the access log and the details of internal errors;
 	// nil discards them.
 	Logger *slog.Logger
@@ -147,6 +156,8 @@ func newServer(deps Deps, opts Options) *server {
 		store:      st,
 		optimizers: deps.Optimizers,
 		funnels:    deps.Funnels,
+		campaigns:  deps.Campaigns,
+		webhooks:   deps.Webhooks,
 		log:        logger,
 		now:        func() time.Time { return now().UTC() },
 		opts:       opts.withDefaults(),

@@ -212,6 +212,9 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	if hasFunnelFlag(args) { // --funnel FILE: a funnel scenario (funnel.go)
 		return SimulateFunnel(args, stdout, stderr)
 	}
+	if hasFlag(args, "campaign") { // --campaign FILE: a campaign scenario (campaign.go)
+		return SimulateCampaign(args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	ratesFlag := fs.String("rates", "", "comma-separated true conversion rates, the first is the control")
 	strategy := fs.String("strategy", "adaptive", "strategy: "+strings.Join(engine.Names(), ", "))

@@ -388,18 +388,7 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 
 // hasFunnelFlag reports whether the simulate arguments ask for a funnel
 // scenario, so that Simulate hands them to SimulateFunnel.
-func hasFunnelFlag(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && name == "funnel" {
-			return true
-		}
-	}
-	return false
-}
+func hasFunnelFlag(args []string) bool { return hasFlag(args, "funnel") }
 
 // SimulateFunnel is `samplit simulate --funnel FILE`: it replays the funnel
 // strategies against a scenario and reports, per strategy, the end-to-end

@@ -17,6 +17,7 @@ import (
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/webhook"
 )
 
 // Options configure the standard experiment optimizer.
@@ -456,6 +457,20 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 		return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be analysed", e.Key)
 	}
 	r.SRM = srm(e, counters)
+	if r.SRM.Alert && e.SRMAlertedAt == nil && r.SRM.PValue != nil &&
+		(e.Status == store.StatusRunning || e.Status == store.StatusPaused) {
+		// Recorded once among all replicas, with its webhook event in the
+		// same transaction: experiment.srm_detected is sent once.
+		set, err := x.st.MarkSRM(ctx, e.WorkspaceID, e.ID, now, webhook.SRMDetected(*e, *r.SRM.PValue, now))
+		if err != nil {
+			return nil, fmt.Errorf("record SRM of %s: %w", e.ID, err)
+		}
+		if set {
+			x.log.Warn("sample ratio mismatch", "experiment", e.ID, "p_value", *r.SRM.PValue)
+		}
+		at := now
+		e.SRMAlertedAt = &at
+	}
 
 	res := &Results{
 		ExperimentID: e.ID, Status: e.Status, Strategy: e.Strategy, Metric: e.Metric,
@@ -498,7 +513,9 @@ func completedReason(e *store.Experiment) string {
 // It updates e in place.
 func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner string) error {
 	now := x.now()
-	set, err := x.st.DeclareWinner(ctx, e.WorkspaceID, e.ID, winner, now)
+	// The experiment.winner_found event is written in the transaction that
+	// records the winner, by the one call (of all replicas) that does.
+	set, err := x.st.DeclareWinner(ctx, e.WorkspaceID, e.ID, winner, now, webhook.WinnerFound(*e, winner, now))
 	if err != nil {
 		return fmt.Errorf("record winner of %s: %w", e.ID, err)
 	}
@@ -518,8 +535,11 @@ func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner s
 	}
 	if e.Settings.AutoComplete {
 		w := winner
+		after := *e
+		after.Status, after.Winner, after.WinnerFixed = store.StatusCompleted, w, true
 		done, err := x.st.TransitionExperiment(ctx, e.WorkspaceID, e.ID, store.Transition{
 			From: []store.Status{store.StatusRunning, store.StatusPaused}, To: store.StatusCompleted, At: now, Winner: &w, Fixed: true,
+			Events: []store.OutboxEvent{webhook.ExperimentEvent(store.EventExperimentCompleted, after, now)},
 		})
 		if err != nil && !apperr.Is(err, apperr.Conflict) {
 			return fmt.Errorf("auto-complete %s: %w", e.ID, err)

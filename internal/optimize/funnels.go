@@ -12,6 +12,7 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/webhook"
 )
 
 // Funnels is the funnel optimizer: it assigns each unit a sticky variant at
@@ -288,7 +289,8 @@ func (x *Funnels) Results(ctx context.Context, f *store.Funnel) (*FunnelResults,
 		}
 		variantSteps++
 		if st.Winner == "" && sr.Winner != nil && active {
-			set, err := x.st.DeclareStepWinner(ctx, f.WorkspaceID, f.ID, k, *sr.Winner, now)
+			set, err := x.st.DeclareStepWinner(ctx, f.WorkspaceID, f.ID, k, *sr.Winner, now,
+				webhook.FunnelWinnerFound(*f, st.Key, *sr.Winner, now))
 			if err != nil {
 				return nil, fmt.Errorf("record winner of %s step %s: %w", f.ID, st.Key, err)
 			}

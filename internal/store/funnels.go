@@ -186,8 +186,8 @@ type Funnels interface {
 	// TransitionFunnel applies t (its Winner fields are ignored) atomically.
 	TransitionFunnel(ctx context.Context, workspaceID, id string, t Transition) (Funnel, error)
 	// DeclareStepWinner records the step's winner once and reports whether
-	// this call set it.
-	DeclareStepWinner(ctx context.Context, workspaceID, funnelID string, step int, winner string, at time.Time) (bool, error)
+	// this call set it; only that call writes the events, in its transaction.
+	DeclareStepWinner(ctx context.Context, workspaceID, funnelID string, step int, winner string, at time.Time, events ...OutboxEvent) (bool, error)
 	// UnitSteps returns, per unit that has entered the funnel, its stored
 	// variant id by step position ("" for a step without variants).
 	UnitSteps(ctx context.Context, workspaceID, funnelID string, unitIDs []string) (map[string]map[int]string, error)

@@ -155,6 +155,9 @@ type Experiment struct {
 	UpdatedAt   time.Time
 	StartedAt   *time.Time
 	CompletedAt *time.Time
+	// SRMAlertedAt is when a sample ratio mismatch was first recorded (and
+	// announced) for the experiment; nil when none was.
+	SRMAlertedAt *time.Time
 }
 
 // VariantByKey returns the variant with the key, and whether there is one.
@@ -205,13 +208,17 @@ type Transition struct {
 	// Winner, when not nil, sets the winner key (and WinnerFixed when Fixed).
 	Winner *string
 	Fixed  bool
+	// Events are written to the outbox in the transition's transaction,
+	// and only if it applies.
+	Events []OutboxEvent
 }
 
 // Experiments stores experiments and their variants.
 type Experiments interface {
-	// CreateExperiment stores e and its variants in one transaction;
-	// Conflict when the key exists in the workspace.
-	CreateExperiment(ctx context.Context, e Experiment) error
+	// CreateExperiment stores e and its variants in one transaction, with
+	// the events (e.g. experiment.started); Conflict when the key exists in
+	// the workspace.
+	CreateExperiment(ctx context.Context, e Experiment, events ...OutboxEvent) error
 	// GetExperiment finds by id or, failing that, by key, in the workspace.
 	GetExperiment(ctx context.Context, workspaceID, ref string) (Experiment, error)
 	ListExperiments(ctx context.Context, workspaceID string, p ListParams) ([]Experiment, error)
@@ -219,7 +226,11 @@ type Experiments interface {
 	TransitionExperiment(ctx context.Context, workspaceID, id string, t Transition) (Experiment, error)
 	// DeclareWinner records winner once: it returns true only for the call
 	// that set it, so that with many replicas one decision is recorded once.
-	DeclareWinner(ctx context.Context, workspaceID, id, winner string, at time.Time) (bool, error)
+	// The events are written in the same transaction, only by that call.
+	DeclareWinner(ctx context.Context, workspaceID, id, winner string, at time.Time, events ...OutboxEvent) (bool, error)
+	// MarkSRM records a sample ratio mismatch once, like DeclareWinner: it
+	// returns true (and writes the events) only for the call that set it.
+	MarkSRM(ctx context.Context, workspaceID, id string, at time.Time, events ...OutboxEvent) (bool, error)
 }
 
 // Store is everything a backend provides.
@@ -229,8 +240,10 @@ type Store interface {
 	Experiments
 	Serving
 	Funnels
+	Campaigns
 	States
 	Idempotency
+	Webhooks
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

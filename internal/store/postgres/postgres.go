@@ -72,6 +72,7 @@ func dialect(pooled bool) sqlstore.Dialect {
 		IsUniqueViolation:     hasState(uniqueViolation),
 		IsForeignKeyViolation: hasState(foreignKeyViolation),
 		IsRetryable:           hasState(serializationFailure, deadlockDetected),
+		SkipLocked:            " FOR UPDATE SKIP LOCKED",
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 // DefaultListLimit is the page size ListExperiments uses when none is given.
 const DefaultListLimit = 50
 
-// CreateExperiment stores e and its variants in one transaction.
-func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment) error {
+// CreateExperiment stores e and its variants, and the events, in one
+// transaction.
+func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment, events ...store.OutboxEvent) error {
 	settings, err := json.Marshal(e.Settings)
 	if err != nil {
 		return fmt.Errorf("encode settings of %s: %w", e.ID, err)
@@ -38,6 +39,9 @@ func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment) error 
 			return apperr.Wrap(apperr.NotFound, err, "workspace %q not found", e.WorkspaceID)
 		case err != nil:
 			return fmt.Errorf("create experiment %s: %w", e.ID, err)
+		}
+		if err := writeEvents(ctx, tx, e.WorkspaceID, events); err != nil {
+			return err
 		}
 		if len(e.Variants) == 0 {
 			return nil
@@ -64,15 +68,15 @@ func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment) error 
 }
 
 const experimentColumns = `id, workspace_id, key, name, kind, metric, strategy, status, settings,
-	winner, winner_fixed, created_at, updated_at, started_at, completed_at`
+	winner, winner_fixed, created_at, updated_at, started_at, completed_at, srm_alerted_at`
 
 func scanExperiment(r scanner) (store.Experiment, error) {
 	var e store.Experiment
 	var kind, metric, status, settings string
 	var created, updated int64
-	var started, completed sql.NullInt64
+	var started, completed, srm sql.NullInt64
 	err := r.Scan(&e.ID, &e.WorkspaceID, &e.Key, &e.Name, &kind, &metric, &e.Strategy, &status, &settings,
-		&e.Winner, &e.WinnerFixed, &created, &updated, &started, &completed)
+		&e.Winner, &e.WinnerFixed, &created, &updated, &started, &completed, &srm)
 	if err != nil {
 		return e, err
 	}
@@ -82,6 +86,7 @@ func scanExperiment(r scanner) (store.Experiment, error) {
 	}
 	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
 	e.StartedAt, e.CompletedAt = timePtr(started), timePtr(completed)
+	e.SRMAlertedAt = timePtr(srm)
 	return e, nil
 }
 
@@ -237,7 +242,7 @@ func (s *Store) TransitionExperiment(ctx context.Context, workspaceID, id string
 		if n == 0 {
 			return apperr.New(apperr.Conflict, "experiment %q is %s; it cannot become %s", out.Key, out.Status, t.To)
 		}
-		return nil
+		return writeEvents(ctx, tx, workspaceID, t.Events)
 	})
 	if err != nil {
 		return store.Experiment{}, err
@@ -246,8 +251,8 @@ func (s *Store) TransitionExperiment(ctx context.Context, workspaceID, id string
 }
 
 // DeclareWinner sets the winner when none is recorded yet and reports
-// whether this call set it.
-func (s *Store) DeclareWinner(ctx context.Context, workspaceID, id, winner string, at time.Time) (bool, error) {
+// whether this call set it; that call alone writes the events.
+func (s *Store) DeclareWinner(ctx context.Context, workspaceID, id, winner string, at time.Time, events ...store.OutboxEvent) (bool, error) {
 	var set bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
@@ -265,7 +270,32 @@ func (s *Store) DeclareWinner(ctx context.Context, workspaceID, id, winner strin
 		if !set {
 			return requireExperiment(ctx, tx, workspaceID, id)
 		}
-		return nil
+		return writeEvents(ctx, tx, workspaceID, events)
+	})
+	return set, err
+}
+
+// MarkSRM records the first sample ratio mismatch alert and reports whether
+// this call recorded it; that call alone writes the events.
+func (s *Store) MarkSRM(ctx context.Context, workspaceID, id string, at time.Time, events ...store.OutboxEvent) (bool, error) {
+	var set bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE experiments SET srm_alerted_at = $3
+			 WHERE workspace_id = $1 AND id = $2 AND srm_alerted_at IS NULL`,
+			workspaceID, id, micros(at))
+		if err != nil {
+			return fmt.Errorf("mark SRM of %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("mark SRM of %s: %w", id, err)
+		}
+		set = n > 0
+		if !set {
+			return requireExperiment(ctx, tx, workspaceID, id)
+		}
+		return writeEvents(ctx, tx, workspaceID, events)
 	})
 	return set, err
 }

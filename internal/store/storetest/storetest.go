@@ -61,6 +61,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FunnelProgress", testFunnelProgress},
 		{"FunnelProgressBatch", testFunnelProgressBatch},
 		{"FunnelProgressConcurrent", testFunnelProgressConcurrent},
+		{"WebhooksCRUD", testWebhooksCRUD},
+		{"Outbox", testOutbox},
+		{"DeliveryLeases", testDeliveryLeases},
+		{"CampaignsCRUD", testCampaignsCRUD},
+		{"CampaignSends", testCampaignSends},
+		{"CampaignEvents", testCampaignEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,258 @@
+// Package dashboard is Samplit's web interface: server-rendered HTML pages
+// (html/template, embedded with embed.FS), SVG charts drawn here in Go, and
+// one small dependency-free script for confirmations and live refresh. There
+// is no build step: the binary alone serves it.
+//
+// # Who may see what
+//
+// A person signs in with an API key of scope write or admin (an assign key is
+// meant to ship inside client apps and is refused). The key is verified with
+// apikey.Verify, exactly as the API does, and a session is kept in this
+// process's memory under a random id; the browser holds only that id, in an
+// HttpOnly, SameSite=Strict cookie (Secure over TLS) with an expiry. Every
+// page acts inside the signed-in key's workspace, so another workspace's
+// experiment is the same 404 page as one that does not exist. See session.go
+// for why sessions live in memory rather than in a sealed cookie.
+//
+// # Reads and writes
+//
+// Pages read through the same layers the API reads through: the store and the
+// optimize registry (Results, Timeseries) and the funnel service, always with
+// the session's workspace id. Every change (create, start, pause, resume,
+// complete) is instead a request to the real API handler, in process, with
+// the session's key: the API's validation, status rules, idempotency, cache
+// invalidation, access log and any event it emits (webhooks) then apply to
+// the dashboard's changes too, and the form shows the API's own field errors.
+// Keeping one write path means a rule added to the API later cannot be
+// bypassed from here.
+//
+// # Browser security
+//
+// Every response carries a Content-Security-Policy that allows only this
+// origin's script and style files (no inline script or style), forbids
+// framing, and limits form targets to this origin. Every POST passes
+// http.CrossOriginProtection (Sec-Fetch-Site / Origin checks) and, once
+// signed in, must carry the session's CSRF token.
+package dashboard
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/samplit/samplit/internal/optimize"
+	"github.com/samplit/samplit/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Deps are what the dashboard needs from the rest of the program: the same
+// dependencies as api.NewServer, plus the API handler through which it makes
+// changes.
+type Deps struct {
+	// Store is the database; required.
+	Store store.Store
+	// Optimizers give results and timeseries by experiment kind; required.
+	Optimizers optimize.Registry
+	// Funnels gives funnel results; nil hides the funnel pages' numbers.
+	Funnels *optimize.Funnels
+	// API is the HTTP API (api.NewServer) that every change goes through;
+	// required.
+	API http.Handler
+	// Logger receives failures; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Options tunes the dashboard. The zero value of each field means its default.
+type Options struct {
+	// SessionTTL is how long a sign-in lasts. Default 8 h.
+	SessionTTL time.Duration
+	// MaxSessions bounds the sessions held in memory. Default 10,000.
+	MaxSessions int
+	// RefreshSeconds is how often a running experiment's page refreshes its
+	// numbers. Default 5.
+	RefreshSeconds int
+}
+
+// The defaults of Options.
+const (
+	DefaultSessionTTL     = 8 * time.Hour
+	DefaultMaxSessions    = 10_000
+	DefaultRefreshSeconds = 5
+)
+
+func (o Options) withDefaults() Options {
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = DefaultSessionTTL
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.RefreshSeconds <= 0 {
+		o.RefreshSeconds = DefaultRefreshSeconds
+	}
+	return o
+}
+
+// contentSecurityPolicy allows this origin's script, style and images only:
+// no inline script, no inline style attributes, no eval, no framing, and no
+// form posting elsewhere. Charts are inline SVG styled by classes from the
+// stylesheet, so they need nothing more.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// Dashboard is the web interface's http.Handler.
+type Dashboard struct {
+	store      store.Store
+	optimizers optimize.Registry
+	funnels    *optimize.Funnels
+	api        http.Handler
+	log        *slog.Logger
+	now        func() time.Time
+	opts       Options
+
+	sessions *sessions
+	pages    map[string]*template.Template
+	// assetVersion is a hash of the static files, appended to their URLs so
+	// that browsers may cache them and still see a new release at once.
+	assetVersion string
+	handler      http.Handler
+}
+
+// New returns the dashboard. It panics if the embedded templates do not
+// parse, which a test catches before any release.
+func New(deps Deps, opts Options) *Dashboard {
+	d := &Dashboard{
+		store:      deps.Store,
+		optimizers: deps.Optimizers,
+		funnels:    deps.Funnels,
+		api:        deps.API,
+		log:        deps.Logger,
+		now:        deps.Now,
+		opts:       opts.withDefaults(),
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.sessions = newSessions(d.opts.MaxSessions)
+	d.assetVersion = hashFS(staticFS)
+	d.pages = parsePages()
+
+	mux := http.NewServeMux()
+	d.routes(mux)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.renderError(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused. Go back, reload the page and try again.")
+	}))
+	d.handler = securityHeaders(cop.Handler(mux))
+	return d
+}
+
+// ServeHTTP serves one request.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.handler.ServeHTTP(w, r) }
+
+// routes registers every route of the dashboard: the one place to look for
+// what it serves. d.authed routes need a session; POSTs among them also need
+// its CSRF token.
+func (d *Dashboard) routes(mux *http.ServeMux) {
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
+
+	mux.HandleFunc("GET /signin", d.handleSignInForm)
+	mux.HandleFunc("POST /signin", d.handleSignIn)
+	mux.Handle("POST /signout", d.authed(d.handleSignOut))
+
+	mux.Handle("GET /{$}", d.authed(func(w http.ResponseWriter, r *http.Request, s *session) {
+		http.Redirect(w, r, "/experiments", http.StatusSeeOther)
+	}))
+	mux.Handle("GET /experiments", d.authed(d.handleExperimentList))
+	mux.Handle("GET /experiments/new", d.authed(d.handleNewExperiment))
+	mux.Handle("POST /experiments", d.authed(d.handleCreateExperiment))
+	mux.Handle("GET /experiments/{ref}", d.authed(d.handleExperiment))
+	mux.Handle("GET /experiments/{ref}/live", d.authed(d.handleExperimentLive))
+	mux.Handle("POST /experiments/{ref}/{action}", d.authed(d.handleExperimentAction))
+
+	mux.Handle("GET /funnels", d.authed(d.handleFunnelList))
+	mux.Handle("GET /funnels/{ref}", d.authed(d.handleFunnel))
+	mux.Handle("GET /funnels/{ref}/live", d.authed(d.handleFunnelLive))
+	mux.Handle("POST /funnels/{ref}/{action}", d.authed(d.handleFunnelAction))
+
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		d.renderError(w, r, http.StatusNotFound, "There is no page at this address.")
+	})
+}
+
+// securityHeaders sets the headers every dashboard response carries.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		if !strings.HasPrefix(r.URL.Path, "/static/") {
+			// Pages hold a workspace's data: no shared or back-button cache.
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func cacheFor(d time.Duration, next http.Handler) http.Handler {
+	v := "public, max-age=" + itoa(int64(d/time.Second))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", v)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hashFS returns a short hash of every file of fsys.
+func hashFS(fsys fs.FS) string {
+	h := sha256.New()
+	_ = fs.WalkDir(fsys, ".", func(path string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		h.Write([]byte(path))
+		h.Write(b)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// apiPaths are the paths the API serves outside /v1/.
+var apiPaths = []string{"/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+// Combine returns the handler of the whole server: the API's paths (/v1/...,
+// /healthz, /readyz, /metrics, /openapi.json) go to api, everything else to
+// the dashboard. The API keeps its problem+json answers for every /v1 path,
+// unknown ones included; an unknown path elsewhere gets the dashboard's 404
+// page.
+func Combine(api, dashboard http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", api)
+	for _, p := range apiPaths {
+		mux.Handle(p, api)
+	}
+	mux.Handle("/", dashboard)
+	return mux
+}

@@ -1,0 +1,594 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/engine"
+	"github.com/samplit/samplit/internal/optimize"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// listLimit is the number of experiments on one page of the list.
+const listLimit = 50
+
+// maxTimeseriesSpan bounds the charts over time, as the API does: a longer
+// experiment shows its last 92 days.
+const maxTimeseriesSpan = 92 * 24 * time.Hour
+
+// statusFilters are the list's filters, in the order shown.
+var statusFilters = []store.Status{"", store.StatusRunning, store.StatusPaused, store.StatusDraft, store.StatusCompleted, store.StatusArchived}
+
+type filterLink struct {
+	Label, URL string
+	Current    bool
+}
+
+type experimentRow struct {
+	ID, Key, Name       string
+	Status, Strategy    string
+	Leader              string // "" when there is none yet
+	PBest               float64
+	Units               int64
+	Started             *time.Time
+	HasResults, HasLead bool
+}
+
+type experimentsPage struct {
+	pageBase
+	Filters []filterLink
+	Filter  string
+	Rows    []experimentRow
+	Next    string
+}
+
+func filterLinks(base string, current store.Status) []filterLink {
+	out := make([]filterLink, 0, len(statusFilters))
+	for _, st := range statusFilters {
+		l := filterLink{Label: "All", URL: base, Current: st == current}
+		if st != "" {
+			l.Label = strings.ToUpper(string(st[:1])) + string(st[1:])
+			l.URL = base + "?status=" + string(st)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// parseListQuery reads ?status= and ?after= of a list page.
+func parseListQuery(r *http.Request) (store.ListParams, bool) {
+	q := r.URL.Query()
+	p := store.ListParams{Limit: listLimit + 1, Status: store.Status(q.Get("status")), After: q.Get("after")}
+	if !slices.Contains(statusFilters, p.Status) || len(p.After) > 100 {
+		return p, false
+	}
+	return p, true
+}
+
+// leader is the variant most likely to be best, once there is any data.
+func leader(res *optimize.Results) (key string, pbest float64, ok bool) {
+	if res == nil || res.TotalUnits == 0 || len(res.Variants) == 0 {
+		return "", 0, false
+	}
+	best := 0
+	for i, v := range res.Variants {
+		if v.PBest > res.Variants[best].PBest {
+			best = i
+		}
+	}
+	return res.Variants[best].Key, res.Variants[best].PBest, true
+}
+
+func (d *Dashboard) handleExperimentList(w http.ResponseWriter, r *http.Request, s *session) {
+	params, ok := parseListQuery(r)
+	if !ok {
+		d.renderError(w, r, http.StatusBadRequest, "Unknown filter: choose one of the status links on the list page.")
+		return
+	}
+	list, err := d.store.ListExperiments(r.Context(), s.workspaceID, params)
+	if err != nil {
+		d.fail(w, r, fmt.Errorf("list experiments: %w", err))
+		return
+	}
+	page := experimentsPage{pageBase: d.base(r, s, "Experiments"), Filters: filterLinks("/experiments", params.Status), Filter: string(params.Status)}
+	if len(list) > listLimit {
+		list = list[:listLimit]
+		q := url.Values{"after": {list[len(list)-1].ID}}
+		if params.Status != "" {
+			q.Set("status", string(params.Status))
+		}
+		page.Next = "/experiments?" + q.Encode()
+	}
+	for _, e := range list {
+		row := experimentRow{ID: e.ID, Key: e.Key, Name: e.Name, Status: string(e.Status), Strategy: e.Strategy, Started: e.StartedAt}
+		if res, err := d.results(r.Context(), &e); err == nil {
+			row.HasResults, row.Units = true, res.TotalUnits
+			row.Leader, row.PBest, row.HasLead = leader(res)
+		} else {
+			d.log.Warn("dashboard: results for the list", "experiment", e.ID, "err", err)
+		}
+		page.Rows = append(page.Rows, row)
+	}
+	d.render(w, r, http.StatusOK, "experiments", page)
+}
+
+func (d *Dashboard) results(ctx context.Context, e *store.Experiment) (*optimize.Results, error) {
+	opt, err := d.optimizers.For(e.Kind)
+	if err != nil {
+		return nil, err
+	}
+	return opt.Results(ctx, e)
+}
+
+// experimentOf finds the experiment of the session's workspace by id or key.
+// Anything else, another workspace's experiment included, is not found.
+func (d *Dashboard) experimentOf(ctx context.Context, s *session, ref string) (store.Experiment, error) {
+	if ref == "" || len(ref) > 100 {
+		return store.Experiment{}, apperr.New(apperr.NotFound, "no experiment")
+	}
+	e, err := d.store.GetExperiment(ctx, s.workspaceID, ref)
+	if err == nil && e.WorkspaceID != s.workspaceID {
+		// Defence in depth: the store scopes by workspace already.
+		return store.Experiment{}, apperr.New(apperr.NotFound, "no experiment")
+	}
+	return e, err
+}
+
+// notFoundOr answers a lookup error: the 404 page, or a failure.
+func (d *Dashboard) notFoundOr(w http.ResponseWriter, r *http.Request, err error, what string) {
+	if apperr.Is(err, apperr.NotFound) {
+		d.renderError(w, r, http.StatusNotFound, "There is no "+what+" here in this workspace.")
+		return
+	}
+	d.fail(w, r, err)
+}
+
+// variantRow is one line of the variant table.
+type variantRow struct {
+	engine.VariantResult
+	Name      string
+	Index     int
+	Class     string
+	Control   bool
+	Leader    bool
+	Winner    bool
+	PBestBar  bar
+	WeightBar bar
+}
+
+// liveView is the part of an experiment's page that refreshes while it runs.
+type liveView struct {
+	ID            string
+	Status        string
+	Running       bool
+	Binary        bool
+	Sequential    bool
+	RefreshURL    string
+	Error         string
+	TotalUnits    int64
+	Rows          []variantRow
+	DecisionState string
+	Decision      string
+	Leader        string
+	Winner        string
+	SRMAlert      bool
+	SRMPValue     *float64
+	Density       densityChart
+	Allocation    timeChart
+	Cumulative    timeChart
+	UpdatedAt     time.Time
+}
+
+// action is a lifecycle button.
+type action struct {
+	Name, Label, Confirm string
+	Complete             bool // carries the winner choice
+}
+
+type experimentPage struct {
+	pageBase
+	E        store.Experiment
+	Variants []store.Variant
+	Live     liveView
+	Actions  []action
+	Flash    string
+	Error    string
+}
+
+// actionsFor lists the buttons an experiment's status allows (the API
+// checks again; these only spare people a button that would be refused).
+func actionsFor(e store.Experiment) []action {
+	name := e.Name
+	switch e.Status {
+	case store.StatusDraft:
+		return []action{{Name: "start", Label: "Start", Confirm: fmt.Sprintf("Start %q? Its variants are fixed from then on and units are assigned.", name)}}
+	case store.StatusRunning:
+		return []action{
+			{Name: "pause", Label: "Pause", Confirm: fmt.Sprintf("Pause %q? No new unit is assigned until you resume it.", name)},
+			{Name: "complete", Label: "Complete", Complete: true, Confirm: fmt.Sprintf("Complete %q? This cannot be undone.", name)},
+		}
+	case store.StatusPaused:
+		return []action{
+			{Name: "resume", Label: "Resume", Confirm: fmt.Sprintf("Resume %q? Units are assigned again.", name)},
+			{Name: "complete", Label: "Complete", Complete: true, Confirm: fmt.Sprintf("Complete %q? This cannot be undone.", name)},
+		}
+	}
+	return nil
+}
+
+var flashes = map[string]string{
+	"created":  "Experiment created.",
+	"start":    "Started: units are being assigned.",
+	"pause":    "Paused: no new unit is assigned until you resume it.",
+	"resume":   "Resumed: units are being assigned again.",
+	"complete": "Completed.",
+}
+
+// live computes the refreshing part of the page from the results and the
+// timeseries the optimizer gives, the same the API's endpoints return.
+func (d *Dashboard) live(ctx context.Context, e *store.Experiment) (liveView, error) {
+	v := liveView{
+		ID: e.ID, Status: string(e.Status), Running: e.Status == store.StatusRunning,
+		Binary: e.Metric == store.MetricBinary, Sequential: e.Strategy == "sequential",
+		RefreshURL: "/experiments/" + e.ID + "/live",
+	}
+	opt, err := d.optimizers.For(e.Kind)
+	if err != nil {
+		v.Error = "Results of this kind of experiment are not shown here."
+		return v, nil
+	}
+	res, err := opt.Results(ctx, e)
+	if apperr.Is(err, apperr.Invalid) {
+		v.Error = "The results cannot be computed: " + err.Error()
+		return v, nil
+	}
+	if err != nil {
+		return v, err
+	}
+	now := d.now().UTC()
+	from, to := e.CreatedAt.Truncate(time.Hour), now.Truncate(time.Hour).Add(time.Hour)
+	if to.Sub(from) > maxTimeseriesSpan {
+		from = to.Add(-maxTimeseriesSpan)
+	}
+	pts, err := opt.Timeseries(ctx, e, from, to)
+	if err != nil {
+		return v, err
+	}
+	// Results may have declared a winner or completed the experiment.
+	v.Status, v.Running = string(res.Status), res.Status == store.StatusRunning
+	v.TotalUnits, v.UpdatedAt = res.TotalUnits, res.UpdatedAt
+	v.DecisionState, v.Decision = res.Decision.State, sentence(res.Decision.Reason)
+	v.SRMAlert, v.SRMPValue = res.SRM.Alert, res.SRM.PValue
+	if res.Winner != nil {
+		v.Winner = *res.Winner
+	}
+	v.Leader, _, _ = leader(res)
+	names := map[string]store.Variant{}
+	for _, vr := range e.Variants {
+		names[vr.Key] = vr
+	}
+	for i, vr := range res.Variants {
+		row := variantRow{
+			VariantResult: vr, Name: names[vr.Key].Name, Index: i, Class: colorClass(i),
+			Control: names[vr.Key].Control, Leader: vr.Key == v.Leader, Winner: vr.Key == v.Winner,
+			PBestBar: newBar("p_best", vr.Key, i, vr.PBest), WeightBar: newBar("weight", vr.Key, i, vr.Weight),
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	v.Density = newDensityChart(res)
+	v.Allocation = newAllocationChart(e, pts)
+	v.Cumulative = newCumulativeChart(e, pts)
+	return v, nil
+}
+
+// sentence capitalises the first letter and ends with a full stop.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	rs := []rune(s)
+	rs[0] = unicode.ToUpper(rs[0])
+	s = string(rs)
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
+}
+
+func (d *Dashboard) experimentPage(ctx context.Context, r *http.Request, s *session, e store.Experiment) (experimentPage, error) {
+	lv, err := d.live(ctx, &e)
+	if err != nil {
+		return experimentPage{}, err
+	}
+	if lv.Status != string(e.Status) {
+		// The results changed the status (auto_complete): show the new one.
+		if fresh, err := d.experimentOf(ctx, s, e.ID); err == nil {
+			e = fresh
+		}
+	}
+	variants := slices.Clone(e.Variants)
+	slices.SortStableFunc(variants, func(a, b store.Variant) int { return a.Position - b.Position })
+	return experimentPage{
+		pageBase: d.base(r, s, e.Name), E: e, Variants: variants, Live: lv, Actions: actionsFor(e),
+	}, nil
+}
+
+func (d *Dashboard) handleExperiment(w http.ResponseWriter, r *http.Request, s *session) {
+	e, err := d.experimentOf(r.Context(), s, r.PathValue("ref"))
+	if err != nil {
+		d.notFoundOr(w, r, err, "such experiment")
+		return
+	}
+	page, err := d.experimentPage(r.Context(), r, s, e)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	page.Flash = flashes[r.URL.Query().Get("done")]
+	d.render(w, r, http.StatusOK, "experiment", page)
+}
+
+// handleExperimentLive serves the refreshing part of the page alone, as an
+// HTML fragment that the script swaps in.
+func (d *Dashboard) handleExperimentLive(w http.ResponseWriter, r *http.Request, s *session) {
+	e, err := d.experimentOf(r.Context(), s, r.PathValue("ref"))
+	if err != nil {
+		d.notFoundOr(w, r, err, "such experiment")
+		return
+	}
+	lv, err := d.live(r.Context(), &e)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "experiment_live", lv)
+}
+
+var experimentActions = []string{"start", "pause", "resume", "complete"}
+
+// handleExperimentAction changes an experiment's status through the API.
+func (d *Dashboard) handleExperimentAction(w http.ResponseWriter, r *http.Request, s *session) {
+	act := r.PathValue("action")
+	if !slices.Contains(experimentActions, act) {
+		d.renderError(w, r, http.StatusNotFound, "There is no such action.")
+		return
+	}
+	e, err := d.experimentOf(r.Context(), s, r.PathValue("ref"))
+	if err != nil {
+		d.notFoundOr(w, r, err, "such experiment")
+		return
+	}
+	var body any
+	if act == "complete" {
+		if win := r.PostFormValue("winner"); win != "" {
+			body = map[string]string{"winner": win}
+		}
+	}
+	res, err := d.callAPI(r.Context(), r, s, http.MethodPost, "/v1/experiments/"+url.PathEscape(e.ID)+"/"+act, body)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	if res.Problem == nil {
+		http.Redirect(w, r, "/experiments/"+url.PathEscape(e.ID)+"?done="+act, http.StatusSeeOther)
+		return
+	}
+	// Refused (say, another person paused it a moment ago): the page as it
+	// is now, with the API's reason.
+	if fresh, err := d.experimentOf(r.Context(), s, e.ID); err == nil {
+		e = fresh
+	}
+	page, err := d.experimentPage(r.Context(), r, s, e)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	page.Error = res.Problem.message()
+	d.render(w, r, res.Status, "experiment", page)
+}
+
+// --- Create -------------------------------------------------------------------
+
+// formRows is the number of variant rows of the create form; the API takes
+// up to 20 variants, the form the common cases.
+const formRows = 5
+
+type variantInput struct{ Key, Name, Payload string }
+
+// experimentForm holds what was typed, to show it again with the errors.
+type experimentForm struct {
+	Key, Name, Metric, Strategy                               string
+	Rows                                                      []variantInput
+	Control                                                   int
+	MinSamples, DecisionThreshold, LossThreshold, WeightFloor string
+	Traffic, Seed                                             string
+	Start                                                     bool
+}
+
+type option struct{ Value, Label string }
+
+type newExperimentPage struct {
+	pageBase
+	F          experimentForm
+	Errors     map[string]string // by form field
+	Summary    []string
+	Metrics    []option
+	Strategies []option
+}
+
+var (
+	metricOptions = []option{
+		{"binary", "Binary — a unit converts or not"},
+		{"continuous", "Continuous — a value such as revenue"},
+	}
+	strategyOptions = []option{
+		{"adaptive", "Adaptive — Thompson sampling"},
+		{"fast_learning", "Fast learning — top-two Thompson"},
+		{"explore", "Explore — ε-greedy after a burn-in"},
+		{"sequential", "Sequential — fixed split, always-valid test"},
+	}
+)
+
+func (d *Dashboard) newExperimentPage(r *http.Request, s *session, f experimentForm) newExperimentPage {
+	for len(f.Rows) < formRows {
+		f.Rows = append(f.Rows, variantInput{})
+	}
+	return newExperimentPage{pageBase: d.base(r, s, "New experiment"), F: f, Errors: map[string]string{},
+		Metrics: metricOptions, Strategies: strategyOptions}
+}
+
+func (d *Dashboard) handleNewExperiment(w http.ResponseWriter, r *http.Request, s *session) {
+	f := experimentForm{Metric: "binary", Strategy: "adaptive", Start: true,
+		Rows: []variantInput{{Key: "control"}, {Key: "treatment"}}}
+	d.render(w, r, http.StatusOK, "new_experiment", d.newExperimentPage(r, s, f))
+}
+
+// fieldLabels name the API's fields as the form does, for the summary.
+var fieldLabels = map[string]string{
+	"key": "Key", "name": "Name", "metric": "Metric", "strategy": "Strategy", "variants": "Variants",
+	"settings.min_samples": "Minimum units per variant", "settings.decision_threshold": "Decision threshold",
+	"settings.loss_threshold": "Loss threshold", "settings.weight_floor": "Weight floor",
+	"settings.traffic": "Traffic share", "settings.seed": "Seed",
+}
+
+var variantField = regexp.MustCompile(`^variants\[(\d+)\]\.(key|name|payload|control)$`)
+
+// handleCreateExperiment turns the form into the API's request body and
+// posts it to the API in process. The API validates; its field errors are
+// shown next to the fields they name.
+func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Request, s *session) {
+	f := experimentForm{
+		Key: strings.TrimSpace(r.PostFormValue("key")), Name: strings.TrimSpace(r.PostFormValue("name")),
+		Metric: r.PostFormValue("metric"), Strategy: r.PostFormValue("strategy"),
+		MinSamples: strings.TrimSpace(r.PostFormValue("min_samples")), DecisionThreshold: strings.TrimSpace(r.PostFormValue("decision_threshold")),
+		LossThreshold: strings.TrimSpace(r.PostFormValue("loss_threshold")), WeightFloor: strings.TrimSpace(r.PostFormValue("weight_floor")),
+		Traffic: strings.TrimSpace(r.PostFormValue("traffic")), Seed: strings.TrimSpace(r.PostFormValue("seed")),
+		Start: r.PostFormValue("start") != "",
+	}
+	f.Control, _ = strconv.Atoi(r.PostFormValue("control"))
+	for i := range formRows {
+		f.Rows = append(f.Rows, variantInput{
+			Key:     strings.TrimSpace(r.PostFormValue(fmt.Sprintf("variant.%d.key", i))),
+			Name:    strings.TrimSpace(r.PostFormValue(fmt.Sprintf("variant.%d.name", i))),
+			Payload: strings.TrimSpace(r.PostFormValue(fmt.Sprintf("variant.%d.payload", i))),
+		})
+	}
+	page := d.newExperimentPage(r, s, f)
+	addErr := func(field, label, reason string) {
+		if _, dup := page.Errors[field]; !dup {
+			page.Errors[field] = reason
+		}
+		page.Summary = append(page.Summary, label+": "+reason)
+	}
+
+	// What only the form can get wrong (text where a number goes, a payload
+	// that is not JSON) is checked here; everything else is the API's to say.
+	type variantBody struct {
+		Key     string          `json:"key"`
+		Name    string          `json:"name,omitempty"`
+		Control bool            `json:"control,omitempty"`
+		Payload json.RawMessage `json:"payload,omitempty"`
+	}
+	var variants []variantBody
+	var rowOf []int // API index → form row
+	for i, row := range f.Rows {
+		if row == (variantInput{}) {
+			continue // an empty row is not a variant
+		}
+		vb := variantBody{Key: row.Key, Name: row.Name, Control: i == f.Control}
+		if row.Payload != "" {
+			if !json.Valid([]byte(row.Payload)) {
+				addErr(fmt.Sprintf("variant.%d.payload", i), fmt.Sprintf("Variant %d payload", i+1), `must be JSON, such as {"color": "green"} or "green"`)
+			}
+			vb.Payload = json.RawMessage(row.Payload)
+		}
+		variants = append(variants, vb)
+		rowOf = append(rowOf, i)
+	}
+	settings := map[string]any{}
+	number := func(field, label, text string, integer bool) {
+		if text == "" {
+			return
+		}
+		if integer {
+			n, err := strconv.ParseInt(text, 10, 64)
+			if err != nil {
+				addErr("settings."+field, label, "must be a whole number")
+				return
+			}
+			settings[field] = n
+			return
+		}
+		x, err := strconv.ParseFloat(text, 64)
+		if err != nil {
+			addErr("settings."+field, label, "must be a number, such as 0.95")
+			return
+		}
+		settings[field] = x
+	}
+	number("min_samples", fieldLabels["settings.min_samples"], f.MinSamples, true)
+	number("decision_threshold", fieldLabels["settings.decision_threshold"], f.DecisionThreshold, false)
+	number("loss_threshold", fieldLabels["settings.loss_threshold"], f.LossThreshold, false)
+	number("weight_floor", fieldLabels["settings.weight_floor"], f.WeightFloor, false)
+	number("traffic", fieldLabels["settings.traffic"], f.Traffic, false)
+	number("seed", fieldLabels["settings.seed"], f.Seed, true)
+	if len(page.Summary) > 0 {
+		d.render(w, r, http.StatusUnprocessableEntity, "new_experiment", page)
+		return
+	}
+
+	body := map[string]any{
+		"key": f.Key, "metric": f.Metric, "strategy": f.Strategy, "start": f.Start,
+		"variants": variants, "settings": settings,
+	}
+	if f.Name != "" {
+		body["name"] = f.Name
+	}
+	if variants == nil {
+		body["variants"] = []variantBody{}
+	}
+	res, err := d.callAPI(r.Context(), r, s, http.MethodPost, "/v1/experiments", body)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	if res.Problem == nil {
+		var created struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(res.Body, &created); err != nil || created.ID == "" {
+			d.fail(w, r, fmt.Errorf("create experiment: unreadable answer %q", res.Body))
+			return
+		}
+		http.Redirect(w, r, "/experiments/"+url.PathEscape(created.ID)+"?done=created", http.StatusSeeOther)
+		return
+	}
+	for _, fe := range res.Problem.Errors {
+		field, label := fe.Field, fieldLabels[fe.Field]
+		if m := variantField.FindStringSubmatch(fe.Field); m != nil {
+			if i, _ := strconv.Atoi(m[1]); i < len(rowOf) {
+				field = fmt.Sprintf("variant.%d.%s", rowOf[i], m[2])
+				label = fmt.Sprintf("Variant %d %s", rowOf[i]+1, m[2])
+			}
+		}
+		if label == "" {
+			label = fe.Field
+		}
+		addErr(field, label, fe.Reason)
+	}
+	if len(page.Summary) == 0 {
+		page.Summary = []string{res.Problem.message()}
+	}
+	d.render(w, r, res.Status, "new_experiment", page)
+}

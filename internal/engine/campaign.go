@@ -1,0 +1,423 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/samplit/samplit/internal/engine/stats"
+)
+
+// The campaign modes (design.md, "Email and notification optimizers").
+//
+// A campaign is sent, not served: the sender asks for the variants of a list
+// of recipients, sends, and reports what happened. Both modes judge a
+// variant by the objective rate among its sends (sent minus bounced), with
+// rewards that arrive late; they differ in how the sends are allocated:
+//
+//   - CampaignSplit (split_then_winner) is the classic test: the first
+//     TestSends are split evenly over the variants, then every send gets the
+//     leader (the variant most likely to be best), or the declared winner.
+//   - CampaignWaves sends the audience in waves, each allocated by the
+//     current posterior: batched Thompson sampling whose shares follow the
+//     allocation weights (P(best) with the weight floor). More of the
+//     campaign goes to the better variant while it is still being learnt.
+const (
+	CampaignWaves = "waves"
+	CampaignSplit = "split_then_winner"
+)
+
+// CampaignModes returns the campaign modes.
+func CampaignModes() []string { return []string{CampaignWaves, CampaignSplit} }
+
+// CampaignArm is one variant of a campaign.
+type CampaignArm struct {
+	Key string `json:"key"`
+	// Trials are the sends that could earn the objective (sent minus
+	// bounced), Successes the sends that earned it within the attribution
+	// window (binary objectives); Sum and SumSquares add up the per-send
+	// values of a value objective. All are cumulative.
+	Trials     int64   `json:"trials"`
+	Successes  int64   `json:"successes"`
+	Sum        float64 `json:"sum"`
+	SumSquares float64 `json:"sum_squares"`
+	// Learn, when not nil, is what the allocation and the decision learn
+	// from instead of the cumulative counts: the counts discounted by the
+	// age of their sends (DiscountSlots), so that a variant that wears off
+	// loses traffic.
+	Learn *LearnCounts `json:"learn,omitempty"`
+	// GuardEvents among GuardTrials are the guardrail's counts (say
+	// unsubscribes among sends that were not bounced).
+	GuardEvents int64 `json:"guard_events"`
+	GuardTrials int64 `json:"guard_trials"`
+	// Stopped is true when the guardrail tripped earlier: it stays tripped
+	// (a decision recorded once), whatever later data says.
+	Stopped bool `json:"stopped"`
+}
+
+// LearnCounts are possibly discounted counts, hence floats.
+type LearnCounts struct {
+	Trials, Successes, Sum, SumSquares float64
+}
+
+// Guardrail stops a variant whose guardrail rate is credibly above MaxRate:
+// P(rate > MaxRate | data) ≥ Confidence.
+type Guardrail struct {
+	MaxRate    float64 `json:"max_rate"`
+	Confidence float64 `json:"confidence"`
+}
+
+// DefaultGuardrailConfidence is the posterior probability of being above the
+// limit that trips a guardrail.
+const DefaultGuardrailConfidence = 0.95
+
+// CampaignInput is what the campaign calls receive.
+type CampaignInput struct {
+	// Metric is Binary for open and click objectives, Continuous for value.
+	Metric Metric
+	// Mode is CampaignWaves or CampaignSplit.
+	Mode string
+	Arms []CampaignArm
+	// Settings are the decision settings and the weight floor (applied
+	// among the variants still eligible).
+	Settings Settings
+	// Guardrail is nil when the campaign has none.
+	Guardrail *Guardrail
+	// TestSends is the size of a split campaign's test; Sent is the number
+	// of sends so far, all variants together.
+	TestSends int64
+	Sent      int64
+	// Winner is the declared winner's key, "" while none is.
+	Winner string
+}
+
+// GuardrailProbability returns P(rate > maxRate | events among trials).
+//
+// The prior is Beta(2m, 2(1−m)) with m = maxRate: centred on the limit and
+// worth two sends, so that no data is no evidence either way (the uniform
+// prior of the objective would put 99.5% of its mass above a 0.5% limit and
+// stop every variant before its first send), and a few hundred sends decide.
+func GuardrailProbability(events, trials int64, maxRate float64) float64 {
+	a := 2*maxRate + float64(events)
+	b := 2*(1-maxRate) + float64(trials-events)
+	return 1 - stats.BetaCDF(maxRate, a, b)
+}
+
+// GuardrailState is a variant's guardrail line in the results.
+type GuardrailState struct {
+	// Rate is the observed guardrail rate.
+	Rate float64 `json:"rate"`
+	// PAbove is the posterior probability that the rate is above the limit.
+	PAbove float64 `json:"p_above"`
+	// Tripped is true when the variant receives no more sends because of it.
+	Tripped bool `json:"tripped"`
+}
+
+// CampaignVariantResult is one variant's line of a CampaignAnalysis.
+type CampaignVariantResult struct {
+	Key       string  `json:"key"`
+	Trials    int64   `json:"trials"`
+	Successes int64   `json:"successes"`
+	Sum       float64 `json:"sum"`
+	// Rate is the observed objective rate (or mean value), CILow and
+	// CIHigh its 95% credible interval.
+	Rate   float64 `json:"rate"`
+	CILow  float64 `json:"ci_low"`
+	CIHigh float64 `json:"ci_high"`
+	// PBest and ExpectedLoss are computed among the eligible variants; a
+	// stopped variant has PBest 0 and no expected loss (it cannot be chosen).
+	PBest        float64  `json:"p_best"`
+	ExpectedLoss *float64 `json:"expected_loss"`
+	// Weight is the share of the next sends (waves) or of the next sends
+	// after the test (split), 0 for a stopped variant.
+	Weight    float64         `json:"weight"`
+	Guardrail *GuardrailState `json:"guardrail"`
+}
+
+// CampaignAnalysis is the analysis of a campaign and the allocation of its
+// next sends.
+type CampaignAnalysis struct {
+	Variants []CampaignVariantResult `json:"variants"`
+	// Leader is the eligible variant most likely to be best, "" when none is
+	// eligible.
+	Leader string `json:"leader"`
+	// Winner is the winner by the decision rule (or the declared one), nil
+	// while there is none.
+	Winner   *string  `json:"winner"`
+	Decision Decision `json:"decision"`
+	// Tripped lists the keys of the variants whose guardrail trips with
+	// this analysis and were not Stopped before: the caller records them.
+	Tripped []string `json:"-"`
+
+	in       CampaignInput
+	eligible []int // indices of the arms that may still be sent
+	plan     *Plan // over the eligible arms; nil with fewer than two
+}
+
+func (in CampaignInput) validate() error {
+	if in.Metric != Binary && in.Metric != Continuous {
+		return invalid("metric must be %q or %q, not %q", Binary, Continuous, in.Metric)
+	}
+	if in.Mode != CampaignWaves && in.Mode != CampaignSplit {
+		return invalid("campaign mode must be %q or %q, not %q", CampaignWaves, CampaignSplit, in.Mode)
+	}
+	if len(in.Arms) < 2 {
+		return invalid("at least two variants are needed, got %d", len(in.Arms))
+	}
+	for _, a := range in.Arms {
+		if a.Trials < 0 || a.Successes < 0 || (in.Metric == Binary && a.Successes > a.Trials) ||
+			a.GuardEvents < 0 || a.GuardEvents > a.GuardTrials {
+			return invalid("variant %q: counts out of range", a.Key)
+		}
+	}
+	if g := in.Guardrail; g != nil && !(g.MaxRate > 0 && g.MaxRate < 1 && g.Confidence > 0 && g.Confidence < 1) {
+		return invalid("guardrail max_rate and confidence must be in (0, 1)")
+	}
+	return nil
+}
+
+// learnCounts returns what arm a is judged on.
+func (a CampaignArm) learnCounts() counts {
+	if a.Learn != nil {
+		return counts{a.Learn.Trials, a.Learn.Successes, a.Learn.Sum, a.Learn.SumSquares}
+	}
+	return counts{float64(a.Trials), float64(a.Successes), a.Sum, a.SumSquares}
+}
+
+func (a CampaignArm) cumulative() counts {
+	return counts{float64(a.Trials), float64(a.Successes), a.Sum, a.SumSquares}
+}
+
+// AnalyzeCampaign checks the guardrails, computes P(best), expected loss and
+// the allocation weights among the variants still eligible, and applies the
+// decision rule (the experiments' Bayesian rule, on the eligible variants).
+func AnalyzeCampaign(in CampaignInput) (*CampaignAnalysis, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	in.Settings = in.Settings.WithDefaults()
+	out := &CampaignAnalysis{in: in, Variants: make([]CampaignVariantResult, len(in.Arms))}
+	cum := make([]counts, len(in.Arms))
+	for i, a := range in.Arms {
+		cum[i] = a.cumulative()
+	}
+	post := posteriors(in.Metric, cum, in.Settings)
+	for i, a := range in.Arms {
+		v := CampaignVariantResult{Key: a.Key, Trials: a.Trials, Successes: a.Successes, Sum: a.Sum,
+			CILow: post[i].quantile(0.025), CIHigh: post[i].quantile(0.975)}
+		if in.Metric == Binary {
+			v.Sum = float64(a.Successes)
+		}
+		if a.Trials > 0 {
+			v.Rate = v.Sum / float64(a.Trials)
+		}
+		stopped := a.Stopped
+		if g := in.Guardrail; g != nil {
+			gs := &GuardrailState{PAbove: GuardrailProbability(a.GuardEvents, a.GuardTrials, g.MaxRate)}
+			if a.GuardTrials > 0 {
+				gs.Rate = float64(a.GuardEvents) / float64(a.GuardTrials)
+			}
+			if !stopped && gs.PAbove >= g.Confidence {
+				stopped = true
+				out.Tripped = append(out.Tripped, a.Key)
+			}
+			gs.Tripped = stopped
+			v.Guardrail = gs
+		}
+		if !stopped {
+			out.eligible = append(out.eligible, i)
+		}
+		out.Variants[i] = v
+	}
+	if err := out.allocate(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// allocate computes P(best), the loss and the weights among the eligible
+// arms, the leader and the decision.
+func (c *CampaignAnalysis) allocate() error {
+	in := c.in
+	switch len(c.eligible) {
+	case 0:
+		c.Decision = Decision{StateCollecting, "every variant tripped the guardrail: nothing can be sent"}
+		return nil
+	case 1:
+		i := c.eligible[0]
+		v := &c.Variants[i]
+		v.PBest, v.Weight, v.ExpectedLoss = 1, 1, new(float64)
+		c.Leader = v.Key
+		key := v.Key
+		c.Winner = &key
+		c.Decision = Decision{StateWinnerFound, fmt.Sprintf("%s is the only variant the guardrail has not stopped", key)}
+		return nil
+	}
+	arms := make([]Arm, len(c.eligible))
+	learn := make([]counts, len(c.eligible))
+	for j, i := range c.eligible {
+		a := in.Arms[i]
+		arms[j] = Arm{Key: a.Key, Units: a.Trials, Conversions: a.Successes, Sum: a.Sum, SumSquares: a.SumSquares}
+		learn[j] = a.learnCounts()
+	}
+	ein := Input{Metric: in.Metric, Arms: arms, Settings: in.Settings}
+	if err := in.Settings.Validate(len(arms)); err != nil {
+		return err
+	}
+	ps := posteriors(in.Metric, learn, in.Settings)
+	pbest, loss := bestProbabilities(ps)
+	c.plan = newPlan(ein, func(cs []int) sampler { return &thompsonSampler{ps: subset(ps, cs)} }, false)
+	c.plan.prime(pbest)
+	weights := c.plan.Weights()
+	for j, i := range c.eligible {
+		v := &c.Variants[i]
+		l := loss[j]
+		v.PBest, v.ExpectedLoss, v.Weight = pbest[j], &l, weights[j]
+	}
+	c.Leader = arms[argmax(pbest)].Key
+	c.Winner, c.Decision = bayesDecision(ein, pbest, loss)
+	if in.Mode == CampaignSplit {
+		// After the test every send goes to one variant: the weights say so.
+		if in.Sent >= in.TestSends {
+			for j, i := range c.eligible {
+				c.Variants[i].Weight = 0
+				if arms[j].Key == c.target() {
+					c.Variants[i].Weight = 1
+				}
+			}
+		} else {
+			for _, i := range c.eligible {
+				c.Variants[i].Weight = 1 / float64(len(c.eligible))
+			}
+		}
+	}
+	return nil
+}
+
+// target is the variant every send of a split campaign's second phase gets:
+// the declared winner while it is eligible, else the leader.
+func (c *CampaignAnalysis) target() string {
+	if w := c.in.Winner; w != "" {
+		for _, i := range c.eligible {
+			if c.in.Arms[i].Key == w {
+				return w
+			}
+		}
+	}
+	return c.Leader
+}
+
+// Sendable reports whether any variant may still be sent.
+func (c *CampaignAnalysis) Sendable() bool { return len(c.eligible) > 0 }
+
+// Allocate returns the arm index (into CampaignInput.Arms) of each of n new
+// sends, in the order of the sends. It panics unless Sendable.
+//
+// Split: the sends still inside the test go round-robin over the eligible
+// variants from where the previous call stopped (an exactly even split
+// across calls), in shuffled order; the rest go to the target (the declared
+// winner, else the leader). Waves: a wave's shares follow the weights
+// exactly up to rounding (Apportion), so that one wave of a large call is
+// not at the mercy of per-send coin flips, while a call of one send is one
+// Thompson draw.
+func (c *CampaignAnalysis) Allocate(r *rand.Rand, n int) []int {
+	if len(c.eligible) == 0 {
+		panic("engine: Allocate with no eligible variant")
+	}
+	out := make([]int, 0, n)
+	if len(c.eligible) == 1 {
+		for range n {
+			out = append(out, c.eligible[0])
+		}
+		return out
+	}
+	in := c.in
+	if in.Mode == CampaignSplit {
+		test := int(min(int64(n), max(0, in.TestSends-in.Sent)))
+		k := int64(len(c.eligible))
+		for j := range test {
+			out = append(out, c.eligible[(in.Sent+int64(j))%k])
+		}
+		r.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
+		target := c.target()
+		ti := c.eligible[0]
+		for _, i := range c.eligible {
+			if in.Arms[i].Key == target {
+				ti = i
+			}
+		}
+		for len(out) < n {
+			out = append(out, ti)
+		}
+		return out
+	}
+	w := c.plan.Weights()
+	for _, j := range Apportion(r, w, n) {
+		out = append(out, c.eligible[j])
+	}
+	return out
+}
+
+// Apportion returns n indices into weights, each index i appearing
+// floor(n·w_i) or ceil(n·w_i) times and on average exactly n·w_i times
+// (systematic sampling: n evenly spaced points with one random offset over
+// the cumulative weights), in random order. Weights must sum to 1.
+func Apportion(r *rand.Rand, weights []float64, n int) []int {
+	out := make([]int, 0, n)
+	if n <= 0 {
+		return out
+	}
+	u := r.Float64()
+	cum, i := weights[0]*float64(n), 0
+	for k := range n {
+		x := u + float64(k)
+		for x >= cum && i < len(weights)-1 {
+			i++
+			cum += weights[i] * float64(n)
+		}
+		out = append(out, i)
+	}
+	r.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
+	return out
+}
+
+// CampaignSlot is the counts of the sends of one variant made in one time
+// slot, with the rewards those sends earned.
+type CampaignSlot struct {
+	Start                              time.Time
+	Trials, Successes, Sum, SumSquares float64
+}
+
+// DiscountGamma returns the per-hour discount factor of a half-life:
+// γ = 0.5^(1h/halfLife); 1 (no discount) for a half-life ≤ 0.
+func DiscountGamma(halfLife time.Duration) float64 {
+	if halfLife <= 0 {
+		return 1
+	}
+	return math.Pow(0.5, float64(time.Hour)/float64(halfLife))
+}
+
+// DiscountSlots returns the slots' counts discounted by the age of their
+// sends at now: a slot weighs γ^(age in hours), γ = DiscountGamma(halfLife),
+// so counts halve every half-life. This is discounted Thompson sampling
+// with the discount keyed to when a send was made, not to when its reward
+// arrived, so that a late open of an old send counts as old; and since it is
+// a function of the stored slots alone, every replica computes the same
+// counts without a shared state to keep in step.
+func DiscountSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration) LearnCounts {
+	var out LearnCounts
+	gamma := DiscountGamma(halfLife)
+	for _, s := range slots {
+		f := 1.0
+		if age := now.Sub(s.Start); age > 0 && gamma < 1 {
+			f = math.Pow(gamma, age.Hours())
+		}
+		out.Trials += f * s.Trials
+		out.Successes += f * s.Successes
+		out.Sum += f * s.Sum
+		out.SumSquares += f * s.SumSquares
+	}
+	out.Successes = min(out.Successes, out.Trials)
+	return out
+}

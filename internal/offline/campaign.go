@@ -1,0 +1,483 @@
+package offline
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/samplit/samplit/internal/engine"
+)
+
+// CampaignScenario is a campaign with known behaviour, read from the JSON
+// file of `samplit simulate --campaign FILE`: the variants' true rates (which
+// may drift over the campaign), how late rewards arrive, the send schedule,
+// and the strategies to compare on it.
+type CampaignScenario struct {
+	Name string `json:"name"`
+	// Audience recipients are sent in Calls equal calls (waves), Interval
+	// apart.
+	Audience int      `json:"audience"`
+	Calls    int      `json:"calls"`
+	Interval Duration `json:"interval"`
+	// RewardDelay is the mean of the exponential delay between a send and
+	// its reward (open or click) or its guardrail event.
+	RewardDelay       Duration            `json:"reward_delay"`
+	AttributionWindow Duration            `json:"attribution_window"`
+	Variants          []CampaignSimArm    `json:"variants"`
+	Guardrail         *engine.Guardrail   `json:"guardrail,omitempty"`
+	Strategies        []CampaignSimPolicy `json:"strategies"`
+	// Track names the variant whose traffic share is followed (the one that
+	// wears off in a drift scenario): the report gives, per strategy, how
+	// long after it stops being the best its share of a wave first falls
+	// below one half.
+	Track string `json:"track,omitempty"`
+}
+
+// CampaignSimArm is one variant: its objective rate at the first send and,
+// when RateEnd is set, at the last (linear in between), and its guardrail
+// event rate.
+type CampaignSimArm struct {
+	Key       string   `json:"key"`
+	Rate      float64  `json:"rate"`
+	RateEnd   *float64 `json:"rate_end,omitempty"`
+	GuardRate float64  `json:"guard_rate,omitempty"`
+}
+
+// CampaignSimPolicy is one way to run the campaign.
+type CampaignSimPolicy struct {
+	Label            string   `json:"label"`
+	Mode             string   `json:"mode"`
+	TestShare        float64  `json:"test_share,omitempty"`
+	DiscountHalfLife Duration `json:"discount_half_life,omitempty"`
+	WeightFloor      *float64 `json:"weight_floor,omitempty"`
+}
+
+// Duration is a time.Duration read from JSON as "36h" or "7d".
+type Duration time.Duration
+
+// UnmarshalJSON reads a Go duration or days.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var f float64
+		if _, err := fmt.Sscanf(n, "%g", &f); err != nil {
+			return fmt.Errorf("bad duration %q", s)
+		}
+		*d = Duration(f * float64(24*time.Hour))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// MarshalJSON writes the Go form.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// LoadCampaignScenario reads and checks a scenario file.
+func LoadCampaignScenario(path string) (CampaignScenario, error) {
+	var sc CampaignScenario
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return sc, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sc); err != nil {
+		return sc, fmt.Errorf("%s: %w", path, err)
+	}
+	return sc, sc.validate()
+}
+
+func (sc CampaignScenario) validate() error {
+	switch {
+	case sc.Audience < 1 || sc.Calls < 1 || sc.Calls > sc.Audience:
+		return errors.New("audience and calls must be positive, calls at most the audience")
+	case len(sc.Variants) < 2:
+		return errors.New("a campaign scenario needs at least two variants")
+	case len(sc.Strategies) == 0:
+		return errors.New("name at least one strategy")
+	case sc.AttributionWindow <= 0:
+		return errors.New("attribution_window must be positive")
+	}
+	for _, v := range sc.Variants {
+		ok := func(p float64) bool { return p >= 0 && p <= 1 }
+		if !ok(v.Rate) || !ok(v.GuardRate) || (v.RateEnd != nil && !ok(*v.RateEnd)) {
+			return fmt.Errorf("variant %q: rates must be probabilities", v.Key)
+		}
+	}
+	for _, p := range sc.Strategies {
+		if p.Mode != engine.CampaignWaves && p.Mode != engine.CampaignSplit {
+			return fmt.Errorf("strategy %q: mode must be waves or split_then_winner", p.Label)
+		}
+	}
+	return nil
+}
+
+// rate is variant i's objective rate for a send at t.
+func (sc CampaignScenario) rate(i int, t time.Duration) float64 {
+	v := sc.Variants[i]
+	end := time.Duration(sc.Interval) * time.Duration(sc.Calls-1)
+	if v.RateEnd == nil || end <= 0 {
+		return v.Rate
+	}
+	return v.Rate + (*v.RateEnd-v.Rate)*float64(t)/float64(end)
+}
+
+// best returns the variant with the highest average rate over the sends.
+func (sc CampaignScenario) best() int {
+	b, bv := 0, -1.0
+	for i := range sc.Variants {
+		avg := 0.0
+		for c := range sc.Calls {
+			avg += sc.rate(i, time.Duration(sc.Interval)*time.Duration(c))
+		}
+		if avg > bv {
+			b, bv = i, avg
+		}
+	}
+	return b
+}
+
+// CampaignSimResult summarises one strategy over the runs.
+type CampaignSimResult struct {
+	Label string `json:"label"`
+	Mode  string `json:"mode"`
+	Runs  int    `json:"runs"`
+	// Rewards is the mean number of counted rewards (opens or clicks within
+	// the window) per run, RewardsSD its standard deviation across runs.
+	Rewards   float64 `json:"rewards"`
+	RewardsSD float64 `json:"rewards_sd"`
+	// PickedBest is the share of runs whose last call went mostly to the
+	// truly best variant (by average rate over the campaign).
+	PickedBest float64 `json:"picked_best"`
+	// Sends is the mean sends per variant.
+	Sends map[string]float64 `json:"sends"`
+	// Stopped is, per variant, the share of runs in which the guardrail
+	// stopped it.
+	Stopped map[string]float64 `json:"stopped,omitempty"`
+	// SwitchHours is the mean time, in hours, from when the tracked variant
+	// stops being the best to the first wave in which its share is below
+	// one half; NeverSwitched counts the runs where that never happened.
+	SwitchHours   *float64 `json:"switch_hours,omitempty"`
+	NeverSwitched int      `json:"never_switched,omitempty"`
+}
+
+// pending is a reward or guardrail event on its way.
+type pending struct {
+	arrival time.Duration
+	call    int
+	arm     int
+	guard   bool
+}
+
+// runCampaign plays one run of the policy and returns the counted rewards,
+// the arm mostly sent in the last call, the sends per arm, which arms the
+// guardrail stopped, and the time of the first call after cross where the
+// tracked arm's share was below one half (-1: never).
+func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track int, cross time.Duration) (rewards int, last int, sends []int, stopped []bool, switched time.Duration, err error) {
+	k := len(sc.Variants)
+	sends, stopped = make([]int, k), make([]bool, k)
+	switched = -1
+	// Per call and arm: sends, and the arrived rewards and guard events.
+	type cell struct{ n, succ, guard int }
+	cells := make([][]cell, sc.Calls)
+	var queue []pending
+	window := time.Duration(sc.AttributionWindow)
+	delay := float64(sc.RewardDelay)
+	settings := engine.Settings{WeightFloor: 0.01}
+	if p.WeightFloor != nil {
+		settings.WeightFloor = *p.WeightFloor
+	}
+	testShare := p.TestShare
+	if testShare == 0 {
+		testShare = 0.2
+	}
+	sent := 0
+	for c := range sc.Calls {
+		now := time.Duration(sc.Interval) * time.Duration(c)
+		// Deliver what has arrived by now.
+		q := queue[:0]
+		for _, ev := range queue {
+			if ev.arrival > now {
+				q = append(q, ev)
+				continue
+			}
+			if ev.guard {
+				cells[ev.call][ev.arm].guard++
+			} else {
+				cells[ev.call][ev.arm].succ++
+			}
+		}
+		queue = q
+		in := engine.CampaignInput{Metric: engine.Binary, Mode: p.Mode, Settings: settings, Guardrail: sc.Guardrail,
+			TestSends: int64(testShare*float64(sc.Audience) + 0.5), Sent: int64(sent)}
+		for i, v := range sc.Variants {
+			a := engine.CampaignArm{Key: v.Key, Stopped: stopped[i]}
+			var slots []engine.CampaignSlot
+			for cc := range c {
+				x := cells[cc][i]
+				a.Trials += int64(x.n)
+				a.Successes += int64(x.succ)
+				a.GuardEvents += int64(x.guard)
+				slots = append(slots, engine.CampaignSlot{Start: time.Unix(0, 0).Add(time.Duration(sc.Interval) * time.Duration(cc)),
+					Trials: float64(x.n), Successes: float64(x.succ)})
+			}
+			a.GuardTrials = a.Trials
+			if p.DiscountHalfLife > 0 {
+				l := engine.DiscountSlots(slots, time.Unix(0, 0).Add(now), time.Duration(p.DiscountHalfLife))
+				a.Learn = &l
+			}
+			in.Arms = append(in.Arms, a)
+		}
+		an, err := engine.AnalyzeCampaign(in)
+		if err != nil {
+			return 0, 0, nil, nil, 0, err
+		}
+		for _, key := range an.Tripped {
+			for i, v := range sc.Variants {
+				if v.Key == key {
+					stopped[i] = true
+				}
+			}
+		}
+		if !an.Sendable() {
+			break
+		}
+		n := sc.Audience / sc.Calls
+		if c < sc.Audience%sc.Calls {
+			n++
+		}
+		if p.Mode == engine.CampaignSplit && int64(sent) >= in.TestSends {
+			// The classic split: once the test is out, the rest of the
+			// audience goes in one call to the leader of that moment.
+			n = sc.Audience - sent
+		}
+		cells[c] = make([]cell, k)
+		for _, arm := range an.Allocate(r, n) {
+			cells[c][arm].n++
+			sends[arm]++
+			if r.Float64() < sc.rate(arm, now) {
+				d := time.Duration(r.ExpFloat64() * delay)
+				if d <= window {
+					rewards++
+					queue = append(queue, pending{arrival: now + d, call: c, arm: arm})
+				}
+			}
+			if g := sc.Variants[arm].GuardRate; g > 0 && r.Float64() < g {
+				queue = append(queue, pending{arrival: now + time.Duration(r.ExpFloat64()*delay), call: c, arm: arm, guard: true})
+			}
+		}
+		sent += n
+		top := 0
+		for i := range cells[c] {
+			if cells[c][i].n > cells[c][top].n {
+				top = i
+			}
+		}
+		last = top
+		if track >= 0 && switched < 0 && now >= cross && 2*cells[c][track].n < n {
+			switched = now
+		}
+		if sent >= sc.Audience {
+			break
+		}
+	}
+	return rewards, last, sends, stopped, switched, nil
+}
+
+// RunCampaignSimulation plays every strategy of the scenario runs times.
+// Run i of every strategy draws from the PCG stream (seed, i): the same
+// seed gives the same report whatever the scheduling, and strategies are
+// compared on the same random streams.
+func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]CampaignSimResult, error) {
+	track, cross := -1, time.Duration(0)
+	for i, v := range sc.Variants {
+		if v.Key == sc.Track {
+			track = i
+		}
+	}
+	if track >= 0 {
+		// The first call at which another variant's rate is above the
+		// tracked one's.
+		cross = -1
+		for c := range sc.Calls {
+			t := time.Duration(sc.Interval) * time.Duration(c)
+			for j := range sc.Variants {
+				if j != track && sc.rate(j, t) > sc.rate(track, t) && cross < 0 {
+					cross = t
+				}
+			}
+		}
+		if cross < 0 {
+			return nil, fmt.Errorf("track: %q stays the best throughout", sc.Track)
+		}
+	}
+	best := sc.best()
+	var out []CampaignSimResult
+	for _, p := range sc.Strategies {
+		type one struct {
+			rewards, last int
+			sends         []int
+			stopped       []bool
+			switched      time.Duration
+			err           error
+		}
+		res := make([]one, runs)
+		var wg sync.WaitGroup
+		jobs := make(chan int)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				for i := range jobs {
+					r := rand.New(rand.NewPCG(seed, uint64(i)))
+					var o one
+					o.rewards, o.last, o.sends, o.stopped, o.switched, o.err = runCampaign(sc, p, r, track, cross)
+					res[i] = o
+				}
+			})
+		}
+		for i := range runs {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+		sr := CampaignSimResult{Label: p.Label, Mode: p.Mode, Runs: runs, Sends: map[string]float64{}}
+		var sum, sumSq, switchSum float64
+		picked, switchedRuns := 0, 0
+		for _, o := range res {
+			if o.err != nil {
+				return nil, o.err
+			}
+			x := float64(o.rewards)
+			sum, sumSq = sum+x, sumSq+x*x
+			if o.last == best {
+				picked++
+			}
+			for i, v := range sc.Variants {
+				sr.Sends[v.Key] += float64(o.sends[i]) / float64(runs)
+				if o.stopped[i] {
+					if sr.Stopped == nil {
+						sr.Stopped = map[string]float64{}
+					}
+					sr.Stopped[v.Key] += 1 / float64(runs)
+				}
+			}
+			if track >= 0 {
+				if o.switched < 0 {
+					sr.NeverSwitched++
+				} else {
+					switchedRuns++
+					switchSum += (o.switched - cross).Hours()
+				}
+			}
+		}
+		n := float64(runs)
+		sr.Rewards = sum / n
+		sr.RewardsSD = math.Sqrt(math.Max(0, sumSq/n-sr.Rewards*sr.Rewards))
+		sr.PickedBest = float64(picked) / n
+		if switchedRuns > 0 {
+			h := switchSum / float64(switchedRuns)
+			sr.SwitchHours = &h
+		}
+		out = append(out, sr)
+	}
+	return out, nil
+}
+
+// hasFlag reports whether args name the flag (as -name, --name or
+// --name=value) before a "--".
+func hasFlag(args []string, flagName string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == flagName {
+			return true
+		}
+	}
+	return false
+}
+
+// SimulateCampaign is `samplit simulate --campaign FILE`: it plays the
+// scenario's strategies against its known rates, with delayed rewards, and
+// reports per strategy the rewards earned, how often the truly best variant
+// got the last wave, the sends per variant, the guardrail stops and, for a
+// tracked variant that wears off, how soon traffic moved away from it.
+//
+//	samplit simulate --campaign examples/campaigns/email-subjects.json [--runs 100] [--seed 1] [--json]
+func SimulateCampaign(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	file := fs.String("campaign", "", "JSON file of the campaign scenario")
+	runs := fs.Int("runs", 100, "number of runs per strategy")
+	seed := fs.Uint64("seed", 1, "random seed")
+	asJSON := fs.Bool("json", false, "print one JSON array")
+	help, err := parseFlags(fs, args, stdout)
+	if help {
+		return ExitOK
+	}
+	if err != nil {
+		return fail(stderr, "simulate", err)
+	}
+	if *runs < 1 {
+		return fail(stderr, "simulate", errors.New("--runs must be positive"))
+	}
+	sc, err := LoadCampaignScenario(*file)
+	if err != nil {
+		return fail(stderr, "simulate", err)
+	}
+	results, err := RunCampaignSimulation(sc, *runs, *seed)
+	if err != nil {
+		return fail(stderr, "simulate", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return fail(stderr, "simulate", err)
+		}
+		return ExitOK
+	}
+	fmt.Fprintf(stdout, "scenario %s: %d recipients in %d calls every %s, rewards after %s on average, window %s; %d runs, seed %d\n\n",
+		sc.Name, sc.Audience, sc.Calls, time.Duration(sc.Interval), time.Duration(sc.RewardDelay), time.Duration(sc.AttributionWindow), *runs, *seed)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "strategy\tmode\trewards (mean ± sd)\tpicked best\tsends per variant\tstopped\tswitch after\t")
+	for _, r := range results {
+		var sends, stopped []string
+		for _, v := range sc.Variants {
+			sends = append(sends, fmt.Sprintf("%s %.0f", v.Key, r.Sends[v.Key]))
+			if s := r.Stopped[v.Key]; s > 0 {
+				stopped = append(stopped, fmt.Sprintf("%s %.0f%%", v.Key, 100*s))
+			}
+		}
+		sw := "-"
+		if r.SwitchHours != nil {
+			sw = fmt.Sprintf("%.1fh (never: %d)", *r.SwitchHours, r.NeverSwitched)
+		} else if sc.Track != "" {
+			sw = fmt.Sprintf("never (%d runs)", r.NeverSwitched)
+		}
+		st := strings.Join(stopped, ", ")
+		if st == "" {
+			st = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f ± %.1f\t%.0f%%\t%s\t%s\t%s\t\n", r.Label, r.Mode, r.Rewards, r.RewardsSD,
+			100*r.PickedBest, strings.Join(sends, ", "), st, sw)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, "simulate", err)
+	}
+	return ExitOK
+}

@@ -1,0 +1,462 @@
+package optimize
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/engine"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// Campaigns is the email and push campaign optimizer: it allocates each
+// call's new recipients (a wave) by the campaign's mode, records the sends
+// and the events that follow (through a group commit), stops variants that
+// trip the guardrail and records the winner.
+//
+// Like the funnel optimizer it keeps no sealed state. Discounted Thompson
+// sampling (push) is computed from per-hour counters with the discount
+// keyed to each send's age (engine.DiscountSlots), a function of the stored
+// rows alone: replicas agree without a state to keep in step, and a reward
+// that arrives late is weighed by when its send was made.
+type Campaigns struct {
+	st    store.Store
+	now   func() time.Time
+	log   *slog.Logger
+	opts  Options
+	hooks CampaignHooks
+
+	eventQ *committer[store.CampaignEventBatch, []store.EventResult]
+
+	mu   sync.Mutex
+	rngs map[string]*campaignRand // by campaign id
+}
+
+// CampaignHooks are called once per decision, on the replica that recorded
+// it (the store's DeclareCampaignWinner and StopCampaignVariant say which).
+// They are the seam for the campaign.winner_found and
+// campaign.guardrail_tripped webhooks; nil hooks are skipped.
+type CampaignHooks struct {
+	OnWinner           func(ctx context.Context, c store.Campaign, winner string)
+	OnGuardrailTripped func(ctx context.Context, c store.Campaign, variant string)
+}
+
+// NewCampaigns returns the campaign optimizer. Options.OnWinner is not used
+// (see CampaignHooks). Close it to commit what is queued before the store
+// closes.
+func NewCampaigns(st store.Store, now func() time.Time, log *slog.Logger, opts Options, hooks CampaignHooks) *Campaigns {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	x := &Campaigns{st: st, now: now, log: log, opts: opts.withDefaults(), hooks: hooks, rngs: map[string]*campaignRand{}}
+	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.RecordCampaignEvents)
+	return x
+}
+
+// Close commits what is queued and stops the writers.
+func (x *Campaigns) Close() { x.eventQ.close() }
+
+// campaignRand is a campaign's random source: one stream for a seeded
+// campaign, so that a replayed campaign allocates the same way.
+type campaignRand struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+func (x *Campaigns) rngOf(c *store.Campaign) *campaignRand {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r, ok := x.rngs[c.ID]
+	if !ok {
+		// The experiments' seeding, keyed by the campaign's id and seed.
+		r = &campaignRand{rng: newRand(&store.Experiment{ID: c.ID, Settings: store.Settings{Seed: c.Settings.Seed}})}
+		x.rngs[c.ID] = r
+	}
+	return r
+}
+
+// CampaignMetric returns the engine metric of an objective.
+func CampaignMetric(objective string) engine.Metric {
+	if objective == "value" {
+		return engine.Continuous
+	}
+	return engine.Binary
+}
+
+// variantTotals are one variant's counters added over its slots.
+type variantTotals struct {
+	store.CampaignCounters
+	slots []engine.CampaignSlot
+}
+
+// trials are the sends that could earn the objective: not bounced.
+func trials(c store.CampaignCounters) int64 { return c.Sent - c.Bounces }
+
+// success returns the objective's count of c.
+func success(objective string, c store.CampaignCounters) int64 {
+	switch objective {
+	case "open":
+		return c.Opens
+	case "click":
+		return c.Clicks
+	}
+	return c.Conversions
+}
+
+// guardCounts returns the guardrail's events and trials: bounces among
+// sends, any other event among sends not bounced.
+func guardCounts(event string, c store.CampaignCounters) (events, trials int64) {
+	switch event {
+	case store.CampaignBounce:
+		return c.Bounces, c.Sent
+	case store.CampaignUnsubscribe:
+		return c.Unsubscribes, c.Sent - c.Bounces
+	}
+	return 0, c.Sent - c.Bounces
+}
+
+// CampaignEngineSettings maps a campaign's settings onto the engine's.
+func CampaignEngineSettings(s store.CampaignSettings) engine.Settings {
+	return engineSettings(store.Settings{MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold,
+		LossThreshold: s.LossThreshold, WeightFloor: s.WeightFloor})
+}
+
+// CampaignInput builds the engine's input from the campaign and its
+// counters at now. Exported for the simulator, which feeds the engine the
+// same way.
+func CampaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time) (engine.CampaignInput, map[string]*variantTotals) {
+	by := map[string]*variantTotals{}
+	for _, v := range c.Variants {
+		by[v.ID] = &variantTotals{CampaignCounters: store.CampaignCounters{VariantID: v.ID}}
+	}
+	for _, sl := range counts.Slots {
+		t := by[sl.VariantID]
+		if t == nil {
+			continue
+		}
+		a := &t.CampaignCounters
+		a.Sent += sl.Sent
+		a.Delivered += sl.Delivered
+		a.Opens += sl.Opens
+		a.Clicks += sl.Clicks
+		a.Unsubscribes += sl.Unsubscribes
+		a.Bounces += sl.Bounces
+		a.Conversions += sl.Conversions
+		a.Value += sl.Value
+		a.ValueSquares += sl.ValueSquares
+		a.Late += sl.Late
+		t.slots = append(t.slots, engine.CampaignSlot{Start: sl.Slot, Trials: float64(trials(sl)),
+			Successes: float64(success(c.Objective, sl)), Sum: sl.Value, SumSquares: sl.ValueSquares})
+	}
+	in := engine.CampaignInput{Metric: CampaignMetric(c.Objective), Mode: c.Mode, Settings: CampaignEngineSettings(c.Settings),
+		Sent: c.Sent, TestSends: TestSends(c), Winner: c.Winner}
+	if g := c.Settings.Guardrail; g != nil {
+		in.Guardrail = &engine.Guardrail{MaxRate: g.MaxRate, Confidence: g.Confidence}
+	}
+	stopped := map[string]bool{}
+	for _, k := range c.Stopped {
+		stopped[k] = true
+	}
+	for _, v := range c.Variants {
+		t := by[v.ID]
+		a := engine.CampaignArm{Key: v.Key, Trials: trials(t.CampaignCounters), Successes: success(c.Objective, t.CampaignCounters),
+			Stopped: stopped[v.Key]}
+		if in.Metric == engine.Continuous {
+			a.Sum, a.SumSquares = t.Value, t.ValueSquares
+		}
+		if g := c.Settings.Guardrail; g != nil {
+			a.GuardEvents, a.GuardTrials = guardCounts(g.Event, t.CampaignCounters)
+		}
+		if c.Settings.DiscountHalfLife > 0 {
+			l := engine.DiscountSlots(t.slots, now, c.Settings.DiscountHalfLife)
+			a.Learn = &l
+		}
+		in.Arms = append(in.Arms, a)
+	}
+	return in, by
+}
+
+// TestSends returns the size of a split campaign's test.
+func TestSends(c *store.Campaign) int64 {
+	return int64(c.Settings.TestShare*float64(c.AudienceSize) + 0.5)
+}
+
+// analyze loads the counters, analyses the campaign, and records what the
+// analysis decided for the first time: guardrail trips (always) and the
+// winner (while the campaign is active). It updates c to match.
+func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.CampaignAnalysis, map[string]*variantTotals, []store.WaveCounters, error) {
+	now := x.now()
+	counts, err := x.st.CampaignCounts(ctx, c.WorkspaceID, c.ID)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("load counters of %s: %w", c.ID, err)
+	}
+	in, totals := CampaignInput(c, counts, now)
+	a, err := engine.AnalyzeCampaign(in)
+	if err != nil {
+		return nil, nil, nil, apperr.Wrap(apperr.Invalid, err, "campaign %s cannot be analysed", c.Key)
+	}
+	for _, k := range a.Tripped {
+		v, _ := c.VariantByKey(k)
+		set, err := x.st.StopCampaignVariant(ctx, c.WorkspaceID, c.ID, v.ID, now)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("stop variant %s of %s: %w", k, c.ID, err)
+		}
+		c.Stopped = append(c.Stopped, k)
+		if set {
+			x.log.Info("campaign guardrail tripped", "campaign", c.ID, "variant", k)
+			if x.hooks.OnGuardrailTripped != nil {
+				x.hooks.OnGuardrailTripped(ctx, *c, k)
+			}
+		}
+	}
+	active := c.Status == store.StatusRunning || c.Status == store.StatusPaused
+	if c.Winner == "" && a.Winner != nil && active {
+		set, err := x.st.DeclareCampaignWinner(ctx, c.WorkspaceID, c.ID, *a.Winner, now)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("record winner of %s: %w", c.ID, err)
+		}
+		if set {
+			c.Winner = *a.Winner
+			x.log.Info("campaign winner found", "campaign", c.ID, "winner", c.Winner)
+			if x.hooks.OnWinner != nil {
+				x.hooks.OnWinner(ctx, *c, c.Winner)
+			}
+		} else if fresh, err := x.st.GetCampaign(ctx, c.WorkspaceID, c.ID); err == nil {
+			c.Winner = fresh.Winner // another replica declared first: report its winner
+		}
+	}
+	return a, totals, counts.Waves, nil
+}
+
+// Sent is one recipient's variant.
+type Sent struct {
+	Recipient string
+	Variant   store.Variant
+}
+
+// SendsOutcome is the answer to a sends call.
+type SendsOutcome struct {
+	// Wave numbers the call's new sends; 0 when every recipient had been
+	// sent before.
+	Wave  int64
+	Sends []Sent
+}
+
+// maxSendAttempts bounds the retries of a split campaign's test sends when
+// other calls keep sending between the read and the write.
+const maxSendAttempts = 8
+
+// Send allocates the variants of the recipients (sticky: one already sent
+// gets its first variant again) and records the new sends as one wave.
+// The campaign must be running.
+func (x *Campaigns) Send(ctx context.Context, c *store.Campaign, recipients []string) (SendsOutcome, error) {
+	if c.Status != store.StatusRunning {
+		return SendsOutcome{}, apperr.New(apperr.Conflict, "campaign %s is %s; it sends only while running", c.Key, c.Status)
+	}
+	stored, err := x.st.CampaignRecipients(ctx, c.WorkspaceID, c.ID, recipients)
+	if err != nil {
+		return SendsOutcome{}, fmt.Errorf("look up recipients: %w", err)
+	}
+	var fresh []string
+	seen := map[string]bool{}
+	for _, r := range recipients {
+		if _, ok := stored[r]; !ok && !seen[r] {
+			fresh = append(fresh, r)
+			seen[r] = true
+		}
+	}
+	var wave int64
+	if len(fresh) > 0 {
+		wave, err = x.sendNew(ctx, c, fresh, stored)
+		if err != nil {
+			return SendsOutcome{}, err
+		}
+	}
+	byID := map[string]store.Variant{}
+	for _, v := range c.Variants {
+		byID[v.ID] = v
+	}
+	out := SendsOutcome{Wave: wave, Sends: make([]Sent, len(recipients))}
+	for i, r := range recipients {
+		out.Sends[i] = Sent{Recipient: r, Variant: byID[stored[r]]}
+	}
+	return out, nil
+}
+
+// sendNew allocates and records the new recipients, adding their variants
+// to stored. A split campaign still in its test sends under an optimistic
+// lock on the campaign's send count, so that racing calls cannot make the
+// test uneven; they retry from fresh counters.
+func (x *Campaigns) sendNew(ctx context.Context, c *store.Campaign, fresh []string, stored map[string]string) (int64, error) {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			cur, err := x.st.GetCampaign(ctx, c.WorkspaceID, c.ID)
+			if err != nil {
+				return 0, fmt.Errorf("reload campaign %s: %w", c.ID, err)
+			}
+			*c = cur
+			if c.Status != store.StatusRunning {
+				return 0, apperr.New(apperr.Conflict, "campaign %s is %s; it sends only while running", c.Key, c.Status)
+			}
+		}
+		a, _, _, err := x.analyze(ctx, c)
+		if err != nil {
+			return 0, err
+		}
+		if !a.Sendable() {
+			return 0, apperr.New(apperr.Conflict, "campaign %s: every variant tripped the guardrail; nothing can be sent", c.Key)
+		}
+		r := x.rngOf(c)
+		r.mu.Lock()
+		arms := a.Allocate(r.rng, len(fresh))
+		r.mu.Unlock()
+		b := store.SendBatch{WorkspaceID: c.WorkspaceID, CampaignID: c.ID, ExpectSent: -1, At: x.now(), Items: make([]store.Send, len(fresh))}
+		if c.Mode == engine.CampaignSplit && c.Sent < TestSends(c) {
+			b.ExpectSent = c.Sent
+		}
+		for i, rcp := range fresh {
+			b.Items[i] = store.Send{Recipient: rcp, VariantID: c.Variants[arms[i]].ID}
+		}
+		res, err := x.st.RecordSends(ctx, b)
+		if apperr.Is(err, apperr.Conflict) && attempt+1 < maxSendAttempts {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("record sends: %w", err)
+		}
+		for i, rcp := range fresh {
+			stored[rcp] = res.VariantIDs[i]
+		}
+		return res.Wave, nil
+	}
+}
+
+// RecordEvents stores the events of sent recipients through the group
+// commit. Events are accepted in every status: outcomes of sends already
+// made keep arriving after a pause or the end of a campaign.
+func (x *Campaigns) RecordEvents(ctx context.Context, c *store.Campaign, events []store.CampaignEvent) ([]store.EventResult, error) {
+	res, err := x.eventQ.do(ctx, store.CampaignEventBatch{WorkspaceID: c.WorkspaceID, CampaignID: c.ID,
+		Window: c.Settings.AttributionWindow, Items: events})
+	if err != nil {
+		return nil, fmt.Errorf("record campaign events: %w", err)
+	}
+	return res, nil
+}
+
+// CampaignVariantResults is one variant's line of the results.
+type CampaignVariantResults struct {
+	Key          string  `json:"key"`
+	Sent         int64   `json:"sent"`
+	Delivered    int64   `json:"delivered"`
+	Opens        int64   `json:"opens"`
+	Clicks       int64   `json:"clicks"`
+	Unsubscribes int64   `json:"unsubscribes"`
+	Bounces      int64   `json:"bounces"`
+	Conversions  int64   `json:"conversions"`
+	Value        float64 `json:"value"`
+	// Late counts events after the attribution window: stored, not counted.
+	Late int64 `json:"late"`
+	// Rate is the objective per send that was not bounced, with its 95%
+	// credible interval.
+	Rate         float64  `json:"rate"`
+	CILow        float64  `json:"ci_low"`
+	CIHigh       float64  `json:"ci_high"`
+	PBest        float64  `json:"p_best"`
+	ExpectedLoss *float64 `json:"expected_loss"`
+	Weight       float64  `json:"weight"`
+	// Guardrail is nil for a campaign without one.
+	Guardrail *CampaignGuardrailResult `json:"guardrail"`
+}
+
+// CampaignGuardrailResult is a variant's guardrail state.
+type CampaignGuardrailResult struct {
+	Event   string  `json:"event"`
+	MaxRate float64 `json:"max_rate"`
+	engine.GuardrailState
+}
+
+// WaveResult is one wave: when it went out, how many sends, and each
+// variant's share of them.
+type WaveResult struct {
+	Wave   int64              `json:"wave"`
+	At     time.Time          `json:"at"`
+	Sends  int64              `json:"sends"`
+	Shares map[string]float64 `json:"shares"`
+}
+
+// CampaignResults is a campaign's analysis as the API returns it.
+type CampaignResults struct {
+	CampaignID string                   `json:"campaign_id"`
+	Status     store.Status             `json:"status"`
+	Channel    string                   `json:"channel"`
+	Objective  string                   `json:"objective"`
+	Mode       string                   `json:"mode"`
+	Sent       int64                    `json:"sent"`
+	Variants   []CampaignVariantResults `json:"variants"`
+	Leader     *string                  `json:"leader"`
+	Winner     *string                  `json:"winner"`
+	Decision   Decision                 `json:"decision"`
+	// Waves are the most recent waves (store.MaxResultWaves), oldest first.
+	Waves     []WaveResult `json:"waves"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// Results analyses the campaign, records the decisions it makes for the
+// first time, and returns the results document. A declared winner stays
+// the winner, as for experiments.
+func (x *Campaigns) Results(ctx context.Context, c *store.Campaign) (*CampaignResults, error) {
+	a, totals, waves, err := x.analyze(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	out := &CampaignResults{CampaignID: c.ID, Status: c.Status, Channel: c.Channel, Objective: c.Objective, Mode: c.Mode,
+		Sent: c.Sent, Decision: Decision(a.Decision), Waves: []WaveResult{}, UpdatedAt: x.now()}
+	if a.Leader != "" {
+		l := a.Leader
+		out.Leader = &l
+	}
+	keys := map[string]string{}
+	for i, v := range c.Variants {
+		keys[v.ID] = v.Key
+		t, r := totals[v.ID], a.Variants[i]
+		vr := CampaignVariantResults{Key: v.Key, Sent: t.Sent, Delivered: t.Delivered, Opens: t.Opens, Clicks: t.Clicks,
+			Unsubscribes: t.Unsubscribes, Bounces: t.Bounces, Conversions: t.Conversions, Value: t.Value, Late: t.Late,
+			Rate: r.Rate, CILow: r.CILow, CIHigh: r.CIHigh, PBest: r.PBest, ExpectedLoss: r.ExpectedLoss, Weight: r.Weight}
+		if g := c.Settings.Guardrail; g != nil && r.Guardrail != nil {
+			vr.Guardrail = &CampaignGuardrailResult{Event: g.Event, MaxRate: g.MaxRate, GuardrailState: *r.Guardrail}
+		}
+		out.Variants = append(out.Variants, vr)
+	}
+	switch {
+	case c.Status == store.StatusCompleted || c.Status == store.StatusArchived:
+		out.Decision = Decision{State: engine.StateCompleted, Reason: "completed"}
+	case c.Winner != "" && (a.Winner == nil || *a.Winner != c.Winner):
+		out.Decision = Decision{State: engine.StateWinnerFound,
+			Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", c.Winner, a.Decision.Reason)}
+	}
+	if c.Winner != "" {
+		w := c.Winner
+		out.Winner = &w
+	}
+	for _, w := range waves {
+		if n := len(out.Waves); n == 0 || out.Waves[n-1].Wave != w.Wave {
+			out.Waves = append(out.Waves, WaveResult{Wave: w.Wave, At: w.At, Shares: map[string]float64{}})
+		}
+		cur := &out.Waves[len(out.Waves)-1]
+		cur.Sends += w.Sends
+		cur.Shares[keys[w.VariantID]] += float64(w.Sends)
+	}
+	for i := range out.Waves {
+		for k := range out.Waves[i].Shares {
+			out.Waves[i].Shares[k] /= float64(out.Waves[i].Sends)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Campaign is an email or push campaign: variants (subject lines, messages,
+// send slots) sent to an audience by the user's own sender, which asks
+// Samplit for each recipient's variant and reports what happened. See
+// design.md, "Email and notification optimizers".
+type Campaign struct {
+	ID          string
+	WorkspaceID string
+	Key         string
+	Name        string
+	// Channel is email or push; Objective open, click or value; Mode
+	// waves or split_then_winner (engine.CampaignModes).
+	Channel      string
+	Objective    string
+	Mode         string
+	AudienceSize int64
+	Status       Status
+	Variants     []Variant
+	Settings     CampaignSettings
+	// Winner is the key of the declared winner, "" while none is.
+	Winner string
+	// Stopped holds the keys of the variants the guardrail stopped, in
+	// variant order.
+	Stopped []string
+	// Sent is the number of recipients sent, Waves the number of calls
+	// that sent at least one new recipient.
+	Sent        int64
+	Waves       int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	StartedAt   *time.Time
+	CompletedAt *time.Time
+}
+
+// VariantByKey returns the campaign's variant with the key.
+func (c *Campaign) VariantByKey(key string) (Variant, bool) {
+	for _, v := range c.Variants {
+		if v.Key == key {
+			return v, true
+		}
+	}
+	return Variant{}, false
+}
+
+// CampaignSettings are a campaign's tunables, stored as JSON; the API fills
+// every default at creation.
+type CampaignSettings struct {
+	// TestShare is the share of AudienceSize a split campaign tests on.
+	TestShare float64 `json:"test_share"`
+	// AttributionWindow is how long after its send an event counts; later
+	// events are stored and reported as late, never counted.
+	AttributionWindow time.Duration `json:"attribution_window"`
+	// DiscountHalfLife, when positive, discounts sends by their age
+	// (discounted Thompson sampling); push campaigns have one by default.
+	DiscountHalfLife  time.Duration      `json:"discount_half_life"`
+	Guardrail         *CampaignGuardrail `json:"guardrail,omitempty"`
+	Seed              *int64             `json:"seed"`
+	WeightFloor       float64            `json:"weight_floor"`
+	MinSamples        int                `json:"min_samples"`
+	DecisionThreshold float64            `json:"decision_threshold"`
+	LossThreshold     float64            `json:"loss_threshold"`
+}
+
+// CampaignGuardrail stops a variant whose Event rate is credibly above
+// MaxRate (posterior probability at least Confidence).
+type CampaignGuardrail struct {
+	Event      string  `json:"event"`
+	MaxRate    float64 `json:"max_rate"`
+	Confidence float64 `json:"confidence"`
+}
+
+// The campaign event types.
+const (
+	CampaignDelivered   = "delivered"
+	CampaignOpen        = "open"
+	CampaignClick       = "click"
+	CampaignUnsubscribe = "unsubscribe"
+	CampaignBounce      = "bounce"
+	CampaignConversion  = "conversion"
+)
+
+// CampaignEventTypes lists the event types in the order of the API.
+func CampaignEventTypes() []string {
+	return []string{CampaignDelivered, CampaignOpen, CampaignClick, CampaignUnsubscribe, CampaignBounce, CampaignConversion}
+}
+
+// Send is one recipient sent one variant.
+type Send struct {
+	Recipient string
+	VariantID string
+}
+
+// SendBatch is the sends of one call (one wave), recorded in one
+// transaction.
+type SendBatch struct {
+	WorkspaceID string
+	CampaignID  string
+	// ExpectSent, when not negative, makes the batch fail with Conflict
+	// unless the campaign has exactly that many sends: the optimistic lock
+	// that keeps a split campaign's test exactly even when calls race.
+	ExpectSent int64
+	At         time.Time
+	Items      []Send
+}
+
+// SendsResult is what RecordSends did.
+type SendsResult struct {
+	// Wave numbers the call's new sends (from 1); 0 when it had none.
+	Wave int64
+	// VariantIDs is, per item, the variant stored for the recipient: the
+	// item's own, or the one of an earlier send when it raced another call.
+	VariantIDs []string
+	// New is, per item, whether this call sent the recipient.
+	New []bool
+}
+
+// CampaignEvent is one thing that happened to a send.
+type CampaignEvent struct {
+	Recipient      string
+	Type           string
+	Value          float64
+	At             time.Time
+	IdempotencyKey string
+}
+
+// CampaignEventBatch is a set of events of one campaign, applied in order.
+type CampaignEventBatch struct {
+	WorkspaceID string
+	CampaignID  string
+	// Window is the attribution window: an event later than this after its
+	// send is stored but counted only as late.
+	Window time.Duration
+	Items  []CampaignEvent
+}
+
+// OutcomeLate is the outcome of an event stored after the attribution
+// window of its send: kept, never counted.
+const OutcomeLate Outcome = "late"
+
+// CampaignCounters are the additive counters of the sends of one variant
+// made in one hour (Slot), with what those sends did: rewards are credited
+// to the hour of their send, which is what discounting by send age needs.
+type CampaignCounters struct {
+	VariantID string
+	Slot      time.Time
+	Sent      int64
+	// Delivered, Opens, … count sends (each at most once) whose event came
+	// within the window; open implies delivered, click implies open.
+	Delivered, Opens, Clicks, Unsubscribes, Bounces, Conversions int64
+	// Value and ValueSquares add up the per-send conversion values and
+	// their squares.
+	Value, ValueSquares float64
+	// Late counts events after the window.
+	Late int64
+}
+
+// WaveCounters count the sends of one variant in one wave.
+type WaveCounters struct {
+	Wave      int64
+	VariantID string
+	Sends     int64
+	At        time.Time
+}
+
+// MaxResultWaves bounds the waves CampaignCounts returns (the most recent):
+// a push sender that calls once per recipient makes a wave per send.
+const MaxResultWaves = 100
+
+// CampaignCounts is everything a campaign's results are computed from:
+// O(variants × hours with sends + waves) rows, whatever the audience.
+type CampaignCounts struct {
+	Slots []CampaignCounters
+	Waves []WaveCounters
+}
+
+// Campaigns stores campaigns, their sends and events, and the counters
+// derived from them, each change and its counter updates in one
+// transaction.
+type Campaigns interface {
+	// CreateCampaign stores c and its variants; Conflict when the key exists.
+	CreateCampaign(ctx context.Context, c Campaign) error
+	// GetCampaign finds by id or, failing that, by key, in the workspace.
+	GetCampaign(ctx context.Context, workspaceID, ref string) (Campaign, error)
+	ListCampaigns(ctx context.Context, workspaceID string, p ListParams) ([]Campaign, error)
+	// TransitionCampaign applies t (its Winner fields are ignored).
+	TransitionCampaign(ctx context.Context, workspaceID, id string, t Transition) (Campaign, error)
+	// DeclareCampaignWinner records the winner once and reports whether
+	// this call set it. It is the one place a campaign's winner is
+	// recorded: the campaign.winner_found webhook belongs with it.
+	DeclareCampaignWinner(ctx context.Context, workspaceID, id, winner string, at time.Time) (bool, error)
+	// StopCampaignVariant records once that the guardrail stopped the
+	// variant and reports whether this call did: the one place for the
+	// campaign.guardrail_tripped webhook.
+	StopCampaignVariant(ctx context.Context, workspaceID, campaignID, variantID string, at time.Time) (bool, error)
+	// CampaignRecipients returns the stored variant id of each recipient
+	// already sent.
+	CampaignRecipients(ctx context.Context, workspaceID, campaignID string, recipients []string) (map[string]string, error)
+	// RecordSends stores a call's sends in one transaction.
+	RecordSends(ctx context.Context, b SendBatch) (SendsResult, error)
+	// RecordCampaignEvents applies the batches in one transaction and
+	// returns one result per event, in order; when it returns without
+	// error, every accepted event is durable.
+	RecordCampaignEvents(ctx context.Context, batches []CampaignEventBatch) ([][]EventResult, error)
+	// CampaignCounts returns the campaign's counters, with its last
+	// MaxResultWaves waves.
+	CampaignCounts(ctx context.Context, workspaceID, campaignID string) (CampaignCounts, error)
+}

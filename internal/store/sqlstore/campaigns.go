@@ -1,0 +1,705 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+)
+
+var _ store.Campaigns = (*Store)(nil)
+
+func errCampaignNotFound(ref string) error {
+	return apperr.New(apperr.NotFound, "campaign %q not found", ref)
+}
+
+// CreateCampaign stores c and its variants in one transaction.
+func (s *Store) CreateCampaign(ctx context.Context, c store.Campaign) error {
+	settings, err := json.Marshal(c.Settings)
+	if err != nil {
+		return fmt.Errorf("encode settings of %s: %w", c.ID, err)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO campaigns (id, workspace_id, key, name, channel, objective, mode, audience_size,
+			     status, settings, winner, created_at, updated_at, started_at, completed_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			c.ID, c.WorkspaceID, c.Key, c.Name, c.Channel, c.Objective, c.Mode, c.AudienceSize,
+			string(c.Status), string(settings), c.Winner,
+			micros(c.CreatedAt), micros(c.UpdatedAt), nullMicros(c.StartedAt), nullMicros(c.CompletedAt))
+		switch {
+		case s.dialect.IsUniqueViolation(err):
+			return apperr.Wrap(apperr.Conflict, err, "a campaign with key %q already exists", c.Key)
+		case s.dialect.IsForeignKeyViolation(err):
+			return apperr.Wrap(apperr.NotFound, err, "workspace %q not found", c.WorkspaceID)
+		case err != nil:
+			return fmt.Errorf("create campaign %s: %w", c.ID, err)
+		}
+		if len(c.Variants) == 0 {
+			return apperr.New(apperr.Invalid, "campaign %s has no variants", c.ID)
+		}
+		rb := newRowsBuilder(c.ID)
+		for i, v := range c.Variants {
+			payload := string(v.Payload)
+			if len(v.Payload) == 0 {
+				payload = "null"
+			}
+			rb.add("(?, $1, ?, ?, ?, ?)", v.ID, v.Key, v.Name, payload, i)
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO campaign_variants (id, campaign_id, key, name, payload, position) VALUES `+rb.String(), rb.args...)
+		if s.dialect.IsUniqueViolation(err) {
+			return apperr.Wrap(apperr.Conflict, err, "variant ids and keys must be unique")
+		}
+		if err != nil {
+			return fmt.Errorf("create variants of %s: %w", c.ID, err)
+		}
+		return nil
+	})
+}
+
+const campaignColumns = `id, workspace_id, key, name, channel, objective, mode, audience_size, status, settings,
+	winner, sent, waves, created_at, updated_at, started_at, completed_at`
+
+func scanCampaign(r scanner) (store.Campaign, error) {
+	var c store.Campaign
+	var status, settings string
+	var created, updated int64
+	var started, completed sql.NullInt64
+	err := r.Scan(&c.ID, &c.WorkspaceID, &c.Key, &c.Name, &c.Channel, &c.Objective, &c.Mode, &c.AudienceSize,
+		&status, &settings, &c.Winner, &c.Sent, &c.Waves, &created, &updated, &started, &completed)
+	if err != nil {
+		return c, err
+	}
+	c.Status = store.Status(status)
+	if err := json.Unmarshal([]byte(settings), &c.Settings); err != nil {
+		return c, fmt.Errorf("decode settings of %s: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
+	c.StartedAt, c.CompletedAt = timePtr(started), timePtr(completed)
+	return c, nil
+}
+
+// GetCampaign finds the campaign by id or, failing that, by key.
+func (s *Store) GetCampaign(ctx context.Context, workspaceID, ref string) (store.Campaign, error) {
+	return getCampaign(ctx, s.read, workspaceID, ref)
+}
+
+func getCampaign(ctx context.Context, q querier, workspaceID, ref string) (store.Campaign, error) {
+	// An id match sorts first, as for experiments.
+	c, err := scanCampaign(q.QueryRowContext(ctx,
+		`SELECT `+campaignColumns+` FROM campaigns
+		 WHERE workspace_id = $1 AND (id = $2 OR key = $2)
+		 ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END
+		 LIMIT 1`, workspaceID, ref))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, errCampaignNotFound(ref)
+	}
+	if err != nil {
+		return c, fmt.Errorf("load campaign %s: %w", ref, err)
+	}
+	list := []store.Campaign{c}
+	if err := loadCampaignVariants(ctx, q, list); err != nil {
+		return c, err
+	}
+	return list[0], nil
+}
+
+// loadCampaignVariants fills the variants and the stopped keys of the
+// campaigns.
+func loadCampaignVariants(ctx context.Context, q querier, list []store.Campaign) error {
+	if len(list) == 0 {
+		return nil
+	}
+	args := make([]any, len(list))
+	at := make(map[string]int, len(list))
+	for i, c := range list {
+		args[i] = c.ID
+		at[c.ID] = i
+	}
+	rows, err := q.QueryContext(ctx,
+		`SELECT campaign_id, id, key, name, payload, position, stopped_at FROM campaign_variants
+		 WHERE campaign_id IN (`+placeholders(1, len(args))+`) ORDER BY campaign_id, position`, args...)
+	if err != nil {
+		return fmt.Errorf("load campaign variants: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var cid, payload string
+		var v store.Variant
+		var stopped sql.NullInt64
+		if err := rows.Scan(&cid, &v.ID, &v.Key, &v.Name, &payload, &v.Position, &stopped); err != nil {
+			return fmt.Errorf("load campaign variants: %w", err)
+		}
+		v.Payload = json.RawMessage(payload)
+		c := &list[at[cid]]
+		c.Variants = append(c.Variants, v)
+		if stopped.Valid {
+			c.Stopped = append(c.Stopped, v.Key)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load campaign variants: %w", err)
+	}
+	return nil
+}
+
+// ListCampaigns returns one page of the workspace's campaigns, by id.
+func (s *Store) ListCampaigns(ctx context.Context, workspaceID string, p store.ListParams) ([]store.Campaign, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT `+campaignColumns+` FROM campaigns
+		 WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR status = $3)
+		 ORDER BY id LIMIT $4`,
+		workspaceID, p.After, string(p.Status), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list campaigns: %w", err)
+	}
+	defer rows.Close()
+	var list []store.Campaign
+	for rows.Next() {
+		c, err := scanCampaign(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list campaigns: %w", err)
+		}
+		list = append(list, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list campaigns: %w", err)
+	}
+	rows.Close()
+	if err := loadCampaignVariants(ctx, s.read, list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// TransitionCampaign moves the campaign to t.To if its status is one of
+// t.From, as one conditional UPDATE, like TransitionExperiment.
+func (s *Store) TransitionCampaign(ctx context.Context, workspaceID, id string, t store.Transition) (store.Campaign, error) {
+	var out store.Campaign
+	var started, completed sql.NullInt64
+	if t.To == store.StatusRunning {
+		started = sql.NullInt64{Int64: micros(t.At), Valid: true}
+	}
+	if t.To == store.StatusCompleted {
+		completed = sql.NullInt64{Int64: micros(t.At), Valid: true}
+	}
+	args := []any{workspaceID, id, string(t.To), micros(t.At), started, completed}
+	from := make([]string, len(t.From))
+	for i, st := range t.From {
+		from[i] = fmt.Sprintf("$%d", len(args)+1)
+		args = append(args, string(st))
+	}
+	cond := "FALSE"
+	if len(from) > 0 {
+		cond = "status IN (" + strings.Join(from, ", ") + ")"
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE campaigns SET status = $3, updated_at = $4,
+			     started_at = COALESCE(started_at, $5),
+			     completed_at = COALESCE(completed_at, $6)
+			 WHERE workspace_id = $1 AND id = $2 AND `+cond, args...)
+		if err != nil {
+			return fmt.Errorf("transition campaign %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("transition campaign %s: %w", id, err)
+		}
+		out, err = getCampaign(ctx, tx, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return apperr.New(apperr.Conflict, "campaign %q is %s; it cannot become %s", out.Key, out.Status, t.To)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Campaign{}, err
+	}
+	return out, nil
+}
+
+// DeclareCampaignWinner sets the winner when none is recorded yet.
+func (s *Store) DeclareCampaignWinner(ctx context.Context, workspaceID, id, winner string, at time.Time) (bool, error) {
+	var set bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE campaigns SET winner = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2 AND winner = ''`,
+			workspaceID, id, winner, micros(at))
+		if err != nil {
+			return fmt.Errorf("declare winner of %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("declare winner of %s: %w", id, err)
+		}
+		if n == 0 {
+			if _, err := getCampaign(ctx, tx, workspaceID, id); err != nil {
+				return err
+			}
+		}
+		set = n > 0
+		// Webhooks: enqueue campaign.winner_found here, in this
+		// transaction, when set.
+		return nil
+	})
+	return set, err
+}
+
+// StopCampaignVariant marks the variant stopped by the guardrail when it is
+// not yet.
+func (s *Store) StopCampaignVariant(ctx context.Context, workspaceID, campaignID, variantID string, at time.Time) (bool, error) {
+	var set bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := lockCampaign(ctx, tx, workspaceID, campaignID, at); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE campaign_variants SET stopped_at = $3 WHERE campaign_id = $1 AND id = $2 AND stopped_at IS NULL`,
+			campaignID, variantID, micros(at))
+		if err != nil {
+			return fmt.Errorf("stop variant %s of %s: %w", variantID, campaignID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("stop variant %s of %s: %w", variantID, campaignID, err)
+		}
+		set = n > 0
+		// Webhooks: enqueue campaign.guardrail_tripped here, in this
+		// transaction, when set.
+		return nil
+	})
+	return set, err
+}
+
+// lockCampaign takes the campaign's row lock (see lockFunnel) and checks
+// that it is in the workspace: sends and events of one campaign commit one
+// at a time, so that a recipient's row is read and written without a lost
+// update.
+func lockCampaign(ctx context.Context, tx *sql.Tx, workspaceID, campaignID string, at time.Time) error {
+	_, err := lockCampaignSent(ctx, tx, workspaceID, campaignID, at)
+	return err
+}
+
+// lockCampaignSent is lockCampaign returning the campaign's sends so far.
+func lockCampaignSent(ctx context.Context, tx *sql.Tx, workspaceID, campaignID string, at time.Time) (int64, error) {
+	var sent int64
+	err := tx.QueryRowContext(ctx,
+		`UPDATE campaigns SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END
+		 WHERE id = $1 AND workspace_id = $2 RETURNING sent`, campaignID, workspaceID, micros(at)).Scan(&sent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, errCampaignNotFound(campaignID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("lock campaign %s: %w", campaignID, err)
+	}
+	return sent, nil
+}
+
+// CampaignRecipients returns the variant id of each recipient already sent.
+func (s *Store) CampaignRecipients(ctx context.Context, workspaceID, campaignID string, recipients []string) (map[string]string, error) {
+	var one int
+	err := s.read.QueryRowContext(ctx, `SELECT 1 FROM campaigns WHERE id = $1 AND workspace_id = $2`,
+		campaignID, workspaceID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errCampaignNotFound(campaignID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up campaign %s: %w", campaignID, err)
+	}
+	out := map[string]string{}
+	err = chunks(dedupe(recipients), s.maxRows, func(rs []string) error {
+		return recipientsOf(ctx, s.read, campaignID, rs, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// recipientsOf adds the stored variant of each of rs that was sent to out.
+func recipientsOf(ctx context.Context, q querier, campaignID string, rs []string, out map[string]string) error {
+	rb := newRowsBuilder(campaignID)
+	for _, r := range rs {
+		rb.add("(?)", r)
+	}
+	rows, err := q.QueryContext(ctx,
+		`SELECT s.recipient, s.variant_id FROM (VALUES `+rb.String()+`) AS v
+		 JOIN campaign_sends s ON s.campaign_id = $1 AND s.recipient = v.column1`, rb.args...)
+	if err != nil {
+		return fmt.Errorf("load sends of %s: %w", campaignID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r, v string
+		if err := rows.Scan(&r, &v); err != nil {
+			return fmt.Errorf("load sends of %s: %w", campaignID, err)
+		}
+		out[r] = v
+	}
+	return rows.Err()
+}
+
+// slotDelta is the change of one campaign_slots row.
+type slotDelta struct {
+	sent, delivered, opens, clicks, unsubscribes, bounces, conversions, late int64
+	value, valueSq                                                           float64
+}
+
+type slotKey struct {
+	variant string
+	slot    int64
+}
+
+// RecordSends stores the sends of one call: new recipients get a row, a
+// wave number and their counters; recipients already sent (a race with
+// another call) keep their variant.
+func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.SendsResult, error) {
+	var out store.SendsResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out = store.SendsResult{VariantIDs: make([]string, len(b.Items)), New: make([]bool, len(b.Items))}
+		sent, err := lockCampaignSent(ctx, tx, b.WorkspaceID, b.CampaignID, b.At)
+		if err != nil {
+			return err
+		}
+		if b.ExpectSent >= 0 && sent != b.ExpectSent {
+			return apperr.New(apperr.Conflict, "campaign %s has %d sends, not %d: another call sent meanwhile", b.CampaignID, sent, b.ExpectSent)
+		}
+		var waves int64
+		if err := tx.QueryRowContext(ctx, `SELECT waves FROM campaigns WHERE id = $1`, b.CampaignID).Scan(&waves); err != nil {
+			return fmt.Errorf("load waves of %s: %w", b.CampaignID, err)
+		}
+		wave := waves + 1
+		now := micros(b.At)
+		inserted := map[string]bool{}
+		err = chunks(b.Items, s.maxRows, func(items []store.Send) error {
+			rb := newRowsBuilder(b.CampaignID, wave, now)
+			for _, it := range items {
+				rb.add("($1, ?, ?, $2, $3)", it.Recipient, it.VariantID)
+			}
+			rows, err := tx.QueryContext(ctx,
+				`INSERT INTO campaign_sends (campaign_id, recipient, variant_id, wave, sent_at)
+				 VALUES `+rb.String()+` ON CONFLICT (campaign_id, recipient) DO NOTHING RETURNING recipient`, rb.args...)
+			if err != nil {
+				return fmt.Errorf("record sends of %s: %w", b.CampaignID, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var r string
+				if err := rows.Scan(&r); err != nil {
+					return fmt.Errorf("record sends of %s: %w", b.CampaignID, err)
+				}
+				inserted[r] = true
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return err
+		}
+		var raced []string
+		perVariant := map[string]int64{}
+		for i, it := range b.Items {
+			if inserted[it.Recipient] {
+				out.VariantIDs[i], out.New[i] = it.VariantID, true
+				perVariant[it.VariantID]++
+				delete(inserted, it.Recipient) // a recipient twice in the batch is new once
+			} else {
+				raced = append(raced, it.Recipient)
+			}
+		}
+		if len(raced) > 0 {
+			stored := map[string]string{}
+			if err := chunks(dedupe(raced), s.maxRows, func(rs []string) error {
+				return recipientsOf(ctx, tx, b.CampaignID, rs, stored)
+			}); err != nil {
+				return err
+			}
+			for i, it := range b.Items {
+				if !out.New[i] {
+					out.VariantIDs[i] = stored[it.Recipient]
+				}
+			}
+		}
+		if len(perVariant) == 0 {
+			return nil
+		}
+		var n int64
+		slots := map[slotKey]*slotDelta{}
+		slot := hourOf(b.At)
+		wb := newRowsBuilder(b.CampaignID, wave, now)
+		for _, v := range sortedKeys(perVariant) {
+			n += perVariant[v]
+			slots[slotKey{v, slot}] = &slotDelta{sent: perVariant[v]}
+			wb.add("($1, $2, ?, ?, $3)", v, perVariant[v])
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO campaign_waves (campaign_id, wave, variant_id, sends, at) VALUES `+wb.String()+`
+			 ON CONFLICT (campaign_id, wave, variant_id) DO UPDATE SET sends = campaign_waves.sends + excluded.sends`,
+			wb.args...); err != nil {
+			return fmt.Errorf("record wave of %s: %w", b.CampaignID, err)
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE campaigns SET sent = sent + $2, waves = $3 WHERE id = $1`, b.CampaignID, n, wave); err != nil {
+			return fmt.Errorf("count sends of %s: %w", b.CampaignID, err)
+		}
+		out.Wave = wave
+		return s.applySlots(ctx, tx, b.CampaignID, slots)
+	})
+	return out, err
+}
+
+// applySlots writes the slot increments as "col = col + excluded.col"
+// upserts, in key order so that concurrent transactions lock rows in one
+// order.
+func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, slots map[slotKey]*slotDelta) error {
+	keys := make([]slotKey, 0, len(slots))
+	for k := range slots {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b slotKey) int {
+		if c := strings.Compare(a.variant, b.variant); c != 0 {
+			return c
+		}
+		return int(min(max(a.slot-b.slot, -1), 1))
+	})
+	return chunks(keys, s.maxRows, func(ks []slotKey) error {
+		rb := newRowsBuilder(campaignID)
+		for _, k := range ks {
+			d := slots[k]
+			rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), ?)",
+				k.variant, k.slot, d.sent, d.delivered, d.opens, d.clicks, d.unsubscribes, d.bounces, d.conversions,
+				d.value, d.valueSq, d.late)
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO campaign_slots (campaign_id, variant_id, slot, sent, delivered, opens, clicks, unsubscribes,
+			     bounces, conversions, value_sum, value_sum_sq, late)
+			 VALUES `+rb.String()+`
+			 ON CONFLICT (campaign_id, variant_id, slot) DO UPDATE SET
+			     sent = campaign_slots.sent + excluded.sent,
+			     delivered = campaign_slots.delivered + excluded.delivered,
+			     opens = campaign_slots.opens + excluded.opens,
+			     clicks = campaign_slots.clicks + excluded.clicks,
+			     unsubscribes = campaign_slots.unsubscribes + excluded.unsubscribes,
+			     bounces = campaign_slots.bounces + excluded.bounces,
+			     conversions = campaign_slots.conversions + excluded.conversions,
+			     value_sum = campaign_slots.value_sum + excluded.value_sum,
+			     value_sum_sq = campaign_slots.value_sum_sq + excluded.value_sum_sq,
+			     late = campaign_slots.late + excluded.late`, rb.args...)
+		if err != nil {
+			return fmt.Errorf("update campaign counters of %s: %w", campaignID, err)
+		}
+		return nil
+	})
+}
+
+// RecordCampaignEvents applies the batches in one transaction, campaign by
+// campaign in id order (lock order).
+func (s *Store) RecordCampaignEvents(ctx context.Context, batches []store.CampaignEventBatch) ([][]store.EventResult, error) {
+	var out [][]store.EventResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out = make([][]store.EventResult, len(batches))
+		order := make([]int, len(batches))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batches[a].CampaignID, batches[b].CampaignID) })
+		for _, i := range order {
+			res, err := s.campaignEvents(ctx, tx, batches[i])
+			if err != nil {
+				return err
+			}
+			out[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// sendRow is a campaign_sends row as an event sees it.
+type sendRow struct {
+	variant                                                 string
+	sentAt                                                  int64
+	delivered, opened, clicked, unsubscribed, bounced, conv sql.NullInt64
+	value                                                   float64
+}
+
+func (s *Store) campaignEvents(ctx context.Context, tx *sql.Tx, b store.CampaignEventBatch) ([]store.EventResult, error) {
+	at := time.Now()
+	if len(b.Items) > 0 {
+		at = b.Items[0].At
+	}
+	if err := lockCampaign(ctx, tx, b.WorkspaceID, b.CampaignID, at); err != nil {
+		return nil, err
+	}
+	slots := map[slotKey]*slotDelta{}
+	res := make([]store.EventResult, len(b.Items))
+	for i, ev := range b.Items {
+		r, err := s.campaignEvent(ctx, tx, b, ev, slots)
+		if err != nil {
+			return nil, err
+		}
+		res[i] = r
+	}
+	return res, s.applySlots(ctx, tx, b.CampaignID, slots)
+}
+
+// campaignEvent applies one event. Whether it counts depends only on its
+// own time and its send's (within the window or not), and each counter
+// moves at most once per send, on the first counted event that sets it (or
+// implies it), so the counters are the same whatever order events arrive
+// in.
+func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignEventBatch, ev store.CampaignEvent, slots map[slotKey]*slotDelta) (store.EventResult, error) {
+	cid := b.CampaignID
+	var r sendRow
+	err := tx.QueryRowContext(ctx,
+		`SELECT variant_id, sent_at, delivered_at, opened_at, clicked_at, unsubscribed_at, bounced_at, converted_at, value
+		 FROM campaign_sends WHERE campaign_id = $1 AND recipient = $2`, cid, ev.Recipient).
+		Scan(&r.variant, &r.sentAt, &r.delivered, &r.opened, &r.clicked, &r.unsubscribed, &r.bounced, &r.conv, &r.value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("recipient %q was never sent this campaign", ev.Recipient)}, nil
+	}
+	if err != nil {
+		return store.EventResult{}, fmt.Errorf("load send of %s: %w", cid, err)
+	}
+	if ev.IdempotencyKey != "" {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO campaign_event_keys (campaign_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING`, cid, ev.IdempotencyKey)
+		if err != nil {
+			return store.EventResult{}, fmt.Errorf("claim event key of %s: %w", cid, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return store.EventResult{}, fmt.Errorf("claim event key of %s: %w", cid, err)
+		} else if n == 0 {
+			return store.EventResult{Outcome: store.OutcomeDuplicate}, nil
+		}
+	}
+	now := micros(ev.At)
+	counted := now-r.sentAt <= b.Window.Microseconds()
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO campaign_events (campaign_id, id, recipient, type, value, at, counted) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		cid, id.New(id.Event), ev.Recipient, ev.Type, ev.Value, now, counted); err != nil {
+		return store.EventResult{}, fmt.Errorf("store event of %s: %w", cid, err)
+	}
+	d := slots[slotKey{r.variant, hourOf(fromMicros(r.sentAt))}]
+	if d == nil {
+		d = &slotDelta{}
+		slots[slotKey{r.variant, hourOf(fromMicros(r.sentAt))}] = d
+	}
+	if !counted {
+		d.late++
+		return store.EventResult{Outcome: store.OutcomeLate, Reason: "after the attribution window of its send: stored, not counted"}, nil
+	}
+	set := func(col *sql.NullInt64, n *int64) {
+		if !col.Valid {
+			*col = sql.NullInt64{Int64: now, Valid: true}
+			*n++
+		}
+	}
+	switch ev.Type {
+	case store.CampaignDelivered:
+		set(&r.delivered, &d.delivered)
+	case store.CampaignOpen:
+		set(&r.delivered, &d.delivered)
+		set(&r.opened, &d.opens)
+	case store.CampaignClick:
+		set(&r.delivered, &d.delivered)
+		set(&r.opened, &d.opens)
+		set(&r.clicked, &d.clicks)
+	case store.CampaignUnsubscribe:
+		set(&r.delivered, &d.delivered)
+		set(&r.unsubscribed, &d.unsubscribes)
+	case store.CampaignBounce:
+		set(&r.bounced, &d.bounces)
+	case store.CampaignConversion:
+		set(&r.conv, &d.conversions)
+		// The per-send value's square changes from v² to (v+x)².
+		d.value += ev.Value
+		d.valueSq += (r.value+ev.Value)*(r.value+ev.Value) - r.value*r.value
+		r.value += ev.Value
+	default:
+		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("unknown event type %q", ev.Type)}, nil
+	}
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE campaign_sends SET delivered_at = $3, opened_at = $4, clicked_at = $5, unsubscribed_at = $6,
+		     bounced_at = $7, converted_at = $8, value = $9
+		 WHERE campaign_id = $1 AND recipient = $2`,
+		cid, ev.Recipient, r.delivered, r.opened, r.clicked, r.unsubscribed, r.bounced, r.conv, r.value); err != nil {
+		return store.EventResult{}, fmt.Errorf("update send of %s: %w", cid, err)
+	}
+	return store.EventResult{Outcome: store.OutcomeAccepted}, nil
+}
+
+// CampaignCounts returns the slots with sends and the waves.
+func (s *Store) CampaignCounts(ctx context.Context, workspaceID, campaignID string) (store.CampaignCounts, error) {
+	var out store.CampaignCounts
+	var one int
+	err := s.read.QueryRowContext(ctx, `SELECT 1 FROM campaigns WHERE id = $1 AND workspace_id = $2`,
+		campaignID, workspaceID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return out, errCampaignNotFound(campaignID)
+	}
+	if err != nil {
+		return out, fmt.Errorf("look up campaign %s: %w", campaignID, err)
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT variant_id, slot, sent, delivered, opens, clicks, unsubscribes, bounces, conversions,
+		     value_sum, value_sum_sq, late
+		 FROM campaign_slots WHERE campaign_id = $1 ORDER BY variant_id, slot`, campaignID)
+	if err != nil {
+		return out, fmt.Errorf("load counters of %s: %w", campaignID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c store.CampaignCounters
+		var slot int64
+		if err := rows.Scan(&c.VariantID, &slot, &c.Sent, &c.Delivered, &c.Opens, &c.Clicks, &c.Unsubscribes,
+			&c.Bounces, &c.Conversions, &c.Value, &c.ValueSquares, &c.Late); err != nil {
+			return out, fmt.Errorf("load counters of %s: %w", campaignID, err)
+		}
+		c.Slot = fromMicros(slot)
+		out.Slots = append(out.Slots, c)
+	}
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("load counters of %s: %w", campaignID, err)
+	}
+	rows.Close()
+	wrows, err := s.read.QueryContext(ctx,
+		`SELECT wave, variant_id, sends, at FROM campaign_waves
+		 WHERE campaign_id = $1 AND wave > (SELECT waves FROM campaigns WHERE id = $1) - $2
+		 ORDER BY wave, variant_id`, campaignID, store.MaxResultWaves)
+	if err != nil {
+		return out, fmt.Errorf("load waves of %s: %w", campaignID, err)
+	}
+	defer wrows.Close()
+	for wrows.Next() {
+		var w store.WaveCounters
+		var at int64
+		if err := wrows.Scan(&w.Wave, &w.VariantID, &w.Sends, &at); err != nil {
+			return out, fmt.Errorf("load waves of %s: %w", campaignID, err)
+		}
+		w.At = fromMicros(at)
+		out.Waves = append(out.Waves, w)
+	}
+	if err := wrows.Err(); err != nil {
+		return out, fmt.Errorf("load waves of %s: %w", campaignID, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,261 @@
+package storetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+)
+
+// newCampaign returns an unsaved running email campaign with variants a, b
+// and a one-hour attribution window.
+func newCampaign(ws store.Workspace, key string) store.Campaign {
+	c := store.Campaign{
+		ID: id.New(id.Campaign), WorkspaceID: ws.ID, Key: key, Name: "Campaign " + key,
+		Channel: "email", Objective: "click", Mode: "waves", AudienceSize: 1000, Status: store.StatusRunning,
+		Settings: store.CampaignSettings{TestShare: 0.2, AttributionWindow: time.Hour, Seed: ptr(int64(3)),
+			Guardrail:  &store.CampaignGuardrail{Event: "unsubscribe", MaxRate: 0.01, Confidence: 0.95},
+			MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001, WeightFloor: 0.02},
+		CreatedAt: t0, UpdatedAt: t0, StartedAt: ptr(t0),
+	}
+	for i, k := range []string{"a", "b"} {
+		c.Variants = append(c.Variants, store.Variant{ID: id.New(id.Variant), Key: k, Name: k,
+			Payload: json.RawMessage(fmt.Sprintf(`{"subject":%q}`, k)), Position: i})
+	}
+	return c
+}
+
+func createCampaign(t *testing.T, s store.Store, ws store.Workspace, key string) store.Campaign {
+	t.Helper()
+	c := newCampaign(ws, key)
+	must(t, s.CreateCampaign(t.Context(), c), "create campaign")
+	return c
+}
+
+// send sends the recipients variant v of c at at, expecting no race.
+func send(t *testing.T, s store.Store, c store.Campaign, v int, at time.Time, recipients ...string) store.SendsResult {
+	t.Helper()
+	b := store.SendBatch{WorkspaceID: c.WorkspaceID, CampaignID: c.ID, ExpectSent: -1, At: at}
+	for _, r := range recipients {
+		b.Items = append(b.Items, store.Send{Recipient: r, VariantID: c.Variants[v].ID})
+	}
+	res, err := s.RecordSends(t.Context(), b)
+	must(t, err, "record sends")
+	return res
+}
+
+func campaignEvents(t *testing.T, s store.Store, c store.Campaign, evs ...store.CampaignEvent) []store.EventResult {
+	t.Helper()
+	res, err := s.RecordCampaignEvents(t.Context(), []store.CampaignEventBatch{{WorkspaceID: c.WorkspaceID,
+		CampaignID: c.ID, Window: c.Settings.AttributionWindow, Items: evs}})
+	must(t, err, "record campaign events")
+	return res[0]
+}
+
+// totals adds up the slots by variant id.
+func totals(t *testing.T, s store.Store, c store.Campaign) (map[string]store.CampaignCounters, store.CampaignCounts) {
+	t.Helper()
+	cc, err := s.CampaignCounts(t.Context(), c.WorkspaceID, c.ID)
+	must(t, err, "campaign counts")
+	out := map[string]store.CampaignCounters{}
+	for _, sl := range cc.Slots {
+		x := out[sl.VariantID]
+		x.VariantID = sl.VariantID
+		x.Sent += sl.Sent
+		x.Delivered += sl.Delivered
+		x.Opens += sl.Opens
+		x.Clicks += sl.Clicks
+		x.Unsubscribes += sl.Unsubscribes
+		x.Bounces += sl.Bounces
+		x.Conversions += sl.Conversions
+		x.Value += sl.Value
+		x.ValueSquares += sl.ValueSquares
+		x.Late += sl.Late
+		out[sl.VariantID] = x
+	}
+	return out, cc
+}
+
+func testCampaignsCRUD(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "campaigns")
+	other := newWorkspace(t, s, "other")
+	c := createCampaign(t, s, ws, "black-friday")
+	for _, ref := range []string{c.ID, c.Key} {
+		got, err := s.GetCampaign(t.Context(), ws.ID, ref)
+		must(t, err, "get campaign")
+		diff(t, "campaign", c, got, cmpopts.EquateEmpty())
+	}
+	_, err := s.GetCampaign(t.Context(), other.ID, c.ID)
+	wantCode(t, err, apperr.NotFound, "get from another workspace")
+	wantCode(t, s.CreateCampaign(t.Context(), newCampaign(ws, "black-friday")), apperr.Conflict, "duplicate key")
+	second := createCampaign(t, s, ws, "second")
+	list, err := s.ListCampaigns(t.Context(), ws.ID, store.ListParams{Limit: 1})
+	must(t, err, "list")
+	if len(list) != 1 || list[0].ID != c.ID || len(list[0].Variants) != 2 {
+		t.Errorf("first page %+v", list)
+	}
+	list, err = s.ListCampaigns(t.Context(), ws.ID, store.ListParams{After: c.ID})
+	must(t, err, "list")
+	if len(list) != 1 || list[0].ID != second.ID {
+		t.Errorf("second page %+v", list)
+	}
+	got, err := s.TransitionCampaign(t.Context(), ws.ID, c.ID, store.Transition{From: []store.Status{store.StatusRunning}, To: store.StatusPaused, At: t0})
+	must(t, err, "pause")
+	if got.Status != store.StatusPaused {
+		t.Errorf("status %s", got.Status)
+	}
+	_, err = s.TransitionCampaign(t.Context(), ws.ID, c.ID, store.Transition{From: []store.Status{store.StatusRunning}, To: store.StatusPaused, At: t0})
+	wantCode(t, err, apperr.Conflict, "pause twice")
+	_, err = s.TransitionCampaign(t.Context(), other.ID, c.ID, store.Transition{From: []store.Status{store.StatusPaused}, To: store.StatusRunning, At: t0})
+	wantCode(t, err, apperr.NotFound, "transition from another workspace")
+
+	set, err := s.DeclareCampaignWinner(t.Context(), ws.ID, c.ID, "b", t0)
+	must(t, err, "declare")
+	again, err := s.DeclareCampaignWinner(t.Context(), ws.ID, c.ID, "a", t0)
+	must(t, err, "declare again")
+	if !set || again {
+		t.Errorf("declare: first %v, second %v", set, again)
+	}
+	_, err = s.DeclareCampaignWinner(t.Context(), other.ID, c.ID, "a", t0)
+	wantCode(t, err, apperr.NotFound, "declare in another workspace")
+	stop, err := s.StopCampaignVariant(t.Context(), ws.ID, c.ID, c.Variants[1].ID, t0)
+	must(t, err, "stop")
+	stopAgain, err := s.StopCampaignVariant(t.Context(), ws.ID, c.ID, c.Variants[1].ID, t0)
+	must(t, err, "stop again")
+	if !stop || stopAgain {
+		t.Errorf("stop: first %v, second %v", stop, stopAgain)
+	}
+	_, err = s.StopCampaignVariant(t.Context(), other.ID, c.ID, c.Variants[0].ID, t0)
+	wantCode(t, err, apperr.NotFound, "stop in another workspace")
+	got, err = s.GetCampaign(t.Context(), ws.ID, c.ID)
+	must(t, err, "get")
+	if got.Winner != "b" || len(got.Stopped) != 1 || got.Stopped[0] != "b" {
+		t.Errorf("winner %q stopped %v", got.Winner, got.Stopped)
+	}
+}
+
+func testCampaignSends(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "sends")
+	c := createCampaign(t, s, ws, "sends")
+	r1 := send(t, s, c, 0, t0, "r1", "r2")
+	if r1.Wave != 1 || !r1.New[0] || !r1.New[1] {
+		t.Fatalf("first wave %+v", r1)
+	}
+	// r2 again with the other variant: it keeps its first one.
+	r2 := send(t, s, c, 1, t0.Add(time.Hour), "r2", "r3")
+	if r2.Wave != 2 || r2.New[0] || r2.VariantIDs[0] != c.Variants[0].ID || !r2.New[1] || r2.VariantIDs[1] != c.Variants[1].ID {
+		t.Fatalf("second wave %+v", r2)
+	}
+	r3 := send(t, s, c, 1, t0, "r1")
+	if r3.Wave != 0 || r3.New[0] {
+		t.Fatalf("repeat-only call %+v", r3)
+	}
+	got, err := s.CampaignRecipients(t.Context(), ws.ID, c.ID, []string{"r1", "r3", "nobody"})
+	must(t, err, "recipients")
+	diff(t, "recipients", map[string]string{"r1": c.Variants[0].ID, "r3": c.Variants[1].ID}, got)
+	_, err = s.RecordSends(t.Context(), store.SendBatch{WorkspaceID: ws.ID, CampaignID: c.ID, ExpectSent: 2, At: t0,
+		Items: []store.Send{{Recipient: "r9", VariantID: c.Variants[0].ID}}})
+	wantCode(t, err, apperr.Conflict, "stale ExpectSent")
+	tot, cc := totals(t, s, c)
+	if tot[c.Variants[0].ID].Sent != 2 || tot[c.Variants[1].ID].Sent != 1 || len(cc.Slots) != 2 {
+		t.Errorf("counters %+v", cc.Slots)
+	}
+	if len(cc.Waves) != 2 || cc.Waves[0].Sends != 2 || cc.Waves[1].VariantID != c.Variants[1].ID {
+		t.Errorf("waves %+v", cc.Waves)
+	}
+	fresh, err := s.GetCampaign(t.Context(), ws.ID, c.ID)
+	must(t, err, "get")
+	if fresh.Sent != 3 || fresh.Waves != 2 {
+		t.Errorf("sent %d waves %d", fresh.Sent, fresh.Waves)
+	}
+
+	// Concurrent calls with overlapping recipients: each recipient is
+	// sent once, every caller sees its one variant.
+	var wg sync.WaitGroup
+	results := make([]store.SendsResult, 6)
+	for g := range results {
+		wg.Go(func() {
+			b := store.SendBatch{WorkspaceID: ws.ID, CampaignID: c.ID, ExpectSent: -1, At: t0}
+			for i := range 20 {
+				b.Items = append(b.Items, store.Send{Recipient: fmt.Sprint("c", i), VariantID: c.Variants[g%2].ID})
+			}
+			res, err := s.RecordSends(t.Context(), b)
+			if err != nil {
+				t.Error(err)
+			}
+			results[g] = res
+		})
+	}
+	wg.Wait()
+	stored, err := s.CampaignRecipients(t.Context(), ws.ID, c.ID, []string{"c0", "c19"})
+	must(t, err, "recipients")
+	for _, res := range results {
+		if len(res.VariantIDs) == 20 && (res.VariantIDs[0] != stored["c0"] || res.VariantIDs[19] != stored["c19"]) {
+			t.Errorf("a caller saw %v, stored %v", res.VariantIDs, stored)
+		}
+	}
+	fresh, err = s.GetCampaign(t.Context(), ws.ID, c.ID)
+	must(t, err, "get")
+	if fresh.Sent != 23 {
+		t.Errorf("sent %d, want 23", fresh.Sent)
+	}
+}
+
+func testCampaignEvents(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "events")
+	c := createCampaign(t, s, ws, "events")
+	send(t, s, c, 0, t0, "r1", "r2", "r3", "r4")
+	send(t, s, c, 1, t0, "r5")
+	ev := func(r, typ string, after time.Duration, key string) store.CampaignEvent {
+		return store.CampaignEvent{Recipient: r, Type: typ, Value: 0, At: t0.Add(after), IdempotencyKey: key}
+	}
+	res := campaignEvents(t, s, c,
+		ev("r1", "click", 10*time.Minute, "k1"), // out of order: the click before its open
+		ev("r1", "open", 5*time.Minute, ""),
+		ev("r1", "click", 20*time.Minute, "k1"),  // retried
+		ev("r2", "open", 2*time.Hour, ""),        // late
+		ev("r3", "delivered", time.Minute, ""),   // delivered only
+		ev("r3", "unsubscribe", time.Minute, ""), // unsubscribed
+		ev("r4", "bounce", time.Minute, ""),      // bounced
+		ev("nobody", "open", time.Minute, ""),    // never sent
+		store.CampaignEvent{Recipient: "r5", Type: "conversion", Value: 3, At: t0},
+		store.CampaignEvent{Recipient: "r5", Type: "conversion", Value: 4, At: t0},
+	)
+	want := []store.Outcome{store.OutcomeAccepted, store.OutcomeAccepted, store.OutcomeDuplicate, store.OutcomeLate,
+		store.OutcomeAccepted, store.OutcomeAccepted, store.OutcomeAccepted, store.OutcomeRejected,
+		store.OutcomeAccepted, store.OutcomeAccepted}
+	for i, r := range res {
+		if r.Outcome != want[i] {
+			t.Errorf("event %d: %s (%s), want %s", i, r.Outcome, r.Reason, want[i])
+		}
+	}
+	tot, _ := totals(t, s, c)
+	a, b := tot[c.Variants[0].ID], tot[c.Variants[1].ID]
+	diff(t, "variant a", store.CampaignCounters{VariantID: c.Variants[0].ID, Sent: 4, Delivered: 2, Opens: 1, Clicks: 1,
+		Unsubscribes: 1, Bounces: 1, Late: 1}, a)
+	// One converting send worth 7: the sum of squares is 49, not 9 + 16.
+	diff(t, "variant b", store.CampaignCounters{VariantID: c.Variants[1].ID, Sent: 1, Conversions: 1, Value: 7, ValueSquares: 49}, b, approx)
+
+	// A late open followed by an in-window click of the same send: the
+	// click counts (and implies the open), the late open never does.
+	send(t, s, c, 1, t0, "r6")
+	campaignEvents(t, s, c, ev("r6", "open", 3*time.Hour, ""))
+	campaignEvents(t, s, c, ev("r6", "click", 30*time.Minute, ""))
+	tot, _ = totals(t, s, c)
+	if b := tot[c.Variants[1].ID]; b.Opens != 1 || b.Clicks != 1 || b.Late != 1 || b.Delivered != 1 {
+		t.Errorf("late then in-window %+v", b)
+	}
+	other := newWorkspace(t, s, "other")
+	_, err := s.RecordCampaignEvents(t.Context(), []store.CampaignEventBatch{{WorkspaceID: other.ID, CampaignID: c.ID,
+		Window: time.Hour, Items: []store.CampaignEvent{ev("r1", "open", 0, "")}}})
+	wantCode(t, err, apperr.NotFound, "events from another workspace")
+	_, err = s.CampaignCounts(t.Context(), other.ID, c.ID)
+	wantCode(t, err, apperr.NotFound, "counts from another workspace")
+}
