@@ -18,6 +18,7 @@ import (
 	"github.com/samplit/samplit/internal/api"
 	"github.com/samplit/samplit/internal/apikey"
 	"github.com/samplit/samplit/internal/config"
+	"github.com/samplit/samplit/internal/dashboard"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
@@ -99,6 +100,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RateLimit:    cfg.RateLimit,
 		RateBurst:    cfg.RateBurst,
 	})
+
+	// The dashboard at /, the API's paths (/v1/..., /healthz, /readyz,
+	// /metrics, /openapi.json) to the API. The dashboard reads through the
+	// same store and optimizers and makes its changes through the API.
+	dash := dashboard.New(dashboard.Deps{
+		Store:      st,
+		Optimizers: optimize.Registry{store.KindStandard: experiments},
+		Funnels:    funnels,
+		API:        handler,
+		Logger:     logger,
+		Now:        time.Now,
+	}, dashboard.Options{})
+	handler = dashboard.Combine(handler, dash)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

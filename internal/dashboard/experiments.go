@@ -425,6 +425,8 @@ type newExperimentPage struct {
 	Summary    []string
 	Metrics    []option
 	Strategies []option
+	// Defaults are the engine's defaults, shown as placeholders.
+	Defaults map[string]string
 }
 
 var (
@@ -445,7 +447,12 @@ func (d *Dashboard) newExperimentPage(r *http.Request, s *session, f experimentF
 		f.Rows = append(f.Rows, variantInput{})
 	}
 	return newExperimentPage{pageBase: d.base(r, s, "New experiment"), F: f, Errors: map[string]string{},
-		Metrics: metricOptions, Strategies: strategyOptions}
+		Metrics: metricOptions, Strategies: strategyOptions, Defaults: map[string]string{
+			"min_samples":        strconv.FormatInt(int64(engine.DefaultMinSamples), 10),
+			"decision_threshold": exact(engine.DefaultDecisionThreshold),
+			"loss_threshold":     exact(engine.DefaultLossThreshold),
+			"weight_floor":       exact(engine.DefaultWeightFloor),
+		}}
 }
 
 func (d *Dashboard) handleNewExperiment(w http.ResponseWriter, r *http.Request, s *session) {

@@ -165,6 +165,7 @@ func (d *Dashboard) authed(h sessionHandler) http.Handler {
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10) // forms are small
 			// http.CrossOriginProtection has already refused cross-site
 			// POSTs from browsers that say where a request comes from; the
 			// token also covers browsers that send neither Sec-Fetch-Site

@@ -137,10 +137,14 @@ func (sc CampaignScenario) rate(i int, t time.Duration) float64 {
 	return v.Rate + (*v.RateEnd-v.Rate)*float64(t)/float64(end)
 }
 
-// best returns the variant with the highest average rate over the sends.
+// best returns the variant with the highest average rate over the sends,
+// among those within the guardrail.
 func (sc CampaignScenario) best() int {
 	b, bv := 0, -1.0
-	for i := range sc.Variants {
+	for i, v := range sc.Variants {
+		if sc.Guardrail != nil && v.GuardRate > sc.Guardrail.MaxRate {
+			continue
+		}
 		avg := 0.0
 		for c := range sc.Calls {
 			avg += sc.rate(i, time.Duration(sc.Interval)*time.Duration(c))

@@ -128,10 +128,10 @@ func CampaignEngineSettings(s store.CampaignSettings) engine.Settings {
 		LossThreshold: s.LossThreshold, WeightFloor: s.WeightFloor})
 }
 
-// CampaignInput builds the engine's input from the campaign and its
-// counters at now. Exported for the simulator, which feeds the engine the
-// same way.
-func CampaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time) (engine.CampaignInput, map[string]*variantTotals) {
+// campaignInput builds the engine's input from the campaign and its
+// counters at now: cumulative counts per variant, and, when the campaign
+// discounts, the per-hour slots discounted to now.
+func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time) (engine.CampaignInput, map[string]*variantTotals) {
 	by := map[string]*variantTotals{}
 	for _, v := range c.Variants {
 		by[v.ID] = &variantTotals{CampaignCounters: store.CampaignCounters{VariantID: v.ID}}
@@ -197,7 +197,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("load counters of %s: %w", c.ID, err)
 	}
-	in, totals := CampaignInput(c, counts, now)
+	in, totals := campaignInput(c, counts, now)
 	a, err := engine.AnalyzeCampaign(in)
 	if err != nil {
 		return nil, nil, nil, apperr.Wrap(apperr.Invalid, err, "campaign %s cannot be analysed", c.Key)

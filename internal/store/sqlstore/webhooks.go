@@ -255,13 +255,23 @@ func (s *Store) ListWebhooks(ctx context.Context, workspaceID string, p store.Li
 	return out, loadSubscriptions(ctx, s.read, out)
 }
 
-// UpdateWebhook applies the patch: read, change, write back, in one
-// transaction (the row is locked by the first UPDATE-free read only on
-// SQLite; on PostgreSQL a concurrent patch of other fields may be lost,
-// which the API documents as last-writer-wins).
+// UpdateWebhook applies the patch: the row is locked first (an UPDATE, the
+// one row lock both databases take with the same SQL), then read, changed
+// and written back, so that two concurrent patches of different fields both
+// apply.
 func (s *Store) UpdateWebhook(ctx context.Context, workspaceID, id string, p store.WebhookPatch) (store.Webhook, error) {
 	var out store.Webhook
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE webhooks SET updated_at = $3 WHERE workspace_id = $1 AND id = $2`,
+			workspaceID, id, micros(p.At))
+		if err != nil {
+			return fmt.Errorf("update webhook %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("update webhook %s: %w", id, err)
+		} else if n == 0 {
+			return errWebhookNotFound(id)
+		}
 		w, err := getWebhook(ctx, tx, workspaceID, id)
 		if err != nil {
 			return err

@@ -1,0 +1,61 @@
+package offline
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// The committed scenarios at a reduced size (the full runs are
+// `samplit simulate --campaign FILE`, reported in docs/campaigns.md).
+func loadScenario(t *testing.T, name string) CampaignScenario {
+	t.Helper()
+	sc, err := LoadCampaignScenario(filepath.Join("..", "..", "examples", "campaigns", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func TestCampaignWavesBeatSplit(t *testing.T) {
+	sc := loadScenario(t, "email-subjects.json")
+	sc.Audience = 40000
+	res, err := RunCampaignSimulation(sc, 30, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waves, split := res[0], res[1]
+	if waves.Rewards <= split.Rewards || waves.PickedBest < split.PickedBest {
+		t.Errorf("waves %+v, split %+v", waves, split)
+	}
+}
+
+func TestCampaignDiscountingMovesAwaySooner(t *testing.T) {
+	sc := loadScenario(t, "push-drift.json")
+	sc.Audience, sc.Calls = 20000, 168
+	sc.Interval = Duration(2 * 3600e9)
+	res, err := RunCampaignSimulation(sc, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc, plain := res[0], res[1]
+	if disc.SwitchHours == nil || disc.NeverSwitched > plain.NeverSwitched || disc.Rewards <= plain.Rewards {
+		t.Errorf("discounted %+v, undiscounted %+v", disc, plain)
+	}
+	if plain.SwitchHours != nil && *plain.SwitchHours < *disc.SwitchHours {
+		t.Errorf("undiscounted switched sooner: %v < %v", *plain.SwitchHours, *disc.SwitchHours)
+	}
+}
+
+func TestCampaignGuardrailStopsClickbait(t *testing.T) {
+	sc := loadScenario(t, "guardrail.json")
+	sc.Audience = 20000
+	res, err := RunCampaignSimulation(sc, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Stopped["clickbait"] < 0.999 || r.Sends["clickbait"] > 0.2*float64(sc.Audience) {
+			t.Errorf("%s: %+v", r.Label, r)
+		}
+	}
+}
