@@ -11,6 +11,7 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/webhook"
 )
 
 // Campaigns is the email and push campaign optimizer: it allocates each
@@ -204,7 +205,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 	}
 	for _, k := range a.Tripped {
 		v, _ := c.VariantByKey(k)
-		set, err := x.st.StopCampaignVariant(ctx, c.WorkspaceID, c.ID, v.ID, now)
+		set, err := x.st.StopCampaignVariant(ctx, c.WorkspaceID, c.ID, v.ID, now, webhook.CampaignGuardrailTripped(*c, k, now))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("stop variant %s of %s: %w", k, c.ID, err)
 		}
@@ -218,7 +219,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 	}
 	active := c.Status == store.StatusRunning || c.Status == store.StatusPaused
 	if c.Winner == "" && a.Winner != nil && active {
-		set, err := x.st.DeclareCampaignWinner(ctx, c.WorkspaceID, c.ID, *a.Winner, now)
+		set, err := x.st.DeclareCampaignWinner(ctx, c.WorkspaceID, c.ID, *a.Winner, now, webhook.CampaignWinnerFound(*c, *a.Winner, now))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("record winner of %s: %w", c.ID, err)
 		}

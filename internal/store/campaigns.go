@@ -193,11 +193,14 @@ type Campaigns interface {
 	// DeclareCampaignWinner records the winner once and reports whether
 	// this call set it. It is the one place a campaign's winner is
 	// recorded: the campaign.winner_found webhook belongs with it.
-	DeclareCampaignWinner(ctx context.Context, workspaceID, id, winner string, at time.Time) (bool, error)
+	// The events (campaign.winner_found) are written in the same transaction
+	// by the call that records it, and by no other.
+	DeclareCampaignWinner(ctx context.Context, workspaceID, id, winner string, at time.Time, events ...OutboxEvent) (bool, error)
 	// StopCampaignVariant records once that the guardrail stopped the
 	// variant and reports whether this call did: the one place for the
 	// campaign.guardrail_tripped webhook.
-	StopCampaignVariant(ctx context.Context, workspaceID, campaignID, variantID string, at time.Time) (bool, error)
+	// The events (campaign.guardrail_tripped) are written likewise.
+	StopCampaignVariant(ctx context.Context, workspaceID, campaignID, variantID string, at time.Time, events ...OutboxEvent) (bool, error)
 	// CampaignRecipients returns the stored variant id of each recipient
 	// already sent.
 	CampaignRecipients(ctx context.Context, workspaceID, campaignID string, recipients []string) (map[string]string, error)

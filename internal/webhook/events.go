@@ -95,6 +95,26 @@ func FunnelWinnerFound(f store.Funnel, step, winner string, at time.Time) store.
 	})
 }
 
+// campaignSummary is how a campaign appears in event data.
+func campaignSummary(c store.Campaign) map[string]any {
+	return map[string]any{"id": c.ID, "key": c.Key, "name": c.Name, "channel": string(c.Channel), "status": string(c.Status)}
+}
+
+// CampaignWinnerFound returns campaign.winner_found for c and its winner.
+func CampaignWinnerFound(c store.Campaign, winner string, at time.Time) store.OutboxEvent {
+	return NewEvent(store.EventCampaignWinnerFound, c.WorkspaceID, at, map[string]any{
+		"campaign": campaignSummary(c), "winner": winner,
+	})
+}
+
+// CampaignGuardrailTripped returns campaign.guardrail_tripped for the
+// variant of c that the guardrail stopped.
+func CampaignGuardrailTripped(c store.Campaign, variant string, at time.Time) store.OutboxEvent {
+	return NewEvent(store.EventCampaignGuardrail, c.WorkspaceID, at, map[string]any{
+		"campaign": campaignSummary(c), "variant": variant,
+	})
+}
+
 // Ping returns the ping event of a test delivery.
 func Ping(workspaceID, webhookID string, at time.Time) store.OutboxEvent {
 	return NewEvent(store.EventPing, workspaceID, at, map[string]any{"webhook_id": webhookID})

@@ -235,7 +235,7 @@ func (s *Store) TransitionCampaign(ctx context.Context, workspaceID, id string, 
 }
 
 // DeclareCampaignWinner sets the winner when none is recorded yet.
-func (s *Store) DeclareCampaignWinner(ctx context.Context, workspaceID, id, winner string, at time.Time) (bool, error) {
+func (s *Store) DeclareCampaignWinner(ctx context.Context, workspaceID, id, winner string, at time.Time, events ...store.OutboxEvent) (bool, error) {
 	var set bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
@@ -254,16 +254,17 @@ func (s *Store) DeclareCampaignWinner(ctx context.Context, workspaceID, id, winn
 			}
 		}
 		set = n > 0
-		// Webhooks: enqueue campaign.winner_found here, in this
-		// transaction, when set.
-		return nil
+		if !set {
+			return nil
+		}
+		return writeEvents(ctx, tx, workspaceID, events)
 	})
 	return set, err
 }
 
 // StopCampaignVariant marks the variant stopped by the guardrail when it is
 // not yet.
-func (s *Store) StopCampaignVariant(ctx context.Context, workspaceID, campaignID, variantID string, at time.Time) (bool, error) {
+func (s *Store) StopCampaignVariant(ctx context.Context, workspaceID, campaignID, variantID string, at time.Time, events ...store.OutboxEvent) (bool, error) {
 	var set bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := lockCampaign(ctx, tx, workspaceID, campaignID, at); err != nil {
@@ -280,9 +281,10 @@ func (s *Store) StopCampaignVariant(ctx context.Context, workspaceID, campaignID
 			return fmt.Errorf("stop variant %s of %s: %w", variantID, campaignID, err)
 		}
 		set = n > 0
-		// Webhooks: enqueue campaign.guardrail_tripped here, in this
-		// transaction, when set.
-		return nil
+		if !set {
+			return nil
+		}
+		return writeEvents(ctx, tx, workspaceID, events)
 	})
 	return set, err
 }

@@ -116,21 +116,33 @@ func testCampaignsCRUD(t *testing.T, s store.Store) {
 	_, err = s.TransitionCampaign(t.Context(), other.ID, c.ID, store.Transition{From: []store.Status{store.StatusPaused}, To: store.StatusRunning, At: t0})
 	wantCode(t, err, apperr.NotFound, "transition from another workspace")
 
-	set, err := s.DeclareCampaignWinner(t.Context(), ws.ID, c.ID, "b", t0)
+	// The decision events are written, in the deciding transaction, by the
+	// one call that records the decision.
+	hook := createWebhook(t, s, ws, store.EventCampaignWinnerFound, store.EventCampaignGuardrail)
+	w1, w2 := newEvent(store.EventCampaignWinnerFound, ws.ID, t0), newEvent(store.EventCampaignWinnerFound, ws.ID, t0)
+	set, err := s.DeclareCampaignWinner(t.Context(), ws.ID, c.ID, "b", t0, w1)
 	must(t, err, "declare")
-	again, err := s.DeclareCampaignWinner(t.Context(), ws.ID, c.ID, "a", t0)
+	again, err := s.DeclareCampaignWinner(t.Context(), ws.ID, c.ID, "a", t0, w2)
 	must(t, err, "declare again")
 	if !set || again {
 		t.Errorf("declare: first %v, second %v", set, again)
 	}
 	_, err = s.DeclareCampaignWinner(t.Context(), other.ID, c.ID, "a", t0)
 	wantCode(t, err, apperr.NotFound, "declare in another workspace")
-	stop, err := s.StopCampaignVariant(t.Context(), ws.ID, c.ID, c.Variants[1].ID, t0)
+	g1, g2 := newEvent(store.EventCampaignGuardrail, ws.ID, t0), newEvent(store.EventCampaignGuardrail, ws.ID, t0)
+	stop, err := s.StopCampaignVariant(t.Context(), ws.ID, c.ID, c.Variants[1].ID, t0, g1)
 	must(t, err, "stop")
-	stopAgain, err := s.StopCampaignVariant(t.Context(), ws.ID, c.ID, c.Variants[1].ID, t0)
+	stopAgain, err := s.StopCampaignVariant(t.Context(), ws.ID, c.ID, c.Variants[1].ID, t0, g2)
 	must(t, err, "stop again")
 	if !stop || stopAgain {
 		t.Errorf("stop: first %v, second %v", stop, stopAgain)
+	}
+	deliveries := deliveriesOf(t, s, ws.ID, hook.ID)
+	if _, ok := deliveries[w1.ID]; !ok || len(deliveries) != 2 {
+		t.Errorf("deliveries %v, want exactly the first winner and guardrail events", deliveries)
+	}
+	if _, ok := deliveries[g1.ID]; !ok {
+		t.Errorf("no delivery of the guardrail event: %v", deliveries)
 	}
 	_, err = s.StopCampaignVariant(t.Context(), other.ID, c.ID, c.Variants[0].ID, t0)
 	wantCode(t, err, apperr.NotFound, "stop in another workspace")
