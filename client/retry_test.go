@@ -66,11 +66,11 @@ func (f *faults) wrap(next http.Handler) http.Handler {
 		f.hits++
 		f.keys = append(f.keys, r.Header.Get(client.IdempotencyHeader))
 		f.agents = append(f.agents, r.Header.Get("User-Agent"))
-		f.mu.Unlock()
-		ft := pass
+		ft := pass // the plan is read under the lock: tests reset it between calls
 		if i < len(f.plan) {
 			ft = f.plan[i]
 		}
+		f.mu.Unlock()
 		switch {
 		case ft.drop:
 			next.ServeHTTP(httptest.NewRecorder(), r)
