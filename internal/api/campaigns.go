@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -337,12 +336,7 @@ func (s *server) handleCreateCampaign(w http.ResponseWriter, r *http.Request) er
 		c.Status, c.StartedAt = store.StatusRunning, &now
 	}
 	if err := s.store.CreateCampaign(r.Context(), c); err != nil {
-		if apperr.Is(err, apperr.Conflict) {
-			return &apperr.Error{Code: apperr.Conflict, Err: err,
-				Message: fmt.Sprintf("a campaign with the key %q exists in this workspace", c.Key),
-				Fields:  []apperr.FieldError{{Field: "key", Reason: "is taken"}}}
-		}
-		return fmt.Errorf("create campaign: %w", err)
+		return createError(err, "a", "campaign", c.Key)
 	}
 	return respond(w, http.StatusCreated, toCampaignJSON(c))
 }
@@ -350,19 +344,7 @@ func (s *server) handleCreateCampaign(w http.ResponseWriter, r *http.Request) er
 // campaignByRef finds a campaign of the caller's workspace by id or key;
 // any other is the same 404 (see experimentByRef).
 func (s *server) campaignByRef(ctx context.Context, ref string) (store.Campaign, error) {
-	p := principalFrom(ctx)
-	notFound := apperr.New(apperr.NotFound, "no campaign %q in this workspace", ref)
-	if !isSlug(ref) {
-		return store.Campaign{}, notFound
-	}
-	c, err := s.store.GetCampaign(ctx, p.WorkspaceID, ref)
-	if apperr.Is(err, apperr.NotFound) || (err == nil && c.WorkspaceID != p.WorkspaceID) {
-		return store.Campaign{}, notFound
-	}
-	if err != nil {
-		return store.Campaign{}, fmt.Errorf("get campaign %q: %w", ref, err)
-	}
-	return c, nil
+	return byRef(ctx, "campaign", ref, s.store.GetCampaign, func(c store.Campaign) string { return c.WorkspaceID })
 }
 
 // handleGetCampaign serves GET /v1/campaigns/{ref}.
@@ -374,28 +356,7 @@ func (s *server) handleGetCampaign(w http.ResponseWriter, r *http.Request) error
 	return respond(w, http.StatusOK, toCampaignJSON(c))
 }
 
-// pageJSON is one page of a list.
-type pageJSON[T any] struct {
-	Items      []T     `json:"items"`
-	NextCursor *string `json:"next_cursor"`
-}
-
-// page turns the rows read with pageParams (webhooks.go) into a page of
-// at most want items.
-func page[R, T any](rows []R, want int, rowID func(R) string, conv func(R) T) pageJSON[T] {
-	out := pageJSON[T]{Items: make([]T, 0, min(len(rows), want))}
-	if len(rows) > want {
-		rows = rows[:want]
-		c := base64.RawURLEncoding.EncodeToString([]byte(rowID(rows[len(rows)-1])))
-		out.NextCursor = &c
-	}
-	for _, r := range rows {
-		out.Items = append(out.Items, conv(r))
-	}
-	return out
-}
-
-// handleListCampaigns serves GET /v1/campaigns, paginated like experiments.
+// handleListCampaigns// handleListCampaigns serves GET /v1/campaigns, paginated like experiments.
 func (s *server) handleListCampaigns(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
 	params, want, err := pageParams(r, id.Campaign)
@@ -412,33 +373,15 @@ func (s *server) handleListCampaigns(w http.ResponseWriter, r *http.Request) err
 // handleCampaignTransition serves POST /v1/campaigns/{ref}/{action}: the
 // experiments' lifecycle (transition values).
 func (s *server) handleCampaignTransition(t transition) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p := principalFrom(r.Context())
-		if err := decodeOptional(r, &struct{}{}); err != nil {
-			return err
-		}
-		c, err := s.campaignByRef(r.Context(), r.PathValue("ref"))
-		if err != nil {
-			return err
-		}
-		wrong := func(cur store.Status) error {
-			return apperr.New(apperr.Conflict, "cannot %s a campaign that is %s", t.action, cur)
-		}
-		if !slices.Contains(t.from, c.Status) {
-			return wrong(c.Status)
-		}
-		updated, err := s.store.TransitionCampaign(r.Context(), p.WorkspaceID, c.ID, store.Transition{From: t.from, To: t.to, At: s.now()})
-		if apperr.Is(err, apperr.Conflict) {
-			if cur, gerr := s.campaignByRef(r.Context(), c.ID); gerr == nil {
-				return wrong(cur.Status)
-			}
-			return err
-		}
-		if err != nil {
-			return fmt.Errorf("%s campaign %s: %w", t.action, c.ID, err)
-		}
-		return respond(w, http.StatusOK, toCampaignJSON(updated))
-	}
+	return handleLifecycle(s, t, lifecycleOf[store.Campaign, campaignJSON]{
+		noun:  "campaign",
+		byRef: s.campaignByRef,
+		state: func(c store.Campaign) (string, store.Status) { return c.ID, c.Status },
+		apply: func(ctx context.Context, workspaceID, id string, t store.Transition) (store.Campaign, error) {
+			return s.store.TransitionCampaign(ctx, workspaceID, id, t)
+		},
+		json: toCampaignJSON,
+	})
 }
 
 type sendsRequest struct {
@@ -593,30 +536,17 @@ func (s *server) handleCampaignEvents(w http.ResponseWriter, r *http.Request) er
 		return apperr.New(apperr.Unavailable, "campaigns are not served by this server")
 	}
 	now := s.now()
-	raw := []campaignEventRequest{body.campaignEventRequest}
-	if !single {
-		raw = make([]campaignEventRequest, len(body.Events))
-		for i, m := range body.Events {
-			if err := decodeField(m, &raw[i], fmt.Sprintf("events[%d]", i)); err != nil {
-				return err
-			}
-		}
+	raw, err := batchItems(single, body.campaignEventRequest, body.Events)
+	if err != nil {
+		return err
 	}
-	resp := campaignEventsResponse{Rejected: []rejectedJSON{}}
-	valid := make([]store.CampaignEvent, 0, len(raw))
-	index := make([]int, 0, len(raw))
-	for i, ev := range raw {
-		se, bad := checkCampaignEvent(ev, now)
-		if bad != nil {
-			if single {
-				return apperr.Fields([]apperr.FieldError{*bad})
-			}
-			resp.Rejected = append(resp.Rejected, rejectedJSON{Index: i, Error: bad.Field + " " + bad.Reason})
-			continue
-		}
-		valid = append(valid, se)
-		index = append(index, i)
+	valid, index, rejected, err := checkBatch(raw, single, func(ev campaignEventRequest) (store.CampaignEvent, *apperr.FieldError) {
+		return checkCampaignEvent(ev, now)
+	})
+	if err != nil {
+		return err
 	}
+	resp := campaignEventsResponse{Rejected: rejected}
 	if len(valid) > 0 {
 		results, err := s.campaigns.RecordEvents(r.Context(), &c, valid)
 		if err != nil {

@@ -2,12 +2,10 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
@@ -179,12 +177,7 @@ func (s *server) handleCreateExperiment(w http.ResponseWriter, r *http.Request) 
 		events = append(events, webhook.ExperimentEvent(store.EventExperimentStarted, e, now))
 	}
 	if err := s.store.CreateExperiment(r.Context(), e, events...); err != nil {
-		if apperr.Is(err, apperr.Conflict) {
-			return &apperr.Error{Code: apperr.Conflict, Err: err,
-				Message: fmt.Sprintf("an experiment with the key %q exists in this workspace", e.Key),
-				Fields:  []apperr.FieldError{{Field: "key", Reason: "is taken"}}}
-		}
-		return fmt.Errorf("create experiment: %w", err)
+		return createError(err, "an", "experiment", e.Key)
 	}
 	return respond(w, http.StatusCreated, toExperimentJSON(e))
 }
@@ -198,88 +191,24 @@ func (s *server) handleGetExperiment(w http.ResponseWriter, r *http.Request) err
 	return respond(w, http.StatusOK, toExperimentJSON(e))
 }
 
-// List pagination limits.
-const (
-	DefaultListLimit = 20
-	MaxListLimit     = 100
-)
-
-type experimentListJSON struct {
-	Items      []experimentJSON `json:"items"`
-	NextCursor *string          `json:"next_cursor"`
-}
+// experimentListJSON is one page of experiments.
+type experimentListJSON = pageJSON[experimentJSON]
 
 // handleListExperiments serves GET /v1/experiments. The cursor is opaque to
 // clients (base64url of the last id of the page): ids are time-ordered, so
 // paging by id is stable while experiments are being created.
 func (s *server) handleListExperiments(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
-	q := r.URL.Query()
-	var fe fieldErrors
-	params := store.ListParams{Limit: DefaultListLimit}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxListLimit {
-			fe.add("limit", "must be an integer from 1 to %d", MaxListLimit)
-		} else {
-			params.Limit = n
-		}
-	}
-	if v := q.Get("cursor"); v != "" {
-		after, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || !id.HasPrefix(string(after), id.Experiment) {
-			fe.add("cursor", "is not a cursor this API returned")
-		} else {
-			params.After = string(after)
-		}
-	}
-	if v := q.Get("status"); v != "" {
-		switch st := store.Status(v); st {
-		case store.StatusDraft, store.StatusRunning, store.StatusPaused, store.StatusCompleted, store.StatusArchived:
-			params.Status = st
-		default:
-			fe.add("status", "must be one of draft, running, paused, completed, archived")
-		}
-	}
-	if err := fe.err(); err != nil {
+	params, want, err := pageParams(r, id.Experiment, statusFilter)
+	if err != nil {
 		return err
 	}
-	want := params.Limit
-	params.Limit++ // one more tells whether there is a next page
 	list, err := s.store.ListExperiments(r.Context(), p.WorkspaceID, params)
 	if err != nil {
 		return fmt.Errorf("list experiments: %w", err)
 	}
-	out := experimentListJSON{Items: make([]experimentJSON, 0, min(len(list), want))}
-	if len(list) > want {
-		list = list[:want]
-		c := base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
-		out.NextCursor = &c
-	}
-	for _, e := range list {
-		out.Items = append(out.Items, toExperimentJSON(e))
-	}
-	return respond(w, http.StatusOK, out)
+	return respond(w, http.StatusOK, page(list, want, func(e store.Experiment) string { return e.ID }, toExperimentJSON))
 }
-
-// transition is one lifecycle action: the statuses it starts from and the
-// one it leads to.
-type transition struct {
-	action string
-	from   []store.Status
-	to     store.Status
-}
-
-// The lifecycle: draft → running ⇄ paused → completed, and archived from any
-// status that is not running (pause or complete a running one first, so
-// that archiving never silently stops traffic).
-var (
-	transitionStart    = transition{"start", []store.Status{store.StatusDraft}, store.StatusRunning}
-	transitionPause    = transition{"pause", []store.Status{store.StatusRunning}, store.StatusPaused}
-	transitionResume   = transition{"resume", []store.Status{store.StatusPaused}, store.StatusRunning}
-	transitionComplete = transition{"complete", []store.Status{store.StatusRunning, store.StatusPaused}, store.StatusCompleted}
-	transitionArchive  = transition{"archive", []store.Status{store.StatusDraft, store.StatusPaused, store.StatusCompleted}, store.StatusArchived}
-)
 
 // completeRequest is the optional body of complete.
 type completeRequest struct {

@@ -2,14 +2,12 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -241,12 +239,7 @@ func (s *server) handleCreateFunnel(w http.ResponseWriter, r *http.Request) erro
 		f.Status, f.StartedAt = store.StatusRunning, &now
 	}
 	if err := s.store.CreateFunnel(r.Context(), f); err != nil {
-		if apperr.Is(err, apperr.Conflict) {
-			return &apperr.Error{Code: apperr.Conflict, Err: err,
-				Message: fmt.Sprintf("a funnel with the key %q exists in this workspace", f.Key),
-				Fields:  []apperr.FieldError{{Field: "key", Reason: "is taken"}}}
-		}
-		return fmt.Errorf("create funnel: %w", err)
+		return createError(err, "a", "funnel", f.Key)
 	}
 	return respond(w, http.StatusCreated, toFunnelJSON(f))
 }
@@ -254,19 +247,7 @@ func (s *server) handleCreateFunnel(w http.ResponseWriter, r *http.Request) erro
 // funnelByRef finds a funnel of the caller's workspace by id or key; any
 // other is the same 404 (see experimentByRef).
 func (s *server) funnelByRef(ctx context.Context, ref string) (store.Funnel, error) {
-	p := principalFrom(ctx)
-	notFound := apperr.New(apperr.NotFound, "no funnel %q in this workspace", ref)
-	if !isSlug(ref) {
-		return store.Funnel{}, notFound
-	}
-	f, err := s.store.GetFunnel(ctx, p.WorkspaceID, ref)
-	if apperr.Is(err, apperr.NotFound) || (err == nil && f.WorkspaceID != p.WorkspaceID) {
-		return store.Funnel{}, notFound
-	}
-	if err != nil {
-		return store.Funnel{}, fmt.Errorf("get funnel %q: %w", ref, err)
-	}
-	return f, nil
+	return byRef(ctx, "funnel", ref, s.store.GetFunnel, func(f store.Funnel) string { return f.WorkspaceID })
 }
 
 // handleGetFunnel serves GET /v1/funnels/{ref}.
@@ -281,79 +262,29 @@ func (s *server) handleGetFunnel(w http.ResponseWriter, r *http.Request) error {
 // handleListFunnels serves GET /v1/funnels, paginated like experiments.
 func (s *server) handleListFunnels(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
-	q := r.URL.Query()
-	var fe fieldErrors
-	params := store.ListParams{Limit: DefaultListLimit}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxListLimit {
-			fe.add("limit", "must be an integer from 1 to %d", MaxListLimit)
-		} else {
-			params.Limit = n
-		}
-	}
-	if v := q.Get("cursor"); v != "" {
-		after, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || !id.HasPrefix(string(after), id.Funnel) {
-			fe.add("cursor", "is not a cursor this API returned")
-		} else {
-			params.After = string(after)
-		}
-	}
-	if err := fe.err(); err != nil {
+	params, want, err := pageParams(r, id.Funnel)
+	if err != nil {
 		return err
 	}
-	want := params.Limit
-	params.Limit++
 	list, err := s.store.ListFunnels(r.Context(), p.WorkspaceID, params)
 	if err != nil {
 		return fmt.Errorf("list funnels: %w", err)
 	}
-	out := struct {
-		Items      []funnelJSON `json:"items"`
-		NextCursor *string      `json:"next_cursor"`
-	}{Items: make([]funnelJSON, 0, min(len(list), want))}
-	if len(list) > want {
-		list = list[:want]
-		c := base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
-		out.NextCursor = &c
-	}
-	for _, f := range list {
-		out.Items = append(out.Items, toFunnelJSON(f))
-	}
-	return respond(w, http.StatusOK, out)
+	return respond(w, http.StatusOK, page(list, want, func(f store.Funnel) string { return f.ID }, toFunnelJSON))
 }
 
 // handleFunnelTransition serves POST /v1/funnels/{ref}/{action}: the
 // experiments' lifecycle (transition values), without a winner to fix.
 func (s *server) handleFunnelTransition(t transition) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p := principalFrom(r.Context())
-		if err := decodeOptional(r, &struct{}{}); err != nil {
-			return err
-		}
-		f, err := s.funnelByRef(r.Context(), r.PathValue("ref"))
-		if err != nil {
-			return err
-		}
-		wrong := func(cur store.Status) error {
-			return apperr.New(apperr.Conflict, "cannot %s a funnel that is %s", t.action, cur)
-		}
-		if !slices.Contains(t.from, f.Status) {
-			return wrong(f.Status)
-		}
-		updated, err := s.store.TransitionFunnel(r.Context(), p.WorkspaceID, f.ID, store.Transition{From: t.from, To: t.to, At: s.now()})
-		if apperr.Is(err, apperr.Conflict) {
-			if cur, gerr := s.funnelByRef(r.Context(), f.ID); gerr == nil {
-				return wrong(cur.Status)
-			}
-			return err
-		}
-		if err != nil {
-			return fmt.Errorf("%s funnel %s: %w", t.action, f.ID, err)
-		}
-		return respond(w, http.StatusOK, toFunnelJSON(updated))
-	}
+	return handleLifecycle(s, t, lifecycleOf[store.Funnel, funnelJSON]{
+		noun:  "funnel",
+		byRef: s.funnelByRef,
+		state: func(f store.Funnel) (string, store.Status) { return f.ID, f.Status },
+		apply: func(ctx context.Context, workspaceID, id string, t store.Transition) (store.Funnel, error) {
+			return s.store.TransitionFunnel(ctx, workspaceID, id, t)
+		},
+		json: toFunnelJSON,
+	})
 }
 
 type progressRequest struct {

@@ -205,30 +205,18 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
-	raw := []eventRequest{body.eventRequest}
-	if !single {
-		raw = make([]eventRequest, len(body.Events))
-		for i, m := range body.Events {
-			if err := decodeField(m, &raw[i], fmt.Sprintf("events[%d]", i)); err != nil {
-				return err
-			}
-		}
+	raw, err := batchItems(single, body.eventRequest, body.Events)
+	if err != nil {
+		return err
 	}
-	resp := eventsResponse{Rejected: []rejectedJSON{}}
-	valid := make([]store.Event, 0, len(raw))
-	index := make([]int, 0, len(raw)) // position in the request of each valid event
-	for i, ev := range raw {
-		se, bad := checkEvent(ev, e.Metric, now)
-		if bad != nil {
-			if single {
-				return apperr.Fields([]apperr.FieldError{*bad})
-			}
-			resp.Rejected = append(resp.Rejected, rejectedJSON{Index: i, Error: bad.Field + " " + bad.Reason})
-			continue
-		}
-		valid = append(valid, se)
-		index = append(index, i)
+	// index holds the position in the request of each valid event.
+	valid, index, rejected, err := checkBatch(raw, single, func(ev eventRequest) (store.Event, *apperr.FieldError) {
+		return checkEvent(ev, e.Metric, now)
+	})
+	if err != nil {
+		return err
 	}
+	resp := eventsResponse{Rejected: rejected}
 	if len(valid) > 0 {
 		opt, err := s.optimizerFor(&e)
 		if err != nil {

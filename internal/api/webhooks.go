@@ -1,11 +1,9 @@
 package api
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/id"
@@ -83,11 +81,6 @@ func toWebhookJSON(w store.Webhook, secret string) webhookJSON {
 	return out
 }
 
-type webhookListJSON struct {
-	Items      []webhookJSON `json:"items"`
-	NextCursor *string       `json:"next_cursor"`
-}
-
 type attemptJSON struct {
 	At         string  `json:"at"`
 	StatusCode *int    `json:"status_code"`
@@ -105,11 +98,6 @@ type deliveryJSON struct {
 	CreatedAt     string        `json:"created_at"`
 	UpdatedAt     string        `json:"updated_at"`
 	Attempts      []attemptJSON `json:"attempts"`
-}
-
-type deliveryListJSON struct {
-	Items      []deliveryJSON `json:"items"`
-	NextCursor *string        `json:"next_cursor"`
 }
 
 func toDeliveryJSON(d store.Delivery) deliveryJSON {
@@ -228,47 +216,8 @@ func (s *server) handleListWebhooks(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return fmt.Errorf("list webhooks: %w", err)
 	}
-	out := webhookListJSON{Items: make([]webhookJSON, 0, min(len(list), want))}
-	if len(list) > want {
-		list = list[:want]
-		c := base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
-		out.NextCursor = &c
-	}
-	for _, h := range list {
-		out.Items = append(out.Items, toWebhookJSON(h, ""))
-	}
-	return respond(w, http.StatusOK, out)
-}
-
-// pageParams reads limit and cursor (the base64url of the last id of the
-// previous page, which must have the prefix). The returned params ask for
-// one more row than the page holds, to tell whether there is a next page.
-func pageParams(r *http.Request, prefix string) (store.ListParams, int, error) {
-	q := r.URL.Query()
-	var fe fieldErrors
-	params := store.ListParams{Limit: DefaultListLimit}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxListLimit {
-			fe.add("limit", "must be an integer from 1 to %d", MaxListLimit)
-		} else {
-			params.Limit = n
-		}
-	}
-	if v := q.Get("cursor"); v != "" {
-		after, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || !id.HasPrefix(string(after), prefix) {
-			fe.add("cursor", "is not a cursor this API returned")
-		} else {
-			params.After = string(after)
-		}
-	}
-	if err := fe.err(); err != nil {
-		return params, 0, err
-	}
-	want := params.Limit
-	params.Limit++
-	return params, want, nil
+	return respond(w, http.StatusOK, page(list, want, func(h store.Webhook) string { return h.ID },
+		func(h store.Webhook) webhookJSON { return toWebhookJSON(h, "") }))
 }
 
 // handleGetWebhook serves GET /v1/webhooks/{id}.
@@ -390,16 +339,7 @@ func (s *server) handleListDeliveries(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	out := deliveryListJSON{Items: make([]deliveryJSON, 0, min(len(list), want))}
-	if len(list) > want {
-		list = list[:want]
-		c := base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
-		out.NextCursor = &c
-	}
-	for _, d := range list {
-		out.Items = append(out.Items, toDeliveryJSON(d))
-	}
-	return respond(w, http.StatusOK, out)
+	return respond(w, http.StatusOK, page(list, want, func(d store.Delivery) string { return d.ID }, toDeliveryJSON))
 }
 
 // handleRetryDelivery serves POST /v1/webhooks/{id}/deliveries/{did}/retry:

@@ -28,31 +28,22 @@ func (s *Store) CreateCampaign(ctx context.Context, c store.Campaign) error {
 		return fmt.Errorf("encode settings of %s: %w", c.ID, err)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
+		err := s.insertParent(ctx, tx, "campaign", c.ID, c.Key, c.WorkspaceID,
 			`INSERT INTO campaigns (id, workspace_id, key, name, channel, objective, mode, audience_size,
 			     status, settings, winner, created_at, updated_at, started_at, completed_at)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			c.ID, c.WorkspaceID, c.Key, c.Name, c.Channel, c.Objective, c.Mode, c.AudienceSize,
 			string(c.Status), string(settings), c.Winner,
 			micros(c.CreatedAt), micros(c.UpdatedAt), nullMicros(c.StartedAt), nullMicros(c.CompletedAt))
-		switch {
-		case s.dialect.IsUniqueViolation(err):
-			return apperr.Wrap(apperr.Conflict, err, "a campaign with key %q already exists", c.Key)
-		case s.dialect.IsForeignKeyViolation(err):
-			return apperr.Wrap(apperr.NotFound, err, "workspace %q not found", c.WorkspaceID)
-		case err != nil:
-			return fmt.Errorf("create campaign %s: %w", c.ID, err)
+		if err != nil {
+			return err
 		}
 		if len(c.Variants) == 0 {
 			return apperr.New(apperr.Invalid, "campaign %s has no variants", c.ID)
 		}
 		rb := newRowsBuilder(c.ID)
 		for i, v := range c.Variants {
-			payload := string(v.Payload)
-			if len(v.Payload) == 0 {
-				payload = "null"
-			}
-			rb.add("(?, $1, ?, ?, ?, ?)", v.ID, v.Key, v.Name, payload, i)
+			rb.add("(?, $1, ?, ?, ?, ?)", v.ID, v.Key, v.Name, payloadText(v.Payload), i)
 		}
 		_, err = tx.ExecContext(ctx,
 			`INSERT INTO campaign_variants (id, campaign_id, key, name, payload, position) VALUES `+rb.String(), rb.args...)
@@ -94,17 +85,9 @@ func (s *Store) GetCampaign(ctx context.Context, workspaceID, ref string) (store
 }
 
 func getCampaign(ctx context.Context, q querier, workspaceID, ref string) (store.Campaign, error) {
-	// An id match sorts first, as for experiments.
-	c, err := scanCampaign(q.QueryRowContext(ctx,
-		`SELECT `+campaignColumns+` FROM campaigns
-		 WHERE workspace_id = $1 AND (id = $2 OR key = $2)
-		 ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END
-		 LIMIT 1`, workspaceID, ref))
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, errCampaignNotFound(ref)
-	}
+	c, err := rowByRef(ctx, q, "campaigns", "campaign", campaignColumns, scanCampaign, errCampaignNotFound, workspaceID, ref)
 	if err != nil {
-		return c, fmt.Errorf("load campaign %s: %w", ref, err)
+		return c, err
 	}
 	list := []store.Campaign{c}
 	if err := loadCampaignVariants(ctx, q, list); err != nil {
@@ -154,31 +137,10 @@ func loadCampaignVariants(ctx context.Context, q querier, list []store.Campaign)
 
 // ListCampaigns returns one page of the workspace's campaigns, by id.
 func (s *Store) ListCampaigns(ctx context.Context, workspaceID string, p store.ListParams) ([]store.Campaign, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	rows, err := s.read.QueryContext(ctx,
-		`SELECT `+campaignColumns+` FROM campaigns
-		 WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR status = $3)
-		 ORDER BY id LIMIT $4`,
-		workspaceID, p.After, string(p.Status), limit)
+	list, err := listPage(ctx, s.read, "campaigns", campaignColumns, scanCampaign, workspaceID, p)
 	if err != nil {
-		return nil, fmt.Errorf("list campaigns: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var list []store.Campaign
-	for rows.Next() {
-		c, err := scanCampaign(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list campaigns: %w", err)
-		}
-		list = append(list, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list campaigns: %w", err)
-	}
-	rows.Close()
 	if err := loadCampaignVariants(ctx, s.read, list); err != nil {
 		return nil, err
 	}
@@ -189,41 +151,16 @@ func (s *Store) ListCampaigns(ctx context.Context, workspaceID string, p store.L
 // t.From, as one conditional UPDATE, like TransitionExperiment.
 func (s *Store) TransitionCampaign(ctx context.Context, workspaceID, id string, t store.Transition) (store.Campaign, error) {
 	var out store.Campaign
-	var started, completed sql.NullInt64
-	if t.To == store.StatusRunning {
-		started = sql.NullInt64{Int64: micros(t.At), Valid: true}
-	}
-	if t.To == store.StatusCompleted {
-		completed = sql.NullInt64{Int64: micros(t.At), Valid: true}
-	}
-	args := []any{workspaceID, id, string(t.To), micros(t.At), started, completed}
-	from := make([]string, len(t.From))
-	for i, st := range t.From {
-		from[i] = fmt.Sprintf("$%d", len(args)+1)
-		args = append(args, string(st))
-	}
-	cond := "FALSE"
-	if len(from) > 0 {
-		cond = "status IN (" + strings.Join(from, ", ") + ")"
-	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE campaigns SET status = $3, updated_at = $4,
-			     started_at = COALESCE(started_at, $5),
-			     completed_at = COALESCE(completed_at, $6)
-			 WHERE workspace_id = $1 AND id = $2 AND `+cond, args...)
+		applied, err := transition(ctx, tx, "campaigns", workspaceID, id, t, "")
 		if err != nil {
-			return fmt.Errorf("transition campaign %s: %w", id, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("transition campaign %s: %w", id, err)
+			return err
 		}
 		out, err = getCampaign(ctx, tx, workspaceID, id)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if !applied {
 			return apperr.New(apperr.Conflict, "campaign %q is %s; it cannot become %s", out.Key, out.Status, t.To)
 		}
 		return nil

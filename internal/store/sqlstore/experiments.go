@@ -4,18 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/store"
 )
-
-// DefaultListLimit is the page size ListExperiments uses when none is given.
-const DefaultListLimit = 50
 
 // CreateExperiment stores e and its variants, and the events, in one
 // transaction.
@@ -25,20 +20,15 @@ func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment, events
 		return fmt.Errorf("encode settings of %s: %w", e.ID, err)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
+		err := s.insertParent(ctx, tx, "experiment", e.ID, e.Key, e.WorkspaceID,
 			`INSERT INTO experiments (id, workspace_id, key, name, kind, metric, strategy, status, settings,
 			     winner, winner_fixed, created_at, updated_at, started_at, completed_at)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			e.ID, e.WorkspaceID, e.Key, e.Name, string(e.Kind), string(e.Metric), e.Strategy, string(e.Status),
 			string(settings), e.Winner, e.WinnerFixed, micros(e.CreatedAt), micros(e.UpdatedAt),
 			nullMicros(e.StartedAt), nullMicros(e.CompletedAt))
-		switch {
-		case s.dialect.IsUniqueViolation(err):
-			return apperr.Wrap(apperr.Conflict, err, "an experiment with key %q already exists", e.Key)
-		case s.dialect.IsForeignKeyViolation(err):
-			return apperr.Wrap(apperr.NotFound, err, "workspace %q not found", e.WorkspaceID)
-		case err != nil:
-			return fmt.Errorf("create experiment %s: %w", e.ID, err)
+		if err != nil {
+			return err
 		}
 		if err := writeEvents(ctx, tx, e.WorkspaceID, events); err != nil {
 			return err
@@ -48,11 +38,7 @@ func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment, events
 		}
 		rb := newRowsBuilder(e.ID)
 		for _, v := range e.Variants {
-			payload := string(v.Payload)
-			if len(v.Payload) == 0 {
-				payload = "null"
-			}
-			rb.add("(?, $1, ?, ?, ?, ?, ?)", v.ID, v.Key, v.Name, v.Control, payload, v.Position)
+			rb.add("(?, $1, ?, ?, ?, ?, ?)", v.ID, v.Key, v.Name, v.Control, payloadText(v.Payload), v.Position)
 		}
 		_, err = tx.ExecContext(ctx,
 			`INSERT INTO variants (id, experiment_id, key, name, control, payload, position) VALUES `+rb.String(),
@@ -96,18 +82,9 @@ func (s *Store) GetExperiment(ctx context.Context, workspaceID, ref string) (sto
 }
 
 func getExperiment(ctx context.Context, q querier, workspaceID, ref string) (store.Experiment, error) {
-	// One query for both lookups; an id match sorts first so that a key that
-	// happens to equal another experiment's id never shadows that experiment.
-	e, err := scanExperiment(q.QueryRowContext(ctx,
-		`SELECT `+experimentColumns+` FROM experiments
-		 WHERE workspace_id = $1 AND (id = $2 OR key = $2)
-		 ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END
-		 LIMIT 1`, workspaceID, ref))
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, errExperimentNotFound(ref)
-	}
+	e, err := rowByRef(ctx, q, "experiments", "experiment", experimentColumns, scanExperiment, errExperimentNotFound, workspaceID, ref)
 	if err != nil {
-		return e, fmt.Errorf("load experiment %s: %w", ref, err)
+		return e, err
 	}
 	vs, err := loadVariants(ctx, q, []string{e.ID})
 	if err != nil {
@@ -154,33 +131,14 @@ func loadVariants(ctx context.Context, q querier, experimentIDs []string) (map[s
 // ListExperiments returns one page of the workspace's experiments, by id.
 // A Limit of zero or less means DefaultListLimit.
 func (s *Store) ListExperiments(ctx context.Context, workspaceID string, p store.ListParams) ([]store.Experiment, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	rows, err := s.read.QueryContext(ctx,
-		`SELECT `+experimentColumns+` FROM experiments
-		 WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR status = $3)
-		 ORDER BY id LIMIT $4`,
-		workspaceID, p.After, string(p.Status), limit)
+	list, err := listPage(ctx, s.read, "experiments", experimentColumns, scanExperiment, workspaceID, p)
 	if err != nil {
-		return nil, fmt.Errorf("list experiments: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var list []store.Experiment
-	var ids []string
-	for rows.Next() {
-		e, err := scanExperiment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list experiments: %w", err)
-		}
-		list = append(list, e)
-		ids = append(ids, e.ID)
+	ids := make([]string, len(list))
+	for i, e := range list {
+		ids[i] = e.ID
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list experiments: %w", err)
-	}
-	rows.Close()
 	vs, err := loadVariants(ctx, s.read, ids)
 	if err != nil {
 		return nil, err
@@ -197,49 +155,23 @@ func (s *Store) ListExperiments(ctx context.Context, workspaceID string, p store
 // and CompletedAt on the first move to completed.
 func (s *Store) TransitionExperiment(ctx context.Context, workspaceID, id string, t store.Transition) (store.Experiment, error) {
 	var out store.Experiment
-	var started, completed sql.NullInt64
-	if t.To == store.StatusRunning {
-		started = sql.NullInt64{Int64: micros(t.At), Valid: true}
-	}
-	if t.To == store.StatusCompleted {
-		completed = sql.NullInt64{Int64: micros(t.At), Valid: true}
-	}
 	var winner sql.NullString
 	var fixed sql.NullBool
 	if t.Winner != nil {
 		winner = sql.NullString{String: *t.Winner, Valid: true}
 		fixed = sql.NullBool{Bool: t.Fixed, Valid: true}
 	}
-	args := []any{workspaceID, id, string(t.To), micros(t.At), started, completed, winner, fixed}
-	from := make([]string, len(t.From))
-	for i, st := range t.From {
-		from[i] = fmt.Sprintf("$%d", len(args)+1)
-		args = append(args, string(st))
-	}
-	cond := "FALSE" // no From status: the transition never applies
-	if len(from) > 0 {
-		cond = "status IN (" + strings.Join(from, ", ") + ")"
-	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE experiments SET status = $3, updated_at = $4,
-			     started_at = COALESCE(started_at, $5),
-			     completed_at = COALESCE(completed_at, $6),
-			     winner = COALESCE($7, winner),
-			     winner_fixed = COALESCE($8, winner_fixed)
-			 WHERE workspace_id = $1 AND id = $2 AND `+cond, args...)
+		applied, err := transition(ctx, tx, "experiments", workspaceID, id, t,
+			`, winner = COALESCE($7, winner), winner_fixed = COALESCE($8, winner_fixed)`, winner, fixed)
 		if err != nil {
-			return fmt.Errorf("transition experiment %s: %w", id, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("transition experiment %s: %w", id, err)
+			return err
 		}
 		out, err = getExperiment(ctx, tx, workspaceID, id)
 		if err != nil {
 			return err // NotFound when it is not in the workspace
 		}
-		if n == 0 {
+		if !applied {
 			return apperr.New(apperr.Conflict, "experiment %q is %s; it cannot become %s", out.Key, out.Status, t.To)
 		}
 		return writeEvents(ctx, tx, workspaceID, t.Events)

@@ -28,30 +28,21 @@ func (s *Store) CreateFunnel(ctx context.Context, f store.Funnel) error {
 		return fmt.Errorf("encode settings of %s: %w", f.ID, err)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
+		err := s.insertParent(ctx, tx, "funnel", f.ID, f.Key, f.WorkspaceID,
 			`INSERT INTO funnels (id, workspace_id, key, name, strategy, status, settings,
 			     created_at, updated_at, started_at, completed_at)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			f.ID, f.WorkspaceID, f.Key, f.Name, f.Strategy, string(f.Status), string(settings),
 			micros(f.CreatedAt), micros(f.UpdatedAt), nullMicros(f.StartedAt), nullMicros(f.CompletedAt))
-		switch {
-		case s.dialect.IsUniqueViolation(err):
-			return apperr.Wrap(apperr.Conflict, err, "a funnel with key %q already exists", f.Key)
-		case s.dialect.IsForeignKeyViolation(err):
-			return apperr.Wrap(apperr.NotFound, err, "workspace %q not found", f.WorkspaceID)
-		case err != nil:
-			return fmt.Errorf("create funnel %s: %w", f.ID, err)
+		if err != nil {
+			return err
 		}
 		steps := newRowsBuilder(f.ID)
 		variants := newRowsBuilder(f.ID)
 		for i, st := range f.Steps {
 			steps.add("(?, $1, ?, ?, ?, ?)", st.ID, st.Key, st.Name, i, st.Winner)
 			for _, v := range st.Variants {
-				payload := string(v.Payload)
-				if len(v.Payload) == 0 {
-					payload = "null"
-				}
-				variants.add("(?, $1, ?, ?, ?, ?, ?, ?)", v.ID, i, v.Key, v.Name, v.Control, payload, v.Position)
+				variants.add("(?, $1, ?, ?, ?, ?, ?, ?)", v.ID, i, v.Key, v.Name, v.Control, payloadText(v.Payload), v.Position)
 			}
 		}
 		if steps.n == 0 {
@@ -109,17 +100,9 @@ func (s *Store) GetFunnel(ctx context.Context, workspaceID, ref string) (store.F
 }
 
 func getFunnel(ctx context.Context, q querier, workspaceID, ref string) (store.Funnel, error) {
-	// An id match sorts first, as for experiments.
-	f, err := scanFunnel(q.QueryRowContext(ctx,
-		`SELECT `+funnelColumns+` FROM funnels
-		 WHERE workspace_id = $1 AND (id = $2 OR key = $2)
-		 ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END
-		 LIMIT 1`, workspaceID, ref))
-	if errors.Is(err, sql.ErrNoRows) {
-		return f, errFunnelNotFound(ref)
-	}
+	f, err := rowByRef(ctx, q, "funnels", "funnel", funnelColumns, scanFunnel, errFunnelNotFound, workspaceID, ref)
 	if err != nil {
-		return f, fmt.Errorf("load funnel %s: %w", ref, err)
+		return f, err
 	}
 	steps, err := loadSteps(ctx, q, []string{f.ID})
 	if err != nil {
@@ -187,33 +170,14 @@ func loadSteps(ctx context.Context, q querier, funnelIDs []string) (map[string][
 
 // ListFunnels returns one page of the workspace's funnels, by id.
 func (s *Store) ListFunnels(ctx context.Context, workspaceID string, p store.ListParams) ([]store.Funnel, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	rows, err := s.read.QueryContext(ctx,
-		`SELECT `+funnelColumns+` FROM funnels
-		 WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR status = $3)
-		 ORDER BY id LIMIT $4`,
-		workspaceID, p.After, string(p.Status), limit)
+	list, err := listPage(ctx, s.read, "funnels", funnelColumns, scanFunnel, workspaceID, p)
 	if err != nil {
-		return nil, fmt.Errorf("list funnels: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var list []store.Funnel
-	var ids []string
-	for rows.Next() {
-		f, err := scanFunnel(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list funnels: %w", err)
-		}
-		list = append(list, f)
-		ids = append(ids, f.ID)
+	ids := make([]string, len(list))
+	for i, f := range list {
+		ids[i] = f.ID
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list funnels: %w", err)
-	}
-	rows.Close()
 	steps, err := loadSteps(ctx, s.read, ids)
 	if err != nil {
 		return nil, err
@@ -228,41 +192,16 @@ func (s *Store) ListFunnels(ctx context.Context, workspaceID string, p store.Lis
 // as one conditional UPDATE, like TransitionExperiment.
 func (s *Store) TransitionFunnel(ctx context.Context, workspaceID, id string, t store.Transition) (store.Funnel, error) {
 	var out store.Funnel
-	var started, completed sql.NullInt64
-	if t.To == store.StatusRunning {
-		started = sql.NullInt64{Int64: micros(t.At), Valid: true}
-	}
-	if t.To == store.StatusCompleted {
-		completed = sql.NullInt64{Int64: micros(t.At), Valid: true}
-	}
-	args := []any{workspaceID, id, string(t.To), micros(t.At), started, completed}
-	from := make([]string, len(t.From))
-	for i, st := range t.From {
-		from[i] = fmt.Sprintf("$%d", len(args)+1)
-		args = append(args, string(st))
-	}
-	cond := "FALSE"
-	if len(from) > 0 {
-		cond = "status IN (" + strings.Join(from, ", ") + ")"
-	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE funnels SET status = $3, updated_at = $4,
-			     started_at = COALESCE(started_at, $5),
-			     completed_at = COALESCE(completed_at, $6)
-			 WHERE workspace_id = $1 AND id = $2 AND `+cond, args...)
+		applied, err := transition(ctx, tx, "funnels", workspaceID, id, t, "")
 		if err != nil {
-			return fmt.Errorf("transition funnel %s: %w", id, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("transition funnel %s: %w", id, err)
+			return err
 		}
 		out, err = getFunnel(ctx, tx, workspaceID, id)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if !applied {
 			return apperr.New(apperr.Conflict, "funnel %q is %s; it cannot become %s", out.Key, out.Status, t.To)
 		}
 		return nil

@@ -78,28 +78,9 @@ func (s *Store) SaveState(ctx context.Context, st store.SealedState) error {
 // ListStates returns up to limit states ordered by experiment id, after the
 // id (for re-sealing every row under a new key).
 func (s *Store) ListStates(ctx context.Context, afterExperimentID string, limit int) ([]store.SealedState, error) {
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	rows, err := s.read.QueryContext(ctx,
+	return queryAll(ctx, s.read, "list states", scanState,
 		`SELECT `+stateColumns+` FROM states WHERE experiment_id > $1 ORDER BY experiment_id LIMIT $2`,
-		afterExperimentID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list states: %w", err)
-	}
-	defer rows.Close()
-	var out []store.SealedState
-	for rows.Next() {
-		st, err := scanState(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list states: %w", err)
-		}
-		out = append(out, st)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list states: %w", err)
-	}
-	return out, nil
+		afterExperimentID, pageLimit(limit))
 }
 
 // ClaimIdempotency stores r as an in-flight claim, or returns the record

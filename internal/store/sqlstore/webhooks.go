@@ -229,29 +229,12 @@ func getWebhook(ctx context.Context, q querier, workspaceID, id string) (store.W
 
 // ListWebhooks returns one page of the workspace's webhooks, by id.
 func (s *Store) ListWebhooks(ctx context.Context, workspaceID string, p store.ListParams) ([]store.Webhook, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	rows, err := s.read.QueryContext(ctx,
+	out, err := queryAll(ctx, s.read, "list webhooks", scanWebhook,
 		`SELECT `+webhookColumns+` FROM webhooks w WHERE w.workspace_id = $1 AND w.id > $2 ORDER BY w.id LIMIT $3`,
-		workspaceID, p.After, limit)
+		workspaceID, p.After, pageLimit(p.Limit))
 	if err != nil {
-		return nil, fmt.Errorf("list webhooks: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []store.Webhook
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list webhooks: %w", err)
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list webhooks: %w", err)
-	}
-	rows.Close()
 	return out, loadSubscriptions(ctx, s.read, out)
 }
 
@@ -433,30 +416,14 @@ func (s *Store) ListDeliveries(ctx context.Context, workspaceID, webhookID strin
 	if _, err := getWebhook(ctx, s.read, workspaceID, webhookID); err != nil {
 		return nil, err
 	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	rows, err := s.read.QueryContext(ctx,
+	out, err := queryAll(ctx, s.read, "list deliveries",
+		func(r scanner) (store.Delivery, error) { return scanDelivery(r) },
 		`SELECT `+deliveryColumns+` FROM deliveries d JOIN outbox o ON o.id = d.event_id
 		 WHERE d.workspace_id = $1 AND d.webhook_id = $2 AND ($3 = '' OR d.id < $3)
-		 ORDER BY d.id DESC LIMIT $4`, workspaceID, webhookID, p.After, limit)
+		 ORDER BY d.id DESC LIMIT $4`, workspaceID, webhookID, p.After, pageLimit(p.Limit))
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []store.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list deliveries: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", err)
-	}
-	rows.Close()
 	return out, loadAttempts(ctx, s.read, out)
 }
 

@@ -131,24 +131,8 @@ func (s *Store) KeyByLookup(ctx context.Context, lookup string) (store.APIKey, e
 
 // ListKeys returns the workspace's keys, oldest first.
 func (s *Store) ListKeys(ctx context.Context, workspaceID string) ([]store.APIKey, error) {
-	rows, err := s.read.QueryContext(ctx,
+	return queryAll(ctx, s.read, "list keys", scanKey,
 		`SELECT `+keyColumns+` FROM api_keys WHERE workspace_id = $1 ORDER BY id`, workspaceID)
-	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	defer rows.Close()
-	var keys []store.APIKey
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list keys: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	return keys, nil
 }
 
 // RevokeKey marks the key revoked. Revoking a revoked key keeps the first
