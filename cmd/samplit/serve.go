@@ -103,11 +103,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	// The dashboard at /, the API's paths (/v1/..., /healthz, /readyz,
 	// /metrics, /openapi.json) to the API. The dashboard reads through the
-	// same store and optimizers and makes its changes through the API.
+	// same store, optimizers and funnel and campaign services, and makes
+	// its changes through the API.
 	dash := dashboard.New(dashboard.Deps{
 		Store:      st,
 		Optimizers: optimize.Registry{store.KindStandard: experiments},
 		Funnels:    funnels,
+		Campaigns:  campaigns,
 		API:        handler,
 		Logger:     logger,
 		Now:        time.Now,

@@ -551,3 +551,81 @@ func newFunnelChart(res *optimize.FunnelResults) funnelChart {
 	c.H = 12 + rowH*float64(len(res.Steps))
 	return c
 }
+
+// --- Campaign waves ---------------------------------------------------------
+
+// waveChart stacks, per wave of a campaign, each variant's share of that
+// wave's sends: a column per wave, oldest first, as the results list them.
+// A variant the guardrail stopped is hatched as well as coloured, so that
+// the stop shows without colour.
+type waveChart struct {
+	Frame
+	Waves  []waveColumn
+	Legend []waveLegend
+}
+
+type waveColumn struct {
+	Wave  int64
+	Sends int64
+	At    time.Time
+	X, W  float64
+	Segs  []waveSeg
+}
+
+type waveSeg struct {
+	Key, Class string
+	Share      float64 // exact, for the data attribute
+	Y, H       float64
+	Stopped    bool
+	Title      string
+}
+
+type waveLegend struct {
+	Key, Class string
+	Stopped    bool
+}
+
+// maxWaveTicks bounds the wave numbers written under the columns.
+const maxWaveTicks = 10
+
+func newWaveChart(res *optimize.CampaignResults, stopped []string) waveChart {
+	c := waveChart{Frame: newFrame()}
+	c.Right = chartW - padLeft/2 // a legend below replaces the end labels
+	for i, v := range res.Variants {
+		c.Legend = append(c.Legend, waveLegend{Key: v.Key, Class: colorClass(i), Stopped: slices.Contains(stopped, v.Key)})
+	}
+	if len(res.Waves) == 0 {
+		c.Empty = "No waves yet: they appear once the campaign sends."
+		return c
+	}
+	n := len(res.Waves)
+	step := (c.Right - c.Left) / float64(n)
+	gap := math.Min(4, step*0.15)
+	every := (n + maxWaveTicks - 1) / maxWaveTicks
+	for k, w := range res.Waves {
+		col := waveColumn{Wave: w.Wave, Sends: w.Sends, At: w.At, X: c.Left + step*float64(k) + gap/2, W: step - gap}
+		base := 0.0
+		for i, v := range res.Variants {
+			share, ok := w.Shares[v.Key]
+			if !ok {
+				continue
+			}
+			y0 := scale(base, 0, 1, plotBottom, plotTop)
+			y1 := scale(base+share, 0, 1, plotBottom, plotTop)
+			col.Segs = append(col.Segs, waveSeg{
+				Key: v.Key, Class: colorClass(i), Share: share, Y: y1, H: y0 - y1,
+				Stopped: slices.Contains(stopped, v.Key),
+				Title:   fmt.Sprintf("Wave %d: %s %s of %s sends", w.Wave, v.Key, pct(share), count(w.Sends)),
+			})
+			base += share
+		}
+		c.Waves = append(c.Waves, col)
+		if k%every == 0 || k == n-1 && n <= maxWaveTicks {
+			c.XTicks = append(c.XTicks, tick{col.X + col.W/2, itoa(w.Wave)})
+		}
+	}
+	for _, t := range niceTicks(0, 1, 4) {
+		c.YTicks = append(c.YTicks, tick{scale(t, 0, 1, plotBottom, plotTop), pct(t)})
+	}
+	return c
+}

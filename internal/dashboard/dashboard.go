@@ -17,7 +17,7 @@
 // # Reads and writes
 //
 // Pages read through the same layers the API reads through: the store and the
-// optimize registry (Results, Timeseries) and the funnel service, always with
+// optimize registry (Results, Timeseries), the funnel and campaign services, always with
 // the session's workspace id. Every change (create, start, pause, resume,
 // complete) is instead a request to the real API handler, in process, with
 // the session's key: the API's validation, status rules, idempotency, cache
@@ -66,6 +66,10 @@ type Deps struct {
 	Optimizers optimize.Registry
 	// Funnels gives funnel results; nil hides the funnel pages' numbers.
 	Funnels *optimize.Funnels
+	// Campaigns gives campaign results (the service the API's campaign
+	// routes use); nil hides the campaign pages' numbers. Webhook pages
+	// read through Store.
+	Campaigns *optimize.Campaigns
 	// API is the HTTP API (api.NewServer) that every change goes through;
 	// required.
 	API http.Handler
@@ -118,6 +122,7 @@ type Dashboard struct {
 	store      store.Store
 	optimizers optimize.Registry
 	funnels    *optimize.Funnels
+	campaigns  *optimize.Campaigns
 	api        http.Handler
 	log        *slog.Logger
 	now        func() time.Time
@@ -138,6 +143,7 @@ func New(deps Deps, opts Options) *Dashboard {
 		store:      deps.Store,
 		optimizers: deps.Optimizers,
 		funnels:    deps.Funnels,
+		campaigns:  deps.Campaigns,
 		api:        deps.API,
 		log:        deps.Logger,
 		now:        deps.Now,
@@ -191,6 +197,16 @@ func (d *Dashboard) routes(mux *http.ServeMux) {
 	mux.Handle("GET /funnels/{ref}", d.authed(d.handleFunnel))
 	mux.Handle("GET /funnels/{ref}/live", d.authed(d.handleFunnelLive))
 	mux.Handle("POST /funnels/{ref}/{action}", d.authed(d.handleFunnelAction))
+
+	mux.Handle("GET /campaigns", d.authed(d.handleCampaignList))
+	mux.Handle("GET /campaigns/{ref}", d.authed(d.handleCampaign))
+	mux.Handle("GET /campaigns/{ref}/live", d.authed(d.handleCampaignLive))
+	mux.Handle("POST /campaigns/{ref}/{action}", d.authed(d.handleCampaignAction))
+
+	// Webhook pages need an admin key (checked in each handler).
+	mux.Handle("GET /webhooks", d.authed(d.handleWebhookList))
+	mux.Handle("GET /webhooks/{id}", d.authed(d.handleWebhook))
+	mux.Handle("POST /webhooks/{id}/test", d.authed(d.handleWebhookPing))
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.renderError(w, r, http.StatusNotFound, "There is no page at this address.")

@@ -26,6 +26,7 @@ import (
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/webhook"
 )
 
 // env is the whole server as cmd/samplit assembles it — the API and the
@@ -35,6 +36,7 @@ type env struct {
 	st      store.Store
 	opt     *optimize.Experiments
 	funnels *optimize.Funnels
+	camps   *optimize.Campaigns
 	dash    *Dashboard
 	srv     *httptest.Server
 	admin   string // admin key of the "default" workspace
@@ -86,19 +88,24 @@ func newEnv(t testing.TB) *env {
 	// test sees it learn.
 	opt := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{RefreshEvery: time.Nanosecond})
 	funnels := optimize.NewFunnels(st, time.Now, logger, optimize.Options{})
+	camps := optimize.NewCampaigns(st, time.Now, logger, optimize.Options{}, optimize.CampaignHooks{})
 	reg := optimize.Registry{store.KindStandard: opt}
-	apiHandler := api.NewServer(api.Deps{Store: st, Optimizers: reg, Funnels: funnels, Logger: logger, Now: time.Now}, api.Options{})
-	dash := New(Deps{Store: st, Optimizers: reg, Funnels: funnels, API: apiHandler, Logger: logger, Now: time.Now}, Options{RefreshSeconds: 1})
+	// allowPrivate: the tests' endpoints are on loopback; no worker runs, so
+	// nothing is ever sent to them.
+	hooks := webhook.NewService(st, ring, time.Now, true, nil)
+	apiHandler := api.NewServer(api.Deps{Store: st, Optimizers: reg, Funnels: funnels, Campaigns: camps, Webhooks: hooks, Logger: logger, Now: time.Now}, api.Options{})
+	dash := New(Deps{Store: st, Optimizers: reg, Funnels: funnels, Campaigns: camps, API: apiHandler, Logger: logger, Now: time.Now}, Options{RefreshSeconds: 1})
 	srv := httptest.NewServer(Combine(apiHandler, dash))
 	t.Cleanup(opt.Close)
 	t.Cleanup(funnels.Close)
+	t.Cleanup(camps.Close)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &env{t: t, st: st, opt: opt, funnels: funnels, dash: dash, srv: srv, admin: admin, logs: logs}
+	return &env{t: t, st: st, opt: opt, funnels: funnels, camps: camps, dash: dash, srv: srv, admin: admin, logs: logs}
 }
 
 // key creates a key of the scope in the workspace.

@@ -18,7 +18,7 @@ import (
 // pageBase is what the layout of every page needs.
 type pageBase struct {
 	Title     string
-	Nav       string // "experiments" or "funnels": the current section
+	Nav       string // "experiments", "funnels", "campaigns" or "webhooks": the current section
 	Workspace string // empty when signed out
 	CSRF      string
 	Asset     string // the static files' version
@@ -35,12 +35,17 @@ func (d *Dashboard) base(r *http.Request, s *session, title string) pageBase {
 		b.Nav = "funnels"
 	case strings.HasPrefix(r.URL.Path, "/experiments"):
 		b.Nav = "experiments"
+	case strings.HasPrefix(r.URL.Path, "/campaigns"):
+		b.Nav = "campaigns"
+	case strings.HasPrefix(r.URL.Path, "/webhooks"):
+		b.Nav = "webhooks"
 	}
 	return b
 }
 
 // The pages; each is parsed with the layout and the shared partials.
-var pageNames = []string{"signin", "error", "experiments", "experiment", "experiment_live", "new_experiment", "funnels", "funnel", "funnel_live"}
+var pageNames = []string{"signin", "error", "experiments", "experiment", "experiment_live", "new_experiment", "funnels", "funnel", "funnel_live",
+	"campaigns", "campaign", "campaign_live", "webhooks", "webhook"}
 
 func parsePages() map[string]*template.Template {
 	partials, err := fs.Glob(templateFS, "templates/_*.html")
@@ -106,6 +111,7 @@ var funcs = template.FuncMap{
 	"asset":    func(v, name string) string { return path.Join("/static", name) + "?v=" + v },
 	"rowField": func(i int, f string) string { return fmt.Sprintf("variant.%d.%s", i, f) },
 	"exact":    exact,
+	"latency":  latency,
 	"sentence": sentence,
 	"signedPct": func(p *float64) string {
 		if p == nil {
