@@ -343,7 +343,7 @@ func (x *Campaigns) sendNew(ctx context.Context, c *store.Campaign, fresh []stri
 // commit. Events are accepted in every status: outcomes of sends already
 // made keep arriving after a pause or the end of a campaign.
 func (x *Campaigns) RecordEvents(ctx context.Context, c *store.Campaign, events []store.CampaignEvent) ([]store.EventResult, error) {
-	res, err := x.eventQ.do(ctx, store.CampaignEventBatch{WorkspaceID: c.WorkspaceID, CampaignID: c.ID,
+	res, err := x.eventQ.do(ctx, c.ID, store.CampaignEventBatch{WorkspaceID: c.WorkspaceID, CampaignID: c.ID,
 		Window: c.Settings.AttributionWindow, Items: events})
 	if err != nil {
 		return nil, fmt.Errorf("record campaign events: %w", err)

@@ -2,6 +2,7 @@ package optimize
 
 import (
 	"context"
+	"hash/fnv"
 	"sync"
 	"time"
 )
@@ -13,11 +14,18 @@ import (
 // both durable before they are acknowledged and fast; on PostgreSQL several
 // workers commit in parallel and batching still saves round trips.
 //
+// Each request carries a key (the experiment, funnel or campaign id) and
+// every request of one key goes to the same worker. The writes of one
+// experiment all touch its counter rows, so two workers committing them at
+// once would only queue on those row locks, each with half a group; one
+// worker per key makes the groups as large as the concurrency allows, while
+// other experiments commit in parallel on the other workers.
+//
 // A request's result is delivered only after its transaction committed, so
 // an acknowledged write is durable; a failed transaction fails every request
 // in it (each caller sees the error and none is acknowledged).
 type committer[Req, Resp any] struct {
-	jobs     chan *job[Req, Resp]
+	queues   []chan *job[Req, Resp] // one per worker
 	flush    func(ctx context.Context, reqs []Req) ([]Resp, error)
 	maxBatch int
 	timeout  time.Duration
@@ -37,15 +45,16 @@ type job[Req, Resp any] struct {
 // requests at a time. timeout bounds one flush.
 func newCommitter[Req, Resp any](workers, maxBatch int, timeout time.Duration, flush func(context.Context, []Req) ([]Resp, error)) *committer[Req, Resp] {
 	c := &committer[Req, Resp]{
-		jobs:     make(chan *job[Req, Resp], maxBatch*workers*2),
 		flush:    flush,
 		maxBatch: maxBatch,
 		timeout:  timeout,
 		stop:     make(chan struct{}),
 	}
 	for range workers {
+		q := make(chan *job[Req, Resp], maxBatch*2)
+		c.queues = append(c.queues, q)
 		c.wg.Add(1)
-		go c.loop()
+		go c.loop(q)
 	}
 	return c
 }
@@ -53,11 +62,13 @@ func newCommitter[Req, Resp any](workers, maxBatch int, timeout time.Duration, f
 // do submits req and waits for its committed result. If ctx ends first the
 // caller stops waiting, but the request may still be committed: callers make
 // writes idempotent (sticky assignment, idempotency keys) for that reason.
-func (c *committer[Req, Resp]) do(ctx context.Context, req Req) (Resp, error) {
+func (c *committer[Req, Resp]) do(ctx context.Context, key string, req Req) (Resp, error) {
 	j := &job[Req, Resp]{req: req, done: make(chan struct{})}
 	var zero Resp
+	h := fnv.New32a()
+	h.Write([]byte(key))
 	select {
-	case c.jobs <- j:
+	case c.queues[h.Sum32()%uint32(len(c.queues))] <- j:
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	case <-c.stop:
@@ -71,19 +82,19 @@ func (c *committer[Req, Resp]) do(ctx context.Context, req Req) (Resp, error) {
 	}
 }
 
-func (c *committer[Req, Resp]) loop() {
+func (c *committer[Req, Resp]) loop(jobs chan *job[Req, Resp]) {
 	defer c.wg.Done()
 	batch := make([]*job[Req, Resp], 0, c.maxBatch)
 	reqs := make([]Req, 0, c.maxBatch)
 	for {
 		var first *job[Req, Resp]
 		select {
-		case first = <-c.jobs:
+		case first = <-jobs:
 		case <-c.stop:
 			// Drain what was queued before the stop so no accepted job hangs.
 			for {
 				select {
-				case j := <-c.jobs:
+				case j := <-jobs:
 					c.run([]*job[Req, Resp]{j}, []Req{j.req})
 				default:
 					return
@@ -94,7 +105,7 @@ func (c *committer[Req, Resp]) loop() {
 	fill:
 		for len(batch) < c.maxBatch {
 			select {
-			case j := <-c.jobs:
+			case j := <-jobs:
 				batch = append(batch, j)
 			default:
 				break fill

@@ -391,7 +391,7 @@ func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs [
 	}
 	en.mu.Unlock()
 
-	stored, err := x.assignQ.do(ctx, batch)
+	stored, err := x.assignQ.do(ctx, e.ID, batch)
 	if err != nil {
 		return nil, fmt.Errorf("store assignments: %w", err)
 	}
@@ -429,7 +429,7 @@ func (x *Experiments) RecordEvents(ctx context.Context, e *store.Experiment, eve
 	default:
 		return nil, apperr.New(apperr.Conflict, "experiment %s is %s; events are accepted once it has run", e.Key, e.Status)
 	}
-	res, err := x.eventQ.do(ctx, store.EventBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Metric: e.Metric, Events: events})
+	res, err := x.eventQ.do(ctx, e.ID, store.EventBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Metric: e.Metric, Events: events})
 	if err != nil {
 		return nil, fmt.Errorf("record events: %w", err)
 	}

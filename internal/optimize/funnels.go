@@ -220,7 +220,7 @@ func (x *Funnels) Progress(ctx context.Context, f *store.Funnel, unitID, stepKey
 		item.VariantID, item.Propensity = step.Variants[pick.Index].ID, pick.Propensity
 	}
 	item.At = x.now()
-	res, err := x.progressQ.do(ctx, store.ProgressBatch{
+	res, err := x.progressQ.do(ctx, f.ID, store.ProgressBatch{
 		WorkspaceID: f.WorkspaceID, FunnelID: f.ID, Goal: goal,
 		Window: f.Settings.AttributionWindow, BucketWidth: f.Settings.BucketWidth,
 		Items: []store.Progress{item},
