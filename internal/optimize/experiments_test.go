@@ -413,3 +413,49 @@ func TestRotation(t *testing.T) {
 	// A server left with only the old key cannot read the re-sealed state.
 	fails(t, optimizer(t, st, oldRing), es[0], seal.ErrUnknownKey)
 }
+
+// TestSRMDetectedOnce: a broken assignment path (units stored 80/20 while the
+// logged weights said a third each) raises the results' SRM alert, and the
+// experiment.srm_detected webhook event is written once, however often the
+// results are read.
+func TestSRMDetectedOnce(t *testing.T) {
+	st := openStore(t)
+	x := optimizer(t, st, keyring(t, newKey(t)))
+	e := experiment(t, st, "adaptive")
+	ctx := t.Context()
+	hook := store.Webhook{ID: id.New(id.Webhook), WorkspaceID: e.WorkspaceID, URL: "https://example.com/h",
+		Events: []store.EventType{store.EventExperimentSRMDetected}, Enabled: true, SecretKeyID: "k", Secret: []byte("s"),
+		CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := st.CreateWebhook(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	third := 1.0 / 3
+	weights := map[string]float64{e.Variants[0].ID: third, e.Variants[1].ID: third, e.Variants[2].ID: third}
+	batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: weights}
+	for i, u := range unitIDs("srm", 1500) {
+		v := e.Variants[0].ID // 80% to a, the rest split: far from a third each
+		if i%5 == 0 {
+			v = e.Variants[1+i%2].ID
+		}
+		batch.Items = append(batch.Items, store.Assignment{UnitID: u, VariantID: v, Propensity: third, Epoch: 1, AssignedAt: time.Now()})
+	}
+	if _, err := st.Assign(ctx, []store.AssignBatch{batch}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		res, err := x.Results(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.SRM.Alert || res.SRM.PValue == nil || *res.SRM.PValue >= 0.001 {
+			t.Fatalf("srm = %+v, want an alert", res.SRM)
+		}
+	}
+	ds, err := st.ListDeliveries(ctx, e.WorkspaceID, hook.ID, store.ListParams{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].EventType != store.EventExperimentSRMDetected {
+		t.Fatalf("deliveries %+v, want one experiment.srm_detected", ds)
+	}
+}
