@@ -16,6 +16,7 @@ import (
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/webhook"
 )
 
 // dbFlags registers the flags that pick a database on a command's flag set;
@@ -222,10 +223,19 @@ func state(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	if rep.Failed > 0 {
+	// Webhook signing secrets are sealed under the same keys.
+	wrep, err := webhook.ResealSecrets(ctx, st, ring)
+	fmt.Fprintln(stdout, wrep.String())
+	for _, f := range wrep.Failures {
+		fmt.Fprintln(stderr, f)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Failed > 0 || wrep.Failed > 0 {
 		// The old key is still needed for these rows: a script must not
 		// go on to remove it.
-		return fmt.Errorf("%d states could not be re-sealed; keep the old key and run again", rep.Failed)
+		return fmt.Errorf("%d states and %d webhook secrets could not be re-sealed; keep the old key and run again", rep.Failed, wrep.Failed)
 	}
 	return nil
 }

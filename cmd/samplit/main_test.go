@@ -268,8 +268,11 @@ func TestStateRotateKey(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "s.db")
 	const key = "sk_rotatekeysab_ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	env := map[string]string{"SAMPLIT_BOOTSTRAP_KEY": key}
-	base, _, stop := startServer(t, []string{"--db", db}, env)
+	base, _, stop := startServer(t, []string{"--db", db, "--webhook-allow-private"}, env)
 	request(t, "POST", base+"/v1/experiments", key, `{"key":"e","variants":[{"key":"a"},{"key":"b"}],"start":true}`)
+	if code, w := request(t, "POST", base+"/v1/webhooks", key, `{"url":"http://127.0.0.1:9/hook","events":["ping"]}`); code != 201 {
+		t.Fatalf("create webhook: %d %v", code, w)
+	}
 	if code, _ := request(t, "POST", base+"/v1/experiments/e/assign", key, `{"unit_ids":["u1","u2","u3"]}`); code != 200 {
 		t.Fatalf("assign: %d", code)
 	}
@@ -289,11 +292,11 @@ func TestStateRotateKey(t *testing.T) {
 	if err := run(t.Context(), args, envOf(nil), nil, &out, &errb); err != nil {
 		t.Fatalf("rotate-key: %v\n%s", err, errb.String())
 	}
-	if !strings.Contains(out.String(), "resealed 1") {
+	if !strings.Contains(out.String(), "scanned 1, resealed 1") || !strings.Contains(out.String(), "webhook secrets: scanned 1, resealed 1, failed 0") {
 		t.Fatalf("rotate-key report: %s", out.String())
 	}
 	out.Reset()
-	if err := run(t.Context(), args, envOf(nil), nil, &out, &errb); err != nil || !strings.Contains(out.String(), "resealed 0") {
+	if err := run(t.Context(), args, envOf(nil), nil, &out, &errb); err != nil || strings.Count(out.String(), "resealed 0") != 2 {
 		t.Fatalf("a second rotation must find nothing to do: %v %s", err, out.String())
 	}
 	// Without the new key the rotated state cannot be read: the keys

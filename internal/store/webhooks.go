@@ -173,6 +173,15 @@ type Webhooks interface {
 	// RotateWebhookSecret makes r.Secret current and keeps the current one
 	// as the previous secret until r.PrevUntil.
 	RotateWebhookSecret(ctx context.Context, workspaceID, id string, r SecretRotation) (Webhook, error)
+	// ListAllWebhooks returns webhooks of every workspace ordered by id,
+	// after the id: for maintenance (state key rotation), never for a
+	// client.
+	ListAllWebhooks(ctx context.Context, afterID string, limit int) ([]Webhook, error)
+	// ResealWebhook stores the secrets of w, sealed anew (same plaintext,
+	// another state key), when the row's secrets are still sealed under
+	// oldKeyID and oldPrevKeyID; false when a concurrent rotation changed
+	// them first (the caller reloads and tries again).
+	ResealWebhook(ctx context.Context, w Webhook, oldKeyID, oldPrevKeyID string) (bool, error)
 
 	// EmitEvents writes events to the outbox and fans them out, in one
 	// transaction; for events with no cause in the database (or in tests).

@@ -238,6 +238,31 @@ func (s *Store) ListWebhooks(ctx context.Context, workspaceID string, p store.Li
 	return out, loadSubscriptions(ctx, s.read, out)
 }
 
+// ListAllWebhooks returns webhooks of every workspace, by id, after the id.
+func (s *Store) ListAllWebhooks(ctx context.Context, afterID string, limit int) ([]store.Webhook, error) {
+	return queryAll(ctx, s.read, "list all webhooks", scanWebhook,
+		`SELECT `+webhookColumns+` FROM webhooks w WHERE w.id > $1 ORDER BY w.id LIMIT $2`,
+		afterID, pageLimit(limit))
+}
+
+// ResealWebhook replaces the sealed secrets of w when they are still under
+// the old key ids: a conditional UPDATE, so that a secret rotation through
+// the API between the caller's read and this write is never overwritten.
+func (s *Store) ResealWebhook(ctx context.Context, w store.Webhook, oldKeyID, oldPrevKeyID string) (bool, error) {
+	res, err := s.write.ExecContext(ctx,
+		`UPDATE webhooks SET key_id = $3, secret = $4, prev_key_id = $5, prev_secret = $6
+		 WHERE workspace_id = $1 AND id = $2 AND key_id = $7 AND prev_key_id = $8`,
+		w.WorkspaceID, w.ID, w.SecretKeyID, w.Secret, w.PrevKeyID, w.PrevSecret, oldKeyID, oldPrevKeyID)
+	if err != nil {
+		return false, fmt.Errorf("reseal webhook %s: %w", w.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("reseal webhook %s: %w", w.ID, err)
+	}
+	return n > 0, nil
+}
+
 // UpdateWebhook applies the patch: the row is locked first (an UPDATE, the
 // one row lock both databases take with the same SQL), then read, changed
 // and written back, so that two concurrent patches of different fields both

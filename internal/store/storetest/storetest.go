@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FunnelProgressBatch", testFunnelProgressBatch},
 		{"FunnelProgressConcurrent", testFunnelProgressConcurrent},
 		{"WebhooksCRUD", testWebhooksCRUD},
+		{"WebhookReseal", testWebhookReseal},
 		{"Outbox", testOutbox},
 		{"DeliveryLeases", testDeliveryLeases},
 		{"CampaignsCRUD", testCampaignsCRUD},

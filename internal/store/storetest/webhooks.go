@@ -381,3 +381,43 @@ func testDeliveryLeases(t *testing.T, s store.Store) {
 	_, err = s.ListDeliveries(ctx, a.ID, hook.ID, store.ListParams{})
 	wantCode(t, err, apperr.NotFound, "deliveries of a deleted webhook")
 }
+
+// testWebhookReseal: the maintenance listing spans workspaces, and a reseal
+// applies only while the row's secrets are under the key ids the caller
+// read, so a concurrent secret rotation is never overwritten.
+func testWebhookReseal(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := newWorkspace(t, s, "a"), newWorkspace(t, s, "b")
+	wa := createWebhook(t, s, a, store.EventPing)
+	wb := createWebhook(t, s, b, store.EventPing)
+	all, err := s.ListAllWebhooks(ctx, "", 10)
+	must(t, err, "list all")
+	if len(all) != 2 {
+		t.Fatalf("ListAllWebhooks = %d webhooks, want 2 (both workspaces)", len(all))
+	}
+	after, err := s.ListAllWebhooks(ctx, all[0].ID, 10)
+	must(t, err, "list after")
+	if len(after) != 1 || after[0].ID != all[1].ID {
+		t.Fatalf("ListAllWebhooks after %s = %v", all[0].ID, after)
+	}
+
+	next := wa
+	next.SecretKeyID, next.Secret = "k2", []byte("sealed-2")
+	ok, err := s.ResealWebhook(ctx, next, "k0-stale", "")
+	must(t, err, "stale reseal")
+	if ok {
+		t.Fatal("a reseal with stale key ids was applied")
+	}
+	ok, err = s.ResealWebhook(ctx, next, wa.SecretKeyID, wa.PrevKeyID)
+	must(t, err, "reseal")
+	got, err := s.GetWebhook(ctx, a.ID, wa.ID)
+	must(t, err, "get")
+	if !ok || got.SecretKeyID != "k2" || string(got.Secret) != "sealed-2" {
+		t.Fatalf("reseal applied %v, row %s %q", ok, got.SecretKeyID, got.Secret)
+	}
+	other, err := s.GetWebhook(ctx, b.ID, wb.ID)
+	must(t, err, "get other")
+	if other.SecretKeyID != wb.SecretKeyID {
+		t.Fatal("a reseal changed another webhook")
+	}
+}
