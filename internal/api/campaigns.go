@@ -356,10 +356,10 @@ func (s *server) handleGetCampaign(w http.ResponseWriter, r *http.Request) error
 	return respond(w, http.StatusOK, toCampaignJSON(c))
 }
 
-// handleListCampaigns// handleListCampaigns serves GET /v1/campaigns, paginated like experiments.
+// handleListCampaigns serves GET /v1/campaigns, paginated like experiments.
 func (s *server) handleListCampaigns(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
-	params, want, err := pageParams(r, id.Campaign)
+	params, want, err := pageParams(r, id.Campaign, statusFilter)
 	if err != nil {
 		return err
 	}

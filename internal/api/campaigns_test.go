@@ -145,6 +145,14 @@ func TestCampaignCreate(t *testing.T) {
 			t.Errorf("list %v", list)
 		}
 		e.must(http.StatusOK, "GET", "/v1/campaigns?cursor="+list["next_cursor"].(string), e.admin, "")
+		// The status filter, as for experiments: push is still a draft.
+		drafts := e.must(http.StatusOK, "GET", "/v1/campaigns?status=draft", e.admin, "").JSON(t)["items"].([]any)
+		if len(drafts) != 1 || drafts[0].(map[string]any)["key"] != "push" {
+			t.Errorf("?status=draft listed %v, want only push", drafts)
+		}
+		if fields := e.must(http.StatusUnprocessableEntity, "GET", "/v1/campaigns?status=bogus", e.admin, "").fields(t); !slices.Contains(fields, "status") {
+			t.Errorf("bad status filter: fields %v", fields)
+		}
 		// Lifecycle: a draft does not send; start, pause (no sends), resume, complete.
 		e.must(http.StatusConflict, "POST", "/v1/campaigns/push/sends", e.admin, `{"recipients": ["u1"]}`)
 		e.must(http.StatusOK, "POST", "/v1/campaigns/push/start", e.admin, "")

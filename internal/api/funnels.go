@@ -262,7 +262,7 @@ func (s *server) handleGetFunnel(w http.ResponseWriter, r *http.Request) error {
 // handleListFunnels serves GET /v1/funnels, paginated like experiments.
 func (s *server) handleListFunnels(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
-	params, want, err := pageParams(r, id.Funnel)
+	params, want, err := pageParams(r, id.Funnel, statusFilter)
 	if err != nil {
 		return err
 	}

@@ -119,6 +119,17 @@ func TestFunnelCreate(t *testing.T) {
 		if items := list["items"].([]any); len(items) != 1 || list["next_cursor"] != nil {
 			t.Errorf("list %v", list)
 		}
+		// The status filter, as for experiments.
+		status := f["status"].(string)
+		if n := len(e.must(200, "GET", "/v1/funnels?status="+status, e.admin, "").JSON(t)["items"].([]any)); n != 1 {
+			t.Errorf("?status=%s listed %d funnels, want 1", status, n)
+		}
+		if n := len(e.must(200, "GET", "/v1/funnels?status=archived", e.admin, "").JSON(t)["items"].([]any)); n != 0 {
+			t.Errorf("?status=archived listed %d funnels, want 0", n)
+		}
+		if fields := e.must(422, "GET", "/v1/funnels?status=bogus", e.admin, "").fields(t); !slices.Contains(fields, "status") {
+			t.Errorf("bad status filter: fields %v", fields)
+		}
 		// An assign-scoped key cannot create funnels.
 		e.must(403, "POST", "/v1/funnels", e.key(e.defaultWorkspace(), store.ScopeAssign), signupFunnel)
 	})
