@@ -12,11 +12,18 @@ import (
 // BenchmarkAssignNewUnit measures the whole server-side path of a
 // single-unit assignment of a new unit — routing, authentication, the
 // experiment lookup, the strategy's draw and the durable group commit — on
-// the real SQLite store, with 16 requests in flight per core (a load
-// balancer's worth of concurrency). The load test (scripts/loadtest) adds
-// the network and HTTP parsing on top.
+// the real SQLite store (and PostgreSQL when SAMPLIT_TEST_POSTGRES_URL is
+// set), with 16 requests in flight per core (a load balancer's worth of
+// concurrency). The load test (scripts/loadtest) adds the network and HTTP
+// parsing on top.
 func BenchmarkAssignNewUnit(b *testing.B) {
-	e := newEnv(b, "sqlite", Options{})
+	for _, kind := range backends(b) {
+		b.Run(kind, func(b *testing.B) { benchAssignNewUnit(b, kind) })
+	}
+}
+
+func benchAssignNewUnit(b *testing.B, kind string) {
+	e := newEnv(b, kind, Options{})
 	e.must(201, "POST", "/v1/experiments", e.admin,
 		`{"key":"bench","variants":[{"key":"a"},{"key":"b"},{"key":"c"}],"start":true}`)
 	var n atomic.Int64
