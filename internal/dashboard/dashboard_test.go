@@ -637,7 +637,8 @@ func TestFormatting(t *testing.T) {
 		{count(950), "950"}, {count(1234), "1.2k"}, {count(12000), "12k"}, {count(123456), "123k"}, {count(1_200_000), "1.2M"},
 		{num(12.345), "12.3"}, {num(0.0456), "0.0456"}, {num(12345), "12.3k"}, {num(-2500), "-2.5k"},
 		{small(0.00123), "0.0012"}, {small(0), "0"},
-		{sentence("no winner yet: a leads"), "No winner yet: a leads."},
+		{sentence("no winner yet: a leads"), "no winner yet: a leads."},
+		{sentence("green beats control"), "green beats control."},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)

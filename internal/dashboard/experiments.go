@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
@@ -291,15 +290,14 @@ func (d *Dashboard) live(ctx context.Context, e *store.Experiment) (liveView, er
 	return v, nil
 }
 
-// sentence capitalises the first letter and ends with a full stop.
+// sentence ends the engine's reason with a full stop. It does not
+// capitalise it: reasons often start with a variant key ("green beats
+// control …"), and a key shown as "Green" is not the key the API takes.
 func sentence(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
 	}
-	rs := []rune(s)
-	rs[0] = unicode.ToUpper(rs[0])
-	s = string(rs)
 	if !strings.HasSuffix(s, ".") {
 		s += "."
 	}
