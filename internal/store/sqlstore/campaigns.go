@@ -449,27 +449,7 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 // RecordCampaignEvents applies the batches in one transaction, campaign by
 // campaign in id order (lock order).
 func (s *Store) RecordCampaignEvents(ctx context.Context, batches []store.CampaignEventBatch) ([][]store.EventResult, error) {
-	var out [][]store.EventResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out = make([][]store.EventResult, len(batches))
-		order := make([]int, len(batches))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batches[a].CampaignID, batches[b].CampaignID) })
-		for _, i := range order {
-			res, err := s.campaignEvents(ctx, tx, batches[i])
-			if err != nil {
-				return err
-			}
-			out[i] = res
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return eachInTx(ctx, s, batches, func(b store.CampaignEventBatch) string { return b.CampaignID }, s.campaignEvents)
 }
 
 // sendRow is a campaign_sends row as an event sees it.

@@ -369,27 +369,7 @@ func slotOf(t time.Time, width time.Duration) int64 {
 // RecordProgress applies the batches in one transaction, funnel by funnel
 // in id order (lock order).
 func (s *Store) RecordProgress(ctx context.Context, batches []store.ProgressBatch) ([][]store.ProgressResult, error) {
-	var out [][]store.ProgressResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out = make([][]store.ProgressResult, len(batches))
-		order := make([]int, len(batches))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batches[a].FunnelID, batches[b].FunnelID) })
-		for _, i := range order {
-			res, err := s.recordProgress(ctx, tx, batches[i])
-			if err != nil {
-				return err
-			}
-			out[i] = res
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return eachInTx(ctx, s, batches, func(b store.ProgressBatch) string { return b.FunnelID }, s.recordProgress)
 }
 
 // unitRow is a funnel_units row.

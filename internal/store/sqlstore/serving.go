@@ -147,10 +147,11 @@ func (s *Store) Assign(ctx context.Context, batches []store.AssignBatch) ([][]st
 	return eachInTx(ctx, s, batches, func(b store.AssignBatch) string { return b.ExperimentID }, s.assignBatch)
 }
 
-// eachInTx applies one to every batch in a single transaction, in
-// experiment order (stable, so batches of one experiment keep theirs), and
-// returns the results in the order of batches. The one order of locking is
-// what keeps two group commits over the same experiments from deadlocking.
+// eachInTx applies one to every batch in a single transaction, in the order
+// of the batches' parent ids (experiment, funnel or campaign; stable, so
+// batches of one parent keep theirs), and returns the results in the order
+// of batches. The one order of locking is what keeps two group commits over
+// the same parents from deadlocking.
 func eachInTx[B, R any](ctx context.Context, s *Store, batches []B, experiment func(B) string, one func(context.Context, *sql.Tx, B) (R, error)) ([]R, error) {
 	order := make([]int, len(batches))
 	for i := range order {
