@@ -49,6 +49,111 @@ type Arm struct {
 	// (continuous metrics).
 	Sum        float64 `json:"sum"`
 	SumSquares float64 `json:"sum_squares"`
+
+	// Expected and ExpectedSquares are Σ w and Σ w² over every unit assigned to
+	// the experiment (whatever arm it got) of the weight w this arm had when the
+	// unit came: the logged propensities. The sequential SRM test compares Units
+	// with Expected, a martingale whose variance is Expected − ExpectedSquares.
+	Expected        float64 `json:"expected,omitempty"`
+	ExpectedSquares float64 `json:"expected_squares,omitempty"`
+
+	// Inverse-propensity sums over the units assigned to this arm, each with the
+	// propensity p it was assigned with and its outcome y (1 or 0 for a binary
+	// metric, the unit's total value for a continuous one): Σ1/p, Σ1/p², Σy/p,
+	// Σy/p² and Σy²/p². They make the anytime-valid tests valid under adaptive
+	// allocation (see avtest.go). Update them with AddUnit and AddOutcome.
+	InvP    float64 `json:"inv_p,omitempty"`
+	InvP2   float64 `json:"inv_p2,omitempty"`
+	YInvP   float64 `json:"y_inv_p,omitempty"`
+	YInvP2  float64 `json:"y_inv_p2,omitempty"`
+	Y2InvP2 float64 `json:"y2_inv_p2,omitempty"`
+
+	// Positive and Negative count the units whose total value is above and below
+	// zero; LogSum and LogSumSquares are Σ ln y and Σ (ln y)² over the positive
+	// ones (continuous metrics): the statistics of the zero-inflated log-normal
+	// model of revenue-like metrics.
+	Positive      int64   `json:"positive,omitempty"`
+	Negative      int64   `json:"negative,omitempty"`
+	LogSum        float64 `json:"log_sum,omitempty"`
+	LogSumSquares float64 `json:"log_sum_squares,omitempty"`
+}
+
+// AddUnit counts a new unit assigned to this arm with propensity p (0 < p ≤ 1).
+// It does not touch Expected, which every arm of the experiment gets (AddExpected).
+func (a *Arm) AddUnit(p float64) {
+	a.Units++
+	a.InvP += 1 / p
+	a.InvP2 += 1 / (p * p)
+}
+
+// AddExpected adds the weight w this arm had when a unit (of any arm) came.
+func (a *Arm) AddExpected(w float64) {
+	a.Expected += w
+	a.ExpectedSquares += w * w
+}
+
+// AddOutcome records that the total outcome of one of this arm's units, assigned
+// with propensity p, went from before to after: a conversion is 0 → 1, a value
+// v adds before → before+v. It updates Conversions (a unit counts once, when its
+// first outcome arrives: firstOutcome), Sum, SumSquares, the inverse-propensity
+// sums and the log-normal statistics. Every caller that keeps Arm statistics
+// (the store's counters, the simulator) goes through this one function.
+func (a *Arm) AddOutcome(p, before, after float64, firstOutcome bool) {
+	if firstOutcome {
+		a.Conversions++
+	}
+	d := after - before
+	a.Sum += d
+	a.SumSquares += after*after - before*before
+	a.YInvP += d / p
+	a.YInvP2 += d / (p * p)
+	a.Y2InvP2 += (after*after - before*before) / (p * p)
+	sign := func(x float64) int {
+		switch {
+		case x > 0:
+			return 1
+		case x < 0:
+			return -1
+		}
+		return 0
+	}
+	switch sign(before) {
+	case 1:
+		l := math.Log(before)
+		a.Positive--
+		a.LogSum -= l
+		a.LogSumSquares -= l * l
+	case -1:
+		a.Negative--
+	}
+	switch sign(after) {
+	case 1:
+		l := math.Log(after)
+		a.Positive++
+		a.LogSum += l
+		a.LogSumSquares += l * l
+	case -1:
+		a.Negative++
+	}
+}
+
+// Merge adds the statistics of o (increments of the same arm) to a.
+func (a *Arm) Merge(o Arm) {
+	a.Units += o.Units
+	a.Conversions += o.Conversions
+	a.Sum += o.Sum
+	a.SumSquares += o.SumSquares
+	a.Expected += o.Expected
+	a.ExpectedSquares += o.ExpectedSquares
+	a.InvP += o.InvP
+	a.InvP2 += o.InvP2
+	a.YInvP += o.YInvP
+	a.YInvP2 += o.YInvP2
+	a.Y2InvP2 += o.Y2InvP2
+	a.Positive += o.Positive
+	a.Negative += o.Negative
+	a.LogSum += o.LogSum
+	a.LogSumSquares += o.LogSumSquares
 }
 
 // Default settings. The API layer fills unset fields from these constants.
