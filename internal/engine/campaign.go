@@ -61,15 +61,18 @@ type LearnCounts struct {
 	Trials, Successes, Sum, SumSquares float64
 }
 
-// Guardrail stops a variant whose guardrail rate is credibly above MaxRate:
-// P(rate > MaxRate | data) ≥ Confidence.
+// Guardrail stops a variant whose guardrail rate is above MaxRate, by an
+// anytime-valid one-sided test of H0: rate ≤ MaxRate at level 1 − Confidence
+// (GuardrailEValue): checked after every send or every minute, a variant whose
+// true rate is at most MaxRate is stopped with probability at most
+// 1 − Confidence over the whole campaign.
 type Guardrail struct {
 	MaxRate    float64 `json:"max_rate"`
 	Confidence float64 `json:"confidence"`
 }
 
-// DefaultGuardrailConfidence is the posterior probability of being above the
-// limit that trips a guardrail.
+// DefaultGuardrailConfidence is 1 − α of the guardrail's test: a variant whose
+// rate is at the limit is stopped in at most 5% of campaigns.
 const DefaultGuardrailConfidence = 0.95
 
 // CampaignInput is what the campaign calls receive.
@@ -92,24 +95,112 @@ type CampaignInput struct {
 	Winner string
 }
 
-// GuardrailProbability returns P(rate > maxRate | events among trials).
+// GuardrailProbability returns P(rate > maxRate | events among trials), the
+// posterior that the results show next to the test (p_above). It describes
+// what we believe; it does not stop anything (GuardrailEValue does).
 //
 // The prior is Beta(2m, 2(1−m)) with m = maxRate: centred on the limit and
 // worth two sends, so that no data is no evidence either way (the uniform
-// prior of the objective would put 99.5% of its mass above a 0.5% limit and
-// stop every variant before its first send), and a few hundred sends decide.
+// prior of the objective would put 99.5% of its mass above a 0.5% limit).
 func GuardrailProbability(events, trials int64, maxRate float64) float64 {
 	a := 2*maxRate + float64(events)
 	b := 2*(1-maxRate) + float64(trials-events)
 	return 1 - stats.BetaCDF(maxRate, a, b)
 }
 
+// guardrailPrior returns the mixing distribution of GuardrailEValue over the
+// rates above the limit m: Beta(a, b) truncated to (m, 1), with a = 4 and the
+// mean of the untruncated Beta at μ = 1 − (1−m)³ (3m for a small m; always in
+// (m, 1)). For m = 0.005 its mode is at 2.25m, its standard deviation 1.5m,
+// and 90% of its mass lies between 1.1m and 5.3m.
+//
+// Why there: the guardrail exists to catch a variant that is a few times
+// over the limit (a clickbait subject with 3× the unsubscribes) within a few
+// thousand sends, and a mixture pays, at the rate it is tuned for, only the
+// log of the prior mass near that rate. A prior spread over all of (m, 1)
+// (uniform) wastes most of its mass on rates of 10% or 50% that no real
+// variant has and stops a 3×-limit variant later; one concentrated just
+// above m would need tens of thousands of sends to tell 1.2m from m and so
+// be slow for everything. The choice was checked by simulation (the
+// guardrail tests in campaign_guardrail_test.go and internal/offline).
+func guardrailPrior(m float64) (a, b float64) {
+	const shape = 4
+	mu := 1 - (1-m)*(1-m)*(1-m)
+	return shape, shape * (1 - mu) / mu
+}
+
+// GuardrailLogE returns the logarithm of the guardrail's e-value: the
+// likelihood ratio of the sends' guardrail outcomes (events among trials)
+// against the rate maxRate, mixed over guardrailPrior's rates above it,
+//
+//	E = ∫_{p>m} (p/m)^S ((1−p)/(1−m))^F π(p) dp,   S = events, F = trials − events,
+//	  = [f(m; a, b) / f(m; a+S, b+F)] · [SF(m; a+S, b+F) / SF(m; a, b)],
+//
+// with f the Beta density and SF its survival function (the regularized
+// incomplete beta), all in log space with the engine's stable Beta density
+// and CDF, so that it is accurate for trials up to 1e9. With no data E = 1.
+//
+// Validity. For every p > m, the likelihood ratio against m is a nonnegative
+// martingale when the rate is m, and a supermartingale when it is any q ≤ m
+// (one send multiplies it by q·p/m + (1−q)(1−p)/(1−m) ≤ 1: monotone
+// likelihood ratio, the worst case of the composite null is q = m); so is
+// its mixture E. By Ville's inequality P(E ever ≥ 1/α) ≤ α whatever the rate
+// at or below the limit, however often E is looked at: stopping the first
+// time E ≥ 1/α is a level-α test under continuous monitoring.
+//
+// Late outcomes keep it valid: a send whose unsubscribe has not arrived yet
+// counts as a trial without an event, and a send that will bounce still
+// counts as a trial; E grows with events and shrinks with trials without
+// one, so the E computed from the counts so far is at most the E of the
+// same sends with their final outcomes, which Ville's bound covers.
+func GuardrailLogE(events, trials int64, maxRate float64) float64 {
+	if trials <= 0 {
+		return 0
+	}
+	m := maxRate
+	a, b := guardrailPrior(m)
+	A, B := a+float64(events), b+float64(trials-events)
+	logSF := func(a, b float64) float64 { return math.Log(stats.BetaCDF(1-m, b, a)) }
+	l := stats.BetaLogPDF(m, a, b) - logSF(a, b) - stats.BetaLogPDF(m, A, B) + logSF(A, B)
+	if math.IsNaN(l) {
+		// Only when the survival function underflows (the rate is far below
+		// the limit): E is then 0 to double precision.
+		return math.Inf(-1)
+	}
+	return l
+}
+
+// Test returns the log e-value of a variant's guardrail counts
+// (GuardrailLogE) and whether it stops the variant now: E ≥ 1/α, with
+// α = 1 − Confidence. Stopping at the first look where trips is true is the
+// anytime-valid test; AnalyzeCampaign and the simulations call this one
+// function.
+func (g Guardrail) Test(events, trials int64) (logE float64, trips bool) {
+	logE = GuardrailLogE(events, trials, g.MaxRate)
+	return logE, logE >= -math.Log1p(-g.Confidence)
+}
+
+// maxLogE caps the reported e-value below the largest float64.
+const maxLogE = 690
+
 // GuardrailState is a variant's guardrail line in the results.
 type GuardrailState struct {
 	// Rate is the observed guardrail rate.
 	Rate float64 `json:"rate"`
-	// PAbove is the posterior probability that the rate is above the limit.
+	// PAbove is the posterior probability that the rate is above the limit
+	// (GuardrailProbability): a description, not the stopping rule.
 	PAbove float64 `json:"p_above"`
+	// EValue is the evidence that the rate is above the limit
+	// (GuardrailLogE): 1 with no data, below 1 when the data favour a rate
+	// at or below the limit; the variant is stopped when it reaches
+	// 1/(1 − confidence), 20 at the default confidence. Capped at e^690
+	// (about 1e299), so that it is always a JSON number.
+	EValue float64 `json:"e_value"`
+	// PValue = min(1, 1/EValue) is the anytime-valid p-value of "the rate is
+	// at most the limit": the chance that it ever falls to α or below,
+	// however often it is looked at, is at most α when the rate is at most
+	// the limit. The variant is stopped when it reaches 1 − confidence.
+	PValue float64 `json:"p_value"`
 	// Tripped is true when the variant receives no more sends because of it.
 	Tripped bool `json:"tripped"`
 }
@@ -214,11 +305,13 @@ func AnalyzeCampaign(in CampaignInput) (*CampaignAnalysis, error) {
 		}
 		stopped := a.Stopped
 		if g := in.Guardrail; g != nil {
-			gs := &GuardrailState{PAbove: GuardrailProbability(a.GuardEvents, a.GuardTrials, g.MaxRate)}
+			logE, trips := g.Test(a.GuardEvents, a.GuardTrials)
+			gs := &GuardrailState{PAbove: GuardrailProbability(a.GuardEvents, a.GuardTrials, g.MaxRate),
+				EValue: math.Exp(min(logE, maxLogE)), PValue: math.Exp(min(0, -logE))}
 			if a.GuardTrials > 0 {
 				gs.Rate = float64(a.GuardEvents) / float64(a.GuardTrials)
 			}
-			if !stopped && gs.PAbove >= g.Confidence {
+			if !stopped && trips {
 				stopped = true
 				out.Tripped = append(out.Tripped, a.Key)
 			}

@@ -47,8 +47,11 @@ func TestCampaignDiscountingMovesAwaySooner(t *testing.T) {
 }
 
 func TestCampaignGuardrailStopsClickbait(t *testing.T) {
+	// The full audience: calls of 5,000, so that a split's test gives each
+	// variant the ~1,700 sends the anytime-valid guardrail needs to stop a
+	// variant at 3× the limit (665 on average when checked every 100 sends;
+	// checked once per call, and with late unsubscribes, it needs more).
 	sc := loadScenario(t, "guardrail.json")
-	sc.Audience = 20000
 	res, err := RunCampaignSimulation(sc, 10, 1)
 	if err != nil {
 		t.Fatal(err)
