@@ -69,9 +69,10 @@ type Decision struct {
 	Reason string `json:"reason"`
 }
 
-// SRM is the sample ratio mismatch check: the χ² goodness-of-fit p-value of the
-// assignment counts against fixed weights. PValue is nil for adaptive strategies,
-// whose weights move, so that the counts have no fixed expectation.
+// SRM is the sample ratio mismatch check of every strategy (SequentialSRM): the
+// assignment counts against the logged propensities, by a test that stays valid
+// however often it is checked. PValue is an always-valid p-value, nil when the
+// arms carry no logged propensities; Alert is PValue ≤ SRMAlertP.
 type SRM struct {
 	PValue *float64 `json:"p_value"`
 	Alert  bool     `json:"alert"`
@@ -163,14 +164,7 @@ func Analyze(s Strategy, in Input) (*Result, error) {
 		}
 		res.Variants[i] = v
 	}
-	if plan.Fixed() {
-		obs := make([]int64, len(in.Arms))
-		for i, a := range in.Arms {
-			obs[i] = a.Units
-		}
-		p := SRMPValue(obs, weights)
-		res.SRM = SRM{PValue: &p, Alert: p < SRMAlertP}
-	}
+	res.SRM = SequentialSRM(in.Arms, SRMAlertP)
 	if seq != nil {
 		res.Winner, res.Decision = sequentialDecision(in, *seq)
 	} else {
