@@ -186,17 +186,29 @@ type VariantResult struct {
 	Lift       *float64 `json:"lift"`
 	LiftCILow  *float64 `json:"lift_ci_low"`
 	LiftCIHigh *float64 `json:"lift_ci_high"`
-	// PValue is the always-valid p-value against the control (sequential
-	// strategy only), and DiffCSLow/DiffCSHigh the confidence sequence of
-	// the difference of means.
+	// PValue is the always-valid p-value of no difference to the control
+	// (every strategy; Bonferroni-adjusted over the pairs of variants), and
+	// DiffCILow/DiffCIHigh the anytime-valid interval of the difference of
+	// means to the control, in the metric's units: the interval the decision
+	// uses. All three are nil for the control and while no test can be made.
 	PValue     *float64 `json:"p_value"`
-	DiffCSLow  *float64 `json:"diff_cs_low,omitempty"`
-	DiffCSHigh *float64 `json:"diff_cs_high,omitempty"`
+	DiffCILow  *float64 `json:"diff_ci_low"`
+	DiffCIHigh *float64 `json:"diff_ci_high"`
 }
+
+// The decision states of experiments, funnels and campaigns.
+const (
+	DecisionCollecting   = "collecting"
+	DecisionWinnerFound  = "winner_found"
+	DecisionNoDifference = "no_difference"
+	DecisionCompleted    = "completed"
+)
 
 // Decision is the state of a decision rule and a sentence saying why.
 type Decision struct {
-	// State is "collecting", "winner_found" or "completed".
+	// State is DecisionCollecting, DecisionWinnerFound, DecisionNoDifference
+	// (every variant provably within ± min_effect of the leader) or
+	// DecisionCompleted.
 	State  string `json:"state"`
 	Reason string `json:"reason"`
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/webhook"
@@ -58,6 +60,7 @@ type settingsJSON struct {
 	Tau2              *float64 `json:"tau2"`
 	Epsilon           *float64 `json:"epsilon"`
 	Gamma             *float64 `json:"gamma"`
+	MinEffect         float64  `json:"min_effect"`
 }
 
 // timestamp formats t as RFC 3339 in UTC with millisecond precision, the one
@@ -85,6 +88,7 @@ func toExperimentJSON(e store.Experiment) experimentJSON {
 			Alpha: e.Settings.Alpha, Traffic: e.Settings.Traffic, Seed: e.Settings.Seed,
 			ControlShare: e.Settings.ControlShare, AutoComplete: e.Settings.AutoComplete,
 			Tau2: e.Settings.Tau2, Epsilon: e.Settings.Epsilon, Gamma: e.Settings.Gamma,
+			MinEffect: cmp.Or(e.Settings.MinEffect, engine.DefaultMinEffect),
 		},
 		WinnerFixed: e.WinnerFixed,
 		CreatedAt:   timestamp(e.CreatedAt),

@@ -145,6 +145,7 @@ type settingsRequest struct {
 	Tau2              *float64 `json:"tau2"`
 	Epsilon           *float64 `json:"epsilon"`
 	Gamma             *float64 `json:"gamma"`
+	MinEffect         *float64 `json:"min_effect"`
 }
 
 // decodeCreateExperiment reads the body: a 400 when it cannot be read.
@@ -257,6 +258,16 @@ func buildExperiment(body createExperimentRequest, variants []variantRequest, sr
 	if controls == 0 && len(e.Variants) > 0 {
 		e.Variants[0].Control = true
 	}
+	if sr.WeightFloor == nil {
+		// The strategies whose weights follow the data keep every arm at 1%
+		// by default: the anytime-valid decision weighs units by their
+		// propensities, which must stay away from 0 (docs/decisions.md).
+		f := engine.DefaultWeightFloorFor(strategy)
+		if f*float64(len(variants)) >= 1 {
+			f = 0 // too many variants for the default; an explicit floor is still checked
+		}
+		sr.WeightFloor = &f
+	}
 	e.Settings = buildSettings(&fe, sr, len(variants))
 	return e, fe.err()
 }
@@ -289,6 +300,11 @@ func buildSettings(fe *fieldErrors, sr settingsRequest, k int) store.Settings {
 	}
 	openUnit("settings.decision_threshold", sr.DecisionThreshold, &s.DecisionThreshold)
 	openUnit("settings.alpha", sr.Alpha, &s.Alpha)
+	if v := sr.MinEffect; v != nil {
+		openUnit("settings.min_effect", v, &s.MinEffect)
+	} else {
+		s.MinEffect = engine.DefaultMinEffect
+	}
 	if v := sr.LossThreshold; v != nil {
 		if !(*v > 0) || math.IsInf(*v, 0) {
 			fe.add("settings.loss_threshold", "must be greater than 0 (the expected loss a winner may still carry, in the metric's unit)")

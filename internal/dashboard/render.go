@@ -122,6 +122,14 @@ var funcs = template.FuncMap{
 		}
 		return pct(*p)
 	},
+	// signedPP formats a difference of rates in percentage points.
+	"signedPP": func(x float64) string {
+		s := strconv.FormatFloat(100*math.Abs(x), 'f', 1, 64) + " pp"
+		if x < 0 {
+			return "−" + s
+		}
+		return "+" + s
+	},
 	"deref": func(p *float64) float64 {
 		if p == nil {
 			return math.NaN()

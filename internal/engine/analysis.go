@@ -12,6 +12,9 @@ import (
 const (
 	StateCollecting  = "collecting"
 	StateWinnerFound = "winner_found"
+	// StateNoDifference: every arm is within ± MinEffect (relative) of the
+	// leader, with anytime-valid confidence.
+	StateNoDifference = "no_difference"
 	// StateCompleted is set by the service when a user completes an experiment; the
 	// engine never returns it.
 	StateCompleted = "completed"
@@ -55,12 +58,15 @@ type VariantResult struct {
 	Lift       *float64 `json:"lift"`
 	LiftCILow  *float64 `json:"lift_ci_low"`
 	LiftCIHigh *float64 `json:"lift_ci_high"`
-	// PValue is the always-valid p-value against the control (sequential only).
+	// PValue is the always-valid p-value of "no difference to the control"
+	// (every strategy; nil for the control and while no test can be made),
+	// Bonferroni-adjusted for the number of pairs of arms (avtest.go).
 	PValue *float64 `json:"p_value"`
-	// DiffLow and DiffHigh bound the always-valid confidence sequence of the
-	// difference of means against the control (sequential only).
-	DiffLow  *float64 `json:"diff_cs_low,omitempty"`
-	DiffHigh *float64 `json:"diff_cs_high,omitempty"`
+	// DiffLow and DiffHigh bound the anytime-valid interval of the difference
+	// of means to the control, in the metric's units, simultaneous over every
+	// pair of arms at level Alpha — the intervals the decision uses.
+	DiffLow  *float64 `json:"diff_ci_low"`
+	DiffHigh *float64 `json:"diff_ci_high"`
 }
 
 // Decision is the state of the decision rule and a sentence saying why.
@@ -116,7 +122,12 @@ func SRMPValue(observed []int64, weights []float64) float64 {
 // expected loss and the decision use what the strategy learns from (the discounted
 // statistics when Gamma < 1). The sequential strategy's p-values include a look at the
 // current statistics on top of in.State, without changing it (call Update to store a look).
-func Analyze(s Strategy, in Input) (*Result, error) {
+func Analyze(s Strategy, in Input) (*Result, error) { return analyze(s, in, false) }
+
+// analyze is Analyze; bayesOnly keeps the posterior decision rule alone, for
+// funnel steps, whose counters carry no logged propensities (a funnel step
+// winner is a P(best) claim: docs/funnels.md).
+func analyze(s Strategy, in Input, bayesOnly bool) (*Result, error) {
 	in, err := in.validate()
 	if err != nil {
 		return nil, err
@@ -141,11 +152,7 @@ func Analyze(s Strategy, in Input) (*Result, error) {
 	weights := plan.Weights()
 	means := observedMeans(in.Metric, in.Arms)
 	ci := controlIndex(in.Arms)
-	var seq *State
-	if _, ok := s.(sequential); ok {
-		st := sequentialLook(in)
-		seq = &st
-	}
+	tests := newAVTests(in, s.Name())
 	for i, a := range in.Arms {
 		v := VariantResult{
 			Key: a.Key, Units: a.Units, Conversions: a.Conversions, Sum: a.Sum,
@@ -157,35 +164,38 @@ func Analyze(s Strategy, in Input) (*Result, error) {
 		}
 		if i != ci {
 			v.Lift, v.LiftCILow, v.LiftCIHigh = lift(in.Metric, a, in.Arms[ci])
-			if seq != nil {
-				as := seq.Arms[i]
-				v.PValue, v.DiffLow, v.DiffHigh = as.PValue, as.DiffLow, as.DiffHigh
+			if tests.OK && a.Units > 0 && in.Arms[ci].Units > 0 {
+				p, pr := tests.PValue(i, ci), tests.Pair(i, ci)
+				v.PValue = &p
+				if !math.IsInf(pr.Lo, 0) && !math.IsInf(pr.Hi, 0) {
+					v.DiffLow, v.DiffHigh = &pr.Lo, &pr.Hi
+				}
 			}
 		}
 		res.Variants[i] = v
 	}
 	res.SRM = SequentialSRM(in.Arms, SRMAlertP)
-	if seq != nil {
-		res.Winner, res.Decision = sequentialDecision(in, *seq)
-	} else {
+	if bayesOnly {
 		res.Winner, res.Decision = bayesDecision(in, pbest, loss)
+		return res, nil
 	}
+	res.Winner, res.Decision = experimentDecision(in, means, tests, func() ([]float64, []float64) { return pbest, loss })
 	return res, nil
 }
 
 // Decide applies the decision rule of strategy s alone, without the rest of the
-// analysis: cheaper, for simulations and for checks after each event.
+// analysis: cheaper, for simulations and for checks after each event. The
+// anytime-valid test runs first, and the posterior integral only when the test
+// has found a candidate.
 func Decide(s Strategy, in Input) (winner *string, d Decision, err error) {
 	in, err = in.validate()
 	if err != nil {
 		return nil, Decision{}, err
 	}
-	if _, ok := s.(sequential); ok {
-		w, d := sequentialDecision(in, sequentialLook(in))
-		return w, d, nil
-	}
-	pbest, loss := bestProbabilities(posteriors(in.Metric, effectiveCounts(in), in.Settings))
-	w, d := bayesDecision(in, pbest, loss)
+	tests := newAVTests(in, s.Name())
+	w, d := experimentDecision(in, observedMeans(in.Metric, in.Arms), tests, func() ([]float64, []float64) {
+		return bestProbabilities(posteriors(in.Metric, effectiveCounts(in), in.Settings))
+	})
 	return w, d, nil
 }
 
@@ -234,49 +244,78 @@ func bayesDecision(in Input, pbest, loss []float64) (*string, Decision) {
 	return &key, Decision{StateWinnerFound, fmt.Sprintf("%s; expected loss %s", claim, num(loss[b]))}
 }
 
-// sequentialDecision: the variant with the highest mean among those whose confidence
-// sequence lies above zero wins; if every variant's lies below zero, the control wins.
-func sequentialDecision(in Input, st State) (*string, Decision) {
+// experimentDecision is the decision rule of experiments (docs/decisions.md):
+//
+//   - winner_found: after MinSamples units per arm, one arm's anytime-valid
+//     interval against every other arm lies above zero (avtest.go, simultaneous
+//     over all pairs), and, as before, its P(best) reaches DecisionThreshold
+//     and its expected loss is at most LossThreshold;
+//   - no_difference: every arm's interval against the leader lies within
+//     ± MinEffect × the pooled mean;
+//   - collecting otherwise, with a sentence saying what is missing.
+//
+// bayes computes P(best) and expected loss, only when a winner is in sight.
+func experimentDecision(in Input, means []float64, tests *avTests, bayes func() (pbest, loss []float64)) (*string, Decision) {
 	if why, ok := burnIn(in); ok {
 		return nil, Decision{StateCollecting, why}
 	}
+	if !tests.OK {
+		return nil, Decision{StateCollecting, "no decision can be made: " + tests.Why}
+	}
+	s := in.Settings
+	level := pct(1 - s.Alpha)
 	ci := controlIndex(in.Arms)
-	means := observedMeans(in.Metric, in.Arms)
-	alpha := in.Settings.Alpha
-	best, allWorse, minP, minKey := -1, true, 1.0, ""
-	for i, as := range st.Arms {
-		if i == ci {
-			continue
+	// ref is the arm a sentence compares arm i with: the control, or for the
+	// control the best other arm.
+	ref := func(i int) int {
+		if i != ci {
+			return ci
 		}
-		if as.PValue == nil || *as.PValue >= alpha {
-			allWorse = false
-			if as.PValue != nil && *as.PValue < minP {
-				minP, minKey = *as.PValue, as.Key
-			}
-			continue
-		}
-		if *as.DiffLow > 0 {
-			allWorse = false
-			if best < 0 || means[i] > means[best] {
-				best = i
+		r := -1
+		for j := range in.Arms {
+			if j != i && (r < 0 || tests.Means[j] > tests.Means[r]) {
+				r = j
 			}
 		}
+		return r
 	}
-	ctrl := in.Arms[ci].Key
-	if best >= 0 {
-		as := st.Arms[best]
-		key := as.Key
-		return &key, Decision{StateWinnerFound, fmt.Sprintf("%s beats %s (always-valid p = %s < %s; difference %s, 95%% confidence sequence [%s, %s])",
-			key, ctrl, num(*as.PValue), num(alpha), num(means[best]-means[ci]), num(*as.DiffLow), num(*as.DiffHigh))}
+	vs := func(i int) string {
+		j := ref(i)
+		return fmt.Sprintf("%s: %s", in.Arms[j].Key, relInterval(tests, i, j, means[j]))
 	}
-	if allWorse {
-		return &ctrl, Decision{StateWinnerFound, fmt.Sprintf("%s beats every other variant (always-valid p < %s for each)", ctrl, num(alpha))}
+	if b := tests.dominant(); b >= 0 {
+		key := in.Arms[b].Key
+		var claim string
+		if len(in.Arms) == 2 {
+			claim = fmt.Sprintf("%s beats %s, always-valid at %s", key, vs(b), level)
+		} else {
+			claim = fmt.Sprintf("%s beats every other variant (vs %s), always-valid at %s", key, vs(b), level)
+		}
+		pbest, loss := bayes()
+		switch {
+		case pbest[b] < s.DecisionThreshold:
+			return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s, but its probability of being best is %s; %s required",
+				claim, pct(pbest[b]), pct(s.DecisionThreshold))}
+		case loss[b] > s.LossThreshold:
+			return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s, but its expected loss %s is above %s",
+				claim, num(loss[b]), num(s.LossThreshold))}
+		}
+		return &key, Decision{StateWinnerFound, claim}
 	}
-	if minKey == "" {
-		return nil, Decision{StateCollecting, fmt.Sprintf("no variant differs from %s yet; always-valid p-value below %s required", ctrl, num(alpha))}
+	lead := 0
+	for i := range in.Arms {
+		if tests.Means[i] > tests.Means[lead] {
+			lead = i
+		}
 	}
-	return nil, Decision{StateCollecting, fmt.Sprintf("no variant differs from %s yet: smallest always-valid p-value %s (%s); below %s required",
-		ctrl, num(minP), minKey, num(alpha))}
+	delta := s.MinEffect * math.Abs(tests.Centre)
+	if tests.equivalent(lead, delta) {
+		return nil, Decision{StateNoDifference, fmt.Sprintf(
+			"no difference: every variant is within ±%s of %s (min_effect, relative to the average %s), always-valid at %s",
+			pct(s.MinEffect), in.Arms[lead].Key, num(tests.Centre), level)}
+	}
+	return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s leads (vs %s); a winner needs its always-valid %s interval above zero against every variant",
+		in.Arms[lead].Key, vs(lead), level)}
 }
 
 // lift returns mean(v)/mean(c) − 1 with a 95% interval. Binary: the Katz log

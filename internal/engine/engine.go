@@ -56,6 +56,10 @@ type Arm struct {
 	// with Expected, a martingale whose variance is Expected − ExpectedSquares.
 	Expected        float64 `json:"expected,omitempty"`
 	ExpectedSquares float64 `json:"expected_squares,omitempty"`
+	// InvExpected is Σ 1/w over the same units: the predictable variance of
+	// this arm's inverse-propensity sum is the outcome's second moment times
+	// InvExpected, whatever the arm's units happened to show (avtest.go).
+	InvExpected float64 `json:"inv_expected,omitempty"`
 
 	// Inverse-propensity sums over the units assigned to this arm, each with the
 	// propensity p it was assigned with and its outcome y (1 or 0 for a binary
@@ -82,6 +86,9 @@ type Arm struct {
 // It does not touch Expected, which every arm of the experiment gets (AddExpected).
 func (a *Arm) AddUnit(p float64) {
 	a.Units++
+	if !(p > 0) {
+		return // never logged by a plan; no inverse-propensity term exists
+	}
 	a.InvP += 1 / p
 	a.InvP2 += 1 / (p * p)
 }
@@ -90,6 +97,11 @@ func (a *Arm) AddUnit(p float64) {
 func (a *Arm) AddExpected(w float64) {
 	a.Expected += w
 	a.ExpectedSquares += w * w
+	if w > 0 {
+		// A weight of 0 (a fixed winner's losers) cannot be picked; such
+		// units lie outside the tests' guarantee, which needs w > 0.
+		a.InvExpected += 1 / w
+	}
 }
 
 // AddOutcome records that the total outcome of one of this arm's units, assigned
@@ -105,9 +117,11 @@ func (a *Arm) AddOutcome(p, before, after float64, firstOutcome bool) {
 	d := after - before
 	a.Sum += d
 	a.SumSquares += after*after - before*before
-	a.YInvP += d / p
-	a.YInvP2 += d / (p * p)
-	a.Y2InvP2 += (after*after - before*before) / (p * p)
+	if p > 0 {
+		a.YInvP += d / p
+		a.YInvP2 += d / (p * p)
+		a.Y2InvP2 += (after*after - before*before) / (p * p)
+	}
 	sign := func(x float64) int {
 		switch {
 		case x > 0:
@@ -145,6 +159,7 @@ func (a *Arm) Merge(o Arm) {
 	a.SumSquares += o.SumSquares
 	a.Expected += o.Expected
 	a.ExpectedSquares += o.ExpectedSquares
+	a.InvExpected += o.InvExpected
 	a.InvP += o.InvP
 	a.InvP2 += o.InvP2
 	a.YInvP += o.YInvP
@@ -163,9 +178,18 @@ const (
 	DefaultLossThreshold     = 0.001
 	DefaultWeightFloor       = 0.0
 	DefaultAlpha             = 0.05
+	// DefaultMinEffect is the relative difference below which arms count as
+	// equal for the no_difference decision.
+	DefaultMinEffect = 0.05
+	// DefaultAdaptiveWeightFloor is the weight floor of the strategies whose
+	// weights follow the data: every arm keeps at least 1% of the traffic, so
+	// that the logged propensities stay away from 0 and the inverse-propensity
+	// intervals of the decision stay tight (docs/decisions.md weighs its cost
+	// in regret against its benefit in power).
+	DefaultAdaptiveWeightFloor = 0.01
 	// DefaultTau2 is the mixing variance of the sequential test, in units of the
 	// per-unit variance (a standardised effect size of about 0.07).
-	DefaultTau2 = 0.005
+	DefaultTau2 = 0.001
 	// DefaultEpsilonC is c in the ε-greedy schedule ε = min(1, c·K/t).
 	DefaultEpsilonC = 5.0
 	// DefaultGamma is the discount factor per time unit; 1 means no discounting.
@@ -191,8 +215,11 @@ type Settings struct {
 	LossThreshold float64 `json:"loss_threshold"`
 	// WeightFloor is the minimum share of traffic of every competing variant.
 	WeightFloor float64 `json:"weight_floor"`
-	// Alpha is the significance level of the sequential test.
+	// Alpha is the level of the anytime-valid tests behind every claim.
 	Alpha float64 `json:"alpha"`
+	// MinEffect is the relative difference (to the average) within which all
+	// arms must provably lie for the no_difference decision.
+	MinEffect float64 `json:"min_effect,omitempty"`
 	// ControlShare, if positive, is the fixed share of traffic of the control while
 	// the other variants compete for the rest.
 	ControlShare float64 `json:"control_share,omitempty"`
@@ -212,6 +239,17 @@ type Settings struct {
 	PriorBeta  float64 `json:"prior_beta,omitempty"`
 }
 
+// DefaultWeightFloorFor returns the weight floor a strategy gets when none is
+// set: DefaultAdaptiveWeightFloor for the strategies whose weights follow the
+// data, 0 for the fixed-weight ones (whose weights are never near 0).
+func DefaultWeightFloorFor(strategy string) float64 {
+	switch strategy {
+	case "sequential", "uniform":
+		return 0
+	}
+	return DefaultAdaptiveWeightFloor
+}
+
 // DefaultSettings returns the settings with every field at its default.
 func DefaultSettings() Settings {
 	return Settings{
@@ -220,6 +258,7 @@ func DefaultSettings() Settings {
 		LossThreshold:     DefaultLossThreshold,
 		WeightFloor:       DefaultWeightFloor,
 		Alpha:             DefaultAlpha,
+		MinEffect:         DefaultMinEffect,
 		Tau2:              DefaultTau2,
 		EpsilonC:          DefaultEpsilonC,
 		Gamma:             DefaultGamma,
@@ -243,6 +282,7 @@ func (s Settings) WithDefaults() Settings {
 	fill(&s.DecisionThreshold, d.DecisionThreshold)
 	fill(&s.LossThreshold, d.LossThreshold)
 	fill(&s.Alpha, d.Alpha)
+	fill(&s.MinEffect, d.MinEffect)
 	fill(&s.Tau2, d.Tau2)
 	fill(&s.EpsilonC, d.EpsilonC)
 	fill(&s.Gamma, d.Gamma)
@@ -276,6 +316,8 @@ func (s Settings) Validate(arms int) error {
 		return invalid("loss_threshold must be positive")
 	case !in01(s.Alpha):
 		return invalid("alpha must be in (0, 1)")
+	case !in01(s.MinEffect):
+		return invalid("min_effect must be in (0, 1)")
 	case !(s.WeightFloor >= 0) || s.WeightFloor*float64(arms) > 1:
 		return invalid("weight_floor must be in [0, 1/number of variants]")
 	case !(s.ControlShare >= 0) || s.ControlShare >= 1:

@@ -7,16 +7,26 @@ import (
 	"github.com/samplit/samplit/internal/engine"
 )
 
+// Two variants served 50/50 (each unit logged with its propensity ½, as the
+// server does): 1,000 units each, 100 and 125 conversions. The posterior is
+// 96% sure green is better, but the anytime-valid interval of the difference
+// still includes zero, so there is no winner yet.
 func ExampleAnalyze() {
-	s, _ := engine.Lookup("adaptive")
-	res, err := engine.Analyze(s, engine.Input{
-		Metric: engine.Binary,
-		Arms: []engine.Arm{
-			{Key: "control", Control: true, Units: 1000, Conversions: 100},
-			{Key: "green", Units: 1000, Conversions: 125},
-		},
-		Settings: engine.DefaultSettings(),
-	})
+	s, _ := engine.Lookup("uniform")
+	arms := []engine.Arm{{Key: "control", Control: true}, {Key: "green"}}
+	for i, conv := range []int{100, 125} {
+		for u := range 1000 {
+			arms[i].AddUnit(0.5)
+			if u < conv {
+				arms[i].AddOutcome(0.5, 0, 1, true)
+			}
+		}
+	}
+	for range 2000 {
+		arms[0].AddExpected(0.5)
+		arms[1].AddExpected(0.5)
+	}
+	res, err := engine.Analyze(s, engine.Input{Metric: engine.Binary, Arms: arms, Settings: engine.DefaultSettings()})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -27,12 +37,14 @@ func ExampleAnalyze() {
 	}
 	g := res.Variants[1]
 	fmt.Printf("lift %.3f [%.3f, %.3f]\n", *g.Lift, *g.LiftCILow, *g.LiftCIHigh)
+	fmt.Printf("difference %.3f, always-valid [%.3f, %.3f], p = %.2f\n", g.Mean-res.Variants[0].Mean, *g.DiffLow, *g.DiffHigh, *g.PValue)
 	fmt.Println(res.Decision.State+":", res.Decision.Reason)
 	// Output:
-	// control mean 0.100  95% CI [0.0829, 0.1202]  P(best) 0.0386  loss 0.02517  weight 0.0386
-	// green   mean 0.125  95% CI [0.1059, 0.1470]  P(best) 0.9614  loss 0.00022  weight 0.9614
+	// control mean 0.100  95% CI [0.0829, 0.1202]  P(best) 0.0386  loss 0.02517  weight 0.5000
+	// green   mean 0.125  95% CI [0.1059, 0.1470]  P(best) 0.9614  loss 0.00022  weight 0.5000
 	// lift 0.250 [-0.024, 0.602]
-	// winner_found: green beats control with 96.1% probability; expected loss 0.00022
+	// difference 0.025, always-valid [-0.022, 0.072], p = 0.64
+	// collecting: no winner yet: green leads (vs control: +25.0% [−22.2%, +72.2%]); a winner needs its always-valid 95.0% interval above zero against every variant
 }
 
 // With a control share of 20% and a floor of 5%, the control gets exactly 0.2 and the

@@ -292,13 +292,13 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 		}
 		if s.HasVariants() {
 			variantSteps++
-			e2e, err := Analyze(ts, endToEnd(s, in.Settings))
+			e2e, err := analyze(ts, endToEnd(s, in.Settings), true)
 			if err != nil {
 				return nil, fmt.Errorf("step %q: %w", s.Key, err)
 			}
 			decided := e2e
 			if in.Strategy == PerStep {
-				if decided, err = Analyze(ts, in.objective(s)); err != nil {
+				if decided, err = analyze(ts, in.objective(s), true); err != nil {
 					return nil, fmt.Errorf("step %q: %w", s.Key, err)
 				}
 			}

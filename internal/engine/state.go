@@ -40,13 +40,6 @@ type ArmState struct {
 	Conversions float64 `json:"conversions,omitempty"`
 	Sum         float64 `json:"sum,omitempty"`
 	SumSquares  float64 `json:"sum_squares,omitempty"`
-	// PValue is the always-valid p-value against the control (sequential), the
-	// running minimum over all looks after the burn-in; nil before the first look.
-	PValue *float64 `json:"p_value,omitempty"`
-	// DiffLow and DiffHigh bound the confidence sequence of the difference of means
-	// against the control (sequential): the running intersection over all looks.
-	DiffLow  *float64 `json:"diff_low,omitempty"`
-	DiffHigh *float64 `json:"diff_high,omitempty"`
 }
 
 // find returns the state of the arm with key k, or nil.
@@ -91,9 +84,6 @@ func discounted(in Input) State {
 			ns.Sum = factor*prev.Sum + (a.Sum - prev.SeenSum)
 			ns.SumSquares = math.Max(0, factor*prev.SumSquares+(a.SumSquares-prev.SeenSumSquares))
 			ns.Conversions = math.Min(math.Max(ns.Conversions, 0), ns.Units)
-		}
-		if prev != nil {
-			ns.PValue, ns.DiffLow, ns.DiffHigh = prev.PValue, prev.DiffLow, prev.DiffHigh
 		}
 		out.Arms[i] = ns
 	}

@@ -221,9 +221,14 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	horizon := fs.Int("horizon", 20000, "units per run")
 	runs := fs.Int("runs", 200, "number of runs")
 	seed := fs.Uint64("seed", 1, "random seed")
-	batch := fs.Int("batch", 1, "units assigned between updates of the counts")
+	batch := fs.Int("batch", 100, "units assigned from one plan before it is rebuilt from the counts (the server rebuilds its plan every second)")
 	look := fs.Int("look", 100, "units between decision checks")
 	minSamples := fs.Int64("min-samples", engine.DefaultMinSamples, "units every variant needs before a decision")
+	floor := fs.Float64("weight-floor", -1, "minimum share of traffic of every variant (default: the strategy's, 0.01 for adaptive strategies)")
+	alpha := fs.Float64("alpha", engine.DefaultAlpha, "level of the anytime-valid tests")
+	tau2 := fs.Float64("tau2", engine.DefaultTau2, "mixing scale of the anytime-valid tests, per unit")
+	minEffect := fs.Float64("min-effect", engine.DefaultMinEffect, "relative difference within which arms are declared equal (no_difference)")
+	liftSD := fs.Float64("lift-sd", 0, "draw each run's true rates: every arm but the first gets rate·(1 + lift-sd·Z)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	help, err := parseFlags(fs, args, stdout)
 	if help {
@@ -243,14 +248,17 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 		}
 		rates = append(rates, v)
 	}
-	if *horizon < 1 || *runs < 1 || *batch < 1 || *look < 1 || *minSamples < 0 {
-		return fail(stderr, "simulate", errors.New("--horizon, --runs, --batch and --look must be positive, --min-samples not negative"))
+	if *horizon < 1 || *runs < 1 || *batch < 1 || *look < 1 || *minSamples < 0 || *liftSD < 0 {
+		return fail(stderr, "simulate", errors.New("--horizon, --runs, --batch and --look must be positive, --min-samples and --lift-sd not negative"))
 	}
 	if _, err := engine.Lookup(*strategy); err != nil {
 		return fail(stderr, "simulate", err)
 	}
-	cfg := SimConfig{Rates: rates, Strategy: *strategy, Horizon: *horizon, Runs: *runs, Seed: *seed, Batch: *batch, Look: *look,
-		Settings: engine.Settings{MinSamples: *minSamples}}
+	if *floor < 0 {
+		*floor = engine.DefaultWeightFloorFor(*strategy)
+	}
+	cfg := SimConfig{Rates: rates, Strategy: *strategy, Horizon: *horizon, Runs: *runs, Seed: *seed, Batch: *batch, Look: *look, LiftSD: *liftSD,
+		Settings: engine.Settings{MinSamples: *minSamples, WeightFloor: *floor, Alpha: *alpha, Tau2: *tau2, MinEffect: *minEffect}}
 	bar := newProgress(stderr, *runs)
 	res, err := RunSimulation(cfg, bar.update)
 	bar.finish()
@@ -267,8 +275,12 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	if res.UnitsToDecision != nil {
 		u = fmt.Sprintf("%.0f", *res.UnitsToDecision)
 	}
-	fmt.Fprintf(stdout, "strategy             %s\nhorizon              %d units × %d runs\nregret               %.1f ± %.1f (mean ± s.e.)\ncorrect winner       %.1f%% of runs (declared winner, else final leader)\ndeclared             %.1f%% of runs\nunits to decision    %s (mean over declared runs)\nbest arm share       %.1f%% of traffic\n",
-		res.Strategy, res.Horizon, res.Runs, res.Regret, res.RegretSE, 100*res.CorrectWinnerRate, 100*res.DeclaredRate, u, 100*res.BestArmShare)
+	fmt.Fprintf(stdout, "strategy             %s\nhorizon              %d units × %d runs\nregret               %.1f ± %.1f (mean ± s.e.)\n"+
+		"declared             %.1f%% of runs\ncorrect winner       %.1f%% of runs (declared the truly best arm)\nwrong winners        %.1f%% of declared winners\n"+
+		"no difference        %.1f%% of runs\nright final leader   %.1f%% of runs (declared winner, else final leader)\n"+
+		"units to decision    %s (mean over declared runs)\nbest arm share       %.1f%% of traffic\n",
+		res.Strategy, res.Horizon, res.Runs, res.Regret, res.RegretSE, 100*res.DeclaredRate, 100*res.CorrectWinnerRate, 100*res.WrongWinnerShare,
+		100*res.NoDifferenceRate, 100*res.LeaderCorrectRate, u, 100*res.BestArmShare)
 	return ExitOK
 }
 

@@ -95,8 +95,8 @@ func TestSimulateDeterministicJSON(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	// Different parallelism must not change the result.
-	res, err := RunSimulation(SimConfig{Rates: []float64{0.10, 0.12, 0.11}, Strategy: "adaptive", Horizon: 2000, Runs: 8, Seed: 7, Batch: 1, Look: 100, Workers: 1,
-		Settings: settingsMin(100)}, nil)
+	res, err := RunSimulation(SimConfig{Rates: []float64{0.10, 0.12, 0.11}, Strategy: "adaptive", Horizon: 2000, Runs: 8, Seed: 7, Batch: 100, Look: 100, Workers: 1,
+		Settings: engine.Settings{MinSamples: 100, WeightFloor: engine.DefaultWeightFloorFor("adaptive")}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,8 @@ func TestSimulateDeterministicJSON(t *testing.T) {
 	for k := range doc {
 		keys = append(keys, k)
 	}
-	want := []string{"best_arm_share", "correct_winner_rate", "declared_rate", "horizon", "regret_mean", "regret_se", "runs", "strategy", "units_to_decision_mean"}
+	want := []string{"best_arm_share", "correct_winner_rate", "declared_rate", "horizon", "leader_correct_rate", "no_difference_rate",
+		"regret_mean", "regret_se", "runs", "strategy", "units_to_decision_mean", "wrong_winner_share"}
 	if diff := cmp.Diff(want, sorted(keys)); diff != "" {
 		t.Errorf("keys (-want +got):\n%s", diff)
 	}
@@ -120,32 +121,3 @@ func TestSimulateDeterministicJSON(t *testing.T) {
 		}
 	}
 }
-
-func TestFastLearningBeatsUniformReduced(t *testing.T) {
-	// Reduced version of the report's experiment: rates 0.10, 0.13, 0.11, 100 runs. The
-	// decision rule is the same for both (P(best) ≥ 0.95, loss ≤ 0.001, 100 units per
-	// arm, checked every 100 units). With 100 runs the standard error of the mean
-	// units to decision is about 5% of it, and the gap measured with 60 runs was 27%
-	// (3,500 vs 4,760 units); requiring fast_learning to be faster and no less often
-	// correct (within 0.05, about two binomial s.e.) is a safe one-sided check, and
-	// the seeds are fixed.
-	cfg := func(name string) SimConfig {
-		return SimConfig{Rates: []float64{0.10, 0.13, 0.11}, Strategy: name, Horizon: 20000, Runs: 100, Seed: 3, Batch: 10, Look: 100, Settings: settingsMin(100), StopAtDecision: true}
-	}
-	fl, err := RunSimulation(cfg("fast_learning"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	un, err := RunSimulation(cfg("uniform"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("fast_learning: declared %.2f correct %.2f units %.0f; uniform: declared %.2f correct %.2f units %.0f",
-		fl.DeclaredRate, fl.CorrectWinnerRate, *fl.UnitsToDecision, un.DeclaredRate, un.CorrectWinnerRate, *un.UnitsToDecision)
-	if *fl.UnitsToDecision >= *un.UnitsToDecision || fl.CorrectWinnerRate < un.CorrectWinnerRate-0.05 {
-		t.Errorf("fast_learning did not beat uniform")
-	}
-}
-
-// settingsMin returns engine settings with only MinSamples set.
-func settingsMin(n int64) engine.Settings { return engine.Settings{MinSamples: n} }

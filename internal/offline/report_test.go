@@ -10,7 +10,6 @@ package offline
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -99,65 +98,6 @@ func TestReportFastLearning(t *testing.T) {
 				u = *r.UnitsToDecision
 			}
 			fmt.Fprintf(&b, "| %v | %s | %.3f | %.3f | %.0f ± %.0f |\n", rates, name, r.DeclaredRate, r.CorrectWinnerRate, u, r.UnitsToDecisionSE)
-		}
-	}
-	t.Log(b.String())
-}
-
-// aaRun simulates one A/A test at rate 0.1 with a look every 100 units for 10,000
-// units, and says whether the mSPRT and the naive peeked z-test ever rejected.
-func aaRun(seed uint64, set engine.Settings) (seq, naive bool) {
-	s, _ := engine.Lookup("sequential")
-	r := rand.New(rand.NewPCG(seed, 1))
-	in := engine.Input{Metric: engine.Binary, Settings: set,
-		Arms: []engine.Arm{{Key: "control", Control: true}, {Key: "b"}}}
-	plan, _ := s.Plan(in)
-	for look := 0; look < 100; look++ {
-		for range 100 {
-			i := plan.Draw(r)
-			in.Arms[i].Units++
-			if r.Float64() < 0.1 {
-				in.Arms[i].Conversions++
-			}
-		}
-		in.State, _ = s.Update(in)
-		v, c := in.Arms[1], in.Arms[0]
-		if v.Units > 0 && c.Units > 0 {
-			pv, pc := float64(v.Conversions)/float64(v.Units), float64(c.Conversions)/float64(c.Units)
-			p := float64(v.Conversions+c.Conversions) / float64(v.Units+c.Units)
-			se := math.Sqrt(p * (1 - p) * (1/float64(v.Units) + 1/float64(c.Units)))
-			if se > 0 && math.Abs(pv-pc)/se > 1.959963984540054 {
-				naive = true
-			}
-		}
-	}
-	p := in.State.Arms[1].PValue
-	return p != nil && *p < 0.05, naive
-}
-
-// TestReportSequentialAA: false positive rates over 2,000 A/A runs.
-func TestReportSequentialAA(t *testing.T) {
-	reportOnly(t)
-	const runs = 2000
-	var b strings.Builder
-	fmt.Fprintf(&b, "| test | min_samples | tau2 | false positive rate ± s.e. |\n|---|---|---|---|\n")
-	for _, set := range []engine.Settings{{MinSamples: 100}, {MinSamples: 100, Tau2: 0.05}, {MinSamples: 0}} {
-		seqFP, naiveFP := 0, 0
-		for i := range runs {
-			s, n := aaRun(uint64(i), set.WithDefaults())
-			if s {
-				seqFP++
-			}
-			if n {
-				naiveFP++
-			}
-		}
-		p := float64(seqFP) / runs
-		q := float64(naiveFP) / runs
-		set = set.WithDefaults()
-		fmt.Fprintf(&b, "| mixture SPRT | %d | %g | %.4f ± %.4f |\n", set.MinSamples, set.Tau2, p, math.Sqrt(p*(1-p)/runs))
-		if set.MinSamples == 100 && set.Tau2 == engine.DefaultTau2 {
-			fmt.Fprintf(&b, "| naive z-test, peeked | – | – | %.4f ± %.4f |\n", q, math.Sqrt(q*(1-q)/runs))
 		}
 	}
 	t.Log(b.String())

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -38,6 +39,10 @@ type SimConfig struct {
 	// StopAtDecision ends each run when a winner is declared (regret and traffic
 	// shares then cover only the units played).
 	StopAtDecision bool
+	// LiftSD, when positive, draws each run's true rates: every arm but the
+	// control gets rate·(1 + LiftSD·Z), Z standard normal (a prior of true
+	// effects as growth teams meet them: most small, either sign).
+	LiftSD float64
 }
 
 // SimResult summarises the runs. The JSON keys are those of `samplit simulate --json`.
@@ -47,17 +52,26 @@ type SimResult struct {
 	Runs     int     `json:"runs"`
 	Regret   float64 `json:"regret_mean"`
 	RegretSE float64 `json:"regret_se"`
-	// CorrectWinnerRate is the share of runs whose declared winner, or final leader
-	// when none was declared, is the truly best arm.
+	// CorrectWinnerRate is the share of runs that declared the truly best arm.
 	CorrectWinnerRate float64 `json:"correct_winner_rate"`
 	// DeclaredRate is the share of runs in which a winner was declared.
 	DeclaredRate float64 `json:"declared_rate"`
+	// WrongWinnerShare is the share of declared winners that are not the truly
+	// best arm (0 when none was declared); with equal arms every declared
+	// winner counts as wrong.
+	WrongWinnerShare float64 `json:"wrong_winner_share"`
+	// NoDifferenceRate is the share of runs that ended in no_difference.
+	NoDifferenceRate float64 `json:"no_difference_rate"`
+	// LeaderCorrectRate is the share of runs whose declared winner, or final
+	// leader when none was declared, is the truly best arm.
+	LeaderCorrectRate float64 `json:"leader_correct_rate"`
 	// UnitsToDecision is the mean number of units until the declaration, over the
 	// runs that declared one; nil when none did.
 	UnitsToDecision *float64 `json:"units_to_decision_mean"`
-	// UnitsToDecisionSE is the standard error of UnitsToDecision (not part of the
-	// command's output).
-	UnitsToDecisionSE float64 `json:"-"`
+	// UnitsToDecisionSE is the standard error of UnitsToDecision, and
+	// UnitsToDecisionMedian its median (not part of the command's output).
+	UnitsToDecisionSE     float64 `json:"-"`
+	UnitsToDecisionMedian float64 `json:"-"`
 	// BestArmShare is the mean share of traffic the best arm received.
 	BestArmShare float64 `json:"best_arm_share"`
 	// CheckpointRegret holds, per checkpoint, the mean and standard error of the
@@ -70,7 +84,9 @@ type runResult struct {
 	checkpoints []float64
 	declared    bool
 	units       int
-	correct     bool
+	correct     bool // declared the truly best arm
+	leader      bool // declared, or ended leading with, the truly best arm
+	noDiff      bool // ended in no_difference
 	bestShare   float64
 }
 
@@ -154,7 +170,7 @@ func summarise(cfg SimConfig, rs []runResult) SimResult {
 	out := SimResult{Strategy: cfg.Strategy, Horizon: cfg.Horizon, Runs: cfg.Runs}
 	regrets := make([]float64, len(rs))
 	var units []float64
-	declared, correct, share := 0, 0, 0.0
+	declared, correct, leader, noDiff, share := 0, 0, 0, 0, 0.0
 	for i, r := range rs {
 		regrets[i] = r.regret
 		if r.declared {
@@ -164,16 +180,29 @@ func summarise(cfg SimConfig, rs []runResult) SimResult {
 		if r.correct {
 			correct++
 		}
+		if r.leader {
+			leader++
+		}
+		if r.noDiff {
+			noDiff++
+		}
 		share += r.bestShare
 	}
 	out.Regret, out.RegretSE = meanSE(regrets)
 	n := float64(len(rs))
 	out.CorrectWinnerRate = float64(correct) / n
 	out.DeclaredRate = float64(declared) / n
+	out.LeaderCorrectRate = float64(leader) / n
+	out.NoDifferenceRate = float64(noDiff) / n
+	if declared > 0 {
+		out.WrongWinnerShare = float64(declared-correct) / float64(declared)
+	}
 	out.BestArmShare = share / n
 	if declared > 0 {
 		u, se := meanSE(units)
 		out.UnitsToDecision, out.UnitsToDecisionSE = &u, se
+		slices.Sort(units)
+		out.UnitsToDecisionMedian = units[len(units)/2]
 	}
 	for c := range cfg.Checkpoints {
 		xs := make([]float64, len(rs))
@@ -190,16 +219,32 @@ func summarise(cfg SimConfig, rs []runResult) SimResult {
 func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 	r := rand.New(rand.NewPCG(cfg.Seed, uint64(run)))
 	k := len(cfg.Rates)
-	best := 0
-	for i, p := range cfg.Rates {
-		if p > cfg.Rates[best] {
+	rates := cfg.Rates
+	if cfg.LiftSD > 0 {
+		// Every arm but the control gets its own true relative lift.
+		rates = slices.Clone(cfg.Rates)
+		for i := 1; i < k; i++ {
+			rates[i] = math.Min(1, math.Max(0, rates[i]*(1+cfg.LiftSD*r.NormFloat64())))
+		}
+	}
+	best, ties := 0, 0
+	for i, p := range rates {
+		if p > rates[best] {
 			best = i
 		}
 	}
+	for _, p := range rates {
+		if p == rates[best] {
+			ties++
+		}
+	}
+
 	in := engine.Input{Metric: engine.Binary, Arms: make([]engine.Arm, k), Settings: cfg.Settings}
 	for i := range in.Arms {
 		in.Arms[i] = engine.Arm{Key: fmt.Sprintf("arm%d", i), Control: i == 0}
 	}
+	// isBest: with several arms at the top rate no declared winner is right.
+	isBest := func(key string) bool { return ties == 1 && key == in.Arms[best].Key }
 	res := runResult{checkpoints: make([]float64, len(cfg.Checkpoints))}
 	nextCP := 0
 	var winner *string
@@ -209,35 +254,56 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 		if err != nil {
 			return res, err
 		}
+		// Decisions need the logged propensities (the anytime-valid tests
+		// weight by them), which cost the plan's weights; a regret-only run
+		// draws without them.
+		var w []float64
+		if cfg.Look > 0 {
+			w = plan.Weights()
+		}
 		for b := 0; b < cfg.Batch && t < cfg.Horizon; b++ {
 			i := plan.Draw(r)
-			in.Arms[i].Units++
-			if r.Float64() < cfg.Rates[i] {
-				in.Arms[i].Conversions++
+			a := &in.Arms[i]
+			if w != nil {
+				a.AddUnit(w[i])
+				for j := range in.Arms {
+					in.Arms[j].AddExpected(w[j])
+				}
+			} else {
+				a.Units++
 			}
-			res.regret += cfg.Rates[best] - cfg.Rates[i]
+			if r.Float64() < rates[i] {
+				if w != nil {
+					a.AddOutcome(w[i], 0, 1, true)
+				} else {
+					a.Conversions++
+				}
+			}
+			res.regret += rates[best] - rates[i]
 			t++
 			for nextCP < len(cfg.Checkpoints) && t == cfg.Checkpoints[nextCP] {
 				res.checkpoints[nextCP] = res.regret
 				nextCP++
 			}
 		}
-		if cfg.Look > 0 && winner == nil && t >= nextLook {
+		if cfg.Look > 0 && winner == nil && !res.noDiff && t >= nextLook {
 			nextLook += cfg.Look
 			st, err := s.Update(in)
 			if err != nil {
 				return res, err
 			}
 			in.State = st
-			w, _, err := engine.Decide(s, in)
+			w, d, err := engine.Decide(s, in)
 			if err != nil {
 				return res, err
 			}
+			res.noDiff = d.State == engine.StateNoDifference
 			if w != nil {
 				winner, res.declared, res.units = w, true, t
 				if cfg.StopAtDecision {
 					res.bestShare = float64(in.Arms[best].Units) / float64(t)
-					res.correct = *w == in.Arms[best].Key
+					res.correct = isBest(*w)
+					res.leader = res.correct
 					return res, nil
 				}
 			}
@@ -247,7 +313,8 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 		res.checkpoints[nextCP] = res.regret
 	}
 	if winner != nil {
-		res.correct = *winner == in.Arms[best].Key
+		res.correct = isBest(*winner)
+		res.leader = res.correct
 	} else {
 		// The final leader: the highest posterior mean under the Beta(1, 1) prior.
 		lead, leadM := 0, -1.0
@@ -257,7 +324,7 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 				lead, leadM = i, m
 			}
 		}
-		res.correct = lead == best
+		res.leader = isBest(in.Arms[lead].Key)
 	}
 	res.bestShare = float64(in.Arms[best].Units) / float64(cfg.Horizon)
 	return res, nil

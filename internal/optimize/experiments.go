@@ -147,6 +147,7 @@ func engineSettings(s store.Settings) engine.Settings {
 		LossThreshold:     s.LossThreshold,
 		WeightFloor:       s.WeightFloor,
 		Alpha:             s.Alpha,
+		MinEffect:         s.MinEffect,
 	}
 	if s.ControlShare != nil {
 		es.ControlShare = *s.ControlShare
@@ -173,7 +174,9 @@ func input(e *store.Experiment, counters []store.Counters, st engine.State, now 
 	arms := make([]engine.Arm, len(e.Variants))
 	for i, v := range e.Variants {
 		c := byID[v.ID]
-		arms[i] = engine.Arm{Key: v.Key, Control: v.Control, Units: c.Units, Conversions: c.Conversions, Sum: c.Sum, SumSquares: c.SumSq}
+		arms[i] = engine.Arm{Key: v.Key, Control: v.Control, Units: c.Units, Conversions: c.Conversions, Sum: c.Sum, SumSquares: c.SumSq,
+			Expected: c.Expected, ExpectedSquares: c.ExpectedSq, InvExpected: c.InvExpected, InvP: c.InvP, InvP2: c.InvP2, YInvP: c.YInvP, YInvP2: c.YInvP2, Y2InvP2: c.Y2InvP2,
+			Positive: c.Positive, Negative: c.Negative, LogSum: c.LogSum, LogSumSquares: c.LogSumSq}
 	}
 	return engine.Input{Metric: engine.Metric(e.Metric), Arms: arms, Settings: engineSettings(e.Settings), State: st, Now: now}
 }

@@ -83,6 +83,13 @@ type Counters struct {
 	// Expected is the sum, over assigned units, of the probability this
 	// variant had when each unit was assigned (see AssignBatch).
 	Expected float64
+	// The statistics of the anytime-valid tests and of the revenue model, kept
+	// for the whole experiment only (a Bucket leaves them zero); engine.Arm
+	// says what each one is.
+	ExpectedSq, InvExpected             float64 // Σ w² and Σ 1/w of the logged weights
+	InvP, InvP2, YInvP, YInvP2, Y2InvP2 float64 // Σ1/p, Σ1/p², Σy/p, Σy/p², Σy²/p² over the variant's units
+	Positive, Negative                  int64   // units whose total value is above / below zero
+	LogSum, LogSumSq                    float64 // Σ ln y and Σ (ln y)² over the positive units
 }
 
 // Bucket is one hour of one variant's counters, for charts.

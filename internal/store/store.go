@@ -122,6 +122,10 @@ type Settings struct {
 	Epsilon *float64 `json:"epsilon,omitempty"`
 	// Gamma is the per-hour decay of discounted Thompson sampling (1 = none).
 	Gamma *float64 `json:"gamma,omitempty"`
+	// MinEffect is the relative difference within which arms count as equal
+	// (the no_difference decision); 0 in experiments stored before it
+	// existed, which means the engine's default.
+	MinEffect float64 `json:"min_effect,omitempty"`
 }
 
 // Variant is one arm of an experiment. Variants are fixed once it runs.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/store"
 )
 
@@ -23,19 +24,11 @@ const ReasonConverted = "unit already converted"
 const ReasonDuplicateKey = "idempotency key already used"
 
 // delta is an increment of one variant's counters, for one hour or overall.
-type delta struct {
-	units, conversions int64
-	sum, sumSq         float64
-	expected           float64
-}
-
-func (d *delta) add(o delta) {
-	d.units += o.units
-	d.conversions += o.conversions
-	d.sum += o.sum
-	d.sumSq += o.sumSq
-	d.expected += o.expected
-}
+// It is the engine's Arm, whose AddUnit/AddExpected/AddOutcome are the one
+// definition of how a unit and an outcome change the sufficient statistics
+// (the simulator uses the same functions), so that stored counters and
+// simulated ones can never disagree. The engine is a pure leaf package.
+type delta = engine.Arm
 
 // bucketKey names one variant's hour.
 type bucketKey struct {
@@ -61,14 +54,14 @@ func (in *increments) add(variant string, hour int64, d delta) {
 		c = &delta{}
 		in.counters[variant] = c
 	}
-	c.add(d)
+	c.Merge(d)
 	k := bucketKey{variant, hour}
 	b := in.buckets[k]
 	if b == nil {
 		b = &delta{}
 		in.buckets[k] = b
 	}
-	b.add(d)
+	b.Merge(d)
 }
 
 // applyIncrements writes the increments as "col = col + excluded.col" upserts, in
@@ -81,17 +74,30 @@ func (s *Store) applyIncrements(ctx context.Context, tx *sql.Tx, experimentID st
 	rb := newRowsBuilder(experimentID)
 	for _, v := range sortedKeys(in.counters) {
 		d := in.counters[v]
-		rb.add("($1, ?, ?, ?, ?, ?, ?)", v, d.units, d.conversions, d.sum, d.sumSq, d.expected)
+		rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", v, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected,
+			d.ExpectedSquares, d.InvExpected, d.InvP, d.InvP2, d.YInvP, d.YInvP2, d.Y2InvP2, d.Positive, d.Negative, d.LogSum, d.LogSumSquares)
 	}
 	if _, err := s.txExec(ctx, tx,
-		`INSERT INTO counters (experiment_id, variant_id, units, conversions, value_sum, value_sum_sq, expected)
+		`INSERT INTO counters (experiment_id, variant_id, units, conversions, value_sum, value_sum_sq, expected,
+		     expected_sq, inv_expected, inv_p, inv_p2, y_inv_p, y_inv_p2, y2_inv_p2, positive, negative, log_sum, log_sum_sq)
 		 VALUES `+rb.String()+`
 		 ON CONFLICT (experiment_id, variant_id) DO UPDATE SET
 		     units = counters.units + excluded.units,
 		     conversions = counters.conversions + excluded.conversions,
 		     value_sum = counters.value_sum + excluded.value_sum,
 		     value_sum_sq = counters.value_sum_sq + excluded.value_sum_sq,
-		     expected = counters.expected + excluded.expected`, rb.args...); err != nil {
+		     expected = counters.expected + excluded.expected,
+		     expected_sq = counters.expected_sq + excluded.expected_sq,
+		     inv_expected = counters.inv_expected + excluded.inv_expected,
+		     inv_p = counters.inv_p + excluded.inv_p,
+		     inv_p2 = counters.inv_p2 + excluded.inv_p2,
+		     y_inv_p = counters.y_inv_p + excluded.y_inv_p,
+		     y_inv_p2 = counters.y_inv_p2 + excluded.y_inv_p2,
+		     y2_inv_p2 = counters.y2_inv_p2 + excluded.y2_inv_p2,
+		     positive = counters.positive + excluded.positive,
+		     negative = counters.negative + excluded.negative,
+		     log_sum = counters.log_sum + excluded.log_sum,
+		     log_sum_sq = counters.log_sum_sq + excluded.log_sum_sq`, rb.args...); err != nil {
 		return fmt.Errorf("update counters of %s: %w", experimentID, err)
 	}
 	keys := make([]bucketKey, 0, len(in.buckets))
@@ -103,7 +109,7 @@ func (s *Store) applyIncrements(ctx context.Context, tx *sql.Tx, experimentID st
 		rb := newRowsBuilder(experimentID)
 		for _, k := range keys {
 			d := in.buckets[k]
-			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", k.variant, k.hour, d.units, d.conversions, d.sum, d.sumSq, d.expected)
+			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", k.variant, k.hour, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected)
 		}
 		if _, err := s.txExec(ctx, tx,
 			`INSERT INTO buckets (experiment_id, variant_id, hour, units, conversions, value_sum, value_sum_sq, expected)
@@ -254,11 +260,18 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 		a := first[u]
 		h := hourOf(a.AssignedAt)
 		newPerHour[h]++
-		in.add(a.VariantID, h, delta{units: 1})
+		var d delta
+		d.AddUnit(a.Propensity)
+		in.add(a.VariantID, h, d)
 	}
 	for h, n := range newPerHour {
 		for v, w := range b.Weights {
-			in.add(v, h, delta{expected: float64(n) * w})
+			var d delta
+			d.AddExpected(w)
+			d.Expected *= float64(n)
+			d.ExpectedSquares *= float64(n)
+			d.InvExpected *= float64(n)
+			in.add(v, h, d)
 		}
 	}
 	if err := s.applyIncrements(ctx, tx, b.ExperimentID, in); err != nil {
@@ -502,7 +515,7 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		if metric == store.MetricBinary {
 			query += ` AND assignments.converted_at IS NULL`
 		}
-		query += ` RETURNING unit_id, variant_id, value_sum, event_count`
+		query += ` RETURNING unit_id, variant_id, value_sum, event_count, propensity`
 		rows, err := s.txQuery(ctx, tx, query, rb.args...)
 		if err != nil {
 			return fmt.Errorf("record events of %s: %w", experimentID, err)
@@ -510,9 +523,9 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		defer rows.Close()
 		for rows.Next() {
 			var u, variant string
-			var newSum float64
+			var newSum, propensity float64
 			var count int64
-			if err := rows.Scan(&u, &variant, &newSum, &count); err != nil {
+			if err := rows.Scan(&u, &variant, &newSum, &count, &propensity); err != nil {
 				return fmt.Errorf("record events of %s: %w", experimentID, err)
 			}
 			ue := byUnit[u]
@@ -522,14 +535,10 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			for _, i := range ue.events {
 				res[i] = store.EventResult{Outcome: store.OutcomeAccepted}
 			}
-			// The unit's total went from a = newSum−x to newSum, so the
-			// sum of squares of unit totals grows by newSum² − a² =
-			// x·(2·newSum − x).
-			x := ue.total
-			d := delta{sum: x, sumSq: x * (2*newSum - x)}
-			if count == int64(len(ue.events)) {
-				d.conversions = 1 // these are the unit's first events
-			}
+			// The unit's total went from newSum−x to newSum; it converts
+			// when these are its first events.
+			var d delta
+			d.AddOutcome(propensity, newSum-ue.total, newSum, count == int64(len(ue.events)))
 			// The whole unit's increment goes to the hour of its first event
 			// in the batch: per-event hours would split one unit's square.
 			in.add(variant, hourOf(ue.firstAt), d)
@@ -565,11 +574,17 @@ func unitsOf(events []store.Event) []string {
 const counterColumns = `COALESCE(c.units, 0), COALESCE(c.conversions, 0), COALESCE(c.value_sum, 0),
 	COALESCE(c.value_sum_sq, 0), COALESCE(c.expected, 0)`
 
+// testColumns are the counters' statistics of the anytime-valid tests and of
+// the revenue model (store.Counters), which buckets do not have.
+const testColumns = `COALESCE(c.expected_sq, 0), COALESCE(c.inv_expected, 0), COALESCE(c.inv_p, 0), COALESCE(c.inv_p2, 0), COALESCE(c.y_inv_p, 0),
+	COALESCE(c.y_inv_p2, 0), COALESCE(c.y2_inv_p2, 0), COALESCE(c.positive, 0), COALESCE(c.negative, 0),
+	COALESCE(c.log_sum, 0), COALESCE(c.log_sum_sq, 0)`
+
 // Counters returns every variant's counters in variant order, zero for a
 // variant nothing has happened to yet.
 func (s *Store) Counters(ctx context.Context, workspaceID, experimentID string) ([]store.Counters, error) {
 	rows, err := s.read.QueryContext(ctx,
-		`SELECT v.id, `+counterColumns+`
+		`SELECT v.id, `+counterColumns+`, `+testColumns+`
 		 FROM experiments e
 		 JOIN variants v ON v.experiment_id = e.id
 		 LEFT JOIN counters c ON c.experiment_id = v.experiment_id AND c.variant_id = v.id
@@ -582,7 +597,8 @@ func (s *Store) Counters(ctx context.Context, workspaceID, experimentID string) 
 	var out []store.Counters
 	for rows.Next() {
 		var c store.Counters
-		if err := rows.Scan(&c.VariantID, &c.Units, &c.Conversions, &c.Sum, &c.SumSq, &c.Expected); err != nil {
+		if err := rows.Scan(&c.VariantID, &c.Units, &c.Conversions, &c.Sum, &c.SumSq, &c.Expected,
+			&c.ExpectedSq, &c.InvExpected, &c.InvP, &c.InvP2, &c.YInvP, &c.YInvP2, &c.Y2InvP2, &c.Positive, &c.Negative, &c.LogSum, &c.LogSumSq); err != nil {
 			return nil, fmt.Errorf("load counters of %s: %w", experimentID, err)
 		}
 		out = append(out, c)

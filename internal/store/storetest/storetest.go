@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsConcurrentBinary", testEventsConcurrentBinary},
 		{"EventsConcurrentContinuous", testEventsConcurrentContinuous},
 		{"Buckets", testBuckets},
+		{"DecisionStatistics", testDecisionStatistics},
 		{"States", testStates},
 		{"StatesConcurrent", testStatesConcurrent},
 		{"ListStates", testListStates},
@@ -180,6 +181,11 @@ func counters(t *testing.T, s store.Store, e store.Experiment) map[string]store.
 // approx compares floats to a relative 1e-9: sums are added in different
 // orders by different backends.
 var approx = cmpopts.EquateApprox(1e-9, 1e-9)
+
+// classic compares only the counters charts and the posterior use; the
+// statistics of the decision tests are checked by testDecisionStatistics.
+var classic = cmpopts.IgnoreFields(store.Counters{}, "ExpectedSq", "InvExpected", "InvP", "InvP2", "YInvP", "YInvP2", "Y2InvP2",
+	"Positive", "Negative", "LogSum", "LogSumSq")
 
 func testPing(t *testing.T, s store.Store) {
 	must(t, s.Ping(t.Context()), "ping")
@@ -610,7 +616,7 @@ func testAssign(t *testing.T, s store.Store) {
 	diff(t, "Counters", []store.Counters{
 		{VariantID: c, Units: 2, Expected: 2*0.25 + 0.9},
 		{VariantID: tr, Units: 1, Expected: 2*0.75 + 0.1},
-	}, mustCounters(t, s, e), approx)
+	}, mustCounters(t, s, e), approx, classic)
 	oc := mustCounters(t, s, other)
 	if oc[0].Units != 0 || oc[1].Units != 1 {
 		t.Errorf("other experiment's counters = %+v", oc)
@@ -828,7 +834,7 @@ func testEventBatches(t *testing.T, s store.Store) {
 	diff(t, "continuous counters", []store.Counters{
 		{VariantID: b2.Variants[0].ID, Expected: 0.5},
 		{VariantID: b2.Variants[1].ID, Units: 1, Conversions: 1, Sum: 5, SumSq: 25, Expected: 0.5},
-	}, mustCounters(t, s, b2), approx)
+	}, mustCounters(t, s, b2), approx, classic)
 
 	// One failing batch (another workspace's experiment) fails the call:
 	// nothing of it is stored, not even the valid batch before it.
@@ -882,7 +888,7 @@ func testBinaryEvents(t *testing.T, s store.Store) {
 	diff(t, "Counters", []store.Counters{
 		{VariantID: c, Units: 2, Conversions: 2, Sum: 2, SumSq: 2, Expected: 1.5},
 		{VariantID: tr, Units: 1, Conversions: 1, Sum: 1, SumSq: 1, Expected: 1.5},
-	}, mustCounters(t, s, e), approx)
+	}, mustCounters(t, s, e), approx, classic)
 
 	// A rejected event's key was not spent: once the unit is assigned, the
 	// same event is accepted.
@@ -938,7 +944,7 @@ func testContinuousEvents(t *testing.T, s store.Store) {
 	diff(t, "Counters", []store.Counters{
 		{VariantID: c, Units: 2, Conversions: 2, Sum: 9, SumSq: 81, Expected: 1.5},
 		{VariantID: tr, Units: 1, Conversions: 1, Sum: 10, SumSq: 100, Expected: 1.5},
-	}, mustCounters(t, s, e), approx)
+	}, mustCounters(t, s, e), approx, classic)
 }
 
 func testEventIsolation(t *testing.T, s store.Store) {
@@ -1071,13 +1077,26 @@ func testEventsConcurrentContinuous(t *testing.T, s store.Store) {
 	must(t, err, "assignments")
 	want := map[string]*store.Counters{}
 	for _, v := range e.Variants {
-		want[v.ID] = &store.Counters{VariantID: v.ID, Units: units / 2, Expected: units / 2}
+		// Every unit was assigned at weight ½ (assign).
+		want[v.ID] = &store.Counters{VariantID: v.ID, Units: units / 2, Expected: units / 2,
+			ExpectedSq: float64(units) / 4, InvExpected: 2 * units, InvP: units, InvP2: 2 * units}
 	}
 	for u, total := range perUnit {
 		c := want[stored[u].VariantID]
 		c.Sum += total
 		c.SumSq += total * total
 		c.Conversions++
+		c.YInvP += 2 * total
+		c.YInvP2 += 4 * total
+		c.Y2InvP2 += 4 * total * total
+		switch {
+		case total > 0:
+			c.Positive++
+			c.LogSum += math.Log(total)
+			c.LogSumSq += math.Log(total) * math.Log(total)
+		case total < 0:
+			c.Negative++
+		}
 	}
 	got := mustCounters(t, s, e)
 	diff(t, "counters after concurrent events", []store.Counters{*want[e.Variants[0].ID], *want[e.Variants[1].ID]}, got, approx)
@@ -1139,7 +1158,7 @@ func testBuckets(t *testing.T, s store.Store) {
 		x.Expected += b.Expected
 		sum[b.VariantID] = x
 	}
-	diff(t, "sum of buckets", []store.Counters{sum[c], sum[tr]}, mustCounters(t, s, e), approx)
+	diff(t, "sum of buckets", []store.Counters{sum[c], sum[tr]}, mustCounters(t, s, e), approx, classic)
 }
 
 func testStates(t *testing.T, s store.Store) {
@@ -1318,4 +1337,45 @@ func recordEvents(ctx context.Context, s store.Store, workspaceID, experimentID 
 		return nil, err
 	}
 	return res[0], nil
+}
+
+// testDecisionStatistics checks the counters of the anytime-valid tests and of
+// the revenue model against values worked out by hand: Σ w², Σ 1/w of the
+// logged weights over every new unit, and over each variant's units Σ 1/p,
+// Σ 1/p², Σ y/p, Σ y/p², Σ y²/p² and the log-normal statistics of the unit
+// totals, through assignments, repeated events and a total going negative.
+func testDecisionStatistics(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := newWorkspace(t, s, "acme")
+	e := createExperiment(t, s, a, "rev", store.MetricContinuous, "control", "treatment")
+	c, tr := e.Variants[0].ID, e.Variants[1].ID
+	_, err := s.Assign(ctx, []store.AssignBatch{{WorkspaceID: a.ID, ExperimentID: e.ID, Weights: map[string]float64{c: 0.25, tr: 0.75},
+		Items: []store.Assignment{
+			{UnitID: "u1", VariantID: c, Propensity: 0.25, Epoch: 1, AssignedAt: t0},
+			{UnitID: "u2", VariantID: tr, Propensity: 0.75, Epoch: 1, AssignedAt: t0},
+		}}})
+	must(t, err, "assign")
+	_, err = s.Assign(ctx, []store.AssignBatch{{WorkspaceID: a.ID, ExperimentID: e.ID, Weights: map[string]float64{c: 0.5, tr: 0.5},
+		Items: []store.Assignment{{UnitID: "u3", VariantID: c, Propensity: 0.5, Epoch: 2, AssignedAt: t0}}}})
+	must(t, err, "assign")
+	at := t0.Add(time.Minute)
+	// u1: 2 then +3 (total 5, in two calls); u2: 4 then −6 (total −2); u3 nothing.
+	for _, evs := range [][]store.Event{
+		{{UnitID: "u1", Value: 2, At: at}, {UnitID: "u2", Value: 4, At: at}},
+		{{UnitID: "u1", Value: 3, At: at}, {UnitID: "u2", Value: -6, At: at}},
+	} {
+		_, err := recordEvents(ctx, s, a.ID, e.ID, store.MetricContinuous, evs)
+		must(t, err, "record")
+	}
+	l5 := math.Log(5)
+	diff(t, "Counters", []store.Counters{
+		{VariantID: c, Units: 2, Conversions: 1, Sum: 5, SumSq: 25, Expected: 0.25 + 0.25 + 0.5,
+			ExpectedSq: 0.0625*2 + 0.25, InvExpected: 4 + 4 + 2,
+			InvP: 4 + 2, InvP2: 16 + 4, YInvP: 5 * 4, YInvP2: 5 * 16, Y2InvP2: 25 * 16,
+			Positive: 1, LogSum: l5, LogSumSq: l5 * l5},
+		{VariantID: tr, Units: 1, Conversions: 1, Sum: -2, SumSq: 4, Expected: 0.75 + 0.75 + 0.5,
+			ExpectedSq: 0.5625*2 + 0.25, InvExpected: 2/0.75 + 2,
+			InvP: 1 / 0.75, InvP2: 1 / 0.5625, YInvP: -2 / 0.75, YInvP2: -2 / 0.5625, Y2InvP2: 4 / 0.5625,
+			Negative: 1},
+	}, mustCounters(t, s, e), approx)
 }

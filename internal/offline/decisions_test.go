@@ -1,0 +1,172 @@
+package offline
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/samplit/samplit/internal/engine"
+	"github.com/samplit/samplit/internal/engine/stats"
+)
+
+// decisionConfig is the setting of docs/decisions.md: a look every 100 units,
+// the plan rebuilt every 100 units (as the server rebuilds it from its
+// counters), each strategy with its default weight floor.
+func decisionConfig(strategy string, rates []float64, horizon, runs int, seed uint64) SimConfig {
+	return SimConfig{Rates: rates, Strategy: strategy, Horizon: horizon, Runs: runs, Seed: seed, Batch: 100, Look: 100,
+		Settings: engine.Settings{MinSamples: engine.DefaultMinSamples, WeightFloor: engine.DefaultWeightFloorFor(strategy)}}
+}
+
+func equalRates(k int, rate float64) []float64 {
+	out := make([]float64, k)
+	for i := range out {
+		out[i] = rate
+	}
+	return out
+}
+
+func binomSE(p float64, n int) float64 { return math.Sqrt(p * (1 - p) / float64(n)) }
+
+// statistical marks a simulation test: skipped under the race detector
+// (scripts/test runs it without), see raceEnabled.
+func statistical(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a statistical simulation: run without -race (scripts/test does)")
+	}
+}
+
+// TestAAFalseWinnersReduced: identical arms, looked at every 100 units up to
+// 20,000 units. No strategy may declare a winner in more than alpha = 5% of
+// runs. 400 runs give a binomial s.e. of 1.1% at 5%; the measured rates are
+// 0–1% (docs/decisions.md), so the bound of 5% leaves room for noise while
+// each broken variant of the test fails it: the old posterior rule declares
+// in 60–70% of these runs, the inverse-propensity test without the
+// predictable variance in 12% (adaptive), the per-pair level without the
+// Bonferroni correction exceeds it with five arms (TestSimultaneousCoverageAA).
+func TestAAFalseWinnersReduced(t *testing.T) {
+	statistical(t)
+	for _, c := range []struct {
+		strategy string
+		k        int
+	}{{"adaptive", 2}, {"uniform", 2}, {"fast_learning", 3}} {
+		r, err := RunSimulation(decisionConfig(c.strategy, equalRates(c.k, 0.1), 20000, 400, 11), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s, %d arms: declared %.4f ± %.4f", c.strategy, c.k, r.DeclaredRate, binomSE(r.DeclaredRate, 400))
+		if r.DeclaredRate > 0.05 {
+			t.Errorf("%s with %d identical arms declared a winner in %.1f%% of runs (alpha 5%%)", c.strategy, c.k, 100*r.DeclaredRate)
+		}
+	}
+}
+
+// TestWrongWinnersUnderRealisticLifts: true relative lifts drawn from N(0, 3%)
+// (most small, either sign). Of the winners declared, at most 5% may be a
+// worse arm. Under the old posterior rule 37% were.
+func TestWrongWinnersUnderRealisticLifts(t *testing.T) {
+	statistical(t)
+	for _, s := range []string{"adaptive", "uniform"} {
+		cfg := decisionConfig(s, []float64{0.1, 0.1}, 20000, 400, 5)
+		cfg.LiftSD = 0.03
+		r, err := RunSimulation(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: declared %.3f, wrong among declared %.3f", s, r.DeclaredRate, r.WrongWinnerShare)
+		if r.WrongWinnerShare > 0.05 {
+			t.Errorf("%s: %.1f%% of declared winners are not the best arm", s, 100*r.WrongWinnerShare)
+		}
+	}
+}
+
+// zTestUnits is the total sample of a fixed-horizon two-sided z-test at
+// level alpha with the given power, equal allocation.
+func zTestUnits(p1, p2, alpha, power float64) float64 {
+	za, zb := stats.NormalQuantile(1-alpha/2), stats.NormalQuantile(power)
+	perArm := (za + zb) * (za + zb) * (p1*(1-p1) + p2*(1-p2)) / ((p2 - p1) * (p2 - p1))
+	return 2 * math.Ceil(perArm)
+}
+
+// TestReportDecisions produces the tables of docs/decisions.md.
+func TestReportDecisions(t *testing.T) {
+	reportOnly(t)
+	const runs = 1000
+	strategies := []string{"adaptive", "fast_learning", "explore", "ucb1", "uniform", "sequential"}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n### A/A: identical arms at 10%%, %d runs each\n\n| strategy | arms | horizon | declared ± s.e. | no_difference |\n|---|---|---|---|---|\n", runs)
+	for _, s := range strategies {
+		for _, k := range []int{2, 3, 5} {
+			for _, h := range []int{20000, 100000} {
+				r, err := RunSimulation(decisionConfig(s, equalRates(k, 0.1), h, runs, 1), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, "| %s | %d | %d | %.4f ± %.4f | %.4f |\n", s, k, h, r.DeclaredRate, binomSE(r.DeclaredRate, runs), r.NoDifferenceRate)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "\n### Power: one real lift, horizon 20,000 and 100,000, %d runs each (stop at the decision)\n\n", runs)
+	fmt.Fprintf(&b, "| rates | strategy | horizon | declared (power) | correct | median units to decision | z-test at 80%% power needs |\n|---|---|---|---|---|---|---|\n")
+	for _, rates := range [][]float64{{0.10, 0.12}, {0.10, 0.11}} {
+		z := zTestUnits(rates[0], rates[1], 0.05, 0.8)
+		for _, s := range strategies {
+			for _, h := range []int{20000, 100000} {
+				cfg := decisionConfig(s, rates, h, runs, 2)
+				cfg.StopAtDecision = true
+				r, err := RunSimulation(cfg, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				med := "–"
+				if r.UnitsToDecision != nil {
+					med = fmt.Sprintf("%.0f", r.UnitsToDecisionMedian)
+				}
+				fmt.Fprintf(&b, "| %v | %s | %d | %.3f | %.3f | %s | %.0f |\n", rates, s, h, r.DeclaredRate, r.CorrectWinnerRate, med, z)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "\n### Realistic lifts: N(0, 3%%) relative to 10%%, two arms, horizon 20,000, %d runs\n\n| strategy | declared | wrong among declared |\n|---|---|---|\n", runs)
+	for _, s := range strategies {
+		cfg := decisionConfig(s, []float64{0.1, 0.1}, 20000, runs, 3)
+		cfg.LiftSD = 0.03
+		r, err := RunSimulation(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "| %s | %.3f | %.3f |\n", s, r.DeclaredRate, r.WrongWinnerShare)
+	}
+	fmt.Fprintf(&b, "\n### The weight floor: power and regret of adaptive at 0.10 vs 0.12, horizon 20,000, %d runs\n\n| weight floor | declared (power) | regret ± s.e. |\n|---|---|---|\n", runs)
+	for _, f := range []float64{0, 0.01, 0.05} {
+		cfg := decisionConfig("adaptive", []float64{0.10, 0.12}, 20000, runs, 4)
+		cfg.Settings.WeightFloor = f
+		r, err := RunSimulation(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "| %g | %.3f | %.1f ± %.1f |\n", f, r.DeclaredRate, r.Regret, r.RegretSE)
+	}
+	t.Log(b.String())
+}
+
+// TestReportFloorRegret: Chapelle & Li (K = 10, 0.5 vs 0.4, T = 10⁶) with the
+// default weight floor, next to the table without it in docs/engine.md.
+func TestReportFloorRegret(t *testing.T) {
+	reportOnly(t)
+	rates := make([]float64, 10)
+	rates[0] = 0.5
+	for i := 1; i < 10; i++ {
+		rates[i] = 0.4
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "| weight floor | regret at 10⁶ ± s.e. |\n|---|---|\n")
+	for _, f := range []float64{0, 0.01} {
+		r, err := RunSimulation(SimConfig{Rates: rates, Strategy: "adaptive", Horizon: 1_000_000, Runs: 20, Seed: 2011, Batch: 1,
+			Settings: engine.Settings{MinSamples: 0, WeightFloor: f}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "| %g | %.0f ± %.0f |\n", f, r.Regret, r.RegretSE)
+	}
+	t.Log(b.String())
+}
