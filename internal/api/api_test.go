@@ -177,8 +177,8 @@ func TestCreateExperimentDefaults(t *testing.T) {
 	got := e.must(201, "POST", "/v1/experiments", e.admin,
 		`{"key":"d","metric":"continuous","variants":[{"key":"a"},{"key":"b","name":"Bee"}]}`).JSON(t)
 	want := map[string]any{
-		"min_samples": 100.0, "decision_threshold": 0.95, "loss_threshold": 0.001, "weight_floor": 0.0,
-		"alpha": 0.05, "traffic": 1.0, "seed": nil, "control_share": nil, "auto_complete": false,
+		"min_samples": 100.0, "decision_threshold": 0.95, "loss_threshold": 0.001, "weight_floor": 0.01,
+		"alpha": 0.05, "min_effect": 0.05, "traffic": 1.0, "seed": nil, "control_share": nil, "auto_complete": false,
 		"tau2": nil, "epsilon": nil, "gamma": nil,
 	}
 	if diff := cmp.Diff(want, got["settings"]); diff != "" {

@@ -125,28 +125,36 @@ func newAVTests(in Input, strategy string) *avTests {
 	c := sum / n
 	t.Centre = c
 	// Per arm: A = Σ (y−c)/p and Q = Σ (y−c)²/p².
-	// m2 is the pooled second moment of y around c (binary: c(1−c)).
-	var sumSq float64
-	for _, a := range in.Arms {
+	// m2 is the pooled second moment of y around c (binary: c(1−c)); each
+	// arm's own second moment around c is shrunk towards it by one
+	// pseudo-unit, so that an arm with a handful of units (all zero, say)
+	// cannot claim a tiny variance, while an arm whose rate is far from the
+	// pooled one is not charged the others' spread.
+	sumSq := func(a Arm) float64 {
 		if in.Metric == Binary {
-			sumSq += float64(a.Conversions)
-		} else {
-			sumSq += a.SumSquares
+			return float64(a.Conversions) // y² = y
 		}
+		return a.SumSquares
 	}
-	m2 := math.Max(0, sumSq/n-c*c)
+	var pooledSq float64
+	for _, a := range in.Arms {
+		pooledSq += sumSq(a)
+	}
+	m2 := math.Max(0, pooledSq/n-c*c)
 	A := make([]float64, k)
 	Q := make([]float64, k)
 	t.Means = make([]float64, k)
 	for i, a := range in.Arms {
 		A[i] = a.YInvP - c*a.InvP
 		// The larger of the realised Σ(y−c)²/p² and the predictable
-		// m2·Σ1/w: while an arm has a small weight, few of its units carry
+		// m2_arm·Σ1/w: while an arm has a small weight, few of its units carry
 		// large weights, and the realised sum, which sees only the units
 		// that came, underestimates the variance with high probability
 		// (a rare arm with no conversion yet looks certain). The
 		// predictable one counts every unit's chance of landing there.
-		Q[i] = math.Max(math.Max(0, a.Y2InvP2-2*c*a.YInvP2+c*c*a.InvP2), m2*a.InvExpected)
+		armM2 := math.Max(0, sumSq(a)-2*c*a.Sum+c*c*float64(a.Units))
+		armM2 = (armM2 + m2) / float64(a.Units+1)
+		Q[i] = math.Max(math.Max(0, a.Y2InvP2-2*c*a.YInvP2+c*c*a.InvP2), armM2*a.InvExpected)
 		t.Means[i] = c + A[i]/n
 	}
 	r := s.Tau2 * n

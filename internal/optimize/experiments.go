@@ -459,7 +459,6 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be analysed", e.Key)
 	}
-	r.SRM = srm(e, counters)
 	if r.SRM.Alert && e.SRMAlertedAt == nil && r.SRM.PValue != nil &&
 		(e.Status == store.StatusRunning || e.Status == store.StatusPaused) {
 		// Recorded once among all replicas, with its webhook event in the
@@ -552,30 +551,6 @@ func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner s
 		}
 	}
 	return nil
-}
-
-// srm tests the assignment counts against what the policy intended: the
-// expected count of a variant is the sum, over assigned units, of the
-// probability it had at that moment (logged with every assignment). For
-// fixed weights this is the classic χ² test; for adaptive strategies it
-// still catches a broken assignment path while the weights move. The test
-// is conservative under moving weights (the variance of a sum of Bernoulli
-// draws with varying p is below the multinomial's), so it does not raise
-// false alerts because weights move.
-func srm(e *store.Experiment, counters []store.Counters) engine.SRM {
-	obs := make([]int64, 0, len(counters))
-	exp := make([]float64, 0, len(counters))
-	var n int64
-	for _, c := range counters {
-		obs = append(obs, c.Units)
-		exp = append(exp, c.Expected)
-		n += c.Units
-	}
-	if n == 0 {
-		return engine.SRM{}
-	}
-	p := engine.SRMPValue(obs, exp)
-	return engine.SRM{PValue: &p, Alert: p < engine.SRMAlertP}
 }
 
 // Timeseries implements Optimizer.
