@@ -5,34 +5,56 @@ import (
 	"slices"
 )
 
-// pointsPerArm is the number of grid points each posterior contributes to the
-// integration grid. With a window of ±12 standard deviations this is a spacing of
-// 0.77 sd; with the fourth-order rule below the absolute error of P(best) stays under
-// 5e-5 (tests against Evan Miller's closed form and a Monte Carlo with 10⁶ draws),
-// twenty times under the 0.001 the design asks for. 80 points gave 3e-6 at 2.5 times
-// the cost, 16 points 2e-3.
-const pointsPerArm = 32
+// tailLog is how far below its peak, in natural-log units, each posterior's
+// density is cut: e⁻³² ≈ 1.3e-14 of the peak. For a near-normal posterior that is
+// ±8 standard deviations (mass beyond: 1e-15); for the exponential tails of the
+// most skewed posteriors the engine builds (Beta(1, b), every unit failed) it is
+// 32 e-folds (mass beyond: 1e-14).
+const tailLog = 32
 
-// windowSD is the half-width, in standard deviations, of the region each posterior
-// is integrated over. The mass outside it is below 1e-32 for near-normal posteriors
-// and below e⁻¹³ ≈ 2e-6 for the most skewed posterior the engine builds (Beta(1, b)).
-const windowSD = 12
+// gridStep is the spacing of each posterior's own grid points, in units of its
+// local standard deviation (in the integration coordinate, below). With the
+// fourth-order rule the error of P(best) and of the expected loss stays under
+// 1e-6 on every case of the reference table (stats/testdata/pbest_reference.json);
+// 0.8 gave 2e-5 on the near-normal cases.
+const gridStep = 0.4
+
+// Bounds of the number of grid points one posterior contributes: a near-normal
+// posterior needs 41, the logistic-shaped Beta(1, 1) about 120.
+const (
+	minGridPoints = 24
+	maxGridPoints = 200
+)
 
 // bestProbabilities returns, for each posterior i, P(θ_i = max_j θ_j) and the expected
 // loss E[max_j θ_j − θ_i], by deterministic numerical integration of
 //
-//	P_i = ∫ Π_{j≠i} F_j(x) dF_i(x).
+//	P_i = ∫ Π_{j≠i} F_j(y) dF_i(y),   E[max] = Σ_i ∫ x(y) Π_{j≠i} F_j(y) dF_i(y),
 //
-// Every posterior contributes pointsPerArm points spread over its own window, so the
-// merged grid resolves each density however narrow it is (10⁹ units) and however far
-// apart the posteriors lie. On that grid each F_j is the cumulative integral of its
-// density kernel, normalised to end at 1, and P_i, E[max] and the means are integrals
-// of products of those, all by the fourth-order Hermite rule (trapezoid plus
-// derivative end correction; every derivative is known in closed form). Using the
-// same rule for E[max] and for the means makes their errors cancel in the loss.
-// Densities are evaluated up to a constant, relative to their mean, so no
-// normalising constant (and no huge log-gamma) is needed. The cost is O(K²·80)
-// density evaluations at worst and O(K) work per grid point.
+// in a coordinate y = T(θ) in which every posterior is smooth and close to normal:
+// y = logit θ for Beta posteriors, y = θ for normal ones and y = ln θ for the
+// log-normal posteriors of the zero-inflated model (x(y) = T⁻¹(y) maps back to θ for
+// the loss). In the logit coordinate a Beta density x^a(1−x)^b is log-concave with
+// no boundary, its width is √(1/a + 1/b) and its tails at worst exponential, so one
+// rule serves Beta(1, 1), Beta(3, 6000) and Beta(10⁸+1, 1) alike: in θ itself the
+// last two are a spike against an edge that no fixed grid resolves (they caused
+// P(best) errors of 1e-3 and expected losses growing with n²).
+//
+// Every posterior contributes points every gridStep of its own standard deviation
+// over the range where its density is within e^tailLog of its peak, so the merged
+// grid resolves each density however narrow it is (10⁹ units) and however far apart
+// the posteriors lie. On that grid each F_j is the cumulative integral of its
+// density (normalised to end at 1; outside its range a density is 0 and F is 0 or
+// 1), and P_i, E[max] and the means are integrals of products of those, all by the
+// fourth-order Hermite rule (trapezoid plus derivative end correction; every
+// derivative is known in closed form). The same rule for E[max] and for the means
+// makes their errors cancel in the loss. The leave-one-out products Π_{j≠i} F_j and
+// their derivatives come from prefix and suffix products (no division, so no
+// overflow or NaN whatever the number of arms). Densities are evaluated relative to
+// their peak, so no normalising constant (and no huge log-gamma) is needed.
+//
+// All posteriors of one call must share the coordinate: all Beta, or all normal on
+// the same scale (posteriors and armPosteriors guarantee it).
 func bestProbabilities(ps []posterior) (pbest, loss []float64) {
 	k := len(ps)
 	pbest, loss = make([]float64, k), make([]float64, k)
@@ -40,246 +62,279 @@ func bestProbabilities(ps []posterior) (pbest, loss []float64) {
 		pbest[0] = 1
 		return pbest, loss
 	}
-	type window struct{ lo, hi float64 }
-	wins := make([]window, k)
-	grid := make([]float64, 0, k*pointsPerArm)
+	co := coordinateOf(ps[0])
+	arms := make([]armDensity, k)
+	size := 0
 	for i, p := range ps {
-		m, sd := p.mean(), p.stdDev()
-		if !(sd > 0) {
-			sd = 1e-300 + math.Abs(m)*1e-15
-		}
-		lo, hi := m-windowSD*sd, m+windowSD*sd
-		if !p.normal {
-			lo, hi = math.Max(lo, 0), math.Min(hi, 1)
-		}
-		step := (hi - lo) / float64(pointsPerArm-1)
-		if !p.normal {
-			lo, hi = betaWindow(p, m, lo, hi, step)
-		}
-		wins[i] = window{lo, hi}
-		for x := lo; x < hi+step/2; x += step {
-			grid = append(grid, math.Min(x, hi))
-		}
+		arms[i] = densityOf(p)
+		size += arms[i].points
+	}
+	grid := make([]float64, 0, size)
+	for _, a := range arms {
+		grid = a.appendPoints(grid)
 	}
 	slices.Sort(grid)
 	grid = slices.Compact(grid)
 	n := len(grid)
 
 	// Per arm j and grid point t: density f, its derivative d and the CDF F, each
-	// stored at [j*n+t]. Outside an arm's window f = d = 0 and F is 0 or 1.
+	// stored at [j*n+t].
 	f, d, cdf := make([]float64, k*n), make([]float64, k*n), make([]float64, k*n)
-	for j, p := range ps {
-		kern := kernel(p)
+	for j, a := range arms {
 		fr, dr, cr := f[j*n:(j+1)*n], d[j*n:(j+1)*n], cdf[j*n:(j+1)*n]
-		first := -1
+		t0, _ := slices.BinarySearch(grid, a.lo)
 		acc := 0.0
-		for t, x := range grid {
-			if x < wins[j].lo || x > wins[j].hi {
-				if first >= 0 {
-					cr[t] = acc
-				}
-				continue
-			}
-			fr[t], dr[t] = kern(x)
-			if first >= 0 {
-				acc += hermite(grid[t-1], x, fr[t-1], fr[t], dr[t-1], dr[t])
-			} else {
-				first = t
+		t := t0
+		for ; t < n && grid[t] <= a.hi; t++ {
+			fr[t], dr[t] = a.kern(grid[t])
+			if t > t0 {
+				acc += hermite(grid[t-1], grid[t], fr[t-1], fr[t], dr[t-1], dr[t])
 			}
 			cr[t] = acc
 		}
-		if !(acc > 0) {
-			// A degenerate window (a point mass): a step at the mean.
-			for t, x := range grid {
-				fr[t], dr[t] = 0, 0
-				if x >= p.mean() {
-					cr[t] = 1
-				}
-			}
-			continue
+		for ; t < n; t++ {
+			cr[t] = acc
+		}
+		if !(acc > 0) || math.IsInf(acc, 0) {
+			// Cannot happen for a proper posterior; keep the result defined.
+			return degenerate(ps)
 		}
 		inv := 1 / acc
 		for t := range cr {
 			fr[t] *= inv
 			dr[t] *= inv
-			cr[t] = math.Min(cr[t]*inv, 1)
+			cr[t] = min(cr[t]*inv, 1)
 		}
 	}
 
-	// P_i = ∫ g_i with g_i = f_i·L_i and L_i = Π_{j≠i} F_j; E[max] = Σ_i ∫ x·g_i.
-	// g_i' = f_i'·L_i + f_i·L_i' with L_i' = Σ_{j≠i} f_j·Π_{k∉{i,j}} F_k.
+	// g_i = f_i·L_i with L_i = Π_{j≠i} F_j; g_i' = f_i'·L_i + f_i·L_i'.
 	g, gd := make([]float64, k), make([]float64, k)
 	pg, pgd := make([]float64, k), make([]float64, k)
+	pre, preD := make([]float64, k+1), make([]float64, k+1)
+	suf, sufD := make([]float64, k+1), make([]float64, k+1)
 	means := make([]float64, k)
 	emax := 0.0
+	px, pdx := 0.0, 0.0
 	for t := 0; t < n; t++ {
-		loo(f, d, cdf, n, t, g, gd)
+		// Prefix and suffix products of the CDFs with their derivatives:
+		// (P, D)·(F, f) = (P·F, D·F + P·f).
+		pre[0], preD[0] = 1, 0
+		for j := 0; j < k; j++ {
+			c, fj := cdf[j*n+t], f[j*n+t]
+			pre[j+1], preD[j+1] = pre[j]*c, preD[j]*c+pre[j]*fj
+		}
+		suf[k], sufD[k] = 1, 0
+		for j := k - 1; j >= 0; j-- {
+			c, fj := cdf[j*n+t], f[j*n+t]
+			suf[j], sufD[j] = suf[j+1]*c, sufD[j+1]*c+suf[j+1]*fj
+		}
+		for i := 0; i < k; i++ {
+			l := pre[i] * suf[i+1]
+			ld := preD[i]*suf[i+1] + pre[i]*sufD[i+1]
+			fi := f[i*n+t]
+			g[i], gd[i] = fi*l, d[i*n+t]*l+fi*ld
+		}
+		x, dx := co.value(grid[t])
 		if t > 0 {
-			x0, x1 := grid[t-1], grid[t]
+			y0, y1 := grid[t-1], grid[t]
 			for i := 0; i < k; i++ {
-				pbest[i] += hermite(x0, x1, pg[i], g[i], pgd[i], gd[i])
-				// (x·g)' = g + x·g'.
-				emax += hermite(x0, x1, x0*pg[i], x1*g[i], pg[i]+x0*pgd[i], g[i]+x1*gd[i])
+				pbest[i] += hermite(y0, y1, pg[i], g[i], pgd[i], gd[i])
+				// (x·g)' = x'·g + x·g'.
+				emax += hermite(y0, y1, px*pg[i], x*g[i], pdx*pg[i]+px*pgd[i], dx*g[i]+x*gd[i])
 				f0, f1 := f[i*n+t-1], f[i*n+t]
 				d0, d1 := d[i*n+t-1], d[i*n+t]
-				means[i] += hermite(x0, x1, x0*f0, x1*f1, f0+x0*d0, f1+x1*d1)
+				means[i] += hermite(y0, y1, px*f0, x*f1, pdx*f0+px*d0, dx*f1+x*d1)
 			}
 		}
 		pg, g = g, pg
 		pgd, gd = gd, pgd
+		px, pdx = x, dx
 	}
 	total := 0.0
 	for i := range pbest {
-		pbest[i] = math.Max(pbest[i], 0)
+		pbest[i] = max(pbest[i], 0)
 		total += pbest[i]
+	}
+	if !(total > 0) || math.IsInf(total, 0) || math.IsNaN(emax) {
+		return degenerate(ps)
 	}
 	for i := range pbest {
 		pbest[i] /= total
-		loss[i] = math.Max(0, emax/total-means[i])
+		loss[i] = max(0, emax/total-means[i])
+		if math.IsNaN(loss[i]) || math.IsInf(loss[i], 0) {
+			return degenerate(ps)
+		}
 	}
 	return pbest, loss
 }
 
-// negligibleDensity is the kernel value (relative to 1 at the mean) below which
-// a Beta density is treated as zero outside its window.
-const negligibleDensity = 1e-14
+// degenerate is the answer when the integral is not defined (it is for every
+// posterior the engine builds; this keeps NaN out of results whatever happens):
+// P(best) shared among the arms with the highest mean, losses from the means.
+func degenerate(ps []posterior) (pbest, loss []float64) {
+	k := len(ps)
+	pbest, loss = make([]float64, k), make([]float64, k)
+	best := math.Inf(-1)
+	for _, p := range ps {
+		best = max(best, p.mean())
+	}
+	ties := 0.0
+	for _, p := range ps {
+		if p.mean() == best {
+			ties++
+		}
+	}
+	for i, p := range ps {
+		if p.mean() == best {
+			pbest[i] = 1 / ties
+		}
+		loss[i] = best - p.mean()
+		if math.IsNaN(loss[i]) || math.IsInf(loss[i], 0) {
+			loss[i] = 0
+		}
+	}
+	return pbest, loss
+}
 
-// betaWindow widens the ±windowSD window of a Beta posterior until its density
-// at both ends is negligible. Twelve standard deviations are plenty for a
-// near-normal posterior but not for a very skewed one such as Beta(314, 1)
-// (every unit converted): its density 12 sd below the mean is still 6e-4 of
-// the peak, and cutting it there puts a false step into the integrands, which
-// the Hermite rule's end correction turned into an expected loss of 0.002 for
-// an arm that is certainly the best.
-//
-// The window grows by whole steps of the grid spacing (1, 2, 4, … steps, so a
-// few kernel evaluations suffice), which keeps the added tail at the same
-// resolution; it stops after about 3·pointsPerArm extra points.
-func betaWindow(p posterior, m, lo, hi, step float64) (float64, float64) {
-	kern := kernel(p)
-	grow := func(x, dir float64) float64 {
-		for n := 1; x > 0 && x < 1 && n <= 3*pointsPerArm; n *= 2 {
-			if v, _ := kern(x); v < negligibleDensity {
+// coordinate is the integration variable y = T(θ) of bestProbabilities.
+type coordinate int
+
+const (
+	logitCoordinate    coordinate = iota // Beta posteriors
+	identityCoordinate                   // normal posteriors of θ
+	logCoordinate                        // normal posteriors of ln θ
+)
+
+func coordinateOf(p posterior) coordinate {
+	switch {
+	case !p.normal:
+		return logitCoordinate
+	case p.logScale:
+		return logCoordinate
+	}
+	return identityCoordinate
+}
+
+// value returns θ = T⁻¹(y) and dθ/dy.
+func (c coordinate) value(y float64) (x, dx float64) {
+	switch c {
+	case logitCoordinate:
+		x = logistic(y)
+		return x, x * logistic(-y)
+	case logCoordinate:
+		x = math.Exp(y)
+		return x, x
+	}
+	return y, 1
+}
+
+// logistic is 1/(1+e^{−y}), accurate in both tails.
+func logistic(y float64) float64 {
+	if y >= 0 {
+		return 1 / (1 + math.Exp(-y))
+	}
+	e := math.Exp(y)
+	return e / (1 + e)
+}
+
+// softplus is ln(1+e^y) without overflow: −ln σ(−y).
+func softplus(y float64) float64 {
+	if y > 0 {
+		return y + math.Log1p(math.Exp(-y))
+	}
+	return math.Log1p(math.Exp(y))
+}
+
+// armDensity is one posterior in the integration coordinate: its density up to a
+// constant factor (1 at the peak) with derivative, and the range [lo, hi] covered
+// by its own grid points.
+type armDensity struct {
+	kern   func(y float64) (f, d float64)
+	lo, hi float64
+	points int
+}
+
+func (a armDensity) appendPoints(grid []float64) []float64 {
+	if a.points < 2 {
+		return append(grid, a.lo)
+	}
+	step := (a.hi - a.lo) / float64(a.points-1)
+	for i := 0; i < a.points-1; i++ {
+		grid = append(grid, a.lo+float64(i)*step)
+	}
+	return append(grid, a.hi)
+}
+
+// gridPoints is the number of points that spaces [lo, hi] by gridStep·sd.
+func gridPoints(lo, hi, sd float64) int {
+	n := math.Ceil((hi-lo)/(gridStep*sd)) + 1
+	if !(n >= minGridPoints) { // also NaN
+		return minGridPoints
+	}
+	return int(min(n, maxGridPoints))
+}
+
+// densityOf returns p's density in its integration coordinate.
+func densityOf(p posterior) armDensity {
+	if p.normal {
+		mu, sd := p.mu, p.sd
+		if !(sd > 0) {
+			sd = 1e-300 + math.Abs(mu)*1e-15
+		}
+		inv := 1 / sd
+		half := math.Sqrt(2*tailLog) * sd
+		return armDensity{
+			kern: func(y float64) (float64, float64) {
+				z := (y - mu) * inv
+				v := math.Exp(-0.5 * z * z)
+				return v, -v * z * inv
+			},
+			lo: mu - half, hi: mu + half, points: gridPoints(-half, half, sd),
+		}
+	}
+	// Beta(a, b) in y = logit θ: density ∝ σ(y)^a·(1−σ(y))^b, i.e. the log density
+	// l(y) = −a·softplus(−y) − b·softplus(y), peaked at y0 = ln(a/b) with curvature
+	// −ab/(a+b), so a local standard deviation of √(1/a + 1/b); l'(y) = a − (a+b)σ(y).
+	a, b := p.a, p.b
+	y0 := math.Log(a) - math.Log(b)
+	l0 := -a*softplus(-y0) - b*softplus(y0)
+	rel := func(y float64) float64 { return -a*softplus(-y) - b*softplus(y) - l0 }
+	slope := func(y float64) float64 { return a - (a+b)*logistic(y) }
+	sd := math.Sqrt(1/a + 1/b)
+	edge := func(dir float64) float64 {
+		// l is concave: step out until l < −tailLog, then Newton steps back, which
+		// approach the crossing monotonically from outside.
+		y := y0 + dir*sd*math.Sqrt(2*tailLog)
+		for i := 0; i < 60 && rel(y) > -tailLog; i++ {
+			y = y0 + 2*(y-y0)
+		}
+		for i := 0; i < 8; i++ {
+			s := slope(y)
+			if s == 0 {
 				break
 			}
-			x = math.Min(1, math.Max(0, x+dir*float64(n)*step))
+			next := y - (rel(y)+tailLog)/s
+			if !(dir*(next-y0) > 0) || math.Abs(next-y) < 0.05*sd {
+				break
+			}
+			y = next
 		}
-		return x
+		return y
 	}
-	return grow(lo, -1), grow(hi, 1)
+	lo, hi := edge(-1), edge(1)
+	return armDensity{
+		kern: func(y float64) (float64, float64) {
+			v := math.Exp(rel(y))
+			return v, v * slope(y)
+		},
+		lo: lo, hi: hi, points: gridPoints(lo, hi, sd),
+	}
 }
 
 // hermite integrates a function over [x0, x1] from its values and derivatives at the
 // ends: the trapezoid rule with the Euler–Maclaurin end correction, exact for cubics
-// and so fourth-order accurate. With it a grid of 0.35 sd gives P(best) to ~1e-5,
-// where the plain trapezoid rule erred by ~2e-3.
+// and so fourth-order accurate.
 func hermite(x0, x1, f0, f1, d0, d1 float64) float64 {
 	h := x1 - x0
 	return 0.5*h*(f0+f1) + h*h/12*(d0-d1)
-}
-
-// tinyCDF is the CDF value treated as zero in leave-one-out products, so that the
-// division by F_i below cannot overflow.
-const tinyCDF = 1e-250
-
-// loo sets g[i] = f_i·L_i and gd[i] = (f_i·L_i)' at grid point t, where
-// L_i = Π_{j≠i} F_j, in O(K) per point: the product of the non-zero CDFs and the sum
-// of f_j/F_j give every leave-one-out product and its derivative, with the (at most
-// two) zero CDFs handled apart.
-func loo(f, d, cdf []float64, n, t int, g, gd []float64) {
-	k := len(g)
-	prod, sum := 1.0, 0.0
-	zeros, z0, z1 := 0, -1, -1
-	for j := 0; j < k; j++ {
-		c := cdf[j*n+t]
-		if c < tinyCDF {
-			zeros++
-			if z0 < 0 {
-				z0 = j
-			} else if z1 < 0 {
-				z1 = j
-			}
-			continue
-		}
-		prod *= c
-		sum += f[j*n+t] / c
-	}
-	for i := 0; i < k; i++ {
-		fi, di, ci := f[i*n+t], d[i*n+t], cdf[i*n+t]
-		zi := zeros
-		p := prod
-		s := sum
-		if ci < tinyCDF {
-			zi--
-		} else {
-			p /= ci
-			s -= fi / ci
-		}
-		var l, ld float64
-		switch zi {
-		case 0:
-			l, ld = p, p*s
-		case 1:
-			other := z0
-			if other == i {
-				other = z1
-			}
-			l, ld = 0, f[other*n+t]*p
-		}
-		g[i] = fi * l
-		gd[i] = di*l + fi*ld
-	}
-}
-
-// kernel returns the posterior's density and its derivative up to a constant factor,
-// scaled to 1 at the mean so that it neither overflows nor underflows in the window.
-func kernel(p posterior) func(x float64) (float64, float64) {
-	if p.normal {
-		mu, inv := p.mu, 1/p.sd
-		return func(x float64) (float64, float64) {
-			z := (x - mu) * inv
-			v := math.Exp(-0.5 * z * z)
-			return v, -v * z * inv
-		}
-	}
-	a1, b1 := p.a-1, p.b-1
-	m := p.a / (p.a + p.b)
-	im, im1 := 1/m, 1/(1-m)
-	return func(x float64) (float64, float64) {
-		// Shapes are at least 1 (Settings.Validate): the density vanishes at an edge
-		// unless the shape there is exactly 1, where it is finite; the guards keep
-		// 0·log(0) out and give the slope there in closed form.
-		if x <= 0 && a1 > 0 {
-			return 0, edgeSlope(a1, b1, m)
-		}
-		if x >= 1 && b1 > 0 {
-			return 0, -edgeSlope(b1, a1, 1-m)
-		}
-		x = math.Min(math.Max(x, 0), 1)
-		// Plain logs of ratios near 1: at 10⁹ units the exponent is off by ~1e-7,
-		// a relative error of the density that normalisation makes harmless, and
-		// math.Log is several times faster than math.Log1p.
-		l, dl := 0.0, 0.0
-		if a1 != 0 {
-			l += a1 * math.Log(x*im)
-			dl += a1 / x
-		}
-		if b1 != 0 {
-			l += b1 * math.Log((1-x)*im1)
-			dl -= b1 / (1 - x)
-		}
-		v := math.Exp(l)
-		return v, v * dl
-	}
-}
-
-// edgeSlope is the slope at x = 0 of the kernel (x/m)^e·((1−x)/(1−m))^o with e > 0:
-// 1/m·(1/(1−m))^o for e = 1, 0 for e > 1. For 0 < e < 1 the slope is infinite; 0 is
-// returned, which drops the Hermite correction on that one interval (a trapezoid
-// there), the best a finite rule can do.
-func edgeSlope(e, o, m float64) float64 {
-	if e != 1 {
-		return 0
-	}
-	return math.Exp(-math.Log(m) - o*math.Log1p(-m))
 }

@@ -5,82 +5,452 @@ import (
 	"math/rand/v2"
 
 	"github.com/samplit/samplit/internal/engine/stats"
+	"gonum.org/v1/gonum/mathext"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
-// posterior is the distribution of one variant's θ: Beta(a, b) for binary metrics,
-// Normal(mu, sd²) for continuous ones.
+// posterior is the distribution of one variant's θ that allocation draws from and
+// P(best) integrates: Beta(a, b) for binary metrics; for continuous ones a normal
+// N(mu, sd²) of θ, or of ln θ when logScale (the zero-inflated log-normal model).
+// The Thompson samplers draw mu + sd·Z and compare the draws across arms, so every
+// arm of one experiment is on the same scale (a common monotone transform does not
+// change which arm is the largest).
 type posterior struct {
-	normal bool
-	a, b   float64
-	mu, sd float64
+	normal   bool
+	a, b     float64
+	mu, sd   float64
+	logScale bool
 }
 
 func (p posterior) mean() float64 {
-	if p.normal {
-		return p.mu
+	switch {
+	case !p.normal:
+		return p.a / (p.a + p.b)
+	case p.logScale:
+		return math.Exp(p.mu + p.sd*p.sd/2)
 	}
-	return p.a / (p.a + p.b)
-}
-
-func (p posterior) stdDev() float64 {
-	if p.normal {
-		return p.sd
-	}
-	return stats.BetaStdDev(p.a, p.b)
+	return p.mu
 }
 
 func (p posterior) draw(r *rand.Rand) float64 {
-	if p.normal {
-		return p.mu + p.sd*r.NormFloat64()
+	switch {
+	case !p.normal:
+		return stats.Beta(r, p.a, p.b)
+	case p.logScale:
+		return math.Exp(p.mu + p.sd*r.NormFloat64())
 	}
-	return stats.Beta(r, p.a, p.b)
+	return p.mu + p.sd*r.NormFloat64()
 }
 
 func (p posterior) quantile(q float64) float64 {
-	if p.normal {
-		return p.mu + p.sd*stats.NormalQuantile(q)
+	switch {
+	case !p.normal:
+		return stats.BetaQuantile(q, p.a, p.b)
+	case p.logScale:
+		return math.Exp(p.mu + p.sd*stats.NormalQuantile(q))
 	}
-	return stats.BetaQuantile(q, p.a, p.b)
+	return p.mu + p.sd*stats.NormalQuantile(q)
 }
 
-// posteriors builds one posterior per arm.
+// posteriors builds one posterior per arm from counts (possibly discounted).
 //
-// Binary: Beta(α0 + c, β0 + n − c).
+// Binary: Beta(α0 + c, β0 + n − c). An arm with no units at all is given the
+// posterior of all arms' units pooled, Beta(α0 + Σc, β0 + Σ(n − c)): before its
+// first unit a variant is believed to be like the average variant, so its P(best)
+// (and the share of traffic Thompson sampling gives it) is not above the others'
+// merely because it is unknown. (Its shown interval is the prior's: intervals.)
 //
-// Continuous: the normal approximation N(x̄', s'²/n') with a weak prior worth one
-// pseudo-unit whose mean and variance are those of all arms pooled, so that arms
-// with n < 2 (or no data at all) still have a proper, wide posterior:
-// n' = n + 1, x̄' = (Σx + m0)/n', s'² = (SS + v0)/n'.
+// Continuous: the t model (continuousPosteriors); counts carry no log statistics,
+// so the log-normal model is not available here.
 func posteriors(m Metric, cs []counts, s Settings) []posterior {
 	ps := make([]posterior, len(cs))
 	if m == Binary {
+		var pn, pc float64
+		for _, c := range cs {
+			pn, pc = pn+c.n, pc+c.c
+		}
 		for i, c := range cs {
-			ps[i] = posterior{a: s.PriorAlpha + c.c, b: s.PriorBeta + c.n - c.c}
+			if c.n > 0 {
+				ps[i] = posterior{a: s.PriorAlpha + c.c, b: s.PriorBeta + c.n - c.c}
+			} else {
+				ps[i] = posterior{a: s.PriorAlpha + pc, b: s.PriorBeta + pn - pc}
+			}
 		}
 		return ps
 	}
-	var n, sum, sumSq float64
-	for _, c := range cs {
-		n, sum, sumSq = n+c.n, sum+c.sum, sumSq+c.sumSq
+	st := make([]valueStats, len(cs))
+	for i, c := range cs {
+		st[i] = valueStats{n: c.n, sum: c.sum, sumSq: c.sumSq}
 	}
-	m0, v0 := 0.0, 1.0
+	ps, _ = continuousPosteriors(st)
+	return ps
+}
+
+// armPosteriors is posteriors from the arms' full statistics: for continuous
+// metrics it can use the log-normal model (it needs Positive, Negative, LogSum and
+// LogSumSquares, which counts do not carry). It also returns each arm's 95%
+// interval (intervals).
+func armPosteriors(m Metric, arms []Arm, s Settings) ([]posterior, [][2]float64) {
+	if m == Binary {
+		cs := make([]counts, len(arms))
+		for i, a := range arms {
+			cs[i] = armCounts(a)
+		}
+		return posteriors(m, cs, s), binaryIntervals(arms, s)
+	}
+	st := make([]valueStats, len(arms))
+	for i, a := range arms {
+		st[i] = valueStats{
+			n: float64(a.Units), sum: a.Sum, sumSq: a.SumSquares, logKnown: true,
+			pos: float64(a.Positive), neg: float64(a.Negative), logSum: a.LogSum, logSumSq: a.LogSumSquares,
+		}
+	}
+	return continuousPosteriors(st)
+}
+
+// intervals returns each arm's equal-tailed 95% credible interval, as Analyze
+// reports it (see docs/engine.md, "Numbers").
+func intervals(m Metric, arms []Arm, s Settings) [][2]float64 {
+	_, ci := armPosteriors(m, arms, s)
+	return ci
+}
+
+// binaryIntervals: the equal-tailed 95% interval of Beta(α0 + c, β0 + n − c), with
+// the lower end at 0 when no unit converted and the upper end at 1 when every unit
+// did (as the Jeffreys and Clopper–Pearson intervals do; otherwise an observed rate
+// of 0 or 1 would lie outside its own interval). With no units it is [0, 1].
+func binaryIntervals(arms []Arm, s Settings) [][2]float64 {
+	out := make([][2]float64, len(arms))
+	for i, a := range arms {
+		n, c := float64(a.Units), float64(a.Conversions)
+		p := posterior{a: s.PriorAlpha + c, b: s.PriorBeta + n - c}
+		lo, hi := p.quantile(0.025), p.quantile(0.975)
+		if c == 0 {
+			lo = 0
+		}
+		if c == n {
+			hi = 1
+		}
+		out[i] = [2]float64{lo, hi}
+	}
+	return out
+}
+
+// valueStats are one arm's statistics of a continuous metric, as floats so that
+// discounted counts fit. The log-normal ones are known only from full Arm
+// statistics (logKnown).
+type valueStats struct {
+	n, sum, sumSq              float64
+	logKnown                   bool
+	pos, neg, logSum, logSumSq float64
+}
+
+// continuousPosteriors builds the posteriors and 95% intervals of continuous arms,
+// all under one model chosen for the experiment (useLogNormal): the zero-inflated
+// log-normal model for non-negative, zero-inflated or strongly skewed metrics
+// (revenue), else the t model. Every posterior is a normal (of θ, or of ln θ) with
+// the same 2.5% and 97.5% quantiles as the model's exact posterior, so that the
+// interval shown, the Thompson draws and P(best) describe one distribution; the
+// Thompson samplers can only draw normals (mu + sd·Z), hence the matching.
+func continuousPosteriors(st []valueStats) ([]posterior, [][2]float64) {
+	pool := pooledValues(st)
+	if useLogNormal(st) {
+		if ps, ci, ok := logNormalPosteriors(st, pool); ok {
+			return ps, ci
+		}
+	}
+	return tPosteriors(st, pool)
+}
+
+// pooled are all arms' values taken together: their mean and per-unit variance.
+type pooled struct {
+	n, mean, variance float64
+}
+
+func pooledValues(st []valueStats) pooled {
+	var n, sum, sumSq float64
+	for _, s := range st {
+		n, sum, sumSq = n+s.n, sum+s.sum, sumSq+s.sumSq
+	}
+	p := pooled{n: n}
 	if n > 0 {
-		m0 = sum / n
+		p.mean = sum / n
 	}
 	if n >= 2 {
-		v0 = math.Max(0, sumSq-n*m0*m0) / (n - 1)
+		p.variance = math.Max(0, sumSq-sum*p.mean) / (n - 1)
 	}
-	if !(v0 > 0) {
-		// All values equal: keep a tiny but proper spread on the metric's scale.
-		v0 = 1e-12 * math.Max(1, m0*m0)
-	}
-	for i, c := range cs {
-		ss := 0.0
-		if c.n > 0 {
-			ss = math.Max(0, c.sumSq-c.sum*c.sum/c.n)
+	if !(p.variance > 0) {
+		if n >= 2 {
+			// Every value equal: a tiny but proper spread on the metric's scale.
+			p.variance = 1e-12 * math.Max(1, p.mean*p.mean)
+		} else {
+			// At most one value: nothing says how spread values are; assume a
+			// coefficient of variation of 1 (scale 1 around zero).
+			p.variance = math.Max(1, p.mean*p.mean)
 		}
-		np := c.n + 1
-		ps[i] = posterior{normal: true, mu: (c.sum + m0) / np, sd: math.Sqrt((ss + v0) / np / np)}
 	}
-	return ps
+	return p
+}
+
+// normal975 is the 97.5% standard normal quantile.
+const normal975 = 1.959963984540054
+
+// tQuantile975 is the 97.5% quantile of Student's t with nu degrees of freedom:
+// a table for integer ν ≤ 40 (gonum's values, exact to ~1e-15), the Cornish–Fisher
+// expansion to 1/ν⁴ above (Abramowitz & Stegun 26.7.5; relative error below 1e-9
+// from ν = 40 on, tested), and gonum's inverse incomplete beta for other ν below 40
+// (discounted counts). gonum alone costs ~20 µs per call, too much for every Plan.
+func tQuantile975(nu float64) float64 {
+	switch {
+	case nu >= 40:
+		x, v := normal975, 1/nu
+		x2 := x * x
+		g1 := (x2 + 1) * x / 4
+		g2 := ((5*x2+16)*x2 + 3) * x / 96
+		g3 := (((3*x2+19)*x2+17)*x2 - 15) * x / 384
+		g4 := ((((79*x2+776)*x2+1482)*x2-1920)*x2 - 945) * x / 92160
+		return x + v*(g1+v*(g2+v*(g3+v*g4)))
+	case nu >= 1 && nu == math.Trunc(nu):
+		return t975[int(nu)-1]
+	}
+	return distuv.StudentsT{Mu: 0, Sigma: 1, Nu: nu}.Quantile(0.975)
+}
+
+// t975[ν−1] is the 97.5% quantile of Student's t with ν degrees of freedom.
+var t975 = [40]float64{
+	12.706204736174692, 4.3026527297494619, 3.1824463052837082, 2.7764451051977934,
+	2.570581835636315, 2.4469118511449692, 2.3646242515927849, 2.3060041352041662,
+	2.2621571627982049, 2.2281388519862744, 2.2009851600916392, 2.178812829667228,
+	2.1603686564627926, 2.1447866879178026, 2.1314495455597733, 2.1199052992212533,
+	2.1098155778333161, 2.1009220402410373, 2.0930240544083101, 2.0859634472658626,
+	2.0796138447276817, 2.0738730679040236, 2.0686576104190491, 2.0638985616280259,
+	2.0595385527532959, 2.0555294386428717, 2.0518305164802881, 2.0484071417952427,
+	2.045229642132703, 2.0422724563012391, 2.0395134463964077, 2.0369333434601002,
+	2.0345152974493401, 2.0322445093177182, 2.030107928250342, 2.0280940009804476,
+	2.0261924630291102, 2.024394163911968, 2.0226909200367618, 2.0210753903062724,
+}
+
+// tPosteriors is the t model: values of each arm i.i.d. normal with unknown mean
+// and variance, a flat prior on the mean and, on the variance, a scaled inverse χ²
+// prior worth one degree of freedom at the pooled variance v0 of all arms. The
+// posterior of the mean is then Student's t with ν = n degrees of freedom around
+// x̄ with scale² = (SS + v0)/(ν·n), SS the arm's sum of squared deviations: the
+// classical t interval (n − 1 df) with one pseudo-degree of freedom borrowed from
+// the pool, which keeps the posterior proper when all of an arm's values are equal
+// and defines it at n = 1 (a Cauchy of scale √v0 around the one value: an interval
+// ±12.7 pooled standard deviations wide, not a confident one).
+//
+// An arm with no units is allocated as the pooled data (t with ν = N around the
+// pooled mean, scale √(v0/N)), like binary arms; its interval is the prior's,
+// what one unit would give: pooled mean ± t₁·√v0.
+func tPosteriors(st []valueStats, pool pooled) ([]posterior, [][2]float64) {
+	ps := make([]posterior, len(st))
+	ci := make([][2]float64, len(st))
+	for i, s := range st {
+		var mean, nu, scale float64
+		if s.n > 0 {
+			mean = s.sum / s.n
+			ss := math.Max(0, s.sumSq-s.sum*mean)
+			nu = s.n
+			scale = math.Sqrt((ss + pool.variance) / nu / s.n)
+			q := tQuantile975(nu)
+			ci[i] = [2]float64{mean - q*scale, mean + q*scale}
+		} else {
+			mean = pool.mean
+			nu = math.Max(pool.n, 1)
+			scale = math.Sqrt(pool.variance / nu)
+			half := tQuantile975(1) * math.Sqrt(pool.variance)
+			ci[i] = [2]float64{mean - half, mean + half}
+		}
+		ps[i] = posterior{normal: true, mu: mean, sd: tQuantile975(nu) * scale / normal975}
+	}
+	return ps, ci
+}
+
+// Model choice. The log-normal model needs the log statistics of every arm, and
+// they must be consistent (Positive + Negative ≤ Units, and a positive sum only
+// with positive values: data recorded before the statistics existed fails this).
+// It is used when no value is negative, at least two are positive, and either some
+// units have the value zero (a point mass the normal model cannot represent: most
+// units of a revenue metric buy nothing) or the positive values are strongly skewed
+// (log-sd ≥ skewedLogSD). Otherwise values are near-symmetric or may be negative,
+// and the t model is used.
+const skewedLogSD = 0.5 // a log-normal skewness of 1.75
+
+func useLogNormal(st []valueStats) bool {
+	var n, pos, zeros, s1, s2 float64
+	for _, s := range st {
+		if !s.logKnown || s.neg != 0 || s.pos < 0 || s.pos > s.n || (s.pos == 0 && s.sum != 0) || s.sum < 0 {
+			return false
+		}
+		n, pos, zeros = n+s.n, pos+s.pos, zeros+s.n-s.pos
+		s1, s2 = s1+s.logSum, s2+s.logSumSq
+	}
+	if pos < 2 || n < 2 {
+		return false
+	}
+	if zeros > 0 {
+		return true
+	}
+	v := (s2 - s1*s1/pos) / (pos - 1)
+	return v >= skewedLogSD*skewedLogSD
+}
+
+// logNormalPosteriors is the zero-inflated log-normal model: a unit's value is 0
+// with probability 1 − π, else log-normal with parameters (μ, σ²), so the mean is
+// θ = π·exp(μ + σ²/2) and
+//
+//	ln θ = ln π + μ + σ²/2.
+//
+// Priors: Jeffreys Beta(½, ½) on π; on (μ, σ²) the conjugate normal–inverse-χ²
+// worth one positive value (κ0 = ν0 = 1) at the pooled mean and variance of the logs
+// of all arms' positive values. Posteriors: π ~ Beta(k + ½, n − k + ½) with k
+// positive values among n; σ² ~ νn·σn²/χ²(νn) with νn = k + 1; μ | σ² ~ N(μn, σ²/κn)
+// with κn = k + 1. The distribution of ln θ is computed, not approximated by its
+// moments: given σ², ln θ is normal up to ln π, whose (log-Beta) distribution is
+// replaced by the normal of the same mean and variance (digamma, trigamma); σ² is
+// integrated over by the trapezoid rule on 32 nodes in ln χ², which converges
+// geometrically for such smooth integrands. The 2.5% and 97.5% quantiles of that
+// mixture are the interval (exponentiated); the posterior handed to allocation is
+// the normal of ln θ with the same quantiles.
+//
+// Boundary rules: an arm without positive values has the lower end 0 (its observed
+// mean, like a binary arm without conversions). Model check: if an arm's observed
+// mean falls outside its interval, the model does not describe the data (say one
+// enormous value among small ones) and ok is false, so that the caller uses the t
+// model for every arm.
+func logNormalPosteriors(st []valueStats, _ pooled) (ps []posterior, ci [][2]float64, ok bool) {
+	var k, s1, s2 float64
+	for _, s := range st {
+		k, s1, s2 = k+s.pos, s1+s.logSum, s2+s.logSumSq
+	}
+	m0 := s1 / k
+	v0 := math.Max(0, s2-s1*m0) / (k - 1)
+	ps = make([]posterior, len(st))
+	ci = make([][2]float64, len(st))
+	for i, s := range st {
+		kn := s.pos + 1
+		mun, ss := m0, 0.0
+		if s.pos > 0 {
+			ybar := s.logSum / s.pos
+			mun = (m0 + s.pos*ybar) / kn
+			ss = math.Max(0, s.logSumSq-s.logSum*ybar) + s.pos/kn*(ybar-m0)*(ybar-m0)
+		}
+		nun := s.pos + 1
+		scale := v0 + ss // νn·σn²
+		alpha, beta := s.pos+0.5, s.n-s.pos+0.5
+		elp := mathext.Digamma(alpha) - mathext.Digamma(alpha+beta)
+		vlp := trigamma(alpha) - trigamma(alpha+beta)
+		mix := sigmaMixture(nun, scale, kn, elp+mun, vlp)
+		lo, hi := mix.quantile(0.025), mix.quantile(0.975)
+		ps[i] = posterior{normal: true, logScale: true, mu: (lo + hi) / 2, sd: (hi - lo) / (2 * normal975)}
+		ci[i] = [2]float64{math.Exp(lo), math.Exp(hi)}
+		if s.pos == 0 {
+			ci[i][0] = 0
+		}
+		if s.n > 0 {
+			if mean := s.sum / s.n; mean < ci[i][0] || mean > ci[i][1] {
+				return nil, nil, false
+			}
+		}
+	}
+	return ps, ci, true
+}
+
+// normalMixture is Σ w_j N(c_j, r_j²).
+type normalMixture struct {
+	w, c, r []float64
+}
+
+// sigmaMixture returns the distribution of ln θ = L + μ + σ²/2 where L ~ N(0, vl)
+// shifted by base (base = E[ln π] + μn), σ² ~ scale/χ²(nu) and μ | σ² ~ N(0, σ²/kn):
+// given σ², normal with mean base + σ²/2 and variance vl + σ²/kn; σ² is integrated
+// by the trapezoid rule in u = ln χ² (density ∝ exp(nu·u/2 − e^u/2)) over the
+// range where the density is within e⁻³² of its peak.
+func sigmaMixture(nu, scale, kn, base, vl float64) normalMixture {
+	const (
+		nodes = 32
+		cut   = 25 // weights below e⁻²⁵ of the peak are dropped
+	)
+	ustar := math.Log(nu)
+	rel := func(u float64) float64 { return nu/2*(u-ustar) - (math.Exp(u)-nu)/2 }
+	edge := func(dir float64) float64 {
+		d := math.Sqrt(2/nu) * 4
+		for i := 0; i < 60 && rel(ustar+dir*d) > -cut; i++ {
+			d *= 1.25
+		}
+		return ustar + dir*d
+	}
+	lo, hi := edge(-1), edge(1)
+	m := normalMixture{w: make([]float64, nodes), c: make([]float64, nodes), r: make([]float64, nodes)}
+	total := 0.0
+	for j := range nodes {
+		u := lo + (hi-lo)*float64(j)/(nodes-1)
+		w := math.Exp(rel(u))
+		s2 := scale * math.Exp(-u)
+		m.w[j], m.c[j], m.r[j] = w, base+s2/2, math.Sqrt(vl+s2/kn)
+		total += w
+	}
+	for j := range m.w {
+		m.w[j] /= total
+	}
+	return m
+}
+
+func (m normalMixture) cdf(t float64) (f, dens float64) {
+	for j, w := range m.w {
+		z := (t - m.c[j]) / m.r[j]
+		f += w * stats.NormalCDF(z)
+		dens += w * stats.NormalPDF(z) / m.r[j]
+	}
+	return f, dens
+}
+
+// quantile solves cdf(t) = q by Newton's method safeguarded by bisection.
+func (m normalMixture) quantile(q float64) float64 {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for j := range m.w {
+		lo = math.Min(lo, m.c[j]-12*m.r[j])
+		hi = math.Max(hi, m.c[j]+12*m.r[j])
+	}
+	// Start from the normal of the mixture's mean and variance.
+	mean, second := 0.0, 0.0
+	for j, w := range m.w {
+		mean += w * m.c[j]
+		second += w * (m.c[j]*m.c[j] + m.r[j]*m.r[j])
+	}
+	t := mean + stats.NormalQuantile(q)*math.Sqrt(math.Max(0, second-mean*mean))
+	if !(t > lo && t < hi) {
+		t = mean
+	}
+	for range 100 {
+		f, dens := m.cdf(t)
+		if f < q {
+			lo = t
+		} else {
+			hi = t
+		}
+		step := (f - q) / dens
+		if math.Abs(step) < 1e-10*(1+math.Abs(t)) || hi-lo < 1e-10*(1+math.Abs(t)) {
+			return t - step
+		}
+		next := t - step
+		if !(next > lo && next < hi) {
+			next = (lo + hi) / 2
+		}
+		t = next
+	}
+	return t
+}
+
+// trigamma is ψ'(x) for x > 0: the recurrence ψ'(x) = ψ'(x+1) + 1/x² up to x ≥ 6,
+// then the asymptotic series (error below 1e-12 there).
+func trigamma(x float64) float64 {
+	r := 0.0
+	for x < 6 {
+		r += 1 / (x * x)
+		x++
+	}
+	x2 := 1 / (x * x)
+	return r + 1/x + x2/2 + x2/x*(1.0/6-x2*(1.0/30-x2*(1.0/42-x2/30)))
 }
