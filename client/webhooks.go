@@ -18,9 +18,12 @@ const (
 	WebhookExperimentCompleted   WebhookEventType = "experiment.completed"
 	WebhookExperimentWinnerFound WebhookEventType = "experiment.winner_found"
 	WebhookExperimentSRMDetected WebhookEventType = "experiment.srm_detected"
-	WebhookFunnelWinnerFound     WebhookEventType = "funnel.winner_found"
-	WebhookCampaignWinnerFound   WebhookEventType = "campaign.winner_found"
-	WebhookCampaignGuardrail     WebhookEventType = "campaign.guardrail_tripped"
+	// WebhookExperimentNoDifference: every variant provably within
+	// ± min_effect of the leader (decision state no_difference).
+	WebhookExperimentNoDifference WebhookEventType = "experiment.no_difference"
+	WebhookFunnelWinnerFound      WebhookEventType = "funnel.winner_found"
+	WebhookCampaignWinnerFound    WebhookEventType = "campaign.winner_found"
+	WebhookCampaignGuardrail      WebhookEventType = "campaign.guardrail_tripped"
 	// WebhookPing is what TestWebhook sends.
 	WebhookPing WebhookEventType = "ping"
 )

@@ -480,18 +480,39 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 		Decision: Decision{State: r.Decision.State, Reason: r.Decision.Reason},
 	}
 	if e.Winner == "" && r.Winner != nil && (e.Status == store.StatusRunning || e.Status == store.StatusPaused) {
-		if err := x.declare(ctx, e, *r.Winner); err != nil {
+		if err := x.declare(ctx, e, *r.Winner, r.Decision.Reason); err != nil {
 			return nil, err
 		}
 		// declare may have completed the experiment (auto_complete) or
 		// found another replica's decision: report the status it has now.
 		res.Status = e.Status
 	}
+	if e.Winner == "" && e.NoDifferenceAt == nil && r.Decision.State == engine.StateNoDifference &&
+		(e.Status == store.StatusRunning || e.Status == store.StatusPaused) {
+		// Recorded once among all replicas, with experiment.no_difference in
+		// the same transaction. The experiment keeps running: whether to
+		// stop it is the user's call (both variants are as good as each
+		// other within min_effect).
+		set, err := x.st.MarkNoDifference(ctx, e.WorkspaceID, e.ID, now, webhook.NoDifference(*e, r.Decision.Reason, now))
+		if err != nil {
+			return nil, fmt.Errorf("record no difference of %s: %w", e.ID, err)
+		}
+		if set {
+			x.log.Info("no difference", "experiment", e.ID)
+		}
+		at := now
+		e.NoDifferenceAt = &at
+	}
 	switch {
 	case e.Status == store.StatusCompleted || e.Status == store.StatusArchived:
 		res.Decision = Decision{State: engine.StateCompleted, Reason: completedReason(e)}
 	case e.Winner != "" && (r.Winner == nil || *r.Winner != e.Winner):
 		res.Decision = Decision{State: engine.StateWinnerFound, Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", e.Winner, r.Decision.Reason)}
+	case e.Winner == "" && e.NoDifferenceAt != nil && r.Decision.State != engine.StateNoDifference:
+		// A recorded claim stays what the results say (an anytime-valid
+		// claim does not expire), with the latest data beside it.
+		res.Decision = Decision{State: engine.StateNoDifference, Reason: fmt.Sprintf("no difference was recorded %s; on the latest data: %s",
+			e.NoDifferenceAt.UTC().Format(time.RFC3339), r.Decision.Reason)}
 	}
 	if e.Winner != "" {
 		w := e.Winner
@@ -513,11 +534,11 @@ func completedReason(e *store.Experiment) string {
 // declare records the winner once (among all replicas) and, with
 // auto_complete, completes the experiment so that the winner is served.
 // It updates e in place.
-func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner string) error {
+func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner, reason string) error {
 	now := x.now()
 	// The experiment.winner_found event is written in the transaction that
 	// records the winner, by the one call (of all replicas) that does.
-	set, err := x.st.DeclareWinner(ctx, e.WorkspaceID, e.ID, winner, now, webhook.WinnerFound(*e, winner, now))
+	set, err := x.st.DeclareWinner(ctx, e.WorkspaceID, e.ID, winner, now, webhook.WinnerFound(*e, winner, reason, now))
 	if err != nil {
 		return fmt.Errorf("record winner of %s: %w", e.ID, err)
 	}

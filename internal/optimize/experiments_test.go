@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/seal"
@@ -457,5 +458,60 @@ func TestSRMDetectedOnce(t *testing.T) {
 	}
 	if len(ds) != 1 || ds[0].EventType != store.EventExperimentSRMDetected {
 		t.Fatalf("deliveries %+v, want one experiment.srm_detected", ds)
+	}
+}
+
+// TestNoDifferenceRecordedOnce: three equal variants converting half their
+// units, with min_effect 0.5 so that 1,500 units suffice: the results say
+// no_difference, the decision is recorded once, experiment.no_difference is
+// written once however often the results are read, and the results keep
+// saying so.
+func TestNoDifferenceRecordedOnce(t *testing.T) {
+	st := openStore(t)
+	x := optimizer(t, st, keyring(t, newKey(t)))
+	e := experiment(t, st, "uniform")
+	e.Settings.MinEffect = 0.5
+	ctx := t.Context()
+	hook := store.Webhook{ID: id.New(id.Webhook), WorkspaceID: e.WorkspaceID, URL: "https://example.com/h",
+		Events: []store.EventType{store.EventExperimentNoDifference, store.EventExperimentWinnerFound}, Enabled: true, SecretKeyID: "k", Secret: []byte("s"),
+		CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := st.CreateWebhook(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	third := 1.0 / 3
+	weights := map[string]float64{e.Variants[0].ID: third, e.Variants[1].ID: third, e.Variants[2].ID: third}
+	batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: weights}
+	events := store.EventBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Metric: store.MetricBinary}
+	for i, u := range unitIDs("nd", 1500) {
+		batch.Items = append(batch.Items, store.Assignment{UnitID: u, VariantID: e.Variants[i%3].ID, Propensity: third, Epoch: 1, AssignedAt: time.Now()})
+		if (i/3)%2 == 0 {
+			events.Events = append(events.Events, store.Event{UnitID: u, Value: 1, At: time.Now()})
+		}
+	}
+	if _, err := st.Assign(ctx, []store.AssignBatch{batch}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RecordEvents(ctx, []store.EventBatch{events}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		res, err := x.Results(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Decision.State != engine.StateNoDifference || res.Winner != nil {
+			t.Fatalf("decision %+v, winner %v; want no_difference", res.Decision, res.Winner)
+		}
+	}
+	ds, err := st.ListDeliveries(ctx, e.WorkspaceID, hook.ID, store.ListParams{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].EventType != store.EventExperimentNoDifference {
+		t.Fatalf("deliveries %+v, want one experiment.no_difference", ds)
+	}
+	got, err := st.GetExperiment(ctx, e.WorkspaceID, e.ID)
+	if err != nil || got.NoDifferenceAt == nil {
+		t.Fatalf("no_difference not recorded: %v %+v", err, got)
 	}
 }

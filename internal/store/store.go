@@ -162,6 +162,9 @@ type Experiment struct {
 	// SRMAlertedAt is when a sample ratio mismatch was first recorded (and
 	// announced) for the experiment; nil when none was.
 	SRMAlertedAt *time.Time
+	// NoDifferenceAt is when the no_difference decision was first recorded
+	// (and announced); nil when it was not.
+	NoDifferenceAt *time.Time
 }
 
 // VariantByKey returns the variant with the key, and whether there is one.
@@ -235,6 +238,8 @@ type Experiments interface {
 	// MarkSRM records a sample ratio mismatch once, like DeclareWinner: it
 	// returns true (and writes the events) only for the call that set it.
 	MarkSRM(ctx context.Context, workspaceID, id string, at time.Time, events ...OutboxEvent) (bool, error)
+	// MarkNoDifference records the no_difference decision once, like MarkSRM.
+	MarkNoDifference(ctx context.Context, workspaceID, id string, at time.Time, events ...OutboxEvent) (bool, error)
 }
 
 // Store is everything a backend provides.

@@ -18,16 +18,19 @@ const (
 	EventExperimentCompleted   EventType = "experiment.completed"
 	EventExperimentWinnerFound EventType = "experiment.winner_found"
 	EventExperimentSRMDetected EventType = "experiment.srm_detected"
-	EventFunnelWinnerFound     EventType = "funnel.winner_found"
-	EventCampaignWinnerFound   EventType = "campaign.winner_found"
-	EventCampaignGuardrail     EventType = "campaign.guardrail_tripped"
-	EventPing                  EventType = "ping"
+	// EventExperimentNoDifference: every variant is provably within
+	// ± min_effect of the leader (decision state no_difference).
+	EventExperimentNoDifference EventType = "experiment.no_difference"
+	EventFunnelWinnerFound      EventType = "funnel.winner_found"
+	EventCampaignWinnerFound    EventType = "campaign.winner_found"
+	EventCampaignGuardrail      EventType = "campaign.guardrail_tripped"
+	EventPing                   EventType = "ping"
 )
 
 // EventTypes lists every event type an endpoint may subscribe to.
 var EventTypes = []EventType{
 	EventExperimentStarted, EventExperimentPaused, EventExperimentResumed, EventExperimentCompleted,
-	EventExperimentWinnerFound, EventExperimentSRMDetected, EventFunnelWinnerFound,
+	EventExperimentWinnerFound, EventExperimentSRMDetected, EventExperimentNoDifference, EventFunnelWinnerFound,
 	EventCampaignWinnerFound, EventCampaignGuardrail, EventPing,
 }
 

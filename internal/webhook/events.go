@@ -72,11 +72,21 @@ func ExperimentEvent(typ store.EventType, e store.Experiment, at time.Time) stor
 	return NewEvent(typ, e.WorkspaceID, at, map[string]any{"experiment": Summarize(e)})
 }
 
-// WinnerFound returns experiment.winner_found for e and its winner's key.
-func WinnerFound(e store.Experiment, winner string, at time.Time) store.OutboxEvent {
+// WinnerFound returns experiment.winner_found for e, its winner's key and
+// the decision's sentence (with the anytime-valid interval).
+func WinnerFound(e store.Experiment, winner, reason string, at time.Time) store.OutboxEvent {
 	e.Winner = winner
 	return NewEvent(store.EventExperimentWinnerFound, e.WorkspaceID, at, map[string]any{
 		"experiment": Summarize(e), "winner": winner,
+		"decision": map[string]any{"state": "winner_found", "reason": reason},
+	})
+}
+
+// NoDifference returns experiment.no_difference for e with the decision's
+// sentence.
+func NoDifference(e store.Experiment, reason string, at time.Time) store.OutboxEvent {
+	return NewEvent(store.EventExperimentNoDifference, e.WorkspaceID, at, map[string]any{
+		"experiment": Summarize(e), "decision": map[string]any{"state": "no_difference", "reason": reason},
 	})
 }
 

@@ -54,15 +54,15 @@ func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment, events
 }
 
 const experimentColumns = `id, workspace_id, key, name, kind, metric, strategy, status, settings,
-	winner, winner_fixed, created_at, updated_at, started_at, completed_at, srm_alerted_at`
+	winner, winner_fixed, created_at, updated_at, started_at, completed_at, srm_alerted_at, no_difference_at`
 
 func scanExperiment(r scanner) (store.Experiment, error) {
 	var e store.Experiment
 	var kind, metric, status, settings string
 	var created, updated int64
-	var started, completed, srm sql.NullInt64
+	var started, completed, srm, noDiff sql.NullInt64
 	err := r.Scan(&e.ID, &e.WorkspaceID, &e.Key, &e.Name, &kind, &metric, &e.Strategy, &status, &settings,
-		&e.Winner, &e.WinnerFixed, &created, &updated, &started, &completed, &srm)
+		&e.Winner, &e.WinnerFixed, &created, &updated, &started, &completed, &srm, &noDiff)
 	if err != nil {
 		return e, err
 	}
@@ -72,7 +72,7 @@ func scanExperiment(r scanner) (store.Experiment, error) {
 	}
 	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
 	e.StartedAt, e.CompletedAt = timePtr(started), timePtr(completed)
-	e.SRMAlertedAt = timePtr(srm)
+	e.SRMAlertedAt, e.NoDifferenceAt = timePtr(srm), timePtr(noDiff)
 	return e, nil
 }
 
@@ -207,21 +207,33 @@ func (s *Store) DeclareWinner(ctx context.Context, workspaceID, id, winner strin
 	return set, err
 }
 
-// MarkSRM records the first sample ratio mismatch alert and reports whether
-// this call recorded it; that call alone writes the events.
+// MarkSRM implements store.Experiments.
 func (s *Store) MarkSRM(ctx context.Context, workspaceID, id string, at time.Time, events ...store.OutboxEvent) (bool, error) {
+	return s.markOnce(ctx, "srm_alerted_at", "SRM", workspaceID, id, at, events)
+}
+
+// MarkNoDifference implements store.Experiments.
+func (s *Store) MarkNoDifference(ctx context.Context, workspaceID, id string, at time.Time, events ...store.OutboxEvent) (bool, error) {
+	return s.markOnce(ctx, "no_difference_at", "no difference", workspaceID, id, at, events)
+}
+
+// markOnce sets the experiment's timestamp column (a constant of this file)
+// if it is unset, and writes the events in the same transaction only when it
+// did: of all the replicas that see the same finding, one records it and
+// announces it once.
+func (s *Store) markOnce(ctx context.Context, column, what, workspaceID, id string, at time.Time, events []store.OutboxEvent) (bool, error) {
 	var set bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			`UPDATE experiments SET srm_alerted_at = $3
-			 WHERE workspace_id = $1 AND id = $2 AND srm_alerted_at IS NULL`,
+			`UPDATE experiments SET `+column+` = $3
+			 WHERE workspace_id = $1 AND id = $2 AND `+column+` IS NULL`,
 			workspaceID, id, micros(at))
 		if err != nil {
-			return fmt.Errorf("mark SRM of %s: %w", id, err)
+			return fmt.Errorf("mark %s of %s: %w", what, id, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return fmt.Errorf("mark SRM of %s: %w", id, err)
+			return fmt.Errorf("mark %s of %s: %w", what, id, err)
 		}
 		set = n > 0
 		if !set {

@@ -133,6 +133,19 @@ func testOutbox(t *testing.T, s store.Store) {
 	}
 	_, err = s.MarkSRM(ctx, b.ID, e.ID, t0)
 	wantCode(t, err, apperr.NotFound, "MarkSRM from another workspace")
+	// no_difference likewise: recorded once, events written only then.
+	set, err = s.MarkNoDifference(ctx, a.ID, e.ID, t0)
+	must(t, err, "mark no difference")
+	again, err = s.MarkNoDifference(ctx, a.ID, e.ID, t0.Add(time.Hour))
+	must(t, err, "mark no difference again")
+	if !set || again {
+		t.Fatalf("MarkNoDifference set %v then %v", set, again)
+	}
+	if got, err := s.GetExperiment(ctx, a.ID, e.ID); err != nil || got.NoDifferenceAt == nil || !got.NoDifferenceAt.Equal(t0) {
+		t.Errorf("NoDifferenceAt = %v (%v), want %v", got.NoDifferenceAt, err, t0)
+	}
+	_, err = s.MarkNoDifference(ctx, b.ID, e.ID, t0)
+	wantCode(t, err, apperr.NotFound, "MarkNoDifference from another workspace")
 
 	wantEvents := func(hook store.Webhook, ws string, want ...store.OutboxEvent) {
 		t.Helper()

@@ -6,7 +6,10 @@
 --   inv_p … y2_inv_p2      inverse-propensity sums (tests valid under adaptive allocation)
 --   positive … log_sum_sq  zero-inflated log-normal model of continuous metrics
 --
+-- experiments.no_difference_at records the no_difference decision once.
+--
 -- +goose Up
+ALTER TABLE experiments ADD COLUMN no_difference_at BIGINT;
 ALTER TABLE counters ADD COLUMN expected_sq DOUBLE PRECISION NOT NULL DEFAULT 0;
 ALTER TABLE counters ADD COLUMN inv_expected DOUBLE PRECISION NOT NULL DEFAULT 0;
 ALTER TABLE counters ADD COLUMN inv_p DOUBLE PRECISION NOT NULL DEFAULT 0;
@@ -31,3 +34,4 @@ ALTER TABLE counters DROP COLUMN inv_p2;
 ALTER TABLE counters DROP COLUMN inv_p;
 ALTER TABLE counters DROP COLUMN inv_expected;
 ALTER TABLE counters DROP COLUMN expected_sq;
+ALTER TABLE experiments DROP COLUMN no_difference_at;
