@@ -151,6 +151,23 @@ func (a *Arm) AddOutcome(p, before, after float64, firstOutcome bool) {
 	}
 }
 
+// AssumeFixedSplit fills the logged-propensity statistics of an arm given only
+// its Units, Conversions, Sum and SumSquares, as if every one of total units
+// had been assigned with this arm's fixed weight w (the sums of AddUnit,
+// AddExpected and AddOutcome in closed form). It is for counts from outside —
+// `samplit analyze`, an A/B test run elsewhere with a fixed split — where the
+// observed split n/total is the natural w. Binary: y = 1 for each conversion.
+func (a *Arm) AssumeFixedSplit(m Metric, w float64, total int64) {
+	n := float64(a.Units)
+	a.InvP, a.InvP2 = n/w, n/(w*w)
+	a.Expected, a.ExpectedSquares, a.InvExpected = float64(total)*w, float64(total)*w*w, float64(total)/w
+	y, y2 := a.Sum, a.SumSquares
+	if m == Binary {
+		y, y2 = float64(a.Conversions), float64(a.Conversions)
+	}
+	a.YInvP, a.YInvP2, a.Y2InvP2 = y/w, y/(w*w), y2/(w*w)
+}
+
 // Merge adds the statistics of o (increments of the same arm) to a.
 func (a *Arm) Merge(o Arm) {
 	a.Units += o.Units

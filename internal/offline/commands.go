@@ -110,7 +110,20 @@ func Analyze(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	arms[ci].Control = true
-	s, _ := engine.Lookup("adaptive")
+	// The counts come from outside: judge them as a fixed split, each
+	// variant's weight its observed share of the units.
+	var total int64
+	for _, a := range arms {
+		total += a.Units
+	}
+	if total > 0 {
+		for i := range arms {
+			if arms[i].Units > 0 {
+				arms[i].AssumeFixedSplit(m, float64(arms[i].Units)/float64(total), total)
+			}
+		}
+	}
+	s, _ := engine.Lookup("uniform")
 	set := engine.DefaultSettings()
 	set.MinSamples, set.DecisionThreshold, set.LossThreshold = *minSamples, *threshold, *loss
 	res, err := engine.Analyze(s, engine.Input{Metric: m, Arms: arms, Settings: set})
@@ -178,7 +191,7 @@ func parseVariant(m engine.Metric, s string) (engine.Arm, error) {
 
 func printTable(w io.Writer, res *engine.Result, control string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "variant\tunits\tconversions\tmean\t95% CI\tP(best)\texp. loss\tlift\tlift 95% CI\t")
+	fmt.Fprintln(tw, "variant\tunits\tconversions\tmean\t95% CI\tP(best)\texp. loss\tlift\tlift 95% CI\tdifference (always-valid)\tp (always-valid)\t")
 	for _, v := range res.Variants {
 		conv := strconv.FormatInt(v.Conversions, 10)
 		if res.Metric == engine.Continuous {
@@ -193,8 +206,15 @@ func printTable(w io.Writer, res *engine.Result, control string) {
 		if v.LiftCILow != nil && v.LiftCIHigh != nil {
 			liftCI = fmt.Sprintf("[%+.1f%%, %+.1f%%]", 100**v.LiftCILow, 100**v.LiftCIHigh)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.4g\t[%.4g, %.4g]\t%.1f%%\t%.2g\t%s\t%s\t\n",
-			v.Key, v.Units, conv, v.Mean, v.CILow, v.CIHigh, 100*v.PBest, v.ExpectedLoss, lift, liftCI)
+		diff, p := "", ""
+		if v.DiffLow != nil && v.DiffHigh != nil {
+			diff = fmt.Sprintf("[%+.4g, %+.4g]", *v.DiffLow, *v.DiffHigh)
+		}
+		if v.PValue != nil {
+			p = fmt.Sprintf("%.3g", *v.PValue)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.4g\t[%.4g, %.4g]\t%.1f%%\t%.2g\t%s\t%s\t%s\t%s\t\n",
+			v.Key, v.Units, conv, v.Mean, v.CILow, v.CIHigh, 100*v.PBest, v.ExpectedLoss, lift, liftCI, diff, p)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ndecision: %s: %s\n", res.Decision.State, res.Decision.Reason)

@@ -20,7 +20,7 @@ func analyze(args []string, o, e *bytes.Buffer) int  { return Analyze(args, o, e
 func simulate(args []string, o, e *bytes.Buffer) int { return Simulate(args, o, e) }
 
 func TestAnalyzeJSON(t *testing.T) {
-	code, out, errs := run(analyze, "--metric", "binary", "--variant", "control:1000:100", "--variant", "green:1000:125", "--control", "control", "--json")
+	code, out, errs := run(analyze, "--metric", "binary", "--variant", "control:5000:500", "--variant", "green:5000:625", "--control", "control", "--json")
 	if code != 0 || errs != "" {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
@@ -33,7 +33,7 @@ func TestAnalyzeJSON(t *testing.T) {
 	for k := range vs[0].(map[string]any) {
 		keys = append(keys, k)
 	}
-	want := []string{"ci_high", "ci_low", "conversions", "expected_loss", "key", "lift", "lift_ci_high", "lift_ci_low", "mean", "p_best", "p_value", "sum", "units", "weight"}
+	want := []string{"ci_high", "ci_low", "conversions", "diff_ci_high", "diff_ci_low", "expected_loss", "key", "lift", "lift_ci_high", "lift_ci_low", "mean", "p_best", "p_value", "sum", "units", "weight"}
 	if diff := cmp.Diff(want, sorted(keys)); diff != "" {
 		t.Errorf("variant fields (-want +got):\n%s", diff)
 	}
@@ -57,8 +57,8 @@ func sorted(xs []string) []string {
 }
 
 func TestAnalyzeTableAndContinuous(t *testing.T) {
-	code, out, _ := run(analyze, "--variant", "control:1000:100", "--variant", "green:1000:125")
-	if code != 0 || !strings.Contains(out, "green") || !strings.Contains(out, "decision: winner_found: green beats control") {
+	code, out, _ := run(analyze, "--variant", "control:5000:500", "--variant", "green:5000:625")
+	if code != 0 || !strings.Contains(out, "green") || !strings.Contains(out, "decision: winner_found: green beats control: +25.0% [") {
 		t.Errorf("exit %d, table:\n%s", code, out)
 	}
 	code, out, errs := run(analyze, "--metric", "continuous", "--variant", "a:100:1000:12000", "--variant", "b:100:1100:14000", "--json")
