@@ -153,10 +153,11 @@ func analyze(s Strategy, in Input, bayesOnly bool) (*Result, error) {
 	means := observedMeans(in.Metric, in.Arms)
 	ci := controlIndex(in.Arms)
 	tests := newAVTests(in, s.Name())
+	cis := intervals(in.Metric, in.Arms, in.Settings) // docs/engine.md, "Numbers"
 	for i, a := range in.Arms {
 		v := VariantResult{
 			Key: a.Key, Units: a.Units, Conversions: a.Conversions, Sum: a.Sum,
-			Mean: means[i], CILow: post[i].quantile(0.025), CIHigh: post[i].quantile(0.975),
+			Mean: means[i], CILow: cis[i][0], CIHigh: cis[i][1],
 			PBest: pbest[i], ExpectedLoss: loss[i], Weight: weights[i],
 		}
 		if in.Metric == Binary {

@@ -197,7 +197,7 @@ const normal975 = 1.959963984540054
 
 // tQuantile975 is the 97.5% quantile of Student's t with nu degrees of freedom:
 // a table for integer ν ≤ 40 (gonum's values, exact to ~1e-15), the Cornish–Fisher
-// expansion to 1/ν⁴ above (Abramowitz & Stegun 26.7.5; relative error below 1e-9
+// expansion to 1/ν⁴ above (Abramowitz & Stegun 26.7.5; relative error below 4e-9
 // from ν = 40 on, tested), and gonum's inverse incomplete beta for other ν below 40
 // (discounted counts). gonum alone costs ~20 µs per call, too much for every Plan.
 func tQuantile975(nu float64) float64 {
