@@ -79,6 +79,13 @@ func bestProbabilities(ps []posterior) (pbest, loss []float64) {
 	grid = slices.Compact(grid)
 	n := len(grid)
 
+	// In the logit coordinate every Beta kernel needs softplus(±y) and σ(y) at
+	// each grid point: computed once here, shared by all arms.
+	var lg logitGrid
+	if co == logitCoordinate {
+		lg = newLogitGrid(grid)
+	}
+
 	// Per arm j and grid point t: density f, its derivative d and the CDF F, each
 	// stored at [j*n+t].
 	f, d, cdf := make([]float64, k*n), make([]float64, k*n), make([]float64, k*n)
@@ -88,7 +95,11 @@ func bestProbabilities(ps []posterior) (pbest, loss []float64) {
 		acc := 0.0
 		t := t0
 		for ; t < n && grid[t] <= a.hi; t++ {
-			fr[t], dr[t] = a.kern(grid[t])
+			if a.beta {
+				fr[t], dr[t] = a.betaAt(lg, t)
+			} else {
+				fr[t], dr[t] = a.kern(grid[t])
+			}
 			if t > t0 {
 				acc += hermite(grid[t-1], grid[t], fr[t-1], fr[t], dr[t-1], dr[t])
 			}
@@ -136,7 +147,12 @@ func bestProbabilities(ps []posterior) (pbest, loss []float64) {
 			fi := f[i*n+t]
 			g[i], gd[i] = fi*l, d[i*n+t]*l+fi*ld
 		}
-		x, dx := co.value(grid[t])
+		var x, dx float64
+		if co == logitCoordinate {
+			x, dx = lg.sigma[t], lg.sigma[t]*lg.sigmaNeg[t]
+		} else {
+			x, dx = co.value(grid[t])
+		}
 		if t > 0 {
 			y0, y1 := grid[t-1], grid[t]
 			for i := 0; i < k; i++ {
@@ -249,11 +265,45 @@ func softplus(y float64) float64 {
 
 // armDensity is one posterior in the integration coordinate: its density up to a
 // constant factor (1 at the peak) with derivative, and the range [lo, hi] covered
-// by its own grid points.
+// by its own grid points. Beta posteriors (beta) are evaluated by betaAt on a
+// logitGrid, the others by kern.
 type armDensity struct {
 	kern   func(y float64) (f, d float64)
 	lo, hi float64
 	points int
+
+	beta       bool
+	a, b, rel0 float64
+}
+
+// logitGrid holds softplus(y), softplus(−y), σ(y) and σ(−y) at each grid point.
+type logitGrid struct {
+	spPos, spNeg, sigma, sigmaNeg []float64
+}
+
+func newLogitGrid(grid []float64) logitGrid {
+	n := len(grid)
+	g := logitGrid{make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)}
+	for t, y := range grid {
+		// With e = e^{−|y|}: softplus(|y|) = |y| + ln(1+e), softplus(−|y|) = ln(1+e),
+		// σ(|y|) = 1/(1+e), σ(−|y|) = e/(1+e).
+		e := math.Exp(-math.Abs(y))
+		l := math.Log1p(e)
+		hi, lo := 1/(1+e), e/(1+e)
+		if y >= 0 {
+			g.spPos[t], g.spNeg[t], g.sigma[t], g.sigmaNeg[t] = y+l, l, hi, lo
+		} else {
+			g.spPos[t], g.spNeg[t], g.sigma[t], g.sigmaNeg[t] = l, -y+l, lo, hi
+		}
+	}
+	return g
+}
+
+// betaAt is the Beta kernel of densityOf at grid point t.
+func (a armDensity) betaAt(g logitGrid, t int) (float64, float64) {
+	v := math.Exp(-a.a*g.spNeg[t] - a.b*g.spPos[t] - a.rel0)
+	// l'(y) = a − (a+b)σ(y) = a·σ(−y) − b·σ(y), without cancellation.
+	return v, v * (a.a*g.sigmaNeg[t] - a.b*g.sigma[t])
 }
 
 func (a armDensity) appendPoints(grid []float64) []float64 {
@@ -301,7 +351,7 @@ func densityOf(p posterior) armDensity {
 	y0 := math.Log(a) - math.Log(b)
 	l0 := -a*softplus(-y0) - b*softplus(y0)
 	rel := func(y float64) float64 { return -a*softplus(-y) - b*softplus(y) - l0 }
-	slope := func(y float64) float64 { return a - (a+b)*logistic(y) }
+	slope := func(y float64) float64 { return a*logistic(-y) - b*logistic(y) }
 	sd := math.Sqrt(1/a + 1/b)
 	edge := func(dir float64) float64 {
 		// l is concave: step out until l < −tailLog, then Newton steps back, which
@@ -325,11 +375,8 @@ func densityOf(p posterior) armDensity {
 	}
 	lo, hi := edge(-1), edge(1)
 	return armDensity{
-		kern: func(y float64) (float64, float64) {
-			v := math.Exp(rel(y))
-			return v, v * slope(y)
-		},
 		lo: lo, hi: hi, points: gridPoints(lo, hi, math.Min(sd, 0.5)),
+		beta: true, a: a, b: b, rel0: l0,
 	}
 }
 
