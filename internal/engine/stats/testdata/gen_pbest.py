@@ -3,7 +3,7 @@
 
 Run from this directory:  python3 gen_pbest.py > pbest_reference.json
 Requires mpmath (tested with 1.3.0). Read by internal/engine/numbers_test.go.
-Takes a few minutes of two cores.
+Takes about half a minute of two cores.
 
 Each case is a list of arms (units n, conversions c) with the Beta(1 + c, 1 + n - c)
 posterior of the default prior. For every arm i the script computes
