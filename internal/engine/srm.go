@@ -34,8 +34,9 @@ import (
 // percent of one arm's units can be seen at all (5% of one arm's units lost drifts M
 // by about 0.05·V, against a noise of √V; see docs/decisions.md). The other 10%
 // sits on λ from 0.5 to 3, so that a gross mismatch (an arm that receives nothing)
-// alerts within a hundred or two units. For the sub-Gaussian case with the default
-// level this boundary is |M| ≥ about 4.2 √V at V = 5,000.
+// alerts within a few dozen units. At level 0.001 with two arms an alert needs
+// |M| ≥ 4.5 √V at V = 1,000, 4.3 √V at V = 5,000, 4.4 √V at 25,000 and 4.7 √V at
+// 10⁶ (one fixed-horizon look would need 3.3 √V).
 //
 // Several arms: each arm's e-value is compared with K/α (Bonferroni), except with
 // two arms, whose statistics are the same martingale up to its sign (the weights
@@ -98,6 +99,11 @@ func srmLogE(m, v float64) float64 {
 // computed while units come, is at most alpha, for every strategy and any
 // movement of the weights. Alert is PValue ≤ alpha. Arms that carry no logged
 // propensities (old data: Expected all zero) give a nil PValue and no alert.
+//
+// Units and Expected must count the same units: every unit in Units has added its
+// weights to every arm's Expected, so that Σ Units = Σ Expected. An experiment with
+// units from before the propensities were logged must pass only the units counted
+// since, or it will show those units as a mismatch.
 func SequentialSRM(arms []Arm, alpha float64) SRM {
 	var total float64
 	for _, a := range arms {

@@ -215,6 +215,11 @@ func TestReportSRM(t *testing.T) {
 		{srmScenario{strategy: "adaptive", rates: []float64{0.1, 0.12}, settings: srmAdaptive, lossArm: 1, loss: 0.05}, 2000},
 		{srmScenario{strategy: "adaptive", rates: []float64{0.1, 0.11}, settings: srmAdaptive, lossArm: 1, loss: 0.05}, 2000},
 		{srmScenario{strategy: "adaptive", rates: []float64{0.1, 0.1}, settings: srmAdaptive, lossArm: 1, loss: 0.05}, 2000},
+		{srmScenario{strategy: "explore", rates: []float64{0.1, 0.12}, settings: srmUniform, lossArm: 1, loss: 0.05}, 2000},
+		{srmScenario{strategy: "ucb1", rates: []float64{0.1, 0.12}, settings: srmUniform, lossArm: 1, loss: 0.05}, 2000},
+		{srmScenario{strategy: "uniform", rates: []float64{0.1, 0.1, 0.1}, settings: srmUniform, lossArm: -1}, 3000},
+		{srmScenario{strategy: "adaptive", rates: []float64{0.1, 0.1, 0.1}, settings: srmAdaptive, lossArm: -1}, 3000},
+		{srmScenario{strategy: "explore", rates: []float64{0.1, 0.12}, settings: srmUniform, lossArm: -1}, 3000},
 	} {
 		sc := c.sc
 		sc.horizon, sc.look = 20_000, 100
