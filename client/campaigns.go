@@ -341,9 +341,15 @@ type GuardrailResult struct {
 	Event   string  `json:"event"`
 	MaxRate float64 `json:"max_rate"`
 	// Rate is the observed rate, PAbove the posterior probability that the
-	// true rate is above MaxRate.
-	Rate    float64 `json:"rate"`
-	PAbove  float64 `json:"p_above"`
+	// true rate is above MaxRate (for reading; it decides nothing).
+	Rate   float64 `json:"rate"`
+	PAbove float64 `json:"p_above"`
+	// EValue is the anytime-valid evidence that the rate is above MaxRate
+	// and PValue = min(1, 1/EValue) its always-valid p-value: the variant is
+	// stopped (Tripped) when PValue falls to 1 − the guardrail's confidence,
+	// however often anyone looked (docs/campaigns.md).
+	EValue  float64 `json:"e_value"`
+	PValue  float64 `json:"p_value"`
 	Tripped bool    `json:"tripped"`
 }
 
