@@ -307,10 +307,8 @@ func useLogNormal(st []valueStats) bool {
 // of all arms' positive values. Posteriors: π ~ Beta(k + ½, n − k + ½) with k
 // positive values among n; σ² ~ νn·σn²/χ²(νn) with νn = k + 1; μ | σ² ~ N(μn, σ²/κn)
 // with κn = k + 1. The distribution of ln θ is computed, not approximated by its
-// moments: given σ², ln θ is normal up to ln π, whose (log-Beta) distribution is
-// replaced by the normal of the same mean and variance (digamma, trigamma); σ² is
-// integrated over by the trapezoid rule on 32 nodes in ln χ², which converges
-// geometrically for such smooth integrands. The 2.5% and 97.5% quantiles of that
+// moments: σ² and ln π are integrated over by the trapezoid rule (logThetaMixture),
+// which converges geometrically for such smooth integrands. The 2.5% and 97.5% quantiles of that
 // mixture are the interval (exponentiated); the posterior handed to allocation is
 // the normal of ln θ with the same quantiles.
 //
@@ -338,11 +336,13 @@ func logNormalPosteriors(st []valueStats, _ pooled) (ps []posterior, ci [][2]flo
 		}
 		nun := s.pos + 1
 		scale := v0 + ss // νn·σn²
+		// The quantiles of a cheap version (ln π normal) start Newton's method on
+		// the full mixture, which then needs one or two steps.
 		alpha, beta := s.pos+0.5, s.n-s.pos+0.5
-		elp := mathext.Digamma(alpha) - mathext.Digamma(alpha+beta)
-		vlp := trigamma(alpha) - trigamma(alpha+beta)
-		mix := sigmaMixture(nun, scale, kn, elp+mun, vlp)
-		lo, hi := mix.quantile(0.025), mix.quantile(0.975)
+		rough := logThetaMixture(nun, scale, kn, mun, alpha, beta, false)
+		mix := logThetaMixture(nun, scale, kn, mun, alpha, beta, true)
+		lo := mix.quantileFrom(0.025, rough.quantile(0.025))
+		hi := mix.quantileFrom(0.975, rough.quantile(0.975))
 		ps[i] = posterior{normal: true, logScale: true, mu: (lo + hi) / 2, sd: (hi - lo) / (2 * normal975)}
 		ci[i] = [2]float64{math.Exp(lo), math.Exp(hi)}
 		if s.pos == 0 {
@@ -362,34 +362,104 @@ type normalMixture struct {
 	w, c, r []float64
 }
 
-// sigmaMixture returns the distribution of ln θ = L + μ + σ²/2 where L ~ N(0, vl)
-// shifted by base (base = E[ln π] + μn), σ² ~ scale/χ²(nu) and μ | σ² ~ N(0, σ²/kn):
-// given σ², normal with mean base + σ²/2 and variance vl + σ²/kn; σ² is integrated
-// by the trapezoid rule in u = ln χ² (density ∝ exp(nu·u/2 − e^u/2)) over the
-// range where the density is within e⁻³² of its peak.
-func sigmaMixture(nu, scale, kn, base, vl float64) normalMixture {
+// logThetaMixture returns the posterior of ln θ = ln π + μ + σ²/2 as a mixture of
+// normals, where π ~ Beta(alpha, beta), σ² ~ scale/χ²(nu) and μ | σ² ~ N(mun, σ²/kn):
+// given σ² and π, ln θ is N(ln π + mun + σ²/2, σ²/kn). Both σ² and ln π are
+// integrated by the trapezoid rule on nodes spread uniformly over the range where
+// their densities are within e⁻²⁵ of the peak: σ² in u = ln χ² (density ∝
+// exp(nu·u/2 − e^u/2)), π in v = ln π (density ∝ e^{αv}(1 − e^v)^{β−1}, log-concave
+// for β ≥ 1, which holds as soon as one unit is 0). Each normal component is at
+// least 2/3 of the v-spacing wide, so that the discrete v nodes blur into the
+// continuous convolution (the trapezoid rule's error on a Gaussian of width w and
+// step h is ~exp(−2π²w²/h²)); this widens only components narrower than that, when
+// the positive values hardly vary. Without zeros (β < 1, π piled against 1), or
+// when !exactPi (a cheap first version whose quantiles start Newton's method on
+// the full one), ln π is replaced by the normal of its mean and variance
+// (digamma, trigamma).
+func logThetaMixture(nu, scale, kn, mun, alpha, beta float64, exactPi bool) normalMixture {
 	const (
-		nodes = 32
-		cut   = 25 // weights below e⁻²⁵ of the peak are dropped
+		sigmaNodes = 24
+		piNodes    = 24
+		cut        = 25 // weights below e⁻²⁵ of the peak are dropped
 	)
+	// σ² nodes.
 	ustar := math.Log(nu)
-	rel := func(u float64) float64 { return nu/2*(u-ustar) - (math.Exp(u)-nu)/2 }
-	edge := func(dir float64) float64 {
+	relU := func(u float64) float64 { return nu/2*(u-ustar) - (math.Exp(u)-nu)/2 }
+	edgeU := func(dir float64) float64 {
 		d := math.Sqrt(2/nu) * 4
-		for i := 0; i < 60 && rel(ustar+dir*d) > -cut; i++ {
+		for i := 0; i < 60 && relU(ustar+dir*d) > -cut; i++ {
 			d *= 1.25
 		}
 		return ustar + dir*d
 	}
-	lo, hi := edge(-1), edge(1)
-	m := normalMixture{w: make([]float64, nodes), c: make([]float64, nodes), r: make([]float64, nodes)}
+	ulo, uhi := edgeU(-1), edgeU(1)
+	sw, s2 := make([]float64, sigmaNodes), make([]float64, sigmaNodes)
+	for j := range sigmaNodes {
+		u := ulo + (uhi-ulo)*float64(j)/(sigmaNodes-1)
+		sw[j], s2[j] = math.Exp(relU(u)), scale*math.Exp(-u)
+	}
+	// ln π nodes.
+	var pw, pv []float64
+	floor := 0.0
+	exactPi = exactPi && beta >= 1
+	if exactPi {
+		vstar := math.Log(alpha / (alpha + beta - 1))
+		relV := func(v float64) float64 {
+			return alpha*(v-vstar) + (beta-1)*(math.Log(-math.Expm1(v))-math.Log(-math.Expm1(vstar)))
+		}
+		sd := math.Sqrt(trigamma(alpha) - trigamma(alpha+beta))
+		// Left: step out, then bisect; right: bisect between the mode and 0.
+		lo := vstar - sd
+		for i := 0; i < 200 && relV(lo) > -cut; i++ {
+			lo = vstar - 2*(vstar-lo)
+		}
+		bisect := func(in, out float64) float64 {
+			for range 60 {
+				mid := (in + out) / 2
+				if relV(mid) > -cut {
+					in = mid
+				} else {
+					out = mid
+				}
+			}
+			return out
+		}
+		lo = bisect(vstar, lo)
+		hi := vstar
+		if beta > 1 {
+			hi = bisect(vstar, math.Nextafter(0, -1))
+		}
+		pw, pv = make([]float64, piNodes), make([]float64, piNodes)
+		for m := range piNodes {
+			v := lo + (hi-lo)*float64(m)/(piNodes-1)
+			pw[m], pv[m] = math.Exp(relV(v)), v
+		}
+		floor = (hi - lo) / (piNodes - 1) / 1.5
+	} else {
+		pw = []float64{1}
+		pv = []float64{mathext.Digamma(alpha) - mathext.Digamma(alpha+beta)}
+		floor = math.Sqrt(trigamma(alpha) - trigamma(alpha+beta))
+	}
+	nc := len(sw) * len(pw)
+	m := normalMixture{w: make([]float64, 0, nc), c: make([]float64, 0, nc), r: make([]float64, 0, nc)}
 	total := 0.0
-	for j := range nodes {
-		u := lo + (hi-lo)*float64(j)/(nodes-1)
-		w := math.Exp(rel(u))
-		s2 := scale * math.Exp(-u)
-		m.w[j], m.c[j], m.r[j] = w, base+s2/2, math.Sqrt(vl+s2/kn)
-		total += w
+	for j := range sw {
+		r := math.Sqrt(s2[j] / kn)
+		if !exactPi {
+			r = math.Hypot(r, floor) // ln π's normal folded in
+		} else {
+			r = math.Max(r, floor)
+		}
+		for k := range pw {
+			w := sw[j] * pw[k]
+			if !(w > 1e-12) { // both weights are relative to their peak, 1
+				continue
+			}
+			m.w = append(m.w, w)
+			m.c = append(m.c, pv[k]+mun+s2[j]/2)
+			m.r = append(m.r, r)
+			total += w
+		}
 	}
 	for j := range m.w {
 		m.w[j] /= total
@@ -406,8 +476,14 @@ func (m normalMixture) cdf(t float64) (f, dens float64) {
 	return f, dens
 }
 
-// quantile solves cdf(t) = q by Newton's method safeguarded by bisection.
+// quantile solves cdf(t) = q by Newton's method safeguarded by bisection, from the
+// quantile of the normal with the mixture's mean and variance.
 func (m normalMixture) quantile(q float64) float64 {
+	return m.quantileFrom(q, math.NaN())
+}
+
+// quantileFrom is quantile started at t0 (if it is a number).
+func (m normalMixture) quantileFrom(q, t0 float64) float64 {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for j := range m.w {
 		lo = math.Min(lo, m.c[j]-12*m.r[j])
@@ -420,6 +496,9 @@ func (m normalMixture) quantile(q float64) float64 {
 		second += w * (m.c[j]*m.c[j] + m.r[j]*m.r[j])
 	}
 	t := mean + stats.NormalQuantile(q)*math.Sqrt(math.Max(0, second-mean*mean))
+	if t0 == t0 {
+		t = t0
+	}
 	if !(t > lo && t < hi) {
 		t = mean
 	}
@@ -431,7 +510,7 @@ func (m normalMixture) quantile(q float64) float64 {
 			hi = t
 		}
 		step := (f - q) / dens
-		if math.Abs(step) < 1e-10*(1+math.Abs(t)) || hi-lo < 1e-10*(1+math.Abs(t)) {
+		if math.Abs(step) < 1e-9*(1+math.Abs(t)) || hi-lo < 1e-9*(1+math.Abs(t)) {
 			return t - step
 		}
 		next := t - step
