@@ -58,7 +58,7 @@ func (p posterior) quantile(q float64) float64 {
 // posterior of all arms' units pooled, Beta(α0 + Σc, β0 + Σ(n − c)): before its
 // first unit a variant is believed to be like the average variant, so its P(best)
 // (and the share of traffic Thompson sampling gives it) is not above the others'
-// merely because it is unknown. (Its shown interval is the prior's: intervals.)
+// merely because it is unknown. (Its shown interval is [0, 1]: binaryIntervals.)
 //
 // Continuous: the t model (continuousPosteriors); counts carry no log statistics,
 // so the log-normal model is not available here.
@@ -111,6 +111,9 @@ func armPosteriors(m Metric, arms []Arm, s Settings) ([]posterior, [][2]float64)
 // intervals returns each arm's equal-tailed 95% credible interval, as Analyze
 // reports it (see docs/engine.md, "Numbers").
 func intervals(m Metric, arms []Arm, s Settings) [][2]float64 {
+	if m == Binary {
+		return binaryIntervals(arms, s)
+	}
 	_, ci := armPosteriors(m, arms, s)
 	return ci
 }
