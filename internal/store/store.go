@@ -253,6 +253,7 @@ type Store interface {
 	States
 	Idempotency
 	Webhooks
+	DecideLeases
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

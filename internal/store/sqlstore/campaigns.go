@@ -229,7 +229,8 @@ func (s *Store) StopCampaignVariant(ctx context.Context, workspaceID, campaignID
 // lockCampaign takes the campaign's row lock (see lockFunnel) and checks
 // that it is in the workspace: sends and events of one campaign commit one
 // at a time, so that a recipient's row is read and written without a lost
-// update.
+// update. It counts the write in the campaign's data version, the decision
+// loop's watermark.
 func lockCampaign(ctx context.Context, tx *sql.Tx, workspaceID, campaignID string, at time.Time) error {
 	_, err := lockCampaignSent(ctx, tx, workspaceID, campaignID, at)
 	return err
@@ -239,7 +240,8 @@ func lockCampaign(ctx context.Context, tx *sql.Tx, workspaceID, campaignID strin
 func lockCampaignSent(ctx context.Context, tx *sql.Tx, workspaceID, campaignID string, at time.Time) (int64, error) {
 	var sent int64
 	err := tx.QueryRowContext(ctx,
-		`UPDATE campaigns SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END
+		`UPDATE campaigns SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END,
+		     data_version = data_version + 1
 		 WHERE id = $1 AND workspace_id = $2 RETURNING sent`, campaignID, workspaceID, micros(at)).Scan(&sent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, errCampaignNotFound(campaignID)

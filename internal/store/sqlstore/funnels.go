@@ -243,10 +243,12 @@ func (s *Store) DeclareStepWinner(ctx context.Context, workspaceID, funnelID str
 // databases take with the same SQL) and checks that it is in the workspace.
 // Progress transactions of one funnel thus run one at a time, which is what
 // lets them read a unit's rows and then write them without a lost update;
-// the group commit of the service makes each of them a batch.
+// the group commit of the service makes each of them a batch. It counts the
+// write in the funnel's data version, the decision loop's watermark.
 func lockFunnel(ctx context.Context, tx *sql.Tx, workspaceID, funnelID string, at time.Time) error {
 	res, err := tx.ExecContext(ctx,
-		`UPDATE funnels SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END
+		`UPDATE funnels SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END,
+		     data_version = data_version + 1
 		 WHERE id = $1 AND workspace_id = $2`, funnelID, workspaceID, micros(at))
 	if err != nil {
 		return fmt.Errorf("lock funnel %s: %w", funnelID, err)

@@ -183,7 +183,12 @@ func eachInTx[B, R any](ctx context.Context, s *Store, batches []B, experiment f
 }
 
 func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch) ([]store.Assigned, error) {
-	if err := requireExperiment(ctx, tx, b.WorkspaceID, b.ExperimentID); err != nil {
+	// Count the write in the experiment's data version (the decision loop's
+	// watermark), which also checks that the experiment is in the
+	// workspace. It takes the experiment's row lock first, as RecordEvents
+	// does, so that the two lock the experiment and then its counters in
+	// one order.
+	if err := bumpExperiment(ctx, s, tx, b.WorkspaceID, b.ExperimentID); err != nil {
 		return nil, err
 	}
 	// The first item of each unit, in unit order so that concurrent batches
@@ -294,6 +299,24 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 	return res, nil
 }
 
+// bumpExperiment adds one to the experiment's data version, the watermark
+// by which the decision loop knows it has new data (store.DecideLeases),
+// taking its row lock; NotFound unless it is in the workspace.
+func bumpExperiment(ctx context.Context, s *Store, tx *sql.Tx, workspaceID, experimentID string) error {
+	res, err := s.txExec(ctx, tx,
+		`UPDATE experiments SET data_version = data_version + 1 WHERE id = $1 AND workspace_id = $2`,
+		experimentID, workspaceID)
+	if err != nil {
+		return fmt.Errorf("lock experiment %s: %w", experimentID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("lock experiment %s: %w", experimentID, err)
+	} else if n == 0 {
+		return errExperimentNotFound(experimentID)
+	}
+	return nil
+}
+
 // loadAssignments returns the stored assignments of the units that have one.
 func (s *Store) loadAssignments(ctx context.Context, q querier, experimentID string, units []string) (map[string]store.Assignment, error) {
 	out := make(map[string]store.Assignment, len(units))
@@ -384,23 +407,16 @@ func (s *Store) RecordEvents(ctx context.Context, batches []store.EventBatch) ([
 
 func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch) ([]store.EventResult, error) {
 	workspaceID, experimentID, metric, events := b.WorkspaceID, b.ExperimentID, b.Metric, b.Events
-	// Lock the experiment's row first (a no-op UPDATE, the one row lock
-	// both databases take with the same SQL), which also checks that it is
-	// in the workspace. Event transactions of one experiment thus run one
-	// at a time. They would queue on the counter rows at their end anyway;
-	// queueing at the start keeps the UPDATE of assignments below, whose
-	// row locking order the planner chooses, from deadlocking with another
-	// transaction touching the same units in another order.
-	res0, err := s.txExec(ctx, tx,
-		`UPDATE experiments SET updated_at = updated_at WHERE id = $1 AND workspace_id = $2`,
-		experimentID, workspaceID)
-	if err != nil {
-		return nil, fmt.Errorf("lock experiment %s: %w", experimentID, err)
-	}
-	if n, err := res0.RowsAffected(); err != nil {
-		return nil, fmt.Errorf("lock experiment %s: %w", experimentID, err)
-	} else if n == 0 {
-		return nil, errExperimentNotFound(experimentID)
+	// Lock the experiment's row first (an UPDATE that counts the write in
+	// its data version, the one row lock both databases take with the same
+	// SQL), which also checks that it is in the workspace. Event
+	// transactions of one experiment thus run one at a time. They would
+	// queue on the counter rows at their end anyway; queueing at the start
+	// keeps the UPDATE of assignments below, whose row locking order the
+	// planner chooses, from deadlocking with another transaction touching
+	// the same units in another order.
+	if err := bumpExperiment(ctx, s, tx, workspaceID, experimentID); err != nil {
+		return nil, err
 	}
 	res := make([]store.EventResult, len(events))
 	if len(events) == 0 {

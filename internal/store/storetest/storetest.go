@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CampaignsCRUD", testCampaignsCRUD},
 		{"CampaignSends", testCampaignSends},
 		{"CampaignEvents", testCampaignEvents},
+		{"DecideLeases", testDecideLeases},
+		{"DecideLeasesConcurrent", testDecideLeasesConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
