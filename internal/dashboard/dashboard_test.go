@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"html"
+	"html/template"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -295,7 +296,7 @@ func TestChartsCarryTheResults(t *testing.T) {
 				t.Errorf("row %d = %v, results %+v", i, r, v)
 			}
 		}
-		if !strings.Contains(p.Body, res.Decision.Reason[1:]) {
+		if !strings.Contains(p.Body, strings.ReplaceAll(template.HTMLEscapeString(res.Decision.Reason[1:]), "+", "&#43;")) {
 			t.Errorf("the decision sentence %q is missing", res.Decision.Reason)
 		}
 	})

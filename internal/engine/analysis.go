@@ -180,7 +180,7 @@ func analyze(s Strategy, in Input, bayesOnly bool) (*Result, error) {
 		res.Winner, res.Decision = bayesDecision(in, pbest, loss)
 		return res, nil
 	}
-	res.Winner, res.Decision = experimentDecision(in, means, tests, func() ([]float64, []float64) { return pbest, loss })
+	res.Winner, res.Decision = experimentDecision(in, means, argmax(pbest), tests, func() ([]float64, []float64) { return pbest, loss })
 	return res, nil
 }
 
@@ -194,7 +194,8 @@ func Decide(s Strategy, in Input) (winner *string, d Decision, err error) {
 		return nil, Decision{}, err
 	}
 	tests := newAVTests(in, s.Name())
-	w, d := experimentDecision(in, observedMeans(in.Metric, in.Arms), tests, func() ([]float64, []float64) {
+	means := observedMeans(in.Metric, in.Arms)
+	w, d := experimentDecision(in, means, argmax(means), tests, func() ([]float64, []float64) {
 		return bestProbabilities(posteriors(in.Metric, effectiveCounts(in), in.Settings))
 	})
 	return w, d, nil
@@ -255,8 +256,10 @@ func bayesDecision(in Input, pbest, loss []float64) (*string, Decision) {
 //     ± MinEffect × the pooled mean;
 //   - collecting otherwise, with a sentence saying what is missing.
 //
-// bayes computes P(best) and expected loss, only when a winner is in sight.
-func experimentDecision(in Input, means []float64, tests *avTests, bayes func() (pbest, loss []float64)) (*string, Decision) {
+// lead is the arm the sentence calls the leader (the highest P(best) where it
+// is known, as the results show it); bayes computes P(best) and expected
+// loss, only when a winner is in sight.
+func experimentDecision(in Input, means []float64, lead int, tests *avTests, bayes func() (pbest, loss []float64)) (*string, Decision) {
 	if why, ok := burnIn(in); ok {
 		return nil, Decision{StateCollecting, why}
 	}
@@ -302,12 +305,6 @@ func experimentDecision(in Input, means []float64, tests *avTests, bayes func() 
 				claim, num(loss[b]), num(s.LossThreshold))}
 		}
 		return &key, Decision{StateWinnerFound, claim}
-	}
-	lead := 0
-	for i := range in.Arms {
-		if tests.Means[i] > tests.Means[lead] {
-			lead = i
-		}
 	}
 	delta := s.MinEffect * math.Abs(tests.Centre)
 	if tests.equivalent(lead, delta) {
