@@ -504,3 +504,21 @@ func TestLogNormalPosteriorMonteCarlo(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAnalyzeRevenueK10: ten revenue-like arms of 10⁴ units (log-normal
+// intervals, t-model P(best)).
+func BenchmarkAnalyzeRevenueK10(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	arms := make([]Arm, 10)
+	for i := range arms {
+		arms[i].Key = fmt.Sprint(i)
+		revenueUnits(r, &arms[i], 10000)
+	}
+	s, _ := Lookup("adaptive")
+	in := Input{Metric: Continuous, Arms: arms, Settings: DefaultSettings()}
+	for b.Loop() {
+		if _, err := Analyze(s, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
