@@ -207,3 +207,26 @@ func TestPreflight(t *testing.T) {
 	// Other routes answer no preflight.
 	e.must(405, "OPTIONS", "/v1/experiments", "", "", "Origin", origin)
 }
+
+// TestAssignNamesTheControl: the answer for one unit names the control
+// (the SDKs' fallback); a batch's items do not.
+func TestAssignNamesTheControl(t *testing.T) {
+	e := newEnv(t, "sqlite", Options{})
+	e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"c","metric":"binary","start":true,
+		"variants":[{"key":"grey","control":true,"payload":{"color":"grey"}},{"key":"green"}]}`)
+	one := e.must(200, "POST", "/v1/experiments/c/assign", e.admin, `{"unit_id":"u1"}`).JSON(t)
+	want := map[string]any{"variant": "grey", "payload": map[string]any{"color": "grey"}}
+	if diff := cmp.Diff(want, one["control"]); diff != "" {
+		t.Errorf("control (-want +got):\n%s", diff)
+	}
+	many := e.must(200, "POST", "/v1/experiments/c/assign", e.admin, `{"unit_ids":["u1","u2"]}`).JSON(t)
+	for _, a := range many["assignments"].([]any) {
+		if _, ok := a.(map[string]any)["control"]; ok {
+			t.Errorf("a batch item names the control: %v", a)
+		}
+	}
+	e.createExperiment("nocontrol", e.admin, true)
+	if r := e.must(200, "POST", "/v1/experiments/nocontrol/assign", e.admin, `{"unit_id":"u1"}`).JSON(t); r["control"] != nil {
+		t.Errorf("control of an experiment without one: %v", r["control"])
+	}
+}
