@@ -225,8 +225,11 @@ func TestAssignNamesTheControl(t *testing.T) {
 			t.Errorf("a batch item names the control: %v", a)
 		}
 	}
-	e.createExperiment("nocontrol", e.admin, true)
-	if r := e.must(200, "POST", "/v1/experiments/nocontrol/assign", e.admin, `{"unit_id":"u1"}`).JSON(t); r["control"] != nil {
-		t.Errorf("control of an experiment without one: %v", r["control"])
+	// Without a marked control the first variant is the control.
+	e.createExperiment("first", e.admin, true)
+	r := e.must(200, "POST", "/v1/experiments/first/assign", e.admin, `{"unit_id":"u1"}`).JSON(t)
+	if diff := cmp.Diff(map[string]any{"variant": "control", "payload": nil}, r["control"]); diff != "" {
+		t.Errorf("default control (-want +got):
+%s", diff)
 	}
 }
