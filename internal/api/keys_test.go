@@ -229,7 +229,6 @@ func TestAssignNamesTheControl(t *testing.T) {
 	e.createExperiment("first", e.admin, true)
 	r := e.must(200, "POST", "/v1/experiments/first/assign", e.admin, `{"unit_id":"u1"}`).JSON(t)
 	if diff := cmp.Diff(map[string]any{"variant": "control", "payload": nil}, r["control"]); diff != "" {
-		t.Errorf("default control (-want +got):
-%s", diff)
+		t.Errorf("default control (-want +got):\n%s", diff)
 	}
 }
