@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { Server, sleep } from "./helpers.mjs";
+import { Server } from "./helpers.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const chromium = ["chromium", "chromium-browser"].find((c) => spawnSync("sh", ["-c", `command -v ${c}`]).status === 0);
@@ -81,9 +81,11 @@ async function visit(key, exp, unit) {
   const proc = spawn(chromium, ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
     "--no-default-browser-check", "--disable-background-networking", "--disable-component-update", "--disable-sync",
     `--user-data-dir=${profile}`, url], { stdio: "ignore", detached: true });
+  let timer;
   try {
-    return await Promise.race([report, sleep(30000).then(() => null)]);
+    return await Promise.race([report, new Promise((r) => (timer = setTimeout(r, 30000, null)))]);
   } finally {
+    clearTimeout(timer);
     waiting = null;
     // chromium runs as a group of processes (browser, renderers, the
     // network service): end the whole group this test started.

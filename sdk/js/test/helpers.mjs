@@ -65,8 +65,13 @@ export class Server {
   async stop() {
     if (!this.proc || this.proc.exitCode !== null) return;
     this.proc.kill("SIGTERM");
-    await Promise.race([this.exited, sleep(10000)]);
-    if (this.proc.exitCode === null) this.proc.kill("SIGKILL");
+    let timer;
+    await Promise.race([this.exited, new Promise((r) => (timer = setTimeout(r, 10000)))]);
+    clearTimeout(timer);
+    if (this.proc.exitCode === null) {
+      this.proc.kill("SIGKILL");
+      await this.exited;
+    }
   }
 
   async close() {
