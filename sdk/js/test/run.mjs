@@ -16,7 +16,7 @@ try {
     execFileSync("go", ["build", "-o", bin, "./cmd/samplit"], { cwd: repo, stdio: "inherit" });
   }
   const files = readdirSync(here).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => join(here, f));
-  const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", ...files], {
+  const r = spawnSync(process.execPath, ["--test", ...files], {
     stdio: "inherit",
     env: { SAMPLIT_BIN: bin, ...process.env },
   });
