@@ -161,10 +161,8 @@ export class Samplit {
     this.onHide = () => {
       if (!g.document || g.document.visibilityState === "hidden") void this.send(true);
     };
-    if (g.addEventListener) {
-      g.addEventListener("visibilitychange", this.onHide);
-      g.addEventListener("pagehide", this.onHide);
-    }
+    if (g.addEventListener) g.addEventListener("pagehide", this.onHide);
+    if (g.document && g.document.addEventListener) g.document.addEventListener("visibilitychange", this.onHide);
     live.add(this);
     if (!exitHook && g.process && g.process.once) {
       exitHook = true;
@@ -232,10 +230,8 @@ export class Samplit {
     this.closed = true;
     live.delete(this);
     clearInterval(this.timer);
-    if (g.removeEventListener) {
-      g.removeEventListener("visibilitychange", this.onHide);
-      g.removeEventListener("pagehide", this.onHide);
-    }
+    if (g.removeEventListener) g.removeEventListener("pagehide", this.onHide);
+    if (g.document && g.document.removeEventListener) g.document.removeEventListener("visibilitychange", this.onHide);
     return this.send(false);
   }
 
@@ -323,10 +319,20 @@ export class Samplit {
       // meanwhile at most once more.
       for (let rounds = this.q.length * 2 + 2; this.q.length && rounds > 0; rounds--) {
         const first = this.q[0];
-        const batch = first.s ? [first] : this.q.filter((it) => !it.s && it.p === first.p).slice(0, BATCH);
-        const payload = first.s ? first.b : { events: batch.map((it) => it.b) };
+        let batch = first.s ? [first] : this.q.filter((it) => !it.s && it.p === first.p).slice(0, BATCH);
+        const body = () => (first.s ? first.b : { events: batch.map((it) => it.b) });
+        let payload = body();
         if (keepalive) {
-          budget -= JSON.stringify(payload).length;
+          // A page being hidden may be gone before an answer: send what fits
+          // the keepalive limit (halving the batch; the rest is persisted
+          // and sent later).
+          let size = JSON.stringify(payload).length;
+          while (size > budget && batch.length > 1) {
+            batch = batch.slice(0, batch.length >> 1);
+            payload = body();
+            size = JSON.stringify(payload).length;
+          }
+          budget -= size;
           if (budget < 0) break;
         }
         let r: Reply;

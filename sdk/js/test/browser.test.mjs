@@ -25,20 +25,37 @@ const page = `<!doctype html>
 <script type="module">
 import { Samplit } from "/sdk.js";
 const q = new URLSearchParams(location.search);
-const samplit = new Samplit({ baseUrl: q.get("server"), key: q.get("key"), timeoutMs: 3000 });
-const exp = q.get("exp"), unit = q.get("unit");
+const exp = q.get("exp"), unit = q.get("unit"), mode = q.get("mode");
+const report = (o) => fetch("/report", { method: "POST", body: JSON.stringify(o) });
+const logs = [];
+const samplit = new Samplit({ baseUrl: q.get("server"), key: q.get("key"), timeoutMs: 3000, flushIntervalMs: 60000, logger: (m) => logs.push(m) });
+const pendingAtStart = samplit.pending;
 const a = await samplit.assign(exp, unit);                          // { variant, payload, source }
 document.getElementById("buy").style.background = a.payload ? a.payload.color : "grey";
-samplit.track(exp, unit, { idempotencyKey: "order-" + unit });       // the purchase
-await samplit.flush();
-const again = await samplit.assign(exp, unit);
-await fetch("/report", { method: "POST", body: JSON.stringify({ a, again, pending: samplit.pending,
-  cached: Object.keys(localStorage).filter((k) => k.startsWith("samplit:a:")).length }) });
+if (mode === "basic") {
+  samplit.track(exp, unit, { idempotencyKey: "order-" + unit });     // the purchase
+  await samplit.flush();
+  const again = await samplit.assign(exp, unit);
+  await report({ a, again, pending: samplit.pending,
+    cached: Object.keys(localStorage).filter((k) => k.startsWith("samplit:a:")).length });
+} else if (mode === "outage") {
+  // The server is down: the purchase is queued, persisted, and the page reloads.
+  samplit.track(exp, unit, { idempotencyKey: "order-" + unit });
+  await samplit.flush();
+  await report({ a, pending: samplit.pending });
+  location.replace(location.href.replace("mode=outage", "mode=reload"));
+} else if (mode === "reload") {
+  // The reloaded page took over the queue; the page is hidden, which sends it (fetch keepalive).
+  Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+  document.dispatchEvent(new Event("visibilitychange"));
+  for (let i = 0; i < 100 && samplit.pending; i++) await new Promise((r) => setTimeout(r, 50));
+  await report({ a, pendingAtStart, pending: samplit.pending, logs });
+}
 </script></body></html>`;
 
 const srv = new Server();
 let site, siteURL;
-let waiting = null;
+let onReport = null; // the current visit's handler of POST /report
 
 before(async () => {
   if (skip) return;
@@ -54,9 +71,9 @@ before(async () => {
     } else if (req.url === "/report" && req.method === "POST") {
       let body = "";
       req.on("data", (c) => (body += c));
-      req.on("end", () => {
+      req.on("end", async () => {
+        await onReport?.(JSON.parse(body));
         res.end("ok");
-        waiting?.(JSON.parse(body));
       });
     } else {
       res.writeHead(404);
@@ -73,20 +90,32 @@ after(async () => {
   await srv.close();
 });
 
-/** Opens the page in a fresh headless Chromium and returns its report (or null after 30 s). */
-async function visit(key, exp, unit) {
+/**
+ * Opens the page in a fresh headless Chromium and returns its first n
+ * reports (fewer after 30 s). hook runs on each report before the page gets
+ * its answer.
+ */
+async function visit(params, n = 1, hook = async () => {}) {
   const profile = mkdtempSync(join(tmpdir(), "samplit-chromium-"));
-  const url = `${siteURL}/page.html?` + new URLSearchParams({ server: srv.url, key, exp, unit });
-  const report = new Promise((resolve) => (waiting = resolve));
+  const url = `${siteURL}/page.html?` + new URLSearchParams({ server: srv.url, mode: "basic", ...params });
+  const reports = [];
+  const done = new Promise((resolve) => {
+    onReport = async (r) => {
+      reports.push(r);
+      await hook(r, reports.length);
+      if (reports.length === n) resolve();
+    };
+  });
   const proc = spawn(chromium, ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
     "--no-default-browser-check", "--disable-background-networking", "--disable-component-update", "--disable-sync",
     `--user-data-dir=${profile}`, url], { stdio: "ignore", detached: true });
   let timer;
   try {
-    return await Promise.race([report, new Promise((r) => (timer = setTimeout(r, 30000, null)))]);
+    await Promise.race([done, new Promise((r) => (timer = setTimeout(r, 30000)))]);
+    return reports;
   } finally {
     clearTimeout(timer);
-    waiting = null;
+    onReport = null;
     // chromium runs as a group of processes (browser, renderers, the
     // network service): end the whole group this test started.
     const exited = new Promise((r) => (proc.exitCode !== null ? r() : proc.once("exit", r)));
@@ -108,14 +137,14 @@ test("a page on another origin assigns and converts with an assign key that allo
 
   // Refused: the key does not list the page's origin, or is a write key.
   for (const [name, key] of [["assign key for another origin", other], ["write key", write]]) {
-    const r = await visit(key, "browser", "visitor-" + name.length);
+    const [r] = await visit({ key, exp: "browser", unit: "visitor-" + name.length });
     assert.ok(r, `${name}: the page reported`);
     assert.deepEqual(r.a, { variant: null, payload: null, source: "fallback" }, name);
     assert.equal(r.pending, 1, `${name}: the purchase stays queued, never accepted`);
     assert.deepEqual(await srv.counts("browser"), { units: 0, conversions: 0, sum: 0 }, `${name}: the counts do not move`);
   }
 
-  const r = await visit(allowed, "browser", "visitor-1");
+  const [r] = await visit({ key: allowed, exp: "browser", unit: "visitor-1" });
   assert.ok(r, "the page reported");
   assert.equal(r.a.source, "server");
   assert.ok(r.a.variant === "control" || r.a.variant === "green", JSON.stringify(r.a));
@@ -123,4 +152,21 @@ test("a page on another origin assigns and converts with an assign key that allo
   assert.equal(r.cached, 1);
   assert.equal(r.pending, 0);
   assert.deepEqual(await srv.counts("browser"), { units: 1, conversions: 1, sum: 1 }, "the assignment and the purchase are counted");
+});
+
+test("a purchase queued while the server is down survives a reload and is sent when the page is hidden", { skip }, async () => {
+  await srv.experiment("reload");
+  const key = await srv.newKey("assign", [siteURL]);
+  await srv.stop();
+  const reports = await visit({ key, exp: "reload", unit: "visitor-2", mode: "outage" }, 2, async (r, i) => {
+    if (i === 1) await srv.start(); // the server comes back before the page reloads
+  });
+  assert.equal(reports.length, 2, "both pages reported: " + JSON.stringify(reports));
+  const [down, back] = reports;
+  assert.deepEqual(down.a, { variant: null, payload: null, source: "fallback" }, "a new visitor while the server is down");
+  assert.equal(down.pending, 1, "the purchase waits in the queue");
+  assert.equal(back.pendingAtStart, 1, "the reloaded page found the queue in localStorage");
+  assert.equal(back.a.source, "server");
+  assert.equal(back.pending, 0, "hiding the page sent it: " + JSON.stringify(back.logs));
+  assert.deepEqual(await srv.counts("reload"), { units: 1, conversions: 1, sum: 1 });
 });
