@@ -6,9 +6,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 )
 
@@ -230,5 +232,29 @@ func TestAssignNamesTheControl(t *testing.T) {
 	r := e.must(200, "POST", "/v1/experiments/first/assign", e.admin, `{"unit_id":"u1"}`).JSON(t)
 	if diff := cmp.Diff(map[string]any{"variant": "control", "payload": nil}, r["control"]); diff != "" {
 		t.Errorf("default control (-want +got):\n%s", diff)
+	}
+}
+
+// TestRevocationReachesOtherReplicas: a key revoked through one replica is
+// refused at once there, and by another replica that had it cached within
+// keyCacheTTL (the time openapi.yaml documents).
+func TestRevocationReachesOtherReplicas(t *testing.T) {
+	a := newEnv(t, "sqlite", Options{})
+	b := a.restart(optimize.Options{})
+	a.createExperiment("exp", a.admin, true)
+	created := a.must(201, "POST", "/v1/keys", a.admin, `{"scope":"assign"}`).JSON(t)
+	plain := created["key"].(string)
+	b.must(200, "POST", "/v1/experiments/exp/assign", plain, `{"unit_id":"u1"}`) // cached on b now
+	revoked := time.Now()
+	a.must(204, "DELETE", "/v1/keys/"+created["id"].(string), a.admin, "")
+	a.must(401, "POST", "/v1/experiments/exp/assign", plain, `{"unit_id":"u1"}`)
+	for {
+		if b.req("POST", "/v1/experiments/exp/assign", plain, `{"unit_id":"u1"}`).Status == 401 {
+			break
+		}
+		if since := time.Since(revoked); since > keyCacheTTL+500*time.Millisecond {
+			t.Fatalf("the other replica still accepts the key %v after its revocation", since)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
