@@ -122,7 +122,7 @@ func checkOrigin(o string) string {
 	if port := u.Port(); port == "80" && u.Scheme == "http" || port == "443" && u.Scheme == "https" {
 		return fmt.Sprintf("must leave out the default port %s, as browsers do", port)
 	}
-	if u.Scheme+"://"+u.Host != o {
+	if strings.HasSuffix(u.Host, ":") || u.Scheme+"://"+u.Host != o {
 		return form
 	}
 	return ""

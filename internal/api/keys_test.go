@@ -108,6 +108,7 @@ func TestCreateKeyInvalid(t *testing.T) {
 		{"query", `{"scope":"assign","allowed_origins":["https://shop.example?x"]}`, "allowed_origins[0]"},
 		{"empty", `{"scope":"assign","allowed_origins":[""]}`, "allowed_origins[0]"},
 		{"null origin", `{"scope":"assign","allowed_origins":["null"]}`, "allowed_origins[0]"},
+		{"empty port", `{"scope":"assign","allowed_origins":["http://a.example:"]}`, "allowed_origins[0]"},
 		{"repeated", `{"scope":"assign","allowed_origins":["https://a.example","https://a.example"]}`, "allowed_origins[1]"},
 		{"bad name", `{"scope":"assign","name":" x"}`, "name"},
 	} {
@@ -125,6 +126,10 @@ func TestCreateKeyInvalid(t *testing.T) {
 	e.must(422, "POST", "/v1/keys", e.admin, `{"scope":"assign","allowed_origins":[`+strings.Join(many, ",")+`]}`)
 	e.must(400, "POST", "/v1/keys", e.admin, `{"scope":"assign","allowed_origins":"https://a.example"}`)
 	e.must(400, "POST", "/v1/keys", e.admin, `{"scope":"assign","extra":1}`)
+	r := e.must(400, "POST", "/v1/keys", e.admin, `{"scope":"assign","allowed_origins":["https://a.example",7]}`)
+	if got := r.fields(t); !slices.Contains(got, "allowed_origins") {
+		t.Errorf("a number among the origins: fields %v", got)
+	}
 	e.must(201, "POST", "/v1/keys", e.admin, `{"scope":"assign","allowed_origins":["http://[::1]:3000","https://xn--bcher-kva.example"]}`)
 }
 
