@@ -409,7 +409,11 @@ export class Samplit {
     if (raw === undefined) return undefined;
     try {
       const e = JSON.parse(raw);
-      if (e.t && e.t < Date.now()) return undefined;
+      if (e.t && e.t < Date.now()) {
+        this.mem.delete(key);
+        this.write(key, null);
+        return undefined;
+      }
       this.mem.set(key, raw);
       return e;
     } catch {
