@@ -102,7 +102,7 @@ test("assign: server stopped or slow → fallback within the timeout", async () 
   const down = new Samplit({ baseUrl: `http://127.0.0.1:${await freePort()}`, key: ADMIN, logger, timeoutMs: 300, defaults: { e: "control" } });
   let t0 = performance.now();
   assert.deepEqual(await down.assign("e", "u1"), { variant: "control", payload: null, source: "fallback" });
-  assert.ok(performance.now() - t0 < 300 + 200, "unreachable: within the timeout");
+  assert.ok(performance.now() - t0 < 300 + 400, "unreachable: within the timeout (and some slack for a busy machine)");
 
   const exp = fresh("slow");
   await srv.experiment(exp);
@@ -113,7 +113,7 @@ test("assign: server stopped or slow → fallback within the timeout", async () 
   const a = await slow.assign(exp, "u1");
   const took = performance.now() - t0;
   assert.equal(a.source, "fallback");
-  assert.ok(took >= 280 && took < 300 + 200, `slow: fell back after ${took} ms`);
+  assert.ok(took >= 280 && took < 300 + 400, `slow (the proxy waits 1500 ms): fell back after ${took} ms`);
   await down.close();
   await slow.close();
   await proxy.close();
@@ -203,7 +203,7 @@ test("server stopped: assign falls back within the timeout; queued events are de
   await srv.stop();
   const t0 = performance.now();
   const a = await s.assign(exp, "new-unit");
-  assert.ok(performance.now() - t0 < 700, "fallback within the timeout");
+  assert.ok(performance.now() - t0 < 500 + 400, "fallback within the timeout");
   assert.deepEqual(a, { variant: "control", payload: { color: "grey" }, source: "fallback" });
   assert.equal((await s.assign(exp, "u3")).source, "cache", "known units keep their variant");
   for (let i = 0; i < 10; i++) s.track(exp, `u${i}`);

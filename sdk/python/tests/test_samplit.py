@@ -114,7 +114,7 @@ class SDKTest(unittest.TestCase):
         down = self.sdk(f"http://127.0.0.1:{free_port()}", timeout=0.3, defaults={"e": "control"})
         t0 = time.monotonic()
         self.assertEqual(down.assign("e", "u1"), Assignment("control", None, "fallback"))
-        self.assertLess(time.monotonic() - t0, 0.5)
+        self.assertLess(time.monotonic() - t0, 0.7)
 
         exp = fresh("slow")
         srv.experiment(exp)
@@ -125,7 +125,7 @@ class SDKTest(unittest.TestCase):
         t0 = time.monotonic()
         self.assertEqual(slow.assign(exp, "u1").source, "fallback")
         took = time.monotonic() - t0
-        self.assertTrue(0.28 <= took < 0.5, f"fell back after {took:.3f} s")
+        self.assertTrue(0.28 <= took < 0.7, f"fell back after {took:.3f} s (the proxy waits 1.5 s)")
 
     def test_track_batched_and_idempotent(self) -> None:
         exp = fresh("track")
@@ -206,7 +206,7 @@ class SDKTest(unittest.TestCase):
         try:
             t0 = time.monotonic()
             self.assertEqual(s.assign(exp, "new-unit"), Assignment("control", {"color": "grey"}, "fallback"))
-            self.assertLess(time.monotonic() - t0, 0.7)
+            self.assertLess(time.monotonic() - t0, 0.9)
             self.assertEqual(s.assign(exp, "u3").source, "cache")
             for i in range(10):
                 s.track(exp, f"u{i}")
