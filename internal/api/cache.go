@@ -17,8 +17,9 @@ import (
 // Staleness, by design and bounded by the TTLs below:
 //   - A revoked key keeps working for at most keyCacheTTL on a replica that
 //     verified it just before (revocation is a database write, made by
-//     `samplit keys revoke` from another process; no replica learns of it
-//     but by reading). Unknown, malformed and failed keys are never cached:
+//     `samplit keys revoke` from another process or by DELETE /v1/keys/{id}
+//     on another replica; no replica learns of it but by reading). The
+//     replica that serves the DELETE forgets the key at once. Unknown, malformed and failed keys are never cached:
 //     every one of them is checked against the database.
 //   - An experiment's status, settings and winner as seen by the assign and
 //     events routes may lag a change made through ANOTHER replica by at most

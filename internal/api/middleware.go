@@ -250,6 +250,9 @@ func (s *server) authenticate(need store.Scope, next handlerFunc) handlerFunc {
 		}
 		ri := infoFrom(r.Context())
 		ri.WorkspaceID, ri.KeyID = k.WorkspaceID, k.ID
+		if err := allowBrowser(w, r, k); err != nil {
+			return err
+		}
 		if !k.Scope.Allows(need) {
 			return apperr.New(apperr.Forbidden, "this API key has the scope %q; this call needs %q", k.Scope, need)
 		}

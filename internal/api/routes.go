@@ -25,6 +25,19 @@ func (s *server) routes(reg *prometheus.Registry) {
 
 	s.authed("POST /v1/workspaces", store.ScopeAdmin, s.idempotentWith(s.handleCreateWorkspace, workspaceReplay(s)))
 
+	// Keys (admin). Create skips Idempotency-Key on purpose: replaying it
+	// would mean storing the key it shows.
+	s.authed("POST /v1/keys", store.ScopeAdmin, s.handleCreateKey)
+	s.authed("GET /v1/keys", store.ScopeAdmin, s.handleListKeys)
+	s.authed("DELETE /v1/keys/{id}", store.ScopeAdmin, s.handleDeleteKey)
+
+	// CORS preflights of the routes a browser may call with an assign key
+	// that allows its origin (cors.go).
+	s.public("OPTIONS /v1/experiments/{ref}/assign", s.handlePreflight)
+	s.public("OPTIONS /v1/experiments/{ref}/events", s.handlePreflight)
+	s.public("OPTIONS /v1/funnels/{ref}/progress", s.handlePreflight)
+	s.public("OPTIONS /v1/campaigns/{ref}/events", s.handlePreflight)
+
 	s.authed("POST /v1/experiments", store.ScopeWrite, s.idempotent(s.handleCreateExperiment))
 	s.authed("GET /v1/experiments", store.ScopeWrite, s.handleListExperiments)
 	s.authed("GET /v1/experiments/{ref}", store.ScopeWrite, s.handleGetExperiment)

@@ -59,6 +59,29 @@ type assignmentJSON struct {
 	Variant *string         `json:"variant"`
 	Payload json.RawMessage `json:"payload"`
 	New     bool            `json:"new"`
+	// Control names the experiment's control and its payload, in the
+	// answer for one unit only: the SDKs remember it to fall back on when
+	// the server cannot be reached (contract, "SDKs").
+	Control *controlJSON `json:"control,omitempty"`
+}
+
+type controlJSON struct {
+	Variant string          `json:"variant"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// controlOf returns the experiment's control variant, or nil when it has none.
+func controlOf(e *store.Experiment) *controlJSON {
+	for _, v := range e.Variants {
+		if v.Control {
+			c := &controlJSON{Variant: v.Key, Payload: json.RawMessage("null")}
+			if len(v.Payload) > 0 {
+				c.Payload = v.Payload
+			}
+			return c
+		}
+	}
+	return nil
 }
 
 func toAssignmentJSON(a optimize.Assignment) assignmentJSON {
@@ -119,7 +142,9 @@ func (s *server) handleAssign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if body.UnitID != nil {
-		return respond(w, http.StatusOK, toAssignmentJSON(as[0]))
+		one := toAssignmentJSON(as[0])
+		one.Control = controlOf(&e)
+		return respond(w, http.StatusOK, one)
 	}
 	out := struct {
 		Assignments []assignmentJSON `json:"assignments"`

@@ -208,6 +208,11 @@ func (d *Dashboard) routes(mux *http.ServeMux) {
 	mux.Handle("GET /webhooks/{id}", d.authed(d.handleWebhook))
 	mux.Handle("POST /webhooks/{id}/test", d.authed(d.handleWebhookPing))
 
+	// The keys page needs an admin key (checked in each handler).
+	mux.Handle("GET /keys", d.authed(d.handleKeyList))
+	mux.Handle("POST /keys", d.authed(d.handleCreateKey))
+	mux.Handle("POST /keys/{id}/revoke", d.authed(d.handleRevokeKey))
+
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.renderError(w, r, http.StatusNotFound, "There is no page at this address.")
 	})

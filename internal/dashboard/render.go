@@ -18,7 +18,7 @@ import (
 // pageBase is what the layout of every page needs.
 type pageBase struct {
 	Title     string
-	Nav       string // "experiments", "funnels", "campaigns" or "webhooks": the current section
+	Nav       string // "experiments", "funnels", "campaigns", "webhooks" or "keys": the current section
 	Workspace string // empty when signed out
 	CSRF      string
 	Asset     string // the static files' version
@@ -39,13 +39,15 @@ func (d *Dashboard) base(r *http.Request, s *session, title string) pageBase {
 		b.Nav = "campaigns"
 	case strings.HasPrefix(r.URL.Path, "/webhooks"):
 		b.Nav = "webhooks"
+	case strings.HasPrefix(r.URL.Path, "/keys"):
+		b.Nav = "keys"
 	}
 	return b
 }
 
 // The pages; each is parsed with the layout and the shared partials.
 var pageNames = []string{"signin", "error", "experiments", "experiment", "experiment_live", "new_experiment", "funnels", "funnel", "funnel_live",
-	"campaigns", "campaign", "campaign_live", "webhooks", "webhook"}
+	"campaigns", "campaign", "campaign_live", "webhooks", "webhook", "keys"}
 
 func parsePages() map[string]*template.Template {
 	partials, err := fs.Glob(templateFS, "templates/_*.html")

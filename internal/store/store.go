@@ -67,6 +67,11 @@ type APIKey struct {
 	Hash        []byte
 	CreatedAt   time.Time
 	RevokedAt   *time.Time
+	// AllowedOrigins are the browser origins ("scheme://host[:port]") from
+	// which an assign key may be used; a request that carries an Origin
+	// header not in this list is refused. Empty (nil) for keys that no
+	// browser may use, which includes every write and admin key.
+	AllowedOrigins []string
 }
 
 // Kind is the kind of experiment, which selects its optimizer.
@@ -202,6 +207,12 @@ type Keys interface {
 	// KeyByLookup returns the key with the public lookup part, revoked or not.
 	KeyByLookup(ctx context.Context, lookup string) (APIKey, error)
 	ListKeys(ctx context.Context, workspaceID string) ([]APIKey, error)
+	// ListKeysPage returns one page of the workspace's keys, revoked ones
+	// included, ordered by id (p.Status is ignored).
+	ListKeysPage(ctx context.Context, workspaceID string, p ListParams) ([]APIKey, error)
+	// GetKey returns the workspace's key with the id, revoked or not;
+	// NotFound if it is not in the workspace.
+	GetKey(ctx context.Context, workspaceID, keyID string) (APIKey, error)
 	// RevokeKey marks the key revoked; NotFound if it is not in the workspace.
 	RevokeKey(ctx context.Context, workspaceID, keyID string, at time.Time) error
 }

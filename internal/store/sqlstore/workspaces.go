@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -84,9 +85,10 @@ func (s *Store) CreateKey(ctx context.Context, k store.APIKey) error {
 
 func (s *Store) insertKey(ctx context.Context, q querier, k store.APIKey) error {
 	_, err := q.ExecContext(ctx,
-		`INSERT INTO api_keys (id, workspace_id, name, scope, lookup, hash, created_at, revoked_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, k.WorkspaceID, k.Name, string(k.Scope), k.Lookup, k.Hash, micros(k.CreatedAt), nullMicros(k.RevokedAt))
+		`INSERT INTO api_keys (id, workspace_id, name, scope, lookup, hash, created_at, revoked_at, allowed_origins)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		k.ID, k.WorkspaceID, k.Name, string(k.Scope), k.Lookup, k.Hash, micros(k.CreatedAt), nullMicros(k.RevokedAt),
+		encodeOrigins(k.AllowedOrigins))
 	switch {
 	case s.dialect.IsUniqueViolation(err):
 		return apperr.Wrap(apperr.Conflict, err, "API key already exists")
@@ -98,7 +100,34 @@ func (s *Store) insertKey(ctx context.Context, q querier, k store.APIKey) error 
 	return nil
 }
 
-const keyColumns = `id, workspace_id, name, scope, lookup, hash, created_at, revoked_at`
+const keyColumns = `id, workspace_id, name, scope, lookup, hash, created_at, revoked_at, allowed_origins`
+
+// encodeOrigins stores a key's allowed origins as a JSON array in one text
+// column: the list is small, always read whole with the key (the
+// authentication path needs it), and never queried by element, so a child
+// table would cost a join on every cache miss for nothing.
+func encodeOrigins(origins []string) string {
+	if len(origins) == 0 {
+		return "[]"
+	}
+	b, err := json.Marshal(origins)
+	if err != nil { // a []string always marshals
+		panic(fmt.Sprintf("sqlstore: encode origins: %v", err))
+	}
+	return string(b)
+}
+
+// decodeOrigins reads what encodeOrigins stored; an empty list is nil.
+func decodeOrigins(s string) ([]string, error) {
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("decode allowed origins: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -107,7 +136,12 @@ func scanKey(r scanner) (store.APIKey, error) {
 	var scope string
 	var created int64
 	var revoked sql.NullInt64
-	if err := r.Scan(&k.ID, &k.WorkspaceID, &k.Name, &scope, &k.Lookup, &k.Hash, &created, &revoked); err != nil {
+	var origins string
+	if err := r.Scan(&k.ID, &k.WorkspaceID, &k.Name, &scope, &k.Lookup, &k.Hash, &created, &revoked, &origins); err != nil {
+		return k, err
+	}
+	var err error
+	if k.AllowedOrigins, err = decodeOrigins(origins); err != nil {
 		return k, err
 	}
 	k.Scope = store.Scope(scope)
@@ -133,6 +167,26 @@ func (s *Store) KeyByLookup(ctx context.Context, lookup string) (store.APIKey, e
 func (s *Store) ListKeys(ctx context.Context, workspaceID string) ([]store.APIKey, error) {
 	return queryAll(ctx, s.read, "list keys", scanKey,
 		`SELECT `+keyColumns+` FROM api_keys WHERE workspace_id = $1 ORDER BY id`, workspaceID)
+}
+
+// ListKeysPage returns one page of the workspace's keys by id.
+func (s *Store) ListKeysPage(ctx context.Context, workspaceID string, p store.ListParams) ([]store.APIKey, error) {
+	return queryAll(ctx, s.read, "list keys", scanKey,
+		`SELECT `+keyColumns+` FROM api_keys WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+		workspaceID, p.After, pageLimit(p.Limit))
+}
+
+// GetKey returns the workspace's key with the id, revoked or not.
+func (s *Store) GetKey(ctx context.Context, workspaceID, keyID string) (store.APIKey, error) {
+	k, err := scanKey(s.read.QueryRowContext(ctx,
+		`SELECT `+keyColumns+` FROM api_keys WHERE workspace_id = $1 AND id = $2`, workspaceID, keyID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, apperr.New(apperr.NotFound, "API key %q not found", keyID)
+	}
+	if err != nil {
+		return k, fmt.Errorf("load key %s: %w", keyID, err)
+	}
+	return k, nil
 }
 
 // RevokeKey marks the key revoked. Revoking a revoked key keeps the first

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Workspaces", testWorkspaces},
 		{"WorkspaceWithKeyIsAtomic", testWorkspaceWithKeyAtomic},
 		{"Keys", testKeys},
+		{"KeyPagesAndOrigins", testKeyPagesAndOrigins},
 		{"CreateGetExperiment", testCreateGetExperiment},
 		{"ExperimentConflicts", testExperimentConflicts},
 		{"ListExperiments", testListExperiments},
@@ -295,6 +296,60 @@ func testKeys(t *testing.T, s store.Store) {
 	if k.RevokedAt != nil {
 		t.Errorf("revoking one key revoked another")
 	}
+}
+
+// testKeyPagesAndOrigins covers what POST/GET/DELETE /v1/keys need: allowed
+// origins stored and read back in order, one key by id within its workspace,
+// and pages by id.
+func testKeyPagesAndOrigins(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := newWorkspace(t, s, "acme")
+	b := newWorkspace(t, s, "beta")
+	var keys []store.APIKey
+	for i := range 5 {
+		k := store.APIKey{ID: id.New(id.Key), WorkspaceID: a.ID, Name: fmt.Sprintf("web %d", i), Scope: store.ScopeAssign,
+			Lookup: fmt.Sprintf("lk_o%d", i), Hash: []byte{byte(i)}, CreatedAt: t0}
+		if i%2 == 0 {
+			k.AllowedOrigins = []string{"https://shop.example", "http://127.0.0.1:8081", fmt.Sprintf("https://n%d.example", i)}
+		}
+		must(t, s.CreateKey(ctx, k), "create key")
+		keys = append(keys, k)
+	}
+	must(t, s.CreateKey(ctx, store.APIKey{ID: id.New(id.Key), WorkspaceID: b.ID, Name: "b", Scope: store.ScopeAssign,
+		Lookup: "lk_ob", Hash: []byte{9}, CreatedAt: t0, AllowedOrigins: []string{"https://b.example"}}), "create key")
+
+	got, err := s.GetKey(ctx, a.ID, keys[2].ID)
+	must(t, err, "get key")
+	diff(t, "GetKey", keys[2], got)
+	got, err = s.KeyByLookup(ctx, keys[0].Lookup)
+	must(t, err, "key by lookup")
+	diff(t, "KeyByLookup with origins", keys[0], got)
+	_, err = s.GetKey(ctx, b.ID, keys[2].ID)
+	wantCode(t, err, apperr.NotFound, "GetKey across workspaces")
+	_, err = s.GetKey(ctx, a.ID, id.New(id.Key))
+	wantCode(t, err, apperr.NotFound, "GetKey of unknown key")
+
+	var pages [][]store.APIKey
+	after := ""
+	for range 10 { // bounded: 5 keys in pages of 2
+		page, err := s.ListKeysPage(ctx, a.ID, store.ListParams{Limit: 2, After: after})
+		must(t, err, "list keys page")
+		if len(page) == 0 {
+			break
+		}
+		pages = append(pages, page)
+		after = page[len(page)-1].ID
+	}
+	diff(t, "ListKeysPage pages", [][]store.APIKey{keys[0:2], keys[2:4], keys[4:5]}, pages)
+
+	// A revoked key keeps its origins and still lists.
+	at := t0.Add(time.Minute)
+	must(t, s.RevokeKey(ctx, a.ID, keys[0].ID, at), "revoke")
+	got, err = s.GetKey(ctx, a.ID, keys[0].ID)
+	must(t, err, "get revoked key")
+	want := keys[0]
+	want.RevokedAt = &at
+	diff(t, "GetKey of a revoked key", want, got)
 }
 
 func testCreateGetExperiment(t *testing.T, s store.Store) {
