@@ -522,3 +522,24 @@ func BenchmarkAnalyzeRevenueK10(b *testing.B) {
 		}
 	}
 }
+
+// TestPBestLogScaleMonteCarlo: P(best) and expected loss (in θ, not ln θ) of the
+// log-normal model's posteriors, which allocation will integrate once counts carry
+// the log statistics, against 10⁶ joint draws.
+func TestPBestLogScaleMonteCarlo(t *testing.T) {
+	ps := []posterior{
+		{normal: true, logScale: true, mu: 0.2, sd: 0.3},
+		{normal: true, logScale: true, mu: 0.35, sd: 0.1},
+		{normal: true, logScale: true, mu: -0.5, sd: 1.2},
+	}
+	pb, loss := bestProbabilities(ps)
+	mpb, mloss := monteCarlo(ps, 1_000_000, 12)
+	for i := range ps {
+		if tol := 4 * math.Sqrt(mpb[i]*(1-mpb[i])/1e6); math.Abs(pb[i]-mpb[i]) > tol+1e-4 {
+			t.Errorf("arm %d: P(best) %.5f, Monte Carlo %.5f", i, pb[i], mpb[i])
+		}
+		if math.Abs(loss[i]-mloss[i]) > 0.02*mloss[i]+1e-4 {
+			t.Errorf("arm %d: loss %.5f, Monte Carlo %.5f", i, loss[i], mloss[i])
+		}
+	}
+}
