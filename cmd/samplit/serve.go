@@ -19,6 +19,7 @@ import (
 	"github.com/samplit/samplit/internal/apikey"
 	"github.com/samplit/samplit/internal/config"
 	"github.com/samplit/samplit/internal/dashboard"
+	"github.com/samplit/samplit/internal/decide"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
@@ -83,6 +84,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	hooksDone := make(chan struct{})
 	go func() { defer close(hooksDone); hooks.Run(hctx) }()
 	defer func() { stopHooks(); <-hooksDone }()
+
+	// The decision loop records winners, alerts and trips whether or not
+	// anyone reads results, sharing the work with the other replicas
+	// through leases. It stops before the webhook worker and the
+	// optimizers (deferred after them, so run before), and wakes the worker
+	// after a round that evaluated anything, so what it recorded goes out
+	// at once.
+	if cfg.DecideEvery > 0 {
+		loop := decide.New(st, decide.Optimizers{
+			Experiments: optimize.Registry{store.KindStandard: experiments},
+			Funnels:     funnels,
+			Campaigns:   campaigns,
+		}, decide.Options{Every: cfg.DecideEvery, Logger: logger, Evaluated: hooks.Kick})
+		dctx, stopDecide := context.WithCancel(context.WithoutCancel(ctx))
+		decideDone := make(chan struct{})
+		go func() { defer close(decideDone); loop.Run(dctx) }()
+		defer func() { stopDecide(); <-decideDone }()
+		logger.Info("decision loop started", "every", cfg.DecideEvery.String(), "owner", loop.Owner())
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -70,6 +70,11 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks reach loopback and private addresses
 	// and plain http (for tests and closed networks).
 	WebhookAllowPrivate bool
+
+	// DecideEvery is how often this replica's decision loop evaluates the
+	// running and paused experiments, funnels and campaigns that have new
+	// data (internal/decide); 0 turns the loop off on this replica.
+	DecideEvery time.Duration
 }
 
 // Default returns the configuration of a server started with no settings:
@@ -88,6 +93,7 @@ func Default() Config {
 		WriteTimeout:    30 * time.Second,
 		IdleTimeout:     120 * time.Second,
 		ShutdownTimeout: 20 * time.Second,
+		DecideEvery:     10 * time.Second,
 	}
 }
 
@@ -164,6 +170,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			bad(d.name, "must be a positive duration such as 15s")
 		}
+	}
+	if c.DecideEvery < 0 {
+		bad("decide-every", "must be a duration such as 10s, or 0 to turn the decision loop off")
 	}
 	return errors.Join(errs...)
 }
@@ -360,6 +369,9 @@ var settings = func() []setting {
 		}),
 		row("webhook-allow-private", "let webhooks reach loopback/private addresses over plain http (tests, closed networks)", func() (func(*Config) string, func(*Config, string) error) {
 			return boolean(func(c *Config) *bool { return &c.WebhookAllowPrivate })
+		}),
+		row("decide-every", "how often the decision loop evaluates running experiments, funnels and campaigns with new data and records winners, alerts and trips (0 = off on this replica)", func() (func(*Config) string, func(*Config, string) error) {
+			return duration(func(c *Config) *time.Duration { return &c.DecideEvery })
 		}),
 	}
 	for i := range rows {

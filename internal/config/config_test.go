@@ -143,3 +143,41 @@ func TestRedactedHidesPassword(t *testing.T) {
 		t.Fatalf("password shown: %s", c.Redacted())
 	}
 }
+
+func TestDecideEvery(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "samplit.toml")
+	if err := os.WriteFile(file, []byte("decide_every = \"30s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"default", nil, nil, 10 * time.Second},
+		{"file", []string{"--config", file}, nil, 30 * time.Second},
+		{"env", []string{"--config", file}, map[string]string{"SAMPLIT_DECIDE_EVERY": "200ms"}, 200 * time.Millisecond},
+		{"flag turns it off", []string{"--decide-every", "0"}, map[string]string{"SAMPLIT_DECIDE_EVERY": "200ms"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.args, env(tt.env), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DecideEvery != tt.want {
+				t.Fatalf("decide-every %v, want %v", c.DecideEvery, tt.want)
+			}
+		})
+	}
+	_, err := Load([]string{"--decide-every", "-1s"}, env(nil), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "SAMPLIT_DECIDE_EVERY") {
+		t.Fatalf("negative decide-every: %v", err)
+	}
+	var help bytes.Buffer
+	if _, err := Load([]string{"--help"}, env(nil), &help); !errors.Is(err, flag.ErrHelp) || !strings.Contains(help.String(), "--decide-every") {
+		t.Fatalf("help does not list --decide-every: %v\n%s", err, help.String())
+	}
+}

@@ -1,0 +1,454 @@
+package decide_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/samplit/samplit/internal/api"
+	"github.com/samplit/samplit/internal/apikey"
+	"github.com/samplit/samplit/internal/decide"
+	"github.com/samplit/samplit/internal/optimize"
+	"github.com/samplit/samplit/internal/seal"
+	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/webhook"
+)
+
+// every is the decision loops' period in these tests.
+const every = 200 * time.Millisecond
+
+// received is one webhook delivery the receiver got.
+type received struct {
+	id   string // webhook-id
+	typ  string
+	what string // the object's key (and step or variant)
+	at   time.Time
+}
+
+// receiver is a real webhook endpoint on loopback.
+type receiver struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []received
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		var p struct {
+			Type string `json:"type"`
+			Data struct {
+				Experiment struct{ Key string } `json:"experiment"`
+				Funnel     struct{ Key string } `json:"funnel"`
+				Campaign   struct{ Key string } `json:"campaign"`
+				Step       string               `json:"step"`
+				Variant    string               `json:"variant"`
+			} `json:"data"`
+		}
+		_ = json.Unmarshal(body, &p)
+		what := p.Data.Experiment.Key + p.Data.Funnel.Key + p.Data.Campaign.Key
+		if p.Data.Step != "" {
+			what += "/" + p.Data.Step
+		}
+		if p.Data.Variant != "" {
+			what += "/" + p.Data.Variant
+		}
+		r.mu.Lock()
+		r.got = append(r.got, received{id: req.Header.Get("webhook-id"), typ: p.Type, what: what, at: time.Now()})
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// of returns the deliveries of the event type about what.
+func (r *receiver) of(typ, what string) []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []received
+	for _, g := range r.got {
+		if g.typ == typ && g.what == what {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// await waits until a delivery of the type about what arrives, and
+// returns it; the test fails after timeout.
+func (r *receiver) await(t *testing.T, typ, what string, timeout time.Duration) received {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if got := r.of(typ, what); len(got) > 0 {
+			return got[0]
+		}
+	}
+	t.Fatalf("no %s about %s within %v", typ, what, timeout)
+	return received{}
+}
+
+// once checks, a few rounds later, that the event arrived exactly once
+// (under one webhook-id: the event was recorded once).
+func (r *receiver) once(t *testing.T, typ, what string) {
+	t.Helper()
+	time.Sleep(5 * every)
+	got := r.of(typ, what)
+	ids := map[string]bool{}
+	for _, g := range got {
+		ids[g.id] = true
+	}
+	if len(ids) != 1 {
+		t.Errorf("%s about %s recorded %d times, want once: %+v", typ, what, len(ids), got)
+	}
+}
+
+// env is a server over one database with several in-process replicas'
+// decision loops: the API (nobody reads results), the webhook worker,
+// and a receiver subscribed to every event.
+type env struct {
+	t    *testing.T
+	st   store.Store
+	base string
+	key  string
+	recv *receiver
+	ws   string
+}
+
+// loops is how many decision loops (replicas) run over the database. Zero
+// is the mutation "decisions only on read": the tests must fail.
+var loops = 3
+
+func newEnv(t *testing.T, dsn string) *env {
+	t.Helper()
+	ctx := t.Context()
+	st, err := backend.Open(ctx, dsn, backend.Options{AutoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var m [seal.KeySize]byte
+	_, _ = rand.Read(m[:])
+	k, err := seal.NewKey(m[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := seal.NewKeyring(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	experiments := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{})
+	funnels := optimize.NewFunnels(st, time.Now, logger, optimize.Options{})
+	campaigns := optimize.NewCampaigns(st, time.Now, logger, optimize.Options{}, optimize.CampaignHooks{})
+	t.Cleanup(func() { experiments.Close(); funnels.Close(); campaigns.Close() })
+	key, _, err := apikey.Bootstrap(ctx, st, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := st.GetWorkspaceByName(ctx, apikey.DefaultWorkspace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry := optimize.Registry{store.KindStandard: experiments}
+	handler := api.NewServer(api.Deps{
+		Store: st, Optimizers: registry, Funnels: funnels, Campaigns: campaigns,
+		Webhooks: webhook.NewService(st, ring, time.Now, true, nil), Logger: logger, Now: time.Now,
+	}, api.Options{})
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+
+	worker := webhook.NewWorker(st, ring, webhook.Options{AllowPrivate: true, Logger: logger})
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(context.Background())
+	wg.Go(func() { worker.Run(wctx) })
+	for i := range loops {
+		l := decide.New(st, decide.Optimizers{Experiments: registry, Funnels: funnels, Campaigns: campaigns},
+			decide.Options{Every: every, Owner: fmt.Sprintf("replica-%d", i+1), Logger: logger, Evaluated: worker.Kick})
+		wg.Go(func() { l.Run(wctx) })
+	}
+	t.Cleanup(func() { stop(); wg.Wait() })
+
+	e := &env{t: t, st: st, base: srv.URL, key: key, recv: newReceiver(t), ws: ws.ID}
+	e.call("POST", "/v1/webhooks", map[string]any{"url": e.recv.srv.URL, "events": []string{
+		"experiment.completed", "experiment.winner_found", "experiment.srm_detected", "experiment.no_difference",
+		"funnel.winner_found", "campaign.winner_found", "campaign.guardrail_tripped"}}, nil)
+	return e
+}
+
+// with returns e for the (sub)test t.
+func (e *env) with(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// call sends a request with the admin key and decodes the 2xx answer.
+func (e *env) call(method, path string, body, out any) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(e.t.Context(), method, e.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		e.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+}
+
+// assignAll assigns the units in batches and returns each unit's variant.
+func (e *env) assignAll(exp string, units []string) map[string]string {
+	out := map[string]string{}
+	for len(units) > 0 {
+		n := min(1000, len(units))
+		var res struct {
+			Assignments []struct {
+				UnitID  string  `json:"unit_id"`
+				Variant *string `json:"variant"`
+			} `json:"assignments"`
+		}
+		e.call("POST", "/v1/experiments/"+exp+"/assign", map[string]any{"unit_ids": units[:n]}, &res)
+		for _, a := range res.Assignments {
+			out[a.UnitID] = *a.Variant
+		}
+		units = units[n:]
+	}
+	return out
+}
+
+// convert sends one conversion per unit, in batches.
+func (e *env) convert(exp string, units []string) {
+	for len(units) > 0 {
+		n := min(1000, len(units))
+		var evs []map[string]any
+		for _, u := range units[:n] {
+			evs = append(evs, map[string]any{"unit_id": u})
+		}
+		e.call("POST", "/v1/experiments/"+exp+"/events", map[string]any{"events": evs}, nil)
+		units = units[n:]
+	}
+}
+
+func names(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%05d", prefix, i)
+	}
+	return out
+}
+
+// clearWinner feeds an experiment 2,000 units, then (in one call, so that
+// the decision becomes true at one moment) the conversions that make b
+// the clear winner: 30% against 10%. It returns when the data was
+// acknowledged.
+func (e *env) clearWinner(exp string) time.Time {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	variants := e.assignAll(exp, names(exp, 2000))
+	var conv []string
+	for u, v := range variants {
+		p := 0.10
+		if v == "b" {
+			p = 0.30
+		}
+		if rng.Float64() < p {
+			conv = append(conv, u)
+		}
+	}
+	e.convert(exp, conv)
+	return time.Now()
+}
+
+func backends(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "s.db")) })
+	t.Run("postgres", func(t *testing.T) {
+		u := os.Getenv("SAMPLIT_TEST_POSTGRES_URL")
+		if u == "" {
+			t.Skip("SAMPLIT_TEST_POSTGRES_URL is not set")
+		}
+		fn(t, freshSchema(t, u))
+	})
+}
+
+// TestDecisionsWithoutReaders: with nobody reading results, the server
+// decides by itself within two rounds of the data that makes a decision
+// true, and each decision arrives once although three loops (replicas)
+// evaluate.
+func TestDecisionsWithoutReaders(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		variants := []map[string]any{{"key": "control", "control": true}, {"key": "b"}}
+
+		t.Run("winner", func(t *testing.T) {
+			e := e.with(t)
+			e.call("POST", "/v1/experiments", map[string]any{"key": "win", "metric": "binary", "strategy": "adaptive",
+				"variants": variants, "settings": map[string]any{"seed": 3}, "start": true}, nil)
+			at := e.clearWinner("win")
+			got := e.recv.await(t, "experiment.winner_found", "win", 10*time.Second)
+			t.Logf("experiment.winner_found arrived %v after the data", got.at.Sub(at))
+			if d := got.at.Sub(at); d > 2*every {
+				t.Errorf("experiment.winner_found arrived %v after the data, want within %v", d, 2*every)
+			}
+			e.recv.once(t, "experiment.winner_found", "win")
+		})
+
+		t.Run("auto_complete", func(t *testing.T) {
+			e := e.with(t)
+			e.call("POST", "/v1/experiments", map[string]any{"key": "auto", "metric": "binary", "strategy": "adaptive",
+				"variants": variants, "settings": map[string]any{"seed": 4, "auto_complete": true}, "start": true}, nil)
+			at := e.clearWinner("auto")
+			got := e.recv.await(t, "experiment.completed", "auto", 10*time.Second)
+			t.Logf("experiment.completed arrived %v after the data", got.at.Sub(at))
+			var exp struct {
+				Status string  `json:"status"`
+				Winner *string `json:"winner"`
+			}
+			e.call("GET", "/v1/experiments/auto", nil, &exp)
+			if exp.Status != "completed" || exp.Winner == nil || *exp.Winner != "b" {
+				t.Fatalf("experiment %+v, want completed with winner b", exp)
+			}
+			served := e.assignAll("auto", names("after", 50))
+			for u, v := range served {
+				if v != "b" {
+					t.Fatalf("unit %s served %s after auto_complete, want the winner b", u, v)
+				}
+			}
+			e.recv.once(t, "experiment.completed", "auto")
+			e.recv.once(t, "experiment.winner_found", "auto")
+		})
+
+		t.Run("srm", func(t *testing.T) {
+			e := e.with(t)
+			e.call("POST", "/v1/experiments", map[string]any{"key": "srm", "metric": "binary", "strategy": "sequential",
+				"variants": variants, "start": true}, nil)
+			// Units the API never assigned reach the counters (as when
+			// assignments are lost between the decision and the client):
+			// every one on control under a 50/50 split.
+			exp, err := e.st.GetExperiment(t.Context(), e.ws, "srm")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := store.AssignBatch{WorkspaceID: e.ws, ExperimentID: exp.ID,
+				Weights: map[string]float64{exp.Variants[0].ID: 0.5, exp.Variants[1].ID: 0.5}}
+			for _, u := range names("srm", 300) {
+				b.Items = append(b.Items, store.Assignment{UnitID: u, VariantID: exp.Variants[0].ID, Propensity: 0.5, Epoch: 1, AssignedAt: time.Now()})
+			}
+			if _, err := e.st.Assign(t.Context(), []store.AssignBatch{b}); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now()
+			got := e.recv.await(t, "experiment.srm_detected", "srm", 10*time.Second)
+			t.Logf("experiment.srm_detected arrived %v after the data", got.at.Sub(at))
+			e.recv.once(t, "experiment.srm_detected", "srm")
+		})
+
+		t.Run("campaign", func(t *testing.T) {
+			e := e.with(t)
+			e.call("POST", "/v1/campaigns", map[string]any{"key": "cmp", "channel": "email", "objective": "click",
+				"audience_size": 100000, "start": true,
+				"variants": []map[string]any{{"key": "s1"}, {"key": "s2"}, {"key": "s3"}},
+				"settings": map[string]any{"seed": 5, "min_samples": 50, "guardrail": map[string]any{"event": "unsubscribe", "max_rate": 0.01}}}, nil)
+			var sends struct {
+				Sends []struct{ Recipient, Variant string } `json:"sends"`
+			}
+			e.call("POST", "/v1/campaigns/cmp/sends", map[string]any{"recipients": names("r", 900)}, &sends)
+			// s2 gets the clicks; s3 unsubscribes far above 1%.
+			var evs []map[string]any
+			unsubs := 0
+			for _, s := range sends.Sends {
+				switch {
+				case s.Variant == "s2":
+					evs = append(evs, map[string]any{"recipient": s.Recipient, "type": "click"})
+				case s.Variant == "s3" && unsubs < 40:
+					evs = append(evs, map[string]any{"recipient": s.Recipient, "type": "unsubscribe"})
+					unsubs++
+				}
+			}
+			e.call("POST", "/v1/campaigns/cmp/events", map[string]any{"events": evs}, nil)
+			at := time.Now()
+			trip := e.recv.await(t, "campaign.guardrail_tripped", "cmp/s3", 10*time.Second)
+			win := e.recv.await(t, "campaign.winner_found", "cmp", 10*time.Second)
+			t.Logf("campaign.guardrail_tripped arrived %v, campaign.winner_found %v after the data", trip.at.Sub(at), win.at.Sub(at))
+			e.recv.once(t, "campaign.guardrail_tripped", "cmp/s3")
+			e.recv.once(t, "campaign.winner_found", "cmp")
+		})
+
+		t.Run("funnel", func(t *testing.T) {
+			e := e.with(t)
+			e.call("POST", "/v1/funnels", map[string]any{"key": "fnl", "start": true,
+				"settings": map[string]any{"min_samples": 10, "seed": 3},
+				"steps":    []map[string]any{{"key": "landing", "variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, {"key": "done"}}}, nil)
+			var winners []string // units of a, which always convert
+			for i := 0; i < 60; i++ {
+				u := fmt.Sprintf("f%d", i)
+				var got struct {
+					Variant *string `json:"variant"`
+				}
+				e.call("POST", "/v1/funnels/fnl/progress", map[string]any{"unit_id": u, "step": "landing"}, &got)
+				if *got.Variant == "a" {
+					winners = append(winners, u)
+				}
+			}
+			for _, u := range winners {
+				e.call("POST", "/v1/funnels/fnl/progress", map[string]any{"unit_id": u, "step": "done"}, nil)
+			}
+			at := time.Now()
+			got := e.recv.await(t, "funnel.winner_found", "fnl/landing", 10*time.Second)
+			t.Logf("funnel.winner_found arrived %v after the data", got.at.Sub(at))
+			e.recv.once(t, "funnel.winner_found", "fnl/landing")
+		})
+	})
+}
+
+// freshSchema returns a URL of the PostgreSQL database whose search_path
+// is a new schema, dropped when the test ends.
+func freshSchema(t *testing.T, base string) string {
+	t.Helper()
+	st, err := backend.Open(t.Context(), base, backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := st.(interface{ WriteDB() *sql.DB }).WriteDB()
+	schema := "decide_" + strings.ToLower(rand.Text()[:12])
+	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		st.Close()
+	})
+	u, _ := url.Parse(base)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
