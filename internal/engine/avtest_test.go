@@ -166,9 +166,10 @@ func TestAnalyzeReportsAnytimeValidFields(t *testing.T) {
 // TestSimultaneousCoverageAA: five identical arms at 10%, equal weights, a
 // look every 100 units up to 20,000. The claims rest on every pair's interval
 // holding at every look at once; that must fail in at most alpha = 5% of runs.
-// Without the Bonferroni division over the 10 pairs it fails far more often
-// (measured: see the log and docs/decisions.md), so this test catches a
-// missing multiplicity correction.
+// Measured: 4 of 300 runs (1.3%); the bound 3.5% is that plus about three
+// binomial standard errors. Without the Bonferroni division over the 10
+// pairs it fails in 12.7% of runs, so this test catches a missing
+// multiplicity correction.
 func TestSimultaneousCoverageAA(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a statistical simulation: run without -race (scripts/test does)")
@@ -217,7 +218,7 @@ func TestSimultaneousCoverageAA(t *testing.T) {
 	}
 	rate := float64(missed) / runs
 	t.Logf("some pair's interval excluded the true difference 0 in %.3f of runs", rate)
-	if rate > 0.05 {
-		t.Errorf("simultaneous coverage failed in %.1f%% of runs, alpha 5%%", 100*rate)
+	if rate > 0.035 {
+		t.Errorf("simultaneous coverage failed in %.1f%% of runs (bound 3.5%%, alpha 5%%)", 100*rate)
 	}
 }

@@ -42,11 +42,16 @@ type CampaignArm struct {
 	Successes  int64   `json:"successes"`
 	Sum        float64 `json:"sum"`
 	SumSquares float64 `json:"sum_squares"`
-	// Learn, when not nil, is what the allocation and the decision learn
-	// from instead of the cumulative counts: the counts discounted by the
-	// age of their sends (DiscountSlots), so that a variant that wears off
-	// loses traffic.
+	// Learn, when not nil, is what the allocation learns from instead of
+	// the cumulative counts: the matured counts (MatureSlots), discounted by
+	// the age of their sends when the campaign discounts, so that a variant
+	// that wears off loses traffic.
 	Learn *LearnCounts `json:"learn,omitempty"`
+	// Matured, when not nil, is the counts with each send weighed by the
+	// probability that its outcome has arrived (MatureSlots, undiscounted):
+	// the reported rate, its interval and the decision's sample sizes use
+	// them, so that a send too young to have clicked is not a failure.
+	Matured *LearnCounts `json:"matured,omitempty"`
 	// GuardEvents among GuardTrials are the guardrail's counts (say
 	// unsubscribes among sends that were not bounced).
 	GuardEvents int64 `json:"guard_events"`
@@ -93,6 +98,11 @@ type CampaignInput struct {
 	Sent      int64
 	// Winner is the declared winner's key, "" while none is.
 	Winner string
+	// Pick is the variant a split campaign's second phase sends to, chosen
+	// once, on the matured counts, by the first call after the test
+	// (CampaignAnalysis.Target) and recorded by the caller, so that it never
+	// flips while late outcomes arrive; "" until then.
+	Pick string
 }
 
 // GuardrailProbability returns P(rate > maxRate | events among trials), the
@@ -211,11 +221,16 @@ type CampaignVariantResult struct {
 	Trials    int64   `json:"trials"`
 	Successes int64   `json:"successes"`
 	Sum       float64 `json:"sum"`
-	// Rate is the observed objective rate (or mean value), CILow and
-	// CIHigh its 95% credible interval.
-	Rate   float64 `json:"rate"`
-	CILow  float64 `json:"ci_low"`
-	CIHigh float64 `json:"ci_high"`
+	// MaturedTrials are the trials weighed by the probability that their
+	// outcome has arrived (CampaignArm.Matured; Trials without it).
+	MaturedTrials float64 `json:"matured_trials"`
+	// Rate is the objective rate (or mean value) among the matured trials,
+	// CILow and CIHigh its 95% credible interval; RawRate counts every
+	// trial, those whose outcome cannot have arrived yet included.
+	Rate    float64 `json:"rate"`
+	RawRate float64 `json:"raw_rate"`
+	CILow   float64 `json:"ci_low"`
+	CIHigh  float64 `json:"ci_high"`
 	// PBest and ExpectedLoss are computed among the eligible variants; a
 	// stopped variant has PBest 0 and no expected loss (it cannot be chosen).
 	PBest        float64  `json:"p_best"`
@@ -271,13 +286,22 @@ func (in CampaignInput) validate() error {
 // learnCounts returns what arm a is judged on.
 func (a CampaignArm) learnCounts() counts {
 	if a.Learn != nil {
-		return counts{a.Learn.Trials, a.Learn.Successes, a.Learn.Sum, a.Learn.SumSquares}
+		return counts{n: a.Learn.Trials, c: a.Learn.Successes, sum: a.Learn.Sum, sumSq: a.Learn.SumSquares}
 	}
-	return counts{float64(a.Trials), float64(a.Successes), a.Sum, a.SumSquares}
+	return counts{n: float64(a.Trials), c: float64(a.Successes), sum: a.Sum, sumSq: a.SumSquares}
 }
 
 func (a CampaignArm) cumulative() counts {
-	return counts{float64(a.Trials), float64(a.Successes), a.Sum, a.SumSquares}
+	return counts{n: float64(a.Trials), c: float64(a.Successes), sum: a.Sum, sumSq: a.SumSquares}
+}
+
+// reported returns what arm a's rate and interval are computed from: the
+// matured counts when known, else the cumulative ones.
+func (a CampaignArm) reported() counts {
+	if m := a.Matured; m != nil {
+		return counts{n: m.Trials, c: m.Successes, sum: m.Sum, sumSq: m.SumSquares}
+	}
+	return a.cumulative()
 }
 
 // AnalyzeCampaign checks the guardrails, computes P(best), expected loss and
@@ -289,19 +313,25 @@ func AnalyzeCampaign(in CampaignInput) (*CampaignAnalysis, error) {
 	}
 	in.Settings = in.Settings.WithDefaults()
 	out := &CampaignAnalysis{in: in, Variants: make([]CampaignVariantResult, len(in.Arms))}
-	cum := make([]counts, len(in.Arms))
+	rep := make([]counts, len(in.Arms))
 	for i, a := range in.Arms {
-		cum[i] = a.cumulative()
+		rep[i] = a.reported()
 	}
-	post := posteriors(in.Metric, cum, in.Settings)
+	post := posteriors(in.Metric, rep, in.Settings)
 	for i, a := range in.Arms {
 		v := CampaignVariantResult{Key: a.Key, Trials: a.Trials, Successes: a.Successes, Sum: a.Sum,
-			CILow: post[i].quantile(0.025), CIHigh: post[i].quantile(0.975)}
+			MaturedTrials: rep[i].n, CILow: post[i].quantile(0.025), CIHigh: post[i].quantile(0.975)}
 		if in.Metric == Binary {
 			v.Sum = float64(a.Successes)
 		}
 		if a.Trials > 0 {
-			v.Rate = v.Sum / float64(a.Trials)
+			v.RawRate = v.Sum / float64(a.Trials)
+		}
+		if rep[i].n > 0 {
+			v.Rate = rep[i].sum / rep[i].n
+			if in.Metric == Binary {
+				v.Rate = rep[i].c / rep[i].n
+			}
 		}
 		stopped := a.Stopped
 		if g := in.Guardrail; g != nil {
@@ -349,10 +379,14 @@ func (c *CampaignAnalysis) allocate() error {
 	}
 	arms := make([]Arm, len(c.eligible))
 	learn := make([]counts, len(c.eligible))
+	decide := make([]Arm, len(c.eligible))
 	for j, i := range c.eligible {
 		a := in.Arms[i]
 		arms[j] = Arm{Key: a.Key, Units: a.Trials, Conversions: a.Successes, Sum: a.Sum, SumSquares: a.SumSquares}
 		learn[j] = a.learnCounts()
+		// The decision's minimum sample counts matured trials only.
+		decide[j] = arms[j]
+		decide[j].Units = int64(a.reported().n)
 	}
 	ein := Input{Metric: in.Metric, Arms: arms, Settings: in.Settings}
 	if err := in.Settings.Validate(len(arms)); err != nil {
@@ -369,7 +403,7 @@ func (c *CampaignAnalysis) allocate() error {
 		v.PBest, v.ExpectedLoss, v.Weight = pbest[j], &l, weights[j]
 	}
 	c.Leader = arms[argmax(pbest)].Key
-	c.Winner, c.Decision = bayesDecision(ein, pbest, loss)
+	c.Winner, c.Decision = bayesDecision(Input{Metric: in.Metric, Arms: decide, Settings: in.Settings}, pbest, loss)
 	if in.Mode == CampaignSplit {
 		// After the test every send goes to one variant: the weights say so.
 		if in.Sent >= in.TestSends {
@@ -389,16 +423,51 @@ func (c *CampaignAnalysis) allocate() error {
 }
 
 // target is the variant every send of a split campaign's second phase gets:
-// the declared winner while it is eligible, else the leader.
+// the recorded pick while it is eligible, else the declared winner while it
+// is eligible, else the leader.
 func (c *CampaignAnalysis) target() string {
-	if w := c.in.Winner; w != "" {
-		for _, i := range c.eligible {
-			if c.in.Arms[i].Key == w {
-				return w
-			}
+	for _, k := range []string{c.in.Pick, c.in.Winner} {
+		if k != "" && c.eligibleKey(k) {
+			return k
 		}
 	}
 	return c.Leader
+}
+
+func (c *CampaignAnalysis) eligibleKey(k string) bool {
+	for _, i := range c.eligible {
+		if c.in.Arms[i].Key == k {
+			return true
+		}
+	}
+	return false
+}
+
+// NeedsPick reports whether n more sends of a split campaign reach past its
+// test while no eligible pick is recorded: the caller then records Target
+// once (the first recorder wins among replicas) and passes it to SetPick.
+func (c *CampaignAnalysis) NeedsPick(n int) bool {
+	in := c.in
+	return in.Mode == CampaignSplit && len(c.eligible) > 0 && in.Sent+int64(n) > in.TestSends &&
+		!(in.Pick != "" && c.eligibleKey(in.Pick))
+}
+
+// Target returns the variant a split campaign's second phase sends to now
+// (the one to record as the pick when NeedsPick).
+func (c *CampaignAnalysis) Target() string { return c.target() }
+
+// SetPick sets the recorded pick, and the weights that follow from it.
+func (c *CampaignAnalysis) SetPick(k string) {
+	c.in.Pick = k
+	if c.in.Mode == CampaignSplit && c.in.Sent >= c.in.TestSends && len(c.eligible) > 1 {
+		t := c.target()
+		for _, i := range c.eligible {
+			c.Variants[i].Weight = 0
+			if c.in.Arms[i].Key == t {
+				c.Variants[i].Weight = 1
+			}
+		}
+	}
 }
 
 // Sendable reports whether any variant may still be sent.
@@ -480,6 +549,11 @@ func Apportion(r *rand.Rand, weights []float64, n int) []int {
 type CampaignSlot struct {
 	Start                              time.Time
 	Trials, Successes, Sum, SumSquares float64
+	// Mean is the mean time of the slot's sends and Last the latest (zero:
+	// Start, for both); Delays is the histogram of the delays (DelayEdges)
+	// from the sends to the receipt of the objective's events.
+	Mean, Last time.Time
+	Delays     [DelayBuckets]int64
 }
 
 // DiscountGamma returns the per-hour discount factor of a half-life:
@@ -498,19 +572,9 @@ func DiscountGamma(halfLife time.Duration) float64 {
 // arrived, so that a late open of an old send counts as old; and since it is
 // a function of the stored slots alone, every replica computes the same
 // counts without a shared state to keep in step.
+//
+// It counts every send as a trial; MatureSlots also weighs each by the
+// probability that its outcome has arrived.
 func DiscountSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration) LearnCounts {
-	var out LearnCounts
-	gamma := DiscountGamma(halfLife)
-	for _, s := range slots {
-		f := 1.0
-		if age := now.Sub(s.Start); age > 0 && gamma < 1 {
-			f = math.Pow(gamma, age.Hours())
-		}
-		out.Trials += f * s.Trials
-		out.Successes += f * s.Successes
-		out.Sum += f * s.Sum
-		out.SumSquares += f * s.SumSquares
-	}
-	out.Successes = min(out.Successes, out.Trials)
-	return out
+	return MatureSlots(slots, now, halfLife, DelayModel{})
 }

@@ -471,3 +471,31 @@ func TestAdaptiveDeclaresDespiteStarvedArm(t *testing.T) {
 		})
 	}
 }
+
+// TestRevenueAllocationUsesLogNormalModel: for a revenue-like metric the
+// posteriors that allocate (Plan, Decide) are those the reported interval
+// comes from — the zero-inflated log-normal model — not the t model.
+func TestRevenueAllocationUsesLogNormalModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	arms := []Arm{{Key: "a", Control: true}, {Key: "b"}}
+	for i := range arms {
+		for range 2000 {
+			arms[i].AddUnit(0.5)
+			if r.Float64() < 0.03 {
+				arms[i].AddOutcome(0.5, 0, math.Exp(3+1.2*r.NormFloat64()), true)
+			}
+		}
+	}
+	in, err := Input{Metric: Continuous, Arms: arms, Settings: Settings{}}.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported, _ := armPosteriors(Continuous, in.Arms, in.Settings)
+	allocating := posteriors(Continuous, effectiveCounts(in), in.Settings)
+	if diff := cmp.Diff(reported, allocating, cmp.AllowUnexported(posterior{})); diff != "" {
+		t.Errorf("allocation posteriors differ from the reported ones (-reported +allocating):\n%s", diff)
+	}
+	if !reported[0].logScale {
+		t.Errorf("revenue-like data did not choose the log-normal model: %+v", reported[0])
+	}
+}

@@ -80,7 +80,8 @@ func posteriors(m Metric, cs []counts, s Settings) []posterior {
 	}
 	st := make([]valueStats, len(cs))
 	for i, c := range cs {
-		st[i] = valueStats{n: c.n, sum: c.sum, sumSq: c.sumSq}
+		st[i] = valueStats{n: c.n, sum: c.sum, sumSq: c.sumSq,
+			logKnown: c.logKnown, pos: c.pos, neg: c.neg, logSum: c.logSum, logSumSq: c.logSumSq}
 	}
 	ps, _ = continuousPosteriors(st)
 	return ps

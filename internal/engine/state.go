@@ -55,10 +55,17 @@ func (s *State) find(k string) *ArmState {
 // counts are sufficient statistics as floats, so that discounted counts fit.
 type counts struct {
 	n, c, sum, sumSq float64
+	// logKnown says whether the log-normal statistics below are known (they
+	// are for an experiment's cumulative counts, not for discounted or
+	// campaign counts), so that allocation and P(best) use the same
+	// zero-inflated log-normal model as the reported interval.
+	logKnown                   bool
+	pos, neg, logSum, logSumSq float64
 }
 
 func armCounts(a Arm) counts {
-	return counts{float64(a.Units), float64(a.Conversions), a.Sum, a.SumSquares}
+	return counts{n: float64(a.Units), c: float64(a.Conversions), sum: a.Sum, sumSq: a.SumSquares,
+		logKnown: true, pos: float64(a.Positive), neg: float64(a.Negative), logSum: a.LogSum, logSumSq: a.LogSumSquares}
 }
 
 // discounted returns the state after folding in.Arms at in.Now with discount Gamma:

@@ -15,7 +15,7 @@ func effectiveCounts(in Input) []counts {
 	if in.Settings.Gamma < 1 {
 		st := discounted(in)
 		for i, a := range st.Arms {
-			cs[i] = counts{a.Units, a.Conversions, a.Sum, a.SumSquares}
+			cs[i] = counts{n: a.Units, c: a.Conversions, sum: a.Sum, sumSq: a.SumSquares}
 		}
 		return cs
 	}
@@ -95,6 +95,8 @@ func (s *thompsonSampler) draw(r *rand.Rand) int {
 	for i, p := range s.ps {
 		var v float64
 		if p.normal {
+			// Of θ, or of ln θ under the log-normal model, which every arm
+			// then shares: the argmax is the same either way, without an exp.
 			v = p.mu + p.sd*r.NormFloat64()
 		} else {
 			v = stats.Beta(r, p.a, p.b)

@@ -39,26 +39,29 @@ func statistical(t *testing.T) {
 }
 
 // TestAAFalseWinnersReduced: identical arms, looked at every 100 units up to
-// 20,000 units. No strategy may declare a winner in more than alpha = 5% of
-// runs. 400 runs give a binomial s.e. of 1.1% at 5%; the measured rates are
-// 0–1% (docs/decisions.md), so the bound of 5% leaves room for noise while
-// each broken variant of the test fails it: the old posterior rule declares
-// in 60–70% of these runs, the inverse-propensity test without the
-// predictable variance in 12% (adaptive), the per-pair level without the
-// Bonferroni correction exceeds it with five arms (TestSimultaneousCoverageAA).
+// 20,000 units, 400 runs with fixed seeds. The claim is a false-winner rate of
+// at most alpha = 5%; each bound sits near the rate measured here (adaptive
+// 1 in 400, uniform 15 in 400, fast_learning with three arms 0 in 400), about
+// two binomial standard errors above it and never above alpha, so a change
+// that makes the test looser shows. The broken variants fail it by far: the
+// old posterior rule declares in 57–65% of these runs, the inverse-propensity
+// test without the predictable variance in 9.2% (adaptive); the per-pair
+// level without the Bonferroni division is caught by
+// TestSimultaneousCoverageAA.
 func TestAAFalseWinnersReduced(t *testing.T) {
 	statistical(t)
 	for _, c := range []struct {
 		strategy string
 		k        int
-	}{{"adaptive", 2}, {"uniform", 2}, {"fast_learning", 3}} {
+		max      float64
+	}{{"adaptive", 2, 0.01}, {"uniform", 2, 0.05}, {"fast_learning", 3, 0.01}} {
 		r, err := RunSimulation(decisionConfig(c.strategy, equalRates(c.k, 0.1), 20000, 400, 11), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%s, %d arms: declared %.4f ± %.4f", c.strategy, c.k, r.DeclaredRate, binomSE(r.DeclaredRate, 400))
-		if r.DeclaredRate > 0.05 {
-			t.Errorf("%s with %d identical arms declared a winner in %.1f%% of runs (alpha 5%%)", c.strategy, c.k, 100*r.DeclaredRate)
+		if r.DeclaredRate > c.max {
+			t.Errorf("%s with %d identical arms declared a winner in %.2f%% of runs (bound %.0f%%, alpha 5%%)", c.strategy, c.k, 100*r.DeclaredRate, 100*c.max)
 		}
 	}
 }
