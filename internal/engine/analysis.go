@@ -285,7 +285,7 @@ func experimentDecision(in Input, means []float64, lead int, tests *avTests, bay
 	}
 	vs := func(i int) string {
 		j := ref(i)
-		return fmt.Sprintf("%s: %s", in.Arms[j].Key, relInterval(tests, i, j, means[j]))
+		return fmt.Sprintf("%s: %s", in.Arms[j].Key, relInterval(tests, i, j, means))
 	}
 	if b := tests.dominant(); b >= 0 {
 		key := in.Arms[b].Key

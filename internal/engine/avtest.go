@@ -235,11 +235,15 @@ func signedPct(x float64) string {
 
 // relInterval describes the difference of arm i to arm j relative to j's
 // observed mean ("+12.0% [+4.1%, +21.3%]"), or in the metric's units when j's
-// mean is zero.
-func relInterval(t *avTests, i, j int, ref float64) string {
-	p := t.pair[i][j]
+// mean is zero. The point is the observed difference (what the results table
+// shows as the lift); the interval is the anytime-valid one. Under fixed
+// weights the two estimates coincide; under adaptive allocation the
+// inverse-propensity one, unbiased but noisier, only shapes the interval.
+func relInterval(t *avTests, i, j int, means []float64) string {
+	p, ref := t.pair[i][j], means[j]
+	est := means[i] - means[j]
 	if ref > 0 {
-		return fmt.Sprintf("%s [%s, %s]", signedPct(p.Est/ref), signedPct(p.Lo/ref), signedPct(p.Hi/ref))
+		return fmt.Sprintf("%s [%s, %s]", signedPct(est/ref), signedPct(p.Lo/ref), signedPct(p.Hi/ref))
 	}
-	return fmt.Sprintf("%s [%s, %s] (absolute)", num(p.Est), num(p.Lo), num(p.Hi))
+	return fmt.Sprintf("%s [%s, %s] (absolute)", num(est), num(p.Lo), num(p.Hi))
 }
