@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/samplit/samplit/internal/api"
 	"github.com/samplit/samplit/internal/apikey"
 	"github.com/samplit/samplit/internal/decide"
@@ -433,18 +435,17 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 // is a new schema, dropped when the test ends.
 func freshSchema(t *testing.T, base string) string {
 	t.Helper()
-	st, err := backend.Open(t.Context(), base, backend.Options{})
+	db, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := st.(interface{ WriteDB() *sql.DB }).WriteDB()
 	schema := "decide_" + strings.ToLower(rand.Text()[:12])
 	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		st.Close()
+		db.Close()
 	})
 	u, _ := url.Parse(base)
 	q := u.Query()

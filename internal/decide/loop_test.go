@@ -1,0 +1,127 @@
+package decide_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/samplit/samplit/internal/decide"
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/backend"
+)
+
+// fakeEvaluator counts evaluations; fail, when set, makes them fail.
+type fakeEvaluator struct {
+	mu    sync.Mutex
+	calls map[string]int
+	fail  func(id string) error
+}
+
+func (f *fakeEvaluator) note(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[id]++
+	if f.fail != nil {
+		return f.fail(id)
+	}
+	return nil
+}
+
+func (f *fakeEvaluator) count(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[id]
+}
+
+func (f *fakeEvaluator) Experiment(_ context.Context, e *store.Experiment) error { return f.note(e.ID) }
+func (f *fakeEvaluator) Funnel(_ context.Context, fn *store.Funnel) error       { return f.note(fn.ID) }
+func (f *fakeEvaluator) Campaign(_ context.Context, c *store.Campaign) error     { return f.note(c.ID) }
+
+// TestRoundEvaluatesOnlyNewData: a round evaluates an object once per
+// change of its data (idle objects cost nothing), again when its last
+// evaluation is stale, never while another replica holds its lease, and a
+// failed evaluation is retried when its lease expires, not at every round.
+func TestRoundEvaluatesOnlyNewData(t *testing.T) {
+	ctx := t.Context()
+	st, err := backend.Open(ctx, filepath.Join(t.TempDir(), "s.db"), backend.Options{AutoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ws := store.Workspace{ID: id.New(id.Workspace), Name: "w", CreatedAt: time.Now()}
+	if err := st.CreateWorkspace(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	e := store.Experiment{ID: id.New(id.Experiment), WorkspaceID: ws.ID, Key: "e", Name: "e", Kind: store.KindStandard,
+		Metric: store.MetricBinary, Strategy: "adaptive", Status: store.StatusRunning, CreatedAt: time.Now(), UpdatedAt: time.Now(),
+		Variants: []store.Variant{{ID: id.New(id.Variant), Key: "a", Payload: []byte("null")}, {ID: id.New(id.Variant), Key: "b", Payload: []byte("null"), Position: 1}}}
+	if err := st.CreateExperiment(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	assign := func(unit string) {
+		t.Helper()
+		_, err := st.Assign(ctx, []store.AssignBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID,
+			Weights: map[string]float64{e.Variants[0].ID: 0.5, e.Variants[1].ID: 0.5},
+			Items:   []store.Assignment{{UnitID: unit, VariantID: e.Variants[0].ID, Propensity: 0.5, Epoch: 1, AssignedAt: time.Now()}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ev := &fakeEvaluator{}
+	opts := decide.Options{Every: time.Second, Stale: time.Hour, Now: clock}
+	opts.Owner = "a"
+	a := decide.New(st, ev, opts)
+	opts.Owner = "b"
+	b := decide.New(st, ev, opts)
+	round := func(l *decide.Loop, want int) {
+		t.Helper()
+		n, err := l.Round(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Fatalf("%s evaluated %d objects, want %d", l.Owner(), n, want)
+		}
+	}
+
+	round(a, 1) // never evaluated
+	round(a, 0) // idle
+	round(b, 0)
+	assign("u1")
+	assign("u2")
+	round(b, 1) // two writes, one evaluation
+	round(a, 0)
+	if got := ev.count(e.ID); got != 2 {
+		t.Fatalf("%d evaluations, want 2", got)
+	}
+	advance(2 * time.Hour) // stale
+	round(a, 1)
+	round(b, 0)
+
+	// A failed evaluation keeps its lease: not retried by anyone until the
+	// lease (3 s) expires.
+	ev.fail = func(string) error { return errors.New("database on fire") }
+	assign("u3")
+	round(a, 0)
+	round(a, 0)
+	round(b, 0)
+	if got := ev.count(e.ID); got != 4 {
+		t.Fatalf("%d evaluations, want 4 (one failed, not retried)", got)
+	}
+	ev.fail = nil
+	advance(4 * time.Second)
+	round(b, 1)
+	round(a, 0)
+}
