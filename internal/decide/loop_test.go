@@ -41,7 +41,7 @@ func (f *fakeEvaluator) count(id string) int {
 }
 
 func (f *fakeEvaluator) Experiment(_ context.Context, e *store.Experiment) error { return f.note(e.ID) }
-func (f *fakeEvaluator) Funnel(_ context.Context, fn *store.Funnel) error       { return f.note(fn.ID) }
+func (f *fakeEvaluator) Funnel(_ context.Context, fn *store.Funnel) error        { return f.note(fn.ID) }
 func (f *fakeEvaluator) Campaign(_ context.Context, c *store.Campaign) error     { return f.note(c.ID) }
 
 // TestRoundEvaluatesOnlyNewData: a round evaluates an object once per
