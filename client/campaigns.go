@@ -307,9 +307,35 @@ type CampaignResults struct {
 	Leader   *string  `json:"leader"`
 	Winner   *string  `json:"winner"`
 	Decision Decision `json:"decision"`
+	// SplitPick is the variant a split_then_winner campaign sends to after
+	// its test, chosen once on the matured counts; nil until then.
+	SplitPick *string `json:"split_pick"`
+	// OutcomeDelay is the estimated delay from a send to the receipt of its
+	// objective event, by which each send is counted.
+	OutcomeDelay OutcomeDelay `json:"outcome_delay"`
 	// Waves are the most recent waves, oldest first.
 	Waves     []Wave    `json:"waves"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// OutcomeDelay is a campaign's estimated outcome delay distribution F.
+type OutcomeDelay struct {
+	// Events is the number of delays observed; with none every send counts
+	// as a trial.
+	Events int64 `json:"events"`
+	// Horizon (the largest delay F is estimated to) and Median are Go
+	// durations.
+	Horizon string `json:"horizon"`
+	Median  string `json:"median"`
+	// Matured is the matured trials' share of the sends not bounced.
+	Matured float64      `json:"matured"`
+	CDF     []DelayPoint `json:"cdf"`
+}
+
+// DelayPoint is F at one age.
+type DelayPoint struct {
+	Age string  `json:"age"`
+	F   float64 `json:"f"`
 }
 
 // CampaignVariantResult is one variant's line of CampaignResults.
@@ -324,14 +350,19 @@ type CampaignVariantResult struct {
 	Conversions  int64   `json:"conversions"`
 	Value        float64 `json:"value"`
 	Late         int64   `json:"late"`
-	// Rate is the objective per send that was not bounced, with its 95%
-	// credible interval.
-	Rate         float64  `json:"rate"`
-	CILow        float64  `json:"ci_low"`
-	CIHigh       float64  `json:"ci_high"`
-	PBest        float64  `json:"p_best"`
-	ExpectedLoss *float64 `json:"expected_loss"`
-	Weight       float64  `json:"weight"`
+	// MaturedTrials are the sends not bounced, each counted by the
+	// probability that its outcome has arrived; Rate is the objective per
+	// matured trial (what allocation and decisions use), with its 95%
+	// credible interval, and RawRate per send not bounced, counting the
+	// sends whose outcome cannot have arrived yet as failures.
+	MaturedTrials float64  `json:"matured_trials"`
+	Rate          float64  `json:"rate"`
+	RawRate       float64  `json:"raw_rate"`
+	CILow         float64  `json:"ci_low"`
+	CIHigh        float64  `json:"ci_high"`
+	PBest         float64  `json:"p_best"`
+	ExpectedLoss  *float64 `json:"expected_loss"`
+	Weight        float64  `json:"weight"`
 	// Guardrail is nil for a campaign without one.
 	Guardrail *GuardrailResult `json:"guardrail"`
 }

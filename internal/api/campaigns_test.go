@@ -284,12 +284,14 @@ func TestCampaignSplitThenWinner(t *testing.T) {
 		a, _ := sendAll(e, "split", recipients("r", 0, 7))
 		b, _ := sendAll(e, "split", recipients("r", 7, 13))
 		n := map[string]int{}
-		var evs []string
+		var evs, others []string
 		for _, m := range []map[string]string{a, b} {
 			for r, v := range m {
 				n[v]++
 				if v == "s1" {
 					evs = append(evs, fmt.Sprintf(`{"recipient": %q, "type": "click"}`, r))
+				} else {
+					others = append(others, fmt.Sprintf(`{"recipient": %q, "type": "click"}`, r))
 				}
 			}
 		}
@@ -305,8 +307,23 @@ func TestCampaignSplitThenWinner(t *testing.T) {
 			}
 		}
 		res := e.must(http.StatusOK, "GET", "/v1/campaigns/split/results", e.admin, "").JSON(t)
-		if res["leader"] != "s1" || variantResult(t, res, "s1")["weight"] != 1.0 {
+		if res["leader"] != "s1" || res["split_pick"] != "s1" || variantResult(t, res, "s1")["weight"] != 1.0 {
 			t.Errorf("results %v", res)
+		}
+		// The pick is made once: s2 taking the lead later (its clicks
+		// arrive, s1's second-phase sends have none yet) does not move the
+		// rest of the campaign.
+		c.Advance(time.Hour)
+		e.must(http.StatusAccepted, "POST", "/v1/campaigns/split/events", e.admin, `{"events": [`+strings.Join(others, ",")+`]}`)
+		more, _ := sendAll(e, "split", recipients("z", 0, 30))
+		for r, v := range more {
+			if v != "s1" {
+				t.Errorf("%s got %s after the pick", r, v)
+			}
+		}
+		res = e.must(http.StatusOK, "GET", "/v1/campaigns/split/results", e.admin, "").JSON(t)
+		if res["leader"] != "s2" || res["split_pick"] != "s1" || variantResult(t, res, "s1")["weight"] != 1.0 {
+			t.Errorf("after s2 took the lead: %v", res)
 		}
 	})
 }

@@ -132,8 +132,9 @@ func CampaignEngineSettings(s store.CampaignSettings) engine.Settings {
 // campaignInput builds the engine's input from the campaign and its
 // counters at now: cumulative counts per variant, and, when the campaign
 // discounts, the per-hour slots discounted to now.
-func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time) (engine.CampaignInput, map[string]*variantTotals) {
+func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time) (engine.CampaignInput, map[string]*variantTotals, engine.DelayModel) {
 	by := map[string]*variantTotals{}
+	var all []engine.CampaignSlot
 	for _, v := range c.Variants {
 		by[v.ID] = &variantTotals{CampaignCounters: store.CampaignCounters{VariantID: v.ID}}
 	}
@@ -153,11 +154,19 @@ func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time
 		a.Value += sl.Value
 		a.ValueSquares += sl.ValueSquares
 		a.Late += sl.Late
-		t.slots = append(t.slots, engine.CampaignSlot{Start: sl.Slot, Trials: float64(trials(sl)),
-			Successes: float64(success(c.Objective, sl)), Sum: sl.Value, SumSquares: sl.ValueSquares})
+		es := engine.CampaignSlot{Start: sl.Slot, Trials: float64(trials(sl)),
+			Successes: float64(success(c.Objective, sl)), Sum: sl.Value, SumSquares: sl.ValueSquares,
+			Last: sl.LastSentAt, Delays: sl.Delays}
+		if sl.Sent > 0 {
+			es.Mean = sl.Slot.Add(time.Duration(sl.SentAtSum / float64(sl.Sent) * float64(time.Second)))
+		}
+		t.slots = append(t.slots, es)
+		all = append(all, es)
 	}
+	// One delay distribution for the campaign, from every variant's slots.
+	delays := engine.EstimateDelays(all, now, c.Settings.AttributionWindow)
 	in := engine.CampaignInput{Metric: CampaignMetric(c.Objective), Mode: c.Mode, Settings: CampaignEngineSettings(c.Settings),
-		Sent: c.Sent, TestSends: TestSends(c), Winner: c.Winner}
+		Sent: c.Sent, TestSends: TestSends(c), Winner: c.Winner, Pick: c.SplitPick}
 	if g := c.Settings.Guardrail; g != nil {
 		in.Guardrail = &engine.Guardrail{MaxRate: g.MaxRate, Confidence: g.Confidence}
 	}
@@ -175,13 +184,17 @@ func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time
 		if g := c.Settings.Guardrail; g != nil {
 			a.GuardEvents, a.GuardTrials = guardCounts(g.Event, t.CampaignCounters)
 		}
+		// Late outcomes: each send counts by the probability that its outcome
+		// has arrived (engine/delay.go), discounted when the campaign is.
+		matured := engine.MatureSlots(t.slots, now, 0, delays)
+		a.Matured, a.Learn = &matured, &matured
 		if c.Settings.DiscountHalfLife > 0 {
-			l := engine.DiscountSlots(t.slots, now, c.Settings.DiscountHalfLife)
+			l := engine.MatureSlots(t.slots, now, c.Settings.DiscountHalfLife, delays)
 			a.Learn = &l
 		}
 		in.Arms = append(in.Arms, a)
 	}
-	return in, by
+	return in, by, delays
 }
 
 // TestSends returns the size of a split campaign's test.
@@ -192,22 +205,23 @@ func TestSends(c *store.Campaign) int64 {
 // analyze loads the counters, analyses the campaign, and records what the
 // analysis decided for the first time: guardrail trips (always) and the
 // winner (while the campaign is active). It updates c to match.
-func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.CampaignAnalysis, map[string]*variantTotals, []store.WaveCounters, error) {
+func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.CampaignAnalysis, map[string]*variantTotals, []store.WaveCounters, engine.DelayModel, error) {
 	now := x.now()
+	var none engine.DelayModel
 	counts, err := x.st.CampaignCounts(ctx, c.WorkspaceID, c.ID)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load counters of %s: %w", c.ID, err)
+		return nil, nil, nil, none, fmt.Errorf("load counters of %s: %w", c.ID, err)
 	}
-	in, totals := campaignInput(c, counts, now)
+	in, totals, delays := campaignInput(c, counts, now)
 	a, err := engine.AnalyzeCampaign(in)
 	if err != nil {
-		return nil, nil, nil, apperr.Wrap(apperr.Invalid, err, "campaign %s cannot be analysed", c.Key)
+		return nil, nil, nil, none, apperr.Wrap(apperr.Invalid, err, "campaign %s cannot be analysed", c.Key)
 	}
 	for _, k := range a.Tripped {
 		v, _ := c.VariantByKey(k)
 		set, err := x.st.StopCampaignVariant(ctx, c.WorkspaceID, c.ID, v.ID, now, webhook.CampaignGuardrailTripped(*c, k, now))
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("stop variant %s of %s: %w", k, c.ID, err)
+			return nil, nil, nil, none, fmt.Errorf("stop variant %s of %s: %w", k, c.ID, err)
 		}
 		c.Stopped = append(c.Stopped, k)
 		if set {
@@ -221,7 +235,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 	if c.Winner == "" && a.Winner != nil && active {
 		set, err := x.st.DeclareCampaignWinner(ctx, c.WorkspaceID, c.ID, *a.Winner, now, webhook.CampaignWinnerFound(*c, *a.Winner, now))
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("record winner of %s: %w", c.ID, err)
+			return nil, nil, nil, none, fmt.Errorf("record winner of %s: %w", c.ID, err)
 		}
 		if set {
 			c.Winner = *a.Winner
@@ -233,7 +247,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 			c.Winner = fresh.Winner // another replica declared first: report its winner
 		}
 	}
-	return a, totals, counts.Waves, nil
+	return a, totals, counts.Waves, delays, nil
 }
 
 // Sent is one recipient's variant.
@@ -307,12 +321,22 @@ func (x *Campaigns) sendNew(ctx context.Context, c *store.Campaign, fresh []stri
 				return 0, apperr.New(apperr.Conflict, "campaign %s is %s; it sends only while running", c.Key, c.Status)
 			}
 		}
-		a, _, _, err := x.analyze(ctx, c)
+		a, _, _, _, err := x.analyze(ctx, c)
 		if err != nil {
 			return 0, err
 		}
 		if !a.Sendable() {
 			return 0, apperr.New(apperr.Conflict, "campaign %s: every variant tripped the guardrail; nothing can be sent", c.Key)
+		}
+		if a.NeedsPick(len(fresh)) {
+			// A split's second phase goes to one variant, chosen once on the
+			// matured counts: later calls, and other replicas, keep it.
+			pick, err := x.st.PickCampaignSplit(ctx, c.WorkspaceID, c.ID, c.SplitPick, a.Target())
+			if err != nil {
+				return 0, fmt.Errorf("pick the split variant of %s: %w", c.ID, err)
+			}
+			c.SplitPick = pick
+			a.SetPick(pick)
 		}
 		r := x.rngOf(c)
 		r.mu.Lock()
@@ -344,7 +368,7 @@ func (x *Campaigns) sendNew(ctx context.Context, c *store.Campaign, fresh []stri
 // made keep arriving after a pause or the end of a campaign.
 func (x *Campaigns) RecordEvents(ctx context.Context, c *store.Campaign, events []store.CampaignEvent) ([]store.EventResult, error) {
 	res, err := x.eventQ.do(ctx, c.ID, store.CampaignEventBatch{WorkspaceID: c.WorkspaceID, CampaignID: c.ID,
-		Window: c.Settings.AttributionWindow, Items: events})
+		Window: c.Settings.AttributionWindow, Objective: c.Objective, ReceivedAt: x.now(), Items: events})
 	if err != nil {
 		return nil, fmt.Errorf("record campaign events: %w", err)
 	}
@@ -364,14 +388,18 @@ type CampaignVariantResults struct {
 	Value        float64 `json:"value"`
 	// Late counts events after the attribution window: stored, not counted.
 	Late int64 `json:"late"`
-	// Rate is the objective per send that was not bounced, with its 95%
-	// credible interval.
-	Rate         float64  `json:"rate"`
-	CILow        float64  `json:"ci_low"`
-	CIHigh       float64  `json:"ci_high"`
-	PBest        float64  `json:"p_best"`
-	ExpectedLoss *float64 `json:"expected_loss"`
-	Weight       float64  `json:"weight"`
+	// Rate is the objective per matured send (each send not bounced counted
+	// by the probability that its outcome has arrived: MaturedTrials), with
+	// its 95% credible interval; RawRate is per send not bounced, the sends
+	// whose outcome cannot have arrived yet included.
+	MaturedTrials float64  `json:"matured_trials"`
+	Rate          float64  `json:"rate"`
+	RawRate       float64  `json:"raw_rate"`
+	CILow         float64  `json:"ci_low"`
+	CIHigh        float64  `json:"ci_high"`
+	PBest         float64  `json:"p_best"`
+	ExpectedLoss  *float64 `json:"expected_loss"`
+	Weight        float64  `json:"weight"`
 	// Guardrail is nil for a campaign without one.
 	Guardrail *CampaignGuardrailResult `json:"guardrail"`
 }
@@ -392,6 +420,31 @@ type WaveResult struct {
 	Shares map[string]float64 `json:"shares"`
 }
 
+// OutcomeDelay describes the estimated delay distribution F of the
+// objective (engine.DelayModel): the time from a send to the receipt of its
+// open, click or conversion.
+type OutcomeDelay struct {
+	// Events is the number of observed delays the estimate rests on; with
+	// none, every send counts as a trial (F ≡ 1).
+	Events int64 `json:"events"`
+	// Horizon is the largest delay F is estimated to (it is relative to
+	// it), at most the attribution window; Median is F's median. Both are
+	// Go durations, "0s" while nothing is known.
+	Horizon string `json:"horizon"`
+	Median  string `json:"median"`
+	// Matured is the share of the sends not bounced that the matured
+	// trials count: Σ F(age) / sends.
+	Matured float64 `json:"matured"`
+	// CDF is F at the ages it is estimated at.
+	CDF []DelayPoint `json:"cdf"`
+}
+
+// DelayPoint is F at one age.
+type DelayPoint struct {
+	Age string  `json:"age"`
+	F   float64 `json:"f"`
+}
+
 // CampaignResults is a campaign's analysis as the API returns it.
 type CampaignResults struct {
 	CampaignID string                   `json:"campaign_id"`
@@ -404,6 +457,11 @@ type CampaignResults struct {
 	Leader     *string                  `json:"leader"`
 	Winner     *string                  `json:"winner"`
 	Decision   Decision                 `json:"decision"`
+	// SplitPick is the variant a split_then_winner campaign sends to after
+	// its test, chosen once on the matured counts; nil until then.
+	SplitPick *string `json:"split_pick"`
+	// OutcomeDelay is the estimated delay distribution of the objective.
+	OutcomeDelay OutcomeDelay `json:"outcome_delay"`
 	// Waves are the most recent waves (store.MaxResultWaves), oldest first.
 	Waves     []WaveResult `json:"waves"`
 	UpdatedAt time.Time    `json:"updated_at"`
@@ -413,7 +471,7 @@ type CampaignResults struct {
 // first time, and returns the results document. A declared winner stays
 // the winner, as for experiments.
 func (x *Campaigns) Results(ctx context.Context, c *store.Campaign) (*CampaignResults, error) {
-	a, totals, waves, err := x.analyze(ctx, c)
+	a, totals, waves, delays, err := x.analyze(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -429,7 +487,7 @@ func (x *Campaigns) Results(ctx context.Context, c *store.Campaign) (*CampaignRe
 		t, r := totals[v.ID], a.Variants[i]
 		vr := CampaignVariantResults{Key: v.Key, Sent: t.Sent, Delivered: t.Delivered, Opens: t.Opens, Clicks: t.Clicks,
 			Unsubscribes: t.Unsubscribes, Bounces: t.Bounces, Conversions: t.Conversions, Value: t.Value, Late: t.Late,
-			Rate: r.Rate, CILow: r.CILow, CIHigh: r.CIHigh, PBest: r.PBest, ExpectedLoss: r.ExpectedLoss, Weight: r.Weight}
+			MaturedTrials: r.MaturedTrials, Rate: r.Rate, RawRate: r.RawRate, CILow: r.CILow, CIHigh: r.CIHigh, PBest: r.PBest, ExpectedLoss: r.ExpectedLoss, Weight: r.Weight}
 		if g := c.Settings.Guardrail; g != nil && r.Guardrail != nil {
 			vr.Guardrail = &CampaignGuardrailResult{Event: g.Event, MaxRate: g.MaxRate, GuardrailState: *r.Guardrail}
 		}
@@ -445,6 +503,25 @@ func (x *Campaigns) Results(ctx context.Context, c *store.Campaign) (*CampaignRe
 	if c.Winner != "" {
 		w := c.Winner
 		out.Winner = &w
+	}
+	if c.SplitPick != "" {
+		p := c.SplitPick
+		out.SplitPick = &p
+	}
+	out.OutcomeDelay = OutcomeDelay{Events: delays.Events, Horizon: delays.Horizon.String(), Median: "0s", CDF: []DelayPoint{}}
+	if delays.Events > 0 {
+		out.OutcomeDelay.Median = delays.Quantile(0.5).Round(time.Second).String()
+	}
+	for i, p := range delays.Points {
+		out.OutcomeDelay.CDF = append(out.OutcomeDelay.CDF, DelayPoint{Age: p.String(), F: delays.CDF[i]})
+	}
+	var raw, matured float64
+	for _, r := range a.Variants {
+		raw += float64(r.Trials)
+		matured += r.MaturedTrials
+	}
+	if raw > 0 {
+		out.OutcomeDelay.Matured = matured / raw
 	}
 	for _, w := range waves {
 		if n := len(out.Waves); n == 0 || out.Waves[n-1].Wave != w.Wave {

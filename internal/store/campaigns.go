@@ -25,6 +25,9 @@ type Campaign struct {
 	Settings     CampaignSettings
 	// Winner is the key of the declared winner, "" while none is.
 	Winner string
+	// SplitPick is the key of the variant a split_then_winner campaign sends
+	// to after its test, chosen once (PickCampaignSplit); "" until then.
+	SplitPick string
 	// Stopped holds the keys of the variants the guardrail stopped, in
 	// variant order.
 	Stopped []string
@@ -136,7 +139,13 @@ type CampaignEventBatch struct {
 	// Window is the attribution window: an event later than this after its
 	// send is stored but counted only as late.
 	Window time.Duration
-	Items  []CampaignEvent
+	// Objective (open, click or value) names the event whose delays the
+	// slots' histograms record: the first counted open, click or conversion
+	// of a send. ReceivedAt is when the server received the batch (zero:
+	// each event's own time); the delay recorded is from the send to it.
+	Objective  string
+	ReceivedAt time.Time
+	Items      []CampaignEvent
 }
 
 // OutcomeLate is the outcome of an event stored after the attribution
@@ -158,6 +167,14 @@ type CampaignCounters struct {
 	Value, ValueSquares float64
 	// Late counts events after the window.
 	Late int64
+	// SentAtSum is Σ (send time − Slot) in seconds over the slot's sends, so
+	// that SentAtSum/Sent is their mean offset; LastSentAt is the latest
+	// send. Delays counts the objective's first counted event per send by the
+	// delay from the send to its receipt, in the buckets of engine.DelayEdges
+	// (engine.DelayBuckets of them).
+	SentAtSum  float64
+	LastSentAt time.Time
+	Delays     [12]int64
 }
 
 // WaveCounters count the sends of one variant in one wave.
@@ -201,6 +218,11 @@ type Campaigns interface {
 	// campaign.guardrail_tripped webhook.
 	// The events (campaign.guardrail_tripped) are written likewise.
 	StopCampaignVariant(ctx context.Context, workspaceID, campaignID, variantID string, at time.Time, events ...OutboxEvent) (bool, error)
+	// PickCampaignSplit records pick as the split campaign's pick if the
+	// stored one is still old (compare and swap: "" for the first pick, a
+	// stopped variant to replace it) and returns the pick stored after the
+	// call, this one's or another replica's.
+	PickCampaignSplit(ctx context.Context, workspaceID, id, old, pick string) (string, error)
 	// CampaignRecipients returns the stored variant id of each recipient
 	// already sent.
 	CampaignRecipients(ctx context.Context, workspaceID, campaignID string, recipients []string) (map[string]string, error)

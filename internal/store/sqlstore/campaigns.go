@@ -11,11 +11,15 @@ import (
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
 )
 
 var _ store.Campaigns = (*Store)(nil)
+
+// The slots' delay histograms have one column per bucket of the engine's.
+var _ [engine.DelayBuckets]int64 = store.CampaignCounters{}.Delays
 
 func errCampaignNotFound(ref string) error {
 	return apperr.New(apperr.NotFound, "campaign %q not found", ref)
@@ -58,7 +62,7 @@ func (s *Store) CreateCampaign(ctx context.Context, c store.Campaign) error {
 }
 
 const campaignColumns = `id, workspace_id, key, name, channel, objective, mode, audience_size, status, settings,
-	winner, sent, waves, created_at, updated_at, started_at, completed_at`
+	winner, sent, waves, created_at, updated_at, started_at, completed_at, split_pick`
 
 func scanCampaign(r scanner) (store.Campaign, error) {
 	var c store.Campaign
@@ -66,7 +70,7 @@ func scanCampaign(r scanner) (store.Campaign, error) {
 	var created, updated int64
 	var started, completed sql.NullInt64
 	err := r.Scan(&c.ID, &c.WorkspaceID, &c.Key, &c.Name, &c.Channel, &c.Objective, &c.Mode, &c.AudienceSize,
-		&status, &settings, &c.Winner, &c.Sent, &c.Waves, &created, &updated, &started, &completed)
+		&status, &settings, &c.Winner, &c.Sent, &c.Waves, &created, &updated, &started, &completed, &c.SplitPick)
 	if err != nil {
 		return c, err
 	}
@@ -199,6 +203,28 @@ func (s *Store) DeclareCampaignWinner(ctx context.Context, workspaceID, id, winn
 	return set, err
 }
 
+// PickCampaignSplit sets the split pick when the stored one is old.
+func (s *Store) PickCampaignSplit(ctx context.Context, workspaceID, id, old, pick string) (string, error) {
+	var out string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE campaigns SET split_pick = $4 WHERE workspace_id = $1 AND id = $2 AND split_pick = $3`,
+			workspaceID, id, old, pick); err != nil {
+			return fmt.Errorf("pick the split variant of %s: %w", id, err)
+		}
+		err := tx.QueryRowContext(ctx, `SELECT split_pick FROM campaigns WHERE workspace_id = $1 AND id = $2`,
+			workspaceID, id).Scan(&out)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errCampaignNotFound(id)
+		}
+		if err != nil {
+			return fmt.Errorf("pick the split variant of %s: %w", id, err)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // StopCampaignVariant marks the variant stopped by the guardrail when it is
 // not yet.
 func (s *Store) StopCampaignVariant(ctx context.Context, workspaceID, campaignID, variantID string, at time.Time, events ...store.OutboxEvent) (bool, error) {
@@ -300,6 +326,11 @@ func recipientsOf(ctx context.Context, q querier, campaignID string, rs []string
 type slotDelta struct {
 	sent, delivered, opens, clicks, unsubscribes, bounces, conversions, late int64
 	value, valueSq                                                           float64
+	// sentAtSum and lastSentAt (micros, 0: none) describe the send times,
+	// delays the objective's delays (store.CampaignCounters).
+	sentAtSum  float64
+	lastSentAt int64
+	delays     [engine.DelayBuckets]int64
 }
 
 type slotKey struct {
@@ -385,7 +416,8 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 		wb := newRowsBuilder(b.CampaignID, wave, now)
 		for _, v := range sortedKeys(perVariant) {
 			n += perVariant[v]
-			slots[slotKey{v, slot}] = &slotDelta{sent: perVariant[v]}
+			slots[slotKey{v, slot}] = &slotDelta{sent: perVariant[v], lastSentAt: now,
+				sentAtSum: float64(perVariant[v]) * float64(now-slot) / 1e6}
 			wb.add("($1, $2, ?, ?, $3)", v, perVariant[v])
 		}
 		if _, err := tx.ExecContext(ctx,
@@ -422,13 +454,17 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 		rb := newRowsBuilder(campaignID)
 		for _, k := range ks {
 			d := slots[k]
-			rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), ?)",
-				k.variant, k.slot, d.sent, d.delivered, d.opens, d.clicks, d.unsubscribes, d.bounces, d.conversions,
-				d.value, d.valueSq, d.late)
+			args := []any{k.variant, k.slot, d.sent, d.delivered, d.opens, d.clicks, d.unsubscribes, d.bounces, d.conversions,
+				d.value, d.valueSq, d.late, d.sentAtSum, d.lastSentAt}
+			for _, n := range d.delays {
+				args = append(args, n)
+			}
+			rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), ?, "+
+				"CAST(? AS DOUBLE PRECISION), ?"+strings.Repeat(", ?", engine.DelayBuckets)+")", args...)
 		}
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO campaign_slots (campaign_id, variant_id, slot, sent, delivered, opens, clicks, unsubscribes,
-			     bounces, conversions, value_sum, value_sum_sq, late)
+			     bounces, conversions, value_sum, value_sum_sq, late, sent_at_sum, last_sent_at, `+delayColumns+`)
 			 VALUES `+rb.String()+`
 			 ON CONFLICT (campaign_id, variant_id, slot) DO UPDATE SET
 			     sent = campaign_slots.sent + excluded.sent,
@@ -440,13 +476,29 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 			     conversions = campaign_slots.conversions + excluded.conversions,
 			     value_sum = campaign_slots.value_sum + excluded.value_sum,
 			     value_sum_sq = campaign_slots.value_sum_sq + excluded.value_sum_sq,
-			     late = campaign_slots.late + excluded.late`, rb.args...)
+			     late = campaign_slots.late + excluded.late,
+			     sent_at_sum = campaign_slots.sent_at_sum + excluded.sent_at_sum,
+			     last_sent_at = CASE WHEN excluded.last_sent_at > campaign_slots.last_sent_at
+			         THEN excluded.last_sent_at ELSE campaign_slots.last_sent_at END,
+			     `+delayUpdates+``, rb.args...)
 		if err != nil {
 			return fmt.Errorf("update campaign counters of %s: %w", campaignID, err)
 		}
 		return nil
 	})
 }
+
+// delayColumns lists the delay histogram's columns (migration 00008), and
+// delayUpdates adds excluded's to them.
+var delayColumns, delayUpdates = func() (string, string) {
+	var cols, ups []string
+	for i := range engine.DelayBuckets {
+		c := fmt.Sprintf("delay_%02d", i)
+		cols = append(cols, c)
+		ups = append(ups, fmt.Sprintf("%s = campaign_slots.%s + excluded.%s", c, c, c))
+	}
+	return strings.Join(cols, ", "), strings.Join(ups, ",\n")
+}()
 
 // RecordCampaignEvents applies the batches in one transaction, campaign by
 // campaign in id order (lock order).
@@ -460,6 +512,19 @@ type sendRow struct {
 	sentAt                                                  int64
 	delivered, opened, clicked, unsubscribed, bounced, conv sql.NullInt64
 	value                                                   float64
+}
+
+// objectiveSet reports whether the send has earned the objective.
+func (r *sendRow) objectiveSet(objective string) bool {
+	switch objective {
+	case store.CampaignOpen:
+		return r.opened.Valid
+	case store.CampaignClick:
+		return r.clicked.Valid
+	case "value":
+		return r.conv.Valid
+	}
+	return false
 }
 
 func (s *Store) campaignEvents(ctx context.Context, tx *sql.Tx, b store.CampaignEventBatch) ([]store.EventResult, error) {
@@ -528,6 +593,7 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 		d.late++
 		return store.EventResult{Outcome: store.OutcomeLate, Reason: "after the attribution window of its send: stored, not counted"}, nil
 	}
+	before := r.objectiveSet(b.Objective)
 	set := func(col *sql.NullInt64, n *int64) {
 		if !col.Valid {
 			*col = sql.NullInt64{Int64: now, Valid: true}
@@ -558,6 +624,15 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 	default:
 		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("unknown event type %q", ev.Type)}, nil
 	}
+	if !before && r.objectiveSet(b.Objective) {
+		// The objective's counter moved: record how long after the send the
+		// server learnt of it.
+		received := micros(b.ReceivedAt)
+		if b.ReceivedAt.IsZero() {
+			received = now
+		}
+		d.delays[engine.DelayBucket(time.Duration(max(0, received-r.sentAt))*time.Microsecond)]++
+	}
 	if _, err := tx.ExecContext(ctx,
 		`UPDATE campaign_sends SET delivered_at = $3, opened_at = $4, clicked_at = $5, unsubscribed_at = $6,
 		     bounced_at = $7, converted_at = $8, value = $9
@@ -582,7 +657,7 @@ func (s *Store) CampaignCounts(ctx context.Context, workspaceID, campaignID stri
 	}
 	rows, err := s.read.QueryContext(ctx,
 		`SELECT variant_id, slot, sent, delivered, opens, clicks, unsubscribes, bounces, conversions,
-		     value_sum, value_sum_sq, late
+		     value_sum, value_sum_sq, late, sent_at_sum, last_sent_at, `+delayColumns+`
 		 FROM campaign_slots WHERE campaign_id = $1 ORDER BY variant_id, slot`, campaignID)
 	if err != nil {
 		return out, fmt.Errorf("load counters of %s: %w", campaignID, err)
@@ -590,12 +665,19 @@ func (s *Store) CampaignCounts(ctx context.Context, workspaceID, campaignID stri
 	defer rows.Close()
 	for rows.Next() {
 		var c store.CampaignCounters
-		var slot int64
-		if err := rows.Scan(&c.VariantID, &slot, &c.Sent, &c.Delivered, &c.Opens, &c.Clicks, &c.Unsubscribes,
-			&c.Bounces, &c.Conversions, &c.Value, &c.ValueSquares, &c.Late); err != nil {
+		var slot, last int64
+		dest := []any{&c.VariantID, &slot, &c.Sent, &c.Delivered, &c.Opens, &c.Clicks, &c.Unsubscribes,
+			&c.Bounces, &c.Conversions, &c.Value, &c.ValueSquares, &c.Late, &c.SentAtSum, &last}
+		for i := range c.Delays {
+			dest = append(dest, &c.Delays[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return out, fmt.Errorf("load counters of %s: %w", campaignID, err)
 		}
 		c.Slot = fromMicros(slot)
+		if last > 0 {
+			c.LastSentAt = fromMicros(last)
+		}
 		out.Slots = append(out.Slots, c)
 	}
 	if err := rows.Err(); err != nil {

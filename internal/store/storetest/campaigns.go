@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -270,4 +271,59 @@ func testCampaignEvents(t *testing.T, s store.Store) {
 	wantCode(t, err, apperr.NotFound, "events from another workspace")
 	_, err = s.CampaignCounts(t.Context(), other.ID, c.ID)
 	wantCode(t, err, apperr.NotFound, "counts from another workspace")
+}
+
+// testCampaignDelays checks what the late-outcome model reads: the send
+// times per slot (mean offset and latest) and the histogram of the delays
+// from a send to the receipt of its objective's first counted event; and
+// the split pick's compare and swap.
+func testCampaignDelays(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "delays")
+	c := createCampaign(t, s, ws, "late")
+	send(t, s, c, 0, t0.Add(10*time.Minute), "r1", "r2")
+	send(t, s, c, 0, t0.Add(40*time.Minute), "r3")
+	batch := func(received time.Time, evs ...store.CampaignEvent) {
+		t.Helper()
+		_, err := s.RecordCampaignEvents(t.Context(), []store.CampaignEventBatch{{WorkspaceID: c.WorkspaceID,
+			CampaignID: c.ID, Window: c.Settings.AttributionWindow, Objective: c.Objective, ReceivedAt: received, Items: evs}})
+		must(t, err, "record campaign events")
+	}
+	// r1 clicked 10 minutes after its send, reported an hour after it: the
+	// delay is the receipt's. r2 opened (not the objective), then clicked,
+	// with no receipt time: the event's own time. r1's second click moves
+	// nothing.
+	batch(t0.Add(70*time.Minute), store.CampaignEvent{Recipient: "r1", Type: store.CampaignClick, At: t0.Add(20 * time.Minute)})
+	batch(time.Time{}, store.CampaignEvent{Recipient: "r2", Type: store.CampaignOpen, At: t0.Add(12 * time.Minute)},
+		store.CampaignEvent{Recipient: "r2", Type: store.CampaignClick, At: t0.Add(25 * time.Minute)},
+		store.CampaignEvent{Recipient: "r1", Type: store.CampaignClick, At: t0.Add(30 * time.Minute)})
+	_, cc := totals(t, s, c)
+	if len(cc.Slots) != 1 {
+		t.Fatalf("slots %+v", cc.Slots)
+	}
+	sl := cc.Slots[0]
+	var want [12]int64
+	want[4] = 1 // r1: 60 minutes, in [1h, 2h)
+	want[2] = 1 // r2: 15 minutes, in [15m, 30m)
+	off := func(d time.Duration) float64 { return t0.Add(d).Sub(sl.Slot).Seconds() }
+	wantSum := 2*off(10*time.Minute) + off(40*time.Minute)
+	if sl.Sent != 3 || math.Abs(sl.SentAtSum-wantSum) > 1e-6 || !sl.LastSentAt.Equal(t0.Add(40*time.Minute)) || sl.Delays != want {
+		t.Errorf("slot %+v, want 3 sends, offsets %vs, last at +40m, delays %v", sl, wantSum, want)
+	}
+	pick := func(old, p, want string) {
+		t.Helper()
+		got, err := s.PickCampaignSplit(t.Context(), c.WorkspaceID, c.ID, old, p)
+		must(t, err, "pick")
+		if got != want {
+			t.Errorf("pick %q over %q: stored %q, want %q", p, old, got, want)
+		}
+	}
+	pick("", "a", "a")
+	pick("", "b", "a")  // another replica picked first
+	pick("a", "b", "b") // replacing a stopped pick
+	if got, err := s.GetCampaign(t.Context(), ws.ID, c.ID); err != nil || got.SplitPick != "b" {
+		t.Errorf("campaign %+v, %v", got, err)
+	}
+	if _, err := s.PickCampaignSplit(t.Context(), "other", c.ID, "", "a"); !apperr.Is(err, apperr.NotFound) {
+		t.Errorf("another workspace's campaign: %v", err)
+	}
 }

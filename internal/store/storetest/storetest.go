@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CampaignsCRUD", testCampaignsCRUD},
 		{"CampaignSends", testCampaignSends},
 		{"CampaignEvents", testCampaignEvents},
+		{"CampaignDelays", testCampaignDelays},
 		{"DecideLeases", testDecideLeases},
 		{"DecideLeasesConcurrent", testDecideLeasesConcurrent},
 	}

@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"math"
+	"time"
+)
+
+// Late outcomes (design.md, "Outcomes arrive late").
+//
+// A send is a trial from the moment it is made, but its open or click is
+// learnt minutes to days later. Counting every send as a trial counts the
+// sends whose outcome has not had time to arrive as failures, so whatever
+// received the most recent traffic looks worse than it is, and a wave
+// allocator swings away from the best variant right after giving it a wave.
+//
+// The model (in the spirit of Chapelle, "Modeling delayed feedback in
+// display advertising", KDD 2014, and of Vernade, Cappé & Perchet,
+// "Stochastic bandit models for delayed conversions", UAI 2017): a send
+// earns the objective with probability p, and if it does, the server learns
+// of it D after the send, D drawn from a delay distribution F shared by the
+// variants and capped by the attribution window. A send of age a has then
+// been observed to earn the objective with probability p·F(a), so the
+// sufficient statistics of p are the successes and the *matured* trials
+// Σ F(age of each send): a send too young to have clicked contributes
+// (almost) nothing, neither a success nor a failure. With F ≡ 1 this is the
+// raw count.
+//
+// F is estimated without a parametric form from a histogram of the observed
+// delays, kept per send slot (DelayEdges), by the reverse-time hazard
+// estimator for right-truncated delays (Lagakos, Barraj & De Gruttola,
+// "Nonparametric analysis of truncated survival data, with application to
+// AIDS", Biometrika 1988; the same problem as reporting delays there): the
+// delays of a send of age a are observed only up to a, so the ratio
+// F(e_k)/F(e_{k+1}) is estimated from the slots old enough to have shown
+// every delay up to e_{k+1}, as the share of their delays ≤ e_{k+1} that are
+// ≤ e_k, and F is the product of these ratios from the top. Beyond the
+// oldest age with data (the horizon) nothing is known: F is then relative to
+// the horizon, which estimates p_h = P(the outcome arrives within the
+// horizon) for every variant alike, so comparisons between variants stay
+// fair, and the horizon grows to the window as the campaign ages. With no
+// delay observed yet, F ≡ 1.
+//
+// The delay that matters is the one until the server learns of the outcome,
+// not the one until it happened: a sender that reports a wave's clicks only
+// after sending the next wave makes those clicks arrive late whatever their
+// own time. So the histogram records the delay from the send to the receipt
+// of the event that first moved the objective's counter.
+
+// DelayEdges are the upper edges of the buckets of the delay histogram kept
+// per send slot: log-spaced (each about twice the previous), the last bucket
+// (from 96h) unbounded. A campaign's window caps them: the buckets at or
+// beyond the window merge into one that ends at the window.
+var DelayEdges = [...]time.Duration{5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
+	4 * time.Hour, 8 * time.Hour, 16 * time.Hour, 24 * time.Hour, 48 * time.Hour, 96 * time.Hour}
+
+// DelayBuckets is the number of buckets of a delay histogram.
+const DelayBuckets = len(DelayEdges) + 1
+
+// DelayBucket returns the bucket of a delay: the first whose upper edge is
+// above it.
+func DelayBucket(d time.Duration) int {
+	for i, e := range DelayEdges {
+		if d < e {
+			return i
+		}
+	}
+	return len(DelayEdges)
+}
+
+// DelayModel is an estimated delay distribution F: the probability that the
+// outcome of a send that earns the objective within the window has been
+// received by a given age of the send.
+type DelayModel struct {
+	// Window is the attribution window: a send older than it is mature.
+	Window time.Duration `json:"window"`
+	// Horizon is the largest age at which F is estimated (F is relative to
+	// it); 0 when no delay has been observed, and F ≡ 1.
+	Horizon time.Duration `json:"horizon"`
+	// Events is the number of observed delays the estimate rests on: those
+	// of the slots old enough to show delays up to the horizon.
+	Events int64 `json:"events"`
+	// Points are the ages at which F is known and CDF its values there,
+	// increasing to 1 at the horizon.
+	Points []time.Duration `json:"points"`
+	CDF    []float64       `json:"cdf"`
+}
+
+// delayPoints returns the ages at which F is estimated under a window: the
+// edges below it, then the window; and, per histogram bucket, the point
+// index it is merged into.
+func delayPoints(window time.Duration) ([]time.Duration, [DelayBuckets]int) {
+	var pts []time.Duration
+	for _, e := range DelayEdges {
+		if window > 0 && e >= window {
+			break
+		}
+		pts = append(pts, e)
+	}
+	if window > 0 {
+		pts = append(pts, window)
+	} else {
+		pts = append(pts, time.Duration(math.MaxInt64))
+	}
+	var at [DelayBuckets]int
+	for b := range at {
+		at[b] = min(b, len(pts)-1)
+	}
+	return pts, at
+}
+
+// EstimateDelays estimates F at now from the slots' delay histograms (see
+// the comment at the top of this file). A slot's sends are all at least
+// now − slot.Last old, so the slot shows every delay up to that age.
+func EstimateDelays(slots []CampaignSlot, now time.Time, window time.Duration) DelayModel {
+	pts, at := delayPoints(window)
+	k := len(pts)
+	// below[j] and upto[j]: over the slots mature to pts[j], the delays in
+	// point buckets < j and ≤ j.
+	below, upto := make([]float64, k), make([]float64, k)
+	for _, s := range slots {
+		last := s.Last
+		if last.IsZero() {
+			last = s.Start
+		}
+		age := now.Sub(last)
+		hist := make([]float64, k)
+		seen := false
+		for b, n := range s.Delays {
+			if n > 0 {
+				hist[at[b]] += float64(n)
+				seen = true
+			}
+		}
+		if !seen {
+			continue
+		}
+		cum := 0.0
+		for j := range k {
+			if age < pts[j] {
+				break
+			}
+			below[j] += cum
+			cum += hist[j]
+			upto[j] += cum
+		}
+	}
+	m := DelayModel{Window: window}
+	h := -1
+	for j := k - 1; j >= 0; j-- {
+		if upto[j] > 0 {
+			h = j
+			break
+		}
+	}
+	if h < 0 {
+		return m
+	}
+	m.Horizon, m.Events = pts[h], int64(upto[h])
+	m.Points, m.CDF = pts[:h+1], make([]float64, h+1)
+	m.CDF[h] = 1
+	for j := h; j > 0; j-- {
+		r := 0.0
+		if upto[j] > 0 {
+			r = below[j] / upto[j]
+		}
+		m.CDF[j-1] = m.CDF[j] * r
+	}
+	return m
+}
+
+// Matured returns F(age): the probability that the outcome of a send of
+// that age that will earn the objective has been received. 1 beyond the
+// horizon or the window and when nothing is known; linear between the
+// points (a uniform density within a bucket).
+func (m DelayModel) Matured(age time.Duration) float64 {
+	if len(m.Points) == 0 || age >= m.Horizon || (m.Window > 0 && age >= m.Window) {
+		return 1
+	}
+	if age <= 0 {
+		return 0
+	}
+	lo, flo := time.Duration(0), 0.0
+	for j, p := range m.Points {
+		if age < p {
+			return flo + (m.CDF[j]-flo)*float64(age-lo)/float64(p-lo)
+		}
+		lo, flo = p, m.CDF[j]
+	}
+	return 1
+}
+
+// Quantile returns the smallest age at which F reaches q (linear between
+// the points), or the horizon.
+func (m DelayModel) Quantile(q float64) time.Duration {
+	lo, flo := time.Duration(0), 0.0
+	for j, p := range m.Points {
+		if m.CDF[j] >= q {
+			if m.CDF[j] == flo {
+				return lo
+			}
+			return lo + time.Duration(float64(p-lo)*(q-flo)/(m.CDF[j]-flo))
+		}
+		lo, flo = p, m.CDF[j]
+	}
+	return m.Horizon
+}
+
+// MatureSlots returns the slots' counts with the trials of each slot
+// weighed by F at the age of its sends (the slot's mean send time), and, for
+// a positive half-life, discounted by that age as DiscountSlots does. A slot
+// never counts fewer trials than it has successes. Successes and values are
+// counted as they are: what has arrived.
+func MatureSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration, m DelayModel) LearnCounts {
+	var out LearnCounts
+	gamma := DiscountGamma(halfLife)
+	for _, s := range slots {
+		f := 1.0
+		if age := now.Sub(s.Start); age > 0 && gamma < 1 {
+			f = math.Pow(gamma, age.Hours())
+		}
+		mean := s.Mean
+		if mean.IsZero() {
+			mean = s.Start
+		}
+		trials := max(s.Trials*m.Matured(now.Sub(mean)), s.Successes)
+		out.Trials += f * trials
+		out.Successes += f * s.Successes
+		out.Sum += f * s.Sum
+		out.SumSquares += f * s.SumSquares
+	}
+	out.Successes = min(out.Successes, out.Trials)
+	return out
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// lognormalCDF is the true F of the simulations below.
+func lognormalCDF(d, median time.Duration, sigma float64) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return 0.5 * math.Erfc(-math.Log(float64(d)/float64(median))/(sigma*math.Sqrt2))
+}
+
+// delaySlots simulates sends every step from 0 to until (per hour slot),
+// each earning the objective with probability p after a log-normal delay,
+// observed when it has arrived by now.
+func delaySlots(r *rand.Rand, p float64, perStep int, step, until, now, median time.Duration, sigma float64) []CampaignSlot {
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	by := map[time.Duration]*CampaignSlot{}
+	var order []time.Duration
+	for t := time.Duration(0); t < until; t += step {
+		h := t.Truncate(time.Hour)
+		s := by[h]
+		if s == nil {
+			s = &CampaignSlot{Start: t0.Add(h)}
+			by[h] = s
+			order = append(order, h)
+		}
+		for range perStep {
+			// Mean is kept as a running mean of the send times.
+			s.Mean = s.Start.Add(time.Duration((float64(s.Mean.Sub(s.Start))*s.Trials + float64(t-h)) / (s.Trials + 1)))
+			s.Trials++
+			s.Last = t0.Add(t)
+			if r.Float64() >= p {
+				continue
+			}
+			d := time.Duration(float64(median) * math.Exp(sigma*r.NormFloat64()))
+			if t+d <= now {
+				s.Successes++
+				s.Delays[DelayBucket(d)]++
+			}
+		}
+	}
+	out := make([]CampaignSlot, 0, len(order))
+	for _, h := range order {
+		out = append(out, *by[h])
+	}
+	return out
+}
+
+// The estimate of F recovers the truth up to the horizon, from data
+// truncated by each send's age, and the matured rate recovers the rate
+// (within the horizon) that the raw rate underestimates.
+func TestEstimateDelaysRecoversTheTruth(t *testing.T) {
+	const p, sigma = 0.05, 1.0
+	median := time.Hour
+	now := 6 * time.Hour
+	r := rand.New(rand.NewPCG(1, 2))
+	slots := delaySlots(r, p, 400, 10*time.Minute, now, now, median, sigma)
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	m := EstimateDelays(slots, t0.Add(now), 72*time.Hour)
+	if m.Horizon != 4*time.Hour {
+		t.Fatalf("horizon %v, want 4h (the oldest slot's last send is 5h10m old)", m.Horizon)
+	}
+	top := lognormalCDF(m.Horizon, median, sigma)
+	for i, pt := range m.Points {
+		want := lognormalCDF(pt, median, sigma) / top
+		if math.Abs(m.CDF[i]-want) > 0.05 {
+			t.Errorf("F(%v) = %.3f, want %.3f", pt, m.CDF[i], want)
+		}
+	}
+	if q := m.Quantile(0.5); q < 45*time.Minute || q > 80*time.Minute {
+		t.Errorf("median %v, want about 1h", q)
+	}
+	learn := MatureSlots(slots, t0.Add(now), 0, m)
+	var raw, succ float64
+	for _, s := range slots {
+		raw += s.Trials
+		succ += s.Successes
+	}
+	rate, rawRate := learn.Successes/learn.Trials, succ/raw
+	want := p * top
+	se := math.Sqrt(want * (1 - want) / learn.Trials)
+	if math.Abs(rate-want) > 3*se {
+		t.Errorf("matured rate %.4f, want %.4f ± %.4f (raw %.4f)", rate, want, se, rawRate)
+	}
+	if rawRate > want-3*se {
+		t.Errorf("raw rate %.4f is not clearly below %.4f: the test does not test anything", rawRate, want)
+	}
+}
+
+// A wave whose clicks all come an hour after it (a sender that reports a
+// wave's events after sending the next) is not counted while it is younger
+// than that, and the model is empty before any delay is seen.
+func TestEstimateDelaysOneWaveLag(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	wave := func(h int, n, clicks float64, delay time.Duration) CampaignSlot {
+		s := CampaignSlot{Start: t0.Add(time.Duration(h) * time.Hour), Trials: n, Successes: clicks}
+		s.Mean, s.Last = s.Start, s.Start
+		if clicks > 0 {
+			s.Delays[DelayBucket(delay)] = int64(clicks)
+		}
+		return s
+	}
+	if m := EstimateDelays([]CampaignSlot{wave(0, 1000, 0, 0)}, t0.Add(time.Hour), 72*time.Hour); m.Horizon != 0 || m.Matured(time.Minute) != 1 {
+		t.Errorf("no delay seen: %+v, F(1m) = %v", m, m.Matured(time.Minute))
+	}
+	slots := []CampaignSlot{wave(0, 1000, 30, time.Hour), wave(1, 1000, 30, time.Hour), wave(2, 1000, 0, 0)}
+	now := t0.Add(3 * time.Hour)
+	m := EstimateDelays(slots, now, 72*time.Hour)
+	if m.Horizon != 2*time.Hour || m.Events != 60 {
+		t.Errorf("model %+v", m)
+	}
+	if f := m.Matured(time.Hour); f != 0 {
+		t.Errorf("F(1h) = %v, want 0", f)
+	}
+	if f := m.Matured(2 * time.Hour); f != 1 {
+		t.Errorf("F(2h) = %v, want 1", f)
+	}
+	l := MatureSlots(slots, now, 0, m)
+	if l.Trials != 2000 || l.Successes != 60 {
+		t.Errorf("matured %+v, want the two old waves only", l)
+	}
+	if d := DiscountSlots(slots, now, 0); d.Trials != 3000 {
+		t.Errorf("raw %+v", d)
+	}
+}
+
+func TestDelayBucket(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{{0, 0}, {4 * time.Minute, 0}, {5 * time.Minute, 1}, {59 * time.Minute, 3}, {time.Hour, 4}, {95 * time.Hour, 10}, {96 * time.Hour, 11}, {1000 * time.Hour, 11}} {
+		if got := DelayBucket(c.d); got != c.want {
+			t.Errorf("DelayBucket(%v) = %d, want %d", c.d, got, c.want)
+		}
+	}
+}
