@@ -242,26 +242,51 @@ func (l *Loop) evaluateAll(ctx context.Context, claimed []store.DecideObject) in
 	defer func() { stopRenew(); <-renewed }()
 
 	n := 0
+	var cut []store.DecideObject // not evaluated: the loop is stopping
 	for _, o := range claimed {
 		if ctx.Err() != nil {
-			break
+			cut = append(cut, o)
+			continue
 		}
 		start := l.opts.Now()
 		if err := l.evaluate(ctx, o); err != nil {
+			if ctx.Err() != nil {
+				cut = append(cut, o)
+				continue
+			}
 			// The lease is kept: the object is tried again once it
 			// expires, not at every round.
-			if ctx.Err() == nil {
-				l.opts.Logger.Warn("decision evaluation failed", "kind", o.Kind, "id", o.ID, "err", err)
-			}
+			l.opts.Logger.Warn("decision evaluation failed", "kind", o.Kind, "id", o.ID, "err", err)
 			continue
 		}
 		n++
-		if err := l.st.FinishDecision(ctx, l.opts.Owner, o, start); err != nil && ctx.Err() == nil {
+		if err := l.st.FinishDecision(ctx, l.opts.Owner, o, start); err != nil {
+			if ctx.Err() != nil {
+				cut = append(cut, o)
+				continue
+			}
 			l.opts.Logger.Warn("record decision evaluation", "kind", o.Kind, "id", o.ID, "err", err)
 		}
 		l.opts.Logger.Debug("evaluated", "kind", o.Kind, "id", o.ID, "version", o.Version, "took", l.opts.Now().Sub(start).String())
 	}
+	if len(cut) > 0 {
+		l.release(cut)
+	}
 	return n
+}
+
+// release gives back the leases of objects this replica will not evaluate
+// (it is shutting down), so that another replica takes them at its next
+// round rather than after the lease. It runs on a context of its own: the
+// loop's is done.
+func (l *Loop) release(objs []store.DecideObject) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, o := range objs {
+		if err := l.st.ReleaseDecision(ctx, l.opts.Owner, o.ID); err != nil {
+			l.opts.Logger.Warn("release decision lease", "kind", o.Kind, "id", o.ID, "err", err)
+		}
+	}
 }
 
 // active reports whether the loop evaluates an object in status s.

@@ -124,4 +124,16 @@ func TestRoundEvaluatesOnlyNewData(t *testing.T) {
 	advance(4 * time.Second)
 	round(b, 1)
 	round(a, 0)
+
+	// A replica that stops in the middle of an evaluation gives its lease
+	// back: another one evaluates the object at its next round, not after
+	// the lease.
+	assign("u4")
+	cctx, cancel := context.WithCancel(ctx)
+	ev.fail = func(string) error { cancel(); return context.Canceled }
+	if n, _ := a.Round(cctx); n != 0 {
+		t.Fatalf("a stopped replica evaluated %d", n)
+	}
+	ev.fail = nil
+	round(b, 1)
 }

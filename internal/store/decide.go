@@ -52,4 +52,8 @@ type DecideLeases interface {
 	// FinishDecision records that owner evaluated o (at its Version) at at
 	// and releases owner's lease. The recorded version never goes back.
 	FinishDecision(ctx context.Context, owner string, o DecideObject, at time.Time) error
+	// ReleaseDecision gives back owner's lease on the object without
+	// recording an evaluation (a replica shutting down), so that another
+	// replica evaluates it at its next round instead of after the lease.
+	ReleaseDecision(ctx context.Context, owner, id string) error
 }

@@ -155,3 +155,15 @@ func (s *Store) FinishDecision(ctx context.Context, owner string, o store.Decide
 		return nil
 	})
 }
+
+// ReleaseDecision implements store.DecideLeases.
+func (s *Store) ReleaseDecision(ctx context.Context, owner, id string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE decide_leases SET lease_owner = '', lease_until = 0 WHERE object_id = $1 AND lease_owner = $2`,
+			id, owner); err != nil {
+			return fmt.Errorf("release decision lease of %s: %w", id, err)
+		}
+		return nil
+	})
+}

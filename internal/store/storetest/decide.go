@@ -153,6 +153,19 @@ func testDecideLeases(t *testing.T, s store.Store) {
 	finishAll(t, s, "replica-a", got1, expired)
 	diff(t, "due after an older version finished", []string{}, ids(mapValues(due(t, s, expired))))
 
+	// A released lease is claimable at once, and the object is still due
+	// (nothing was recorded); a release by another owner changes nothing.
+	assign(t, s, e, 0, expired, "u4")
+	got1, err = s.ClaimForDecision(ctx, "replica-a", []store.DecideObject{due(t, s, expired)[e.ID]}, expired, expired.Add(lease))
+	must(t, err, "claim")
+	must(t, s.ReleaseDecision(ctx, "replica-b", e.ID), "release by another owner")
+	diff(t, "due after another owner's release", []string{}, ids(mapValues(due(t, s, expired))))
+	must(t, s.ReleaseDecision(ctx, "replica-a", e.ID), "release")
+	diff(t, "due after release", []string{e.ID}, ids(mapValues(due(t, s, expired))))
+	got1 = claimAll(t, s, "replica-b", expired, expired.Add(lease))
+	diff(t, "claimed after release", []string{e.ID}, ids(got1))
+	finishAll(t, s, "replica-b", got1, expired)
+
 	// Paused objects are evaluated, completed ones are not.
 	_, err = s.TransitionExperiment(ctx, ws.ID, e.ID, store.Transition{From: []store.Status{store.StatusRunning}, To: store.StatusPaused, At: expired})
 	must(t, err, "pause")
