@@ -85,6 +85,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() { defer close(hooksDone); hooks.Run(hctx) }()
 	defer func() { stopHooks(); <-hooksDone }()
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
 	// The decision loop records winners, alerts and trips whether or not
 	// anyone reads results, sharing the work with the other replicas
 	// through leases. It stops before the webhook worker and the
@@ -96,7 +99,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Experiments: optimize.Registry{store.KindStandard: experiments},
 			Funnels:     funnels,
 			Campaigns:   campaigns,
-		}, decide.Options{Every: cfg.DecideEvery, Logger: logger, Evaluated: hooks.Kick})
+		}, decide.Options{Every: cfg.DecideEvery, Logger: logger, Evaluated: hooks.Kick, Registerer: reg})
 		dctx, stopDecide := context.WithCancel(context.WithoutCancel(ctx))
 		decideDone := make(chan struct{})
 		go func() { defer close(decideDone); loop.Run(dctx) }()
@@ -104,8 +107,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		logger.Info("decision loop started", "every", cfg.DecideEvery.String(), "owner", loop.Owner())
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.NewServer(api.Deps{
 		Store:      st,
 		Optimizers: optimize.Registry{store.KindStandard: experiments},

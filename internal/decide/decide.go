@@ -31,6 +31,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
@@ -109,6 +111,10 @@ type Options struct {
 	// e.g. to wake the webhook worker so that what was recorded goes out
 	// at once.
 	Evaluated func()
+	// Registerer, if set, receives the loop's metrics:
+	// samplit_decide_evaluations_total{kind, outcome} and
+	// samplit_decide_round_duration_seconds.
+	Registerer prometheus.Registerer
 }
 
 // DefaultEvery is the default time between rounds.
@@ -154,11 +160,28 @@ type Loop struct {
 	st   Store
 	ev   Evaluator
 	opts Options
+
+	evaluations *prometheus.CounterVec
+	rounds      prometheus.Histogram
 }
 
 // New returns a decision loop over st that evaluates through ev.
 func New(st Store, ev Evaluator, opts Options) *Loop {
-	return &Loop{st: st, ev: ev, opts: opts.withDefaults()}
+	l := &Loop{st: st, ev: ev, opts: opts.withDefaults(),
+		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "samplit_decide_evaluations_total",
+			Help: "Objects this replica's decision loop evaluated, by kind and outcome (ok, failed, released).",
+		}, []string{"kind", "outcome"}),
+		rounds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "samplit_decide_round_duration_seconds",
+			Help:    "Duration of the decision loop's rounds that found objects due.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+	}
+	if r := l.opts.Registerer; r != nil {
+		r.MustRegister(l.evaluations, l.rounds)
+	}
+	return l
 }
 
 // Owner returns the name of this loop in leases.
@@ -188,6 +211,7 @@ func (l *Loop) Round(ctx context.Context) (int, error) {
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
+	defer func(start time.Time) { l.rounds.Observe(time.Since(start).Seconds()) }(time.Now())
 	// Replicas list the same objects in the same order: each starts with
 	// its own shuffle, so that they claim different ones first.
 	mrand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
@@ -257,9 +281,11 @@ func (l *Loop) evaluateAll(ctx context.Context, claimed []store.DecideObject) in
 			// The lease is kept: the object is tried again once it
 			// expires, not at every round.
 			l.opts.Logger.Warn("decision evaluation failed", "kind", o.Kind, "id", o.ID, "err", err)
+			l.evaluations.WithLabelValues(string(o.Kind), "failed").Inc()
 			continue
 		}
 		n++
+		l.evaluations.WithLabelValues(string(o.Kind), "ok").Inc()
 		if err := l.st.FinishDecision(ctx, l.opts.Owner, o, start); err != nil {
 			if ctx.Err() != nil {
 				cut = append(cut, o)
@@ -283,6 +309,7 @@ func (l *Loop) release(objs []store.DecideObject) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, o := range objs {
+		l.evaluations.WithLabelValues(string(o.Kind), "released").Inc()
 		if err := l.st.ReleaseDecision(ctx, l.opts.Owner, o.ID); err != nil {
 			l.opts.Logger.Warn("release decision lease", "kind", o.Kind, "id", o.ID, "err", err)
 		}

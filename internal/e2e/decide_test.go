@@ -198,6 +198,14 @@ func TestDecideReplicas(t *testing.T) {
 			t.Errorf("experiment.winner_found arrived %v after the data, want within %v", d, 2*decideEvery)
 		}
 		c.recv.once(t, "experiment.winner_found", "d-win")
+		// The replicas' /metrics count what their loops evaluated.
+		var ok float64
+		for _, r := range c.reps {
+			ok += metric(t, r, `samplit_decide_evaluations_total{kind="experiment",outcome="ok"}`)
+		}
+		if ok < 1 {
+			t.Errorf("samplit_decide_evaluations_total of experiments %v on the replicas, want at least 1", ok)
+		}
 	})
 
 	t.Run("auto_complete", func(t *testing.T) {
@@ -392,4 +400,26 @@ func testKillLeaseHolder(t *testing.T, c *decideCluster) {
 		t.Errorf("the lease is still %q's", holder)
 	}
 	c.recv.once(t, "experiment.winner_found", "d-kill")
+}
+
+// metric returns the value of the sample (name and labels as exposed) in
+// the replica's /metrics, 0 when absent.
+func metric(t *testing.T, r *server, sample string) float64 {
+	t.Helper()
+	resp, err := client.Get(r.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
