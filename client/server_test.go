@@ -65,9 +65,7 @@ func newTestServer(t testing.TB, cfg serverConfig) *testServer {
 	campaigns := optimize.NewCampaigns(st, time.Now, nil, optimize.Options{}, optimize.CampaignHooks{})
 	var h http.Handler = api.NewServer(api.Deps{
 		Store:      st,
-		Optimizers: optimize.Registry{store.KindStandard: experiments},
-		Funnels:    funnels,
-		Campaigns:  campaigns,
+		Optimizers: &optimize.Services{Experiments: experiments, Funnels: funnels, Campaigns: campaigns},
 		// Localhost endpoints allowed: the receivers are httptest servers.
 		Webhooks: webhook.NewService(st, ring, time.Now, true, nil),
 		Now:      time.Now,

@@ -54,15 +54,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.IsPostgres() {
 		writers = max(2, cfg.PGMaxConns/4)
 	}
-	experiments := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{Writers: writers})
-	// Closed after the HTTP server has drained: what was acknowledged is
-	// committed already, and nothing queued is dropped.
-	defer experiments.Close()
-	funnels := optimize.NewFunnels(st, time.Now, logger, optimize.Options{Writers: writers})
-	defer funnels.Close()
-	// Campaign webhooks plug into optimize.CampaignHooks (see issue 7).
-	campaigns := optimize.NewCampaigns(st, time.Now, logger, optimize.Options{Writers: writers}, optimize.CampaignHooks{})
-	defer campaigns.Close()
+	// The optimizers of every kind. Closed after the HTTP server has
+	// drained: what was acknowledged is committed already, and nothing
+	// queued is dropped.
+	optimizers := optimize.NewServices(st, optimize.Deps{Keyring: ring, Now: time.Now, Logger: logger}, optimize.Options{Writers: writers})
+	defer optimizers.Close()
 
 	plain, created, err := apikey.Bootstrap(ctx, st, cfg.BootstrapKey, time.Now())
 	if err != nil {
@@ -95,11 +91,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// after a round that evaluated anything, so what it recorded goes out
 	// at once.
 	if cfg.DecideEvery > 0 {
-		loop := decide.New(st, decide.Optimizers{
-			Experiments: optimize.Registry{store.KindStandard: experiments},
-			Funnels:     funnels,
-			Campaigns:   campaigns,
-		}, decide.Options{Every: cfg.DecideEvery, Logger: logger, Evaluated: hooks.Kick, Registerer: reg})
+		loop := decide.New(st, decide.Optimizers{Services: optimizers}, decide.Options{Every: cfg.DecideEvery, Logger: logger, Evaluated: hooks.Kick, Registerer: reg})
 		dctx, stopDecide := context.WithCancel(context.WithoutCancel(ctx))
 		decideDone := make(chan struct{})
 		go func() { defer close(decideDone); loop.Run(dctx) }()
@@ -109,9 +101,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	handler := api.NewServer(api.Deps{
 		Store:      st,
-		Optimizers: optimize.Registry{store.KindStandard: experiments},
-		Funnels:    funnels,
-		Campaigns:  campaigns,
+		Optimizers: optimizers,
 		Webhooks:   webhook.NewService(st, ring, time.Now, cfg.WebhookAllowPrivate, nil),
 		Logger:     logger,
 		Now:        time.Now,
@@ -124,13 +114,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	// The dashboard at /, the API's paths (/v1/..., /healthz, /readyz,
 	// /metrics, /openapi.json) to the API. The dashboard reads through the
-	// same store, optimizers and funnel and campaign services, and makes
-	// its changes through the API.
+	// same store and optimizers, and makes its lifecycle changes through
+	// the optimizers, as the API does.
 	dash := dashboard.New(dashboard.Deps{
 		Store:      st,
-		Optimizers: optimize.Registry{store.KindStandard: experiments},
-		Funnels:    funnels,
-		Campaigns:  campaigns,
+		Optimizers: optimizers,
 		API:        handler,
 		Logger:     logger,
 		Now:        time.Now,

@@ -16,7 +16,6 @@ import (
 	"github.com/samplit/samplit/internal/apikey"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/seal"
-	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
 )
 
@@ -45,7 +44,7 @@ func startServer(t *testing.T) (url, key string) {
 		t.Fatal(err)
 	}
 	opt := optimize.NewExperiments(st, ring, time.Now, nil, optimize.Options{})
-	hs := httptest.NewServer(api.NewServer(api.Deps{Store: st, Optimizers: optimize.Registry{store.KindStandard: opt}}, api.Options{}))
+	hs := httptest.NewServer(api.NewServer(api.Deps{Store: st, Optimizers: &optimize.Services{Experiments: opt}}, api.Options{}))
 	t.Cleanup(opt.Close)
 	t.Cleanup(hs.Close)
 	return hs.URL, admin

@@ -15,6 +15,7 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 )
 
@@ -371,17 +372,9 @@ func (s *server) handleListCampaigns(w http.ResponseWriter, r *http.Request) err
 }
 
 // handleCampaignTransition serves POST /v1/campaigns/{ref}/{action}: the
-// experiments' lifecycle (transition values).
-func (s *server) handleCampaignTransition(t transition) handlerFunc {
-	return handleLifecycle(s, t, lifecycleOf[store.Campaign, campaignJSON]{
-		noun:  "campaign",
-		byRef: s.campaignByRef,
-		state: func(c store.Campaign) (string, store.Status) { return c.ID, c.Status },
-		apply: func(ctx context.Context, workspaceID, id string, t store.Transition) (store.Campaign, error) {
-			return s.store.TransitionCampaign(ctx, workspaceID, id, t)
-		},
-		json: toCampaignJSON,
-	})
+// lifecycle of optimize, without a winner to fix.
+func (s *server) handleCampaignTransition(a optimize.Action) handlerFunc {
+	return handleTransition(s, a, s.campaignByRef, toCampaignJSON)
 }
 
 type sendsRequest struct {
@@ -428,23 +421,28 @@ func (s *server) handleSends(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.campaigns == nil {
-		return apperr.New(apperr.Unavailable, "campaigns are not served by this server")
-	}
-	got, err := s.campaigns.Send(r.Context(), &c, body.Recipients)
+	opt, err := s.optimizerFor(&c)
 	if err != nil {
 		return err
 	}
-	out := sendsResponse{Sends: make([]sendJSON, len(got.Sends))}
+	units := make([]optimize.Unit, len(body.Recipients))
+	for i, rcp := range body.Recipients {
+		units[i].ID = rcp
+	}
+	got, err := opt.Allocate(r.Context(), units)
+	if err != nil {
+		return err
+	}
+	out := sendsResponse{Sends: make([]sendJSON, len(got.Assignments))}
 	if got.Wave > 0 {
 		out.Wave = &got.Wave
 	}
-	for i, sd := range got.Sends {
+	for i, sd := range got.Assignments {
 		payload := sd.Variant.Payload
 		if len(payload) == 0 {
 			payload = json.RawMessage("null")
 		}
-		out.Sends[i] = sendJSON{Recipient: sd.Recipient, Variant: sd.Variant.Key, Payload: payload}
+		out.Sends[i] = sendJSON{Recipient: sd.UnitID, Variant: sd.Variant.Key, Payload: payload}
 	}
 	return respond(w, http.StatusOK, out)
 }
@@ -532,8 +530,9 @@ func (s *server) handleCampaignEvents(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if s.campaigns == nil {
-		return apperr.New(apperr.Unavailable, "campaigns are not served by this server")
+	opt, err := s.optimizerFor(&c)
+	if err != nil {
+		return err
 	}
 	now := s.now()
 	raw, err := batchItems(single, body.campaignEventRequest, body.Events)
@@ -548,7 +547,11 @@ func (s *server) handleCampaignEvents(w http.ResponseWriter, r *http.Request) er
 	}
 	resp := campaignEventsResponse{Rejected: rejected}
 	if len(valid) > 0 {
-		results, err := s.campaigns.RecordEvents(r.Context(), &c, valid)
+		outcomes := make([]optimize.Outcome, len(valid))
+		for i, ev := range valid {
+			outcomes[i] = optimize.Outcome{Unit: ev.Recipient, Type: ev.Type, Value: ev.Value, At: ev.At, IdempotencyKey: ev.IdempotencyKey}
+		}
+		results, err := opt.Record(r.Context(), outcomes)
 		if err != nil {
 			return err
 		}
@@ -578,10 +581,11 @@ func (s *server) handleCampaignResults(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	if s.campaigns == nil {
-		return apperr.New(apperr.Unavailable, "campaigns are not served by this server")
+	opt, err := s.optimizerFor(&c)
+	if err != nil {
+		return err
 	}
-	res, err := s.campaigns.Results(r.Context(), &c)
+	res, err := opt.Analyze(r.Context())
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func campaignEnv(t *testing.T, kind string, c *clock) *env {
 	ring := testKeyring(t)
 	opt := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{})
 	cmp := optimize.NewCampaigns(st, c.Now, logger, optimize.Options{}, optimize.CampaignHooks{})
-	srv := newServer(Deps{Store: st, Optimizers: optimize.Registry{store.KindStandard: opt}, Campaigns: cmp,
+	srv := newServer(Deps{Store: st, Optimizers: &optimize.Services{Experiments: opt, Campaigns: cmp},
 		Logger: logger, Now: c.Now, Registry: reg}, Options{})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(opt.Close)

@@ -177,7 +177,7 @@ func serveEnv(t testing.TB, st store.Store, admin string, ring *seal.Keyring, op
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	opt := optimize.NewExperiments(st, ring, time.Now, logger, oo)
-	srv := newServer(Deps{Store: st, Optimizers: optimize.Registry{store.KindStandard: opt}, Logger: logger, Now: time.Now, Registry: reg}, opts)
+	srv := newServer(Deps{Store: st, Optimizers: &optimize.Services{Experiments: opt}, Logger: logger, Now: time.Now, Registry: reg}, opts)
 	hs := httptest.NewServer(srv)
 	// Cleanups run last-in first-out: the listener closes, then the
 	// optimizer commits what is queued, then (registered earlier) the store

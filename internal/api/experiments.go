@@ -12,8 +12,8 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
-	"github.com/samplit/samplit/internal/webhook"
 )
 
 // experimentJSON is the public shape of an experiment. It is separate from
@@ -174,13 +174,11 @@ func (s *server) handleCreateExperiment(w http.ResponseWriter, r *http.Request) 
 	for i := range e.Variants {
 		e.Variants[i].ID = id.New(id.Variant)
 	}
-	var events []store.OutboxEvent
 	if body.Start {
 		e.Status = store.StatusRunning
 		e.StartedAt = &now
-		events = append(events, webhook.ExperimentEvent(store.EventExperimentStarted, e, now))
 	}
-	if err := s.store.CreateExperiment(r.Context(), e, events...); err != nil {
+	if err := s.store.CreateExperiment(r.Context(), e, optimize.CreateEvents(e, now)...); err != nil {
 		return createError(err, "an", "experiment", e.Key)
 	}
 	return respond(w, http.StatusCreated, toExperimentJSON(e))
@@ -214,81 +212,8 @@ func (s *server) handleListExperiments(w http.ResponseWriter, r *http.Request) e
 	return respond(w, http.StatusOK, page(list, want, func(e store.Experiment) string { return e.ID }, toExperimentJSON))
 }
 
-// completeRequest is the optional body of complete.
-type completeRequest struct {
-	// Winner fixes the variant served from now on.
-	Winner *string `json:"winner"`
-}
-
-// handleTransition serves POST /v1/experiments/{ref}/{action}.
-func (s *server) handleTransition(t transition) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p := principalFrom(r.Context())
-		// Only complete takes a body; the others accept an empty one or {}
-		// so that clients that always send a JSON object keep working.
-		var body completeRequest
-		if t.to == store.StatusCompleted {
-			if err := decodeOptional(r, &body); err != nil {
-				return err
-			}
-		} else if err := decodeOptional(r, &struct{}{}); err != nil {
-			return err
-		}
-		e, err := s.experimentByRef(r.Context(), r.PathValue("ref"))
-		if err != nil {
-			return err
-		}
-		if body.Winner != nil {
-			if _, ok := e.VariantByKey(*body.Winner); !ok {
-				return apperr.Fields([]apperr.FieldError{{Field: "winner", Reason: "must be the key of one of the experiment's variants"}})
-			}
-		}
-		if !slices.Contains(t.from, e.Status) {
-			return wrongStatus(t, e.Status)
-		}
-		tr := store.Transition{From: t.from, To: t.to, At: s.now()}
-		if body.Winner != nil {
-			tr.Winner, tr.Fixed = body.Winner, true
-		}
-		// The webhook event commits with the transition or not at all.
-		tr.Events = transitionEvent(t, e, tr)
-		updated, err := s.store.TransitionExperiment(r.Context(), p.WorkspaceID, e.ID, tr)
-		if apperr.Is(err, apperr.Conflict) {
-			// Another request changed the status between our read and
-			// write; report the status it left.
-			if cur, gerr := s.experimentByRef(r.Context(), e.ID); gerr == nil {
-				return wrongStatus(t, cur.Status)
-			}
-			return err
-		}
-		if err != nil {
-			return fmt.Errorf("%s experiment %s: %w", t.action, e.ID, err)
-		}
-		// This replica serves the new status from the next request on.
-		s.experimentCache.forget(e.ID)
-		return respond(w, http.StatusOK, toExperimentJSON(updated))
-	}
-}
-
-func wrongStatus(t transition, current store.Status) error {
-	from := make([]string, len(t.from))
-	for i, st := range t.from {
-		from[i] = string(st)
-	}
-	return apperr.New(apperr.Conflict, "cannot %s an experiment that is %s (current status: %s); %s needs status %s",
-		t.action, current, current, t.action, joinOr(from))
-}
-
-func joinOr(list []string) string {
-	switch len(list) {
-	case 0:
-		return ""
-	case 1:
-		return list[0]
-	}
-	out := list[0]
-	for _, s := range list[1 : len(list)-1] {
-		out += ", " + s
-	}
-	return out + " or " + list[len(list)-1]
+// handleExperimentTransition serves POST /v1/experiments/{ref}/{action}:
+// the lifecycle of optimize; complete may fix a winner.
+func (s *server) handleExperimentTransition(a optimize.Action) handlerFunc {
+	return handleTransition(s, a, s.experimentByRef, toExperimentJSON)
 }

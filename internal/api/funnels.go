@@ -14,6 +14,7 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 )
 
@@ -274,17 +275,9 @@ func (s *server) handleListFunnels(w http.ResponseWriter, r *http.Request) error
 }
 
 // handleFunnelTransition serves POST /v1/funnels/{ref}/{action}: the
-// experiments' lifecycle (transition values), without a winner to fix.
-func (s *server) handleFunnelTransition(t transition) handlerFunc {
-	return handleLifecycle(s, t, lifecycleOf[store.Funnel, funnelJSON]{
-		noun:  "funnel",
-		byRef: s.funnelByRef,
-		state: func(f store.Funnel) (string, store.Status) { return f.ID, f.Status },
-		apply: func(ctx context.Context, workspaceID, id string, t store.Transition) (store.Funnel, error) {
-			return s.store.TransitionFunnel(ctx, workspaceID, id, t)
-		},
-		json: toFunnelJSON,
-	})
+// lifecycle of optimize, without a winner to fix.
+func (s *server) handleFunnelTransition(a optimize.Action) handlerFunc {
+	return handleTransition(s, a, s.funnelByRef, toFunnelJSON)
 }
 
 type progressRequest struct {
@@ -326,8 +319,9 @@ func (s *server) handleProgress(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.funnels == nil {
-		return apperr.New(apperr.Unavailable, "funnels are not served by this server")
+	opt, err := s.optimizerFor(&f)
+	if err != nil {
+		return err
 	}
 	var value float64
 	if body.Value != nil {
@@ -336,11 +330,12 @@ func (s *server) handleProgress(w http.ResponseWriter, r *http.Request) error {
 		}
 		value = *body.Value
 	}
-	got, err := s.funnels.Progress(r.Context(), &f, body.UnitID, body.Step, value)
+	alloc, err := opt.Allocate(r.Context(), []optimize.Unit{{ID: body.UnitID, Step: body.Step, Value: value}})
 	if err != nil {
 		return err
 	}
-	out := progressJSON{UnitID: got.UnitID, Step: got.Step.Key, Payload: json.RawMessage("null"), New: got.New}
+	got := alloc.Assignments[0]
+	out := progressJSON{UnitID: got.UnitID, Step: got.Step, Payload: json.RawMessage("null"), New: got.New}
 	if got.Variant != nil {
 		k := got.Variant.Key
 		out.Variant = &k
@@ -357,10 +352,11 @@ func (s *server) handleFunnelResults(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	if s.funnels == nil {
-		return apperr.New(apperr.Unavailable, "funnels are not served by this server")
+	opt, err := s.optimizerFor(&f)
+	if err != nil {
+		return err
 	}
-	res, err := s.funnels.Results(r.Context(), &f)
+	res, err := opt.Analyze(r.Context())
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func funnelEnv(t *testing.T, kind string, c *clock) *env {
 	ring := testKeyring(t)
 	opt := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{})
 	fun := optimize.NewFunnels(st, c.Now, logger, optimize.Options{RefreshEvery: time.Nanosecond})
-	srv := newServer(Deps{Store: st, Optimizers: optimize.Registry{store.KindStandard: opt}, Funnels: fun,
+	srv := newServer(Deps{Store: st, Optimizers: &optimize.Services{Experiments: opt, Funnels: fun},
 		Logger: logger, Now: c.Now, Registry: reg}, Options{})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(opt.Close)

@@ -35,17 +35,24 @@ type problemClass struct {
 	title  string
 }
 
-var problemClasses = map[apperr.Code]problemClass{
-	apperr.BadRequest:   {http.StatusBadRequest, "Bad request"},
-	apperr.Unauthorized: {http.StatusUnauthorized, "Unauthorized"},
-	apperr.Forbidden:    {http.StatusForbidden, "Forbidden"},
-	apperr.NotFound:     {http.StatusNotFound, "Not found"},
-	apperr.Conflict:     {http.StatusConflict, "Conflict"},
-	apperr.TooLarge:     {http.StatusRequestEntityTooLarge, "Request body too large"},
-	apperr.Invalid:      {http.StatusUnprocessableEntity, "Invalid request"},
-	apperr.RateLimited:  {http.StatusTooManyRequests, "Too many requests"},
-	apperr.Internal:     {http.StatusInternalServerError, "Internal server error"},
-	apperr.Unavailable:  {http.StatusServiceUnavailable, "Service unavailable"},
+var problemClasses = map[apperr.Code]problemClass{}
+
+func init() {
+	// The statuses are apperr's (one table, which the dashboard uses too).
+	for code, title := range map[apperr.Code]string{
+		apperr.BadRequest:   "Bad request",
+		apperr.Unauthorized: "Unauthorized",
+		apperr.Forbidden:    "Forbidden",
+		apperr.NotFound:     "Not found",
+		apperr.Conflict:     "Conflict",
+		apperr.TooLarge:     "Request body too large",
+		apperr.Invalid:      "Invalid request",
+		apperr.RateLimited:  "Too many requests",
+		apperr.Internal:     "Internal server error",
+		apperr.Unavailable:  "Service unavailable",
+	} {
+		problemClasses[code] = problemClass{apperr.HTTPStatus(code), title}
+	}
 }
 
 // writeError is the one function that turns an error into a response.

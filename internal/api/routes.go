@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 )
 
@@ -41,11 +42,11 @@ func (s *server) routes(reg *prometheus.Registry) {
 	s.authed("POST /v1/experiments", store.ScopeWrite, s.idempotent(s.handleCreateExperiment))
 	s.authed("GET /v1/experiments", store.ScopeWrite, s.handleListExperiments)
 	s.authed("GET /v1/experiments/{ref}", store.ScopeWrite, s.handleGetExperiment)
-	s.authed("POST /v1/experiments/{ref}/start", store.ScopeWrite, s.idempotent(s.handleTransition(transitionStart)))
-	s.authed("POST /v1/experiments/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleTransition(transitionPause)))
-	s.authed("POST /v1/experiments/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleTransition(transitionResume)))
-	s.authed("POST /v1/experiments/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleTransition(transitionComplete)))
-	s.authed("POST /v1/experiments/{ref}/archive", store.ScopeWrite, s.idempotent(s.handleTransition(transitionArchive)))
+	s.authed("POST /v1/experiments/{ref}/start", store.ScopeWrite, s.idempotent(s.handleExperimentTransition(optimize.ActionStart)))
+	s.authed("POST /v1/experiments/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleExperimentTransition(optimize.ActionPause)))
+	s.authed("POST /v1/experiments/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleExperimentTransition(optimize.ActionResume)))
+	s.authed("POST /v1/experiments/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleExperimentTransition(optimize.ActionComplete)))
+	s.authed("POST /v1/experiments/{ref}/archive", store.ScopeWrite, s.idempotent(s.handleExperimentTransition(optimize.ActionArchive)))
 
 	// Serving. Assignment and events are what a client app does, so an
 	// assign-scoped key may call them; they are idempotent by nature (sticky
@@ -59,20 +60,20 @@ func (s *server) routes(reg *prometheus.Registry) {
 	s.authed("POST /v1/funnels", store.ScopeWrite, s.idempotent(s.handleCreateFunnel))
 	s.authed("GET /v1/funnels", store.ScopeWrite, s.handleListFunnels)
 	s.authed("GET /v1/funnels/{ref}", store.ScopeWrite, s.handleGetFunnel)
-	s.authed("POST /v1/funnels/{ref}/start", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(transitionStart)))
-	s.authed("POST /v1/funnels/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(transitionPause)))
-	s.authed("POST /v1/funnels/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(transitionResume)))
-	s.authed("POST /v1/funnels/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(transitionComplete)))
+	s.authed("POST /v1/funnels/{ref}/start", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(optimize.ActionStart)))
+	s.authed("POST /v1/funnels/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(optimize.ActionPause)))
+	s.authed("POST /v1/funnels/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(optimize.ActionResume)))
+	s.authed("POST /v1/funnels/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleFunnelTransition(optimize.ActionComplete)))
 	s.authed("POST /v1/funnels/{ref}/progress", store.ScopeAssign, s.handleProgress)
 	s.authed("GET /v1/funnels/{ref}/results", store.ScopeWrite, s.handleFunnelResults)
 
 	s.authed("POST /v1/campaigns", store.ScopeWrite, s.idempotent(s.handleCreateCampaign))
 	s.authed("GET /v1/campaigns", store.ScopeWrite, s.handleListCampaigns)
 	s.authed("GET /v1/campaigns/{ref}", store.ScopeWrite, s.handleGetCampaign)
-	s.authed("POST /v1/campaigns/{ref}/start", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(transitionStart)))
-	s.authed("POST /v1/campaigns/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(transitionPause)))
-	s.authed("POST /v1/campaigns/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(transitionResume)))
-	s.authed("POST /v1/campaigns/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(transitionComplete)))
+	s.authed("POST /v1/campaigns/{ref}/start", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(optimize.ActionStart)))
+	s.authed("POST /v1/campaigns/{ref}/pause", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(optimize.ActionPause)))
+	s.authed("POST /v1/campaigns/{ref}/resume", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(optimize.ActionResume)))
+	s.authed("POST /v1/campaigns/{ref}/complete", store.ScopeWrite, s.idempotent(s.handleCampaignTransition(optimize.ActionComplete)))
 	s.authed("POST /v1/campaigns/{ref}/sends", store.ScopeWrite, s.handleSends)
 	s.authed("POST /v1/campaigns/{ref}/events", store.ScopeAssign, s.handleCampaignEvents)
 	s.authed("GET /v1/campaigns/{ref}/results", store.ScopeWrite, s.handleCampaignResults)

@@ -84,9 +84,7 @@ func (o Options) withDefaults() Options {
 // server holds the dependencies every handler shares.
 type server struct {
 	store      store.Store
-	optimizers optimize.Registry
-	funnels    *optimize.Funnels
-	campaigns  *optimize.Campaigns
+	optimizers *optimize.Services
 	webhooks   *webhook.Service
 	log        *slog.Logger
 	now        func() time.Time
@@ -111,15 +109,11 @@ type server struct {
 type Deps struct {
 	// Store is the database; required.
 	Store store.Store
-	// Optimizers serve assignments, events and results, by experiment
-	// kind; required for the serving routes.
-	Optimizers optimize.Registry
-	// Funnels serves the funnel routes' progress and results; nil answers
-	// them with 503.
-	Funnels *optimize.Funnels
-	// Campaigns serves the campaign routes' sends, events and results; nil
-	// answers them with 503.
-	Campaigns *optimize.Campaigns
+	// Optimizers serve assignments, events, results and lifecycle changes
+	// of experiments, funnels and campaigns (optimize.Services.For);
+	// required for the experiment routes. A nil Funnels or Campaigns
+	// answers those routes with 503.
+	Optimizers *optimize.Services
 	// Webhooks registers webhook endpoints (URL checks, sealed secrets);
 	// nil answers the webhook writes with 503.
 	Webhooks *webhook.Service
@@ -155,8 +149,6 @@ func newServer(deps Deps, opts Options) *server {
 	s := &server{
 		store:      st,
 		optimizers: deps.Optimizers,
-		funnels:    deps.Funnels,
-		campaigns:  deps.Campaigns,
 		webhooks:   deps.Webhooks,
 		log:        logger,
 		now:        func() time.Time { return now().UTC() },
@@ -164,6 +156,11 @@ func newServer(deps Deps, opts Options) *server {
 		metrics:    newMetrics(reg),
 		mux:        http.NewServeMux(),
 		limiters:   map[string]*rate.Limiter{},
+	}
+	if deps.Optimizers != nil && deps.Optimizers.Experiments != nil {
+		// A change made through this replica, by the API or the dashboard,
+		// is served from the next request on (cache.go).
+		deps.Optimizers.Experiments.OnChange(s.experimentCache.forget)
 	}
 	s.routes(reg)
 	// The middleware every request goes through, matched or not, innermost

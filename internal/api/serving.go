@@ -45,8 +45,10 @@ func checkUnitID(u string) string {
 	return ""
 }
 
-func (s *server) optimizerFor(e *store.Experiment) (optimize.Optimizer, error) {
-	return s.optimizers.For(e.Kind)
+// optimizerFor returns the Optimizer of an experiment, funnel or campaign
+// (optimize.Services.For).
+func (s *server) optimizerFor(object any) (optimize.Optimizer, error) {
+	return s.optimizers.For(object)
 }
 
 type assignRequest struct {
@@ -137,10 +139,15 @@ func (s *server) handleAssign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	as, err := opt.Assign(r.Context(), &e, units)
+	us := make([]optimize.Unit, len(units))
+	for i, u := range units {
+		us[i].ID = u
+	}
+	alloc, err := opt.Allocate(r.Context(), us)
 	if err != nil {
 		return err
 	}
+	as := alloc.Assignments
 	if body.UnitID != nil {
 		one := toAssignmentJSON(as[0])
 		one.Control = controlOf(&e)
@@ -247,7 +254,11 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		results, err := opt.RecordEvents(r.Context(), &e, valid)
+		outcomes := make([]optimize.Outcome, len(valid))
+		for i, ev := range valid {
+			outcomes[i] = optimize.Outcome{Unit: ev.UnitID, Value: ev.Value, IdempotencyKey: ev.IdempotencyKey, At: ev.At}
+		}
+		results, err := opt.Record(r.Context(), outcomes)
 		if err != nil {
 			return err
 		}
@@ -276,7 +287,7 @@ func (s *server) handleResults(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := opt.Results(r.Context(), &e)
+	res, err := opt.Analyze(r.Context())
 	if err != nil {
 		return err
 	}
@@ -320,11 +331,12 @@ func (s *server) handleTimeseries(w http.ResponseWriter, r *http.Request) error 
 	if err := fe.err(); err != nil {
 		return err
 	}
-	opt, err := s.optimizerFor(&e)
-	if err != nil {
+	if _, err := s.optimizerFor(&e); err != nil {
 		return err
 	}
-	pts, err := opt.Timeseries(r.Context(), &e, from, to)
+	// Hourly points are the experiments' own (funnels and campaigns have
+	// waves and steps instead).
+	pts, err := s.optimizers.Experiments.Timeseries(r.Context(), &e, from, to)
 	if err != nil {
 		return err
 	}

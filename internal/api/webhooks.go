@@ -11,30 +11,6 @@ import (
 	"github.com/samplit/samplit/internal/webhook"
 )
 
-// transitionEvents maps an experiment lifecycle action to the webhook event
-// its transition writes (in the transition's transaction). Archiving
-// announces nothing.
-var transitionEvents = map[string]store.EventType{
-	"start":    store.EventExperimentStarted,
-	"pause":    store.EventExperimentPaused,
-	"resume":   store.EventExperimentResumed,
-	"complete": store.EventExperimentCompleted,
-}
-
-// transitionEvent returns the events of moving e by t (nil when t
-// announces nothing), describing e as it will be after the change.
-func transitionEvent(t transition, e store.Experiment, tr store.Transition) []store.OutboxEvent {
-	typ, ok := transitionEvents[t.action]
-	if !ok {
-		return nil
-	}
-	e.Status = t.to
-	if tr.Winner != nil {
-		e.Winner, e.WinnerFixed = *tr.Winner, tr.Fixed
-	}
-	return []store.OutboxEvent{webhook.ExperimentEvent(typ, e, tr.At)}
-}
-
 // maxDescription bounds a webhook's description.
 const maxDescription = 500
 
@@ -366,4 +342,19 @@ func (s *server) handleRetryDelivery(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	return respond(w, http.StatusAccepted, toDeliveryJSON(d))
+}
+
+// joinOr joins list as "a, b or c".
+func joinOr(list []string) string {
+	switch len(list) {
+	case 0:
+		return ""
+	case 1:
+		return list[0]
+	}
+	out := list[0]
+	for _, s := range list[1 : len(list)-1] {
+		out += ", " + s
+	}
+	return out + " or " + list[len(list)-1]
 }

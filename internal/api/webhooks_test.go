@@ -49,7 +49,7 @@ func newWebhookEnv(t *testing.T, kind string, allowPrivate bool) *env {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	opt := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{RefreshEvery: time.Millisecond})
-	srv := newServer(Deps{Store: st, Optimizers: optimize.Registry{store.KindStandard: opt}, Logger: logger, Now: time.Now,
+	srv := newServer(Deps{Store: st, Optimizers: &optimize.Services{Experiments: opt}, Logger: logger, Now: time.Now,
 		Registry: prometheus.NewRegistry(), Webhooks: webhook.NewService(st, ring, time.Now, allowPrivate, testHosts)}, Options{})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(opt.Close)

@@ -100,3 +100,19 @@ func CodeOf(err error) Code {
 func Is(err error, code Code) bool {
 	return err != nil && CodeOf(err) == code
 }
+
+// statuses are the HTTP statuses of the codes: the API answers with them,
+// and the dashboard, which calls the services directly, shows a refusal
+// with the same status the API would have used.
+var statuses = map[Code]int{
+	BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
+	TooLarge: 413, Invalid: 422, RateLimited: 429, Internal: 500, Unavailable: 503,
+}
+
+// HTTPStatus returns the HTTP status of the code (500 for an unknown one).
+func HTTPStatus(c Code) int {
+	if s, ok := statuses[c]; ok {
+		return s
+	}
+	return 500
+}

@@ -110,11 +110,11 @@ type campaignLive struct {
 func (d *Dashboard) campaignLive(ctx context.Context, c *store.Campaign) (campaignLive, error) {
 	v := campaignLive{ID: c.ID, Status: string(c.Status), Running: c.Status == store.StatusRunning,
 		RefreshURL: "/campaigns/" + c.ID + "/live", Objective: c.Objective, Guardrail: c.Settings.Guardrail}
-	if d.campaigns == nil {
+	if d.optimizers.Campaigns == nil {
 		v.Error = "The results cannot be shown: campaigns are not served here."
 		return v, nil
 	}
-	res, err := d.campaigns.Results(ctx, c)
+	res, err := d.optimizers.Campaigns.Results(ctx, c)
 	if apperr.Is(err, apperr.Invalid) || apperr.Is(err, apperr.Unavailable) {
 		v.Error = "The results cannot be shown: " + err.Error()
 		return v, nil
@@ -202,7 +202,8 @@ func (d *Dashboard) handleCampaignLive(w http.ResponseWriter, r *http.Request, s
 	d.render(w, r, http.StatusOK, "campaign_live", lv)
 }
 
-// handleCampaignAction changes a campaign's status through the API.
+// handleCampaignAction changes a campaign's status through its Optimizer,
+// under the lifecycle rules the API applies.
 func (d *Dashboard) handleCampaignAction(w http.ResponseWriter, r *http.Request, s *session) {
 	act := r.PathValue("action")
 	if !slices.Contains(experimentActions, act) {
@@ -214,13 +215,14 @@ func (d *Dashboard) handleCampaignAction(w http.ResponseWriter, r *http.Request,
 		d.notFoundOr(w, r, err, "such campaign")
 		return
 	}
-	res, err := d.callAPI(r.Context(), r, s, http.MethodPost, "/v1/campaigns/"+url.PathEscape(c.ID)+"/"+act, nil)
-	if err != nil {
-		d.fail(w, r, err)
+	err = d.transition(r.Context(), &c, act, nil)
+	if err == nil {
+		http.Redirect(w, r, "/campaigns/"+url.PathEscape(c.ID)+"?done="+act, http.StatusSeeOther)
 		return
 	}
-	if res.Problem == nil {
-		http.Redirect(w, r, "/campaigns/"+url.PathEscape(c.ID)+"?done="+act, http.StatusSeeOther)
+	status, msg, ok := refusal(err)
+	if !ok {
+		d.fail(w, r, err)
 		return
 	}
 	if fresh, err := d.campaignOf(r.Context(), s, c.ID); err == nil {
@@ -231,6 +233,6 @@ func (d *Dashboard) handleCampaignAction(w http.ResponseWriter, r *http.Request,
 		d.fail(w, r, err)
 		return
 	}
-	page.Error = res.Problem.message()
-	d.render(w, r, res.Status, "campaign", page)
+	page.Error = msg
+	d.render(w, r, status, "campaign", page)
 }

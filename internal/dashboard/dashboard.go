@@ -62,14 +62,11 @@ var staticFS embed.FS
 type Deps struct {
 	// Store is the database; required.
 	Store store.Store
-	// Optimizers give results and timeseries by experiment kind; required.
-	Optimizers optimize.Registry
-	// Funnels gives funnel results; nil hides the funnel pages' numbers.
-	Funnels *optimize.Funnels
-	// Campaigns gives campaign results (the service the API's campaign
-	// routes use); nil hides the campaign pages' numbers. Webhook pages
-	// read through Store.
-	Campaigns *optimize.Campaigns
+	// Optimizers are the services the API uses: results, timeseries and
+	// every lifecycle change of experiments, funnels and campaigns;
+	// required (with Experiments). A nil Funnels or Campaigns hides those
+	// pages' numbers. Webhook pages read through Store.
+	Optimizers *optimize.Services
 	// API is the HTTP API (api.NewServer) that every change goes through;
 	// required.
 	API http.Handler
@@ -120,9 +117,7 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 // Dashboard is the web interface's http.Handler.
 type Dashboard struct {
 	store      store.Store
-	optimizers optimize.Registry
-	funnels    *optimize.Funnels
-	campaigns  *optimize.Campaigns
+	optimizers *optimize.Services
 	api        http.Handler
 	log        *slog.Logger
 	now        func() time.Time
@@ -142,8 +137,6 @@ func New(deps Deps, opts Options) *Dashboard {
 	d := &Dashboard{
 		store:      deps.Store,
 		optimizers: deps.Optimizers,
-		funnels:    deps.Funnels,
-		campaigns:  deps.Campaigns,
 		api:        deps.API,
 		log:        deps.Logger,
 		now:        deps.Now,

@@ -89,12 +89,12 @@ func newEnv(t testing.TB) *env {
 	opt := optimize.NewExperiments(st, ring, time.Now, logger, optimize.Options{RefreshEvery: time.Nanosecond})
 	funnels := optimize.NewFunnels(st, time.Now, logger, optimize.Options{})
 	camps := optimize.NewCampaigns(st, time.Now, logger, optimize.Options{}, optimize.CampaignHooks{})
-	reg := optimize.Registry{store.KindStandard: opt}
+	services := &optimize.Services{Experiments: opt, Funnels: funnels, Campaigns: camps}
 	// allowPrivate: the tests' endpoints are on loopback; no worker runs, so
 	// nothing is ever sent to them.
 	hooks := webhook.NewService(st, ring, time.Now, true, nil)
-	apiHandler := api.NewServer(api.Deps{Store: st, Optimizers: reg, Funnels: funnels, Campaigns: camps, Webhooks: hooks, Logger: logger, Now: time.Now}, api.Options{})
-	dash := New(Deps{Store: st, Optimizers: reg, Funnels: funnels, Campaigns: camps, API: apiHandler, Logger: logger, Now: time.Now}, Options{RefreshSeconds: 1})
+	apiHandler := api.NewServer(api.Deps{Store: st, Optimizers: services, Webhooks: hooks, Logger: logger, Now: time.Now}, api.Options{})
+	dash := New(Deps{Store: st, Optimizers: services, API: apiHandler, Logger: logger, Now: time.Now}, Options{RefreshSeconds: 1})
 	srv := httptest.NewServer(Combine(apiHandler, dash))
 	t.Cleanup(opt.Close)
 	t.Cleanup(funnels.Close)

@@ -122,11 +122,10 @@ func (d *Dashboard) handleExperimentList(w http.ResponseWriter, r *http.Request,
 }
 
 func (d *Dashboard) results(ctx context.Context, e *store.Experiment) (*optimize.Results, error) {
-	opt, err := d.optimizers.For(e.Kind)
-	if err != nil {
+	if _, err := d.optimizers.For(e); err != nil {
 		return nil, err
 	}
-	return opt.Results(ctx, e)
+	return d.optimizers.Experiments.Results(ctx, e)
 }
 
 // experimentOf finds the experiment of the session's workspace by id or key.
@@ -241,12 +240,11 @@ func (d *Dashboard) live(ctx context.Context, e *store.Experiment) (liveView, er
 		Binary: e.Metric == store.MetricBinary, Sequential: e.Strategy == "sequential",
 		RefreshURL: "/experiments/" + e.ID + "/live",
 	}
-	opt, err := d.optimizers.For(e.Kind)
-	if err != nil {
+	if _, err := d.optimizers.For(e); err != nil {
 		v.Error = "Results of this kind of experiment are not shown here."
 		return v, nil
 	}
-	res, err := opt.Results(ctx, e)
+	res, err := d.optimizers.Experiments.Results(ctx, e)
 	if apperr.Is(err, apperr.Invalid) {
 		v.Error = "The results cannot be computed: " + err.Error()
 		return v, nil
@@ -259,7 +257,7 @@ func (d *Dashboard) live(ctx context.Context, e *store.Experiment) (liveView, er
 	if to.Sub(from) > maxTimeseriesSpan {
 		from = to.Add(-maxTimeseriesSpan)
 	}
-	pts, err := opt.Timeseries(ctx, e, from, to)
+	pts, err := d.optimizers.Experiments.Timeseries(ctx, e, from, to)
 	if err != nil {
 		return v, err
 	}
@@ -355,7 +353,8 @@ func (d *Dashboard) handleExperimentLive(w http.ResponseWriter, r *http.Request,
 
 var experimentActions = []string{"start", "pause", "resume", "complete"}
 
-// handleExperimentAction changes an experiment's status through the API.
+// handleExperimentAction changes an experiment's status through its
+// Optimizer, under the lifecycle rules the API applies.
 func (d *Dashboard) handleExperimentAction(w http.ResponseWriter, r *http.Request, s *session) {
 	act := r.PathValue("action")
 	if !slices.Contains(experimentActions, act) {
@@ -367,19 +366,20 @@ func (d *Dashboard) handleExperimentAction(w http.ResponseWriter, r *http.Reques
 		d.notFoundOr(w, r, err, "such experiment")
 		return
 	}
-	var body any
+	var winner *string
 	if act == "complete" {
 		if win := r.PostFormValue("winner"); win != "" {
-			body = map[string]string{"winner": win}
+			winner = &win
 		}
 	}
-	res, err := d.callAPI(r.Context(), r, s, http.MethodPost, "/v1/experiments/"+url.PathEscape(e.ID)+"/"+act, body)
-	if err != nil {
-		d.fail(w, r, err)
+	err = d.transition(r.Context(), &e, act, winner)
+	if err == nil {
+		http.Redirect(w, r, "/experiments/"+url.PathEscape(e.ID)+"?done="+act, http.StatusSeeOther)
 		return
 	}
-	if res.Problem == nil {
-		http.Redirect(w, r, "/experiments/"+url.PathEscape(e.ID)+"?done="+act, http.StatusSeeOther)
+	status, msg, ok := refusal(err)
+	if !ok {
+		d.fail(w, r, err)
 		return
 	}
 	// Refused (say, another person paused it a moment ago): the page as it
@@ -392,8 +392,8 @@ func (d *Dashboard) handleExperimentAction(w http.ResponseWriter, r *http.Reques
 		d.fail(w, r, err)
 		return
 	}
-	page.Error = res.Problem.message()
-	d.render(w, r, res.Status, "experiment", page)
+	page.Error = msg
+	d.render(w, r, status, "experiment", page)
 }
 
 // --- Create -------------------------------------------------------------------

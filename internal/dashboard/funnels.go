@@ -32,10 +32,10 @@ type funnelsPage struct {
 }
 
 func (d *Dashboard) funnelResults(ctx context.Context, f *store.Funnel) (*optimize.FunnelResults, error) {
-	if d.funnels == nil {
+	if d.optimizers.Funnels == nil {
 		return nil, apperr.New(apperr.Unavailable, "funnel results are not served here")
 	}
-	return d.funnels.Results(ctx, f)
+	return d.optimizers.Funnels.Results(ctx, f)
 }
 
 func (d *Dashboard) handleFunnelList(w http.ResponseWriter, r *http.Request, s *session) {
@@ -231,7 +231,8 @@ func (d *Dashboard) handleFunnelLive(w http.ResponseWriter, r *http.Request, s *
 	d.render(w, r, http.StatusOK, "funnel_live", lv)
 }
 
-// handleFunnelAction changes a funnel's status through the API.
+// handleFunnelAction changes a funnel's status through its Optimizer, under
+// the lifecycle rules the API applies.
 func (d *Dashboard) handleFunnelAction(w http.ResponseWriter, r *http.Request, s *session) {
 	act := r.PathValue("action")
 	if !slices.Contains(experimentActions, act) {
@@ -243,13 +244,14 @@ func (d *Dashboard) handleFunnelAction(w http.ResponseWriter, r *http.Request, s
 		d.notFoundOr(w, r, err, "such funnel")
 		return
 	}
-	res, err := d.callAPI(r.Context(), r, s, http.MethodPost, "/v1/funnels/"+url.PathEscape(f.ID)+"/"+act, nil)
-	if err != nil {
-		d.fail(w, r, err)
+	err = d.transition(r.Context(), &f, act, nil)
+	if err == nil {
+		http.Redirect(w, r, "/funnels/"+url.PathEscape(f.ID)+"?done="+act, http.StatusSeeOther)
 		return
 	}
-	if res.Problem == nil {
-		http.Redirect(w, r, "/funnels/"+url.PathEscape(f.ID)+"?done="+act, http.StatusSeeOther)
+	status, msg, ok := refusal(err)
+	if !ok {
+		d.fail(w, r, err)
 		return
 	}
 	if fresh, err := d.funnelOf(r.Context(), s, f.ID); err == nil {
@@ -260,6 +262,6 @@ func (d *Dashboard) handleFunnelAction(w http.ResponseWriter, r *http.Request, s
 		d.fail(w, r, err)
 		return
 	}
-	page.Error = res.Problem.message()
-	d.render(w, r, res.Status, "funnel", page)
+	page.Error = msg
+	d.render(w, r, status, "funnel", page)
 }

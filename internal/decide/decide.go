@@ -45,38 +45,38 @@ type Evaluator interface {
 	Campaign(ctx context.Context, c *store.Campaign) error
 }
 
-// Optimizers is the Evaluator of the server: it runs the analysis of the
-// results endpoints (optimize's Results methods), which records the
-// decisions, so that reading results never contradicts what the loop
+// Optimizers is the Evaluator of the server: each object's Optimizer
+// (optimize.Services.For) decides, through the same analysis as the results
+// endpoints, so that reading results never contradicts what the loop
 // recorded.
 type Optimizers struct {
-	Experiments optimize.Registry
-	Funnels     *optimize.Funnels
-	Campaigns   *optimize.Campaigns
+	Services *optimize.Services
 }
 
 var _ Evaluator = Optimizers{}
 
 // Experiment implements Evaluator.
 func (o Optimizers) Experiment(ctx context.Context, e *store.Experiment) error {
-	opt, err := o.Experiments.For(e.Kind)
-	if err != nil {
-		return err
-	}
-	_, err = opt.Results(ctx, e)
-	return err
+	return o.decide(ctx, e)
 }
 
 // Funnel implements Evaluator.
 func (o Optimizers) Funnel(ctx context.Context, f *store.Funnel) error {
-	_, err := o.Funnels.Results(ctx, f)
-	return err
+	return o.decide(ctx, f)
 }
 
 // Campaign implements Evaluator.
 func (o Optimizers) Campaign(ctx context.Context, c *store.Campaign) error {
-	_, err := o.Campaigns.Results(ctx, c)
-	return err
+	return o.decide(ctx, c)
+}
+
+// decide runs the decision rules of the object's Optimizer.
+func (o Optimizers) decide(ctx context.Context, object any) error {
+	opt, err := o.Services.For(object)
+	if err != nil {
+		return err
+	}
+	return opt.Decide(ctx)
 }
 
 // Store is what the loop needs of the store.

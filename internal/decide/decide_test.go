@@ -168,9 +168,9 @@ func newEnv(t *testing.T, dsn string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	registry := optimize.Registry{store.KindStandard: experiments}
+	services := &optimize.Services{Experiments: experiments, Funnels: funnels, Campaigns: campaigns}
 	handler := api.NewServer(api.Deps{
-		Store: st, Optimizers: registry, Funnels: funnels, Campaigns: campaigns,
+		Store: st, Optimizers: services,
 		Webhooks: webhook.NewService(st, ring, time.Now, true, nil), Logger: logger, Now: time.Now,
 	}, api.Options{})
 	srv := httptest.NewServer(handler)
@@ -181,7 +181,7 @@ func newEnv(t *testing.T, dsn string) *env {
 	wctx, stop := context.WithCancel(context.Background())
 	wg.Go(func() { worker.Run(wctx) })
 	for i := range loops {
-		l := decide.New(st, decide.Optimizers{Experiments: registry, Funnels: funnels, Campaigns: campaigns},
+		l := decide.New(st, decide.Optimizers{Services: services},
 			decide.Options{Every: every, Owner: fmt.Sprintf("replica-%d", i+1), Logger: logger, Evaluated: worker.Kick})
 		wg.Go(func() { l.Run(wctx) })
 	}

@@ -66,9 +66,27 @@ type Experiments struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry // by experiment id
+	// watchers are told of every status change made here (OnChange).
+	watchers []func(experimentID string)
 }
 
-var _ Optimizer = (*Experiments)(nil)
+// OnChange registers f, called with an experiment's id after each
+// lifecycle change made through x (e.g. to drop a cached copy).
+func (x *Experiments) OnChange(f func(experimentID string)) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.watchers = append(x.watchers, f)
+}
+
+// changed tells the watchers that experiment id changed.
+func (x *Experiments) changed(id string) {
+	x.mu.Lock()
+	ws := x.watchers
+	x.mu.Unlock()
+	for _, f := range ws {
+		f(id)
+	}
+}
 
 // NewExperiments returns the standard experiment optimizer. Close it to
 // commit what is queued before the store closes.
@@ -321,7 +339,9 @@ func servable(e *store.Experiment) (fixed *store.Variant, err error) {
 	}
 }
 
-// Assign implements Optimizer.
+// Assign returns, in order, the assignment of each unit, making it if the
+// unit has none. The experiment must be running (or completed with a fixed
+// winner, which every unit then gets).
 func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs []string) ([]Assignment, error) {
 	fixed, err := servable(e)
 	if err != nil {
@@ -423,7 +443,8 @@ func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs [
 	return out, nil
 }
 
-// RecordEvents implements Optimizer.
+// RecordEvents stores events for assigned units; when it returns without
+// error, every accepted event is durable.
 func (x *Experiments) RecordEvents(ctx context.Context, e *store.Experiment, events []store.Event) ([]store.EventResult, error) {
 	switch e.Status {
 	case store.StatusRunning, store.StatusPaused, store.StatusCompleted:
@@ -439,7 +460,8 @@ func (x *Experiments) RecordEvents(ctx context.Context, e *store.Experiment, eve
 	return res, nil
 }
 
-// Results implements Optimizer.
+// Results analyses the experiment, recording a winner when the decision
+// rule declares one.
 func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Results, error) {
 	strat, err := engine.Lookup(e.Strategy)
 	if err != nil {
@@ -574,7 +596,7 @@ func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner, 
 	return nil
 }
 
-// Timeseries implements Optimizer.
+// Timeseries returns hourly points in [from, to).
 func (x *Experiments) Timeseries(ctx context.Context, e *store.Experiment, from, to time.Time) ([]Point, error) {
 	buckets, err := x.st.Buckets(ctx, e.WorkspaceID, e.ID, from, to)
 	if err != nil {

@@ -105,7 +105,7 @@ func unitIDs(prefix string, n int) []string {
 	return out
 }
 
-func mustAssign(t *testing.T, x optimize.Optimizer, e *store.Experiment, units ...string) []optimize.Assignment {
+func mustAssign(t *testing.T, x *optimize.Experiments, e *store.Experiment, units ...string) []optimize.Assignment {
 	t.Helper()
 	as, err := x.Assign(t.Context(), e, units)
 	if err != nil {
@@ -259,7 +259,7 @@ func stateOf(t *testing.T, st store.Store, ring *seal.Keyring, e *store.Experime
 
 // fails checks that both Assign (of a new unit) and Results fail with an
 // error wrapping want.
-func fails(t *testing.T, x optimize.Optimizer, e *store.Experiment, want error) {
+func fails(t *testing.T, x *optimize.Experiments, e *store.Experiment, want error) {
 	t.Helper()
 	if _, err := x.Assign(t.Context(), e, []string{"new-" + id.New("u")}); !errors.Is(err, want) {
 		t.Errorf("assign: %v, want an error wrapping %q", err, want)

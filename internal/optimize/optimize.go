@@ -3,30 +3,37 @@
 // gets), records what units did, and keeps each experiment's optimizer state
 // and results.
 //
-// An Optimizer serves one kind of experiment; a Registry finds the one for a
-// kind, so the API never switches on kinds itself. The standard experiment
-// optimizer is Experiments (experiments.go); email, notification and funnel
-// optimizers plug into the same registry.
+// Experiments, funnels, email and push campaigns each implement one
+// Optimizer interface (optimizer.go: allocate, record outcomes, analyze,
+// decide, and the lifecycle), built by one factory (Services.For) from the
+// object's kind, so that the API, the dashboard and the decision loop never
+// switch on kinds themselves. The lifecycle rules (the status machine and
+// the webhook events a transition writes) live here too (lifecycle.go), so
+// that every caller applies the same ones.
 package optimize
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
+	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 )
 
 var errClosed = apperr.New(apperr.Unavailable, "the server is shutting down")
 
 // Assignment is the answer for one unit: its variant, or none when the unit
-// is outside the experiment's traffic share.
+// is outside the experiment's traffic share (or at a funnel step without
+// variants).
 type Assignment struct {
-	UnitID  string
+	UnitID string
+	// Step is the key of the step reached, for funnels.
+	Step    string
 	Variant *store.Variant // nil: the unit is not in the experiment
 	// New is true when this call made the assignment.
 	New bool
@@ -64,31 +71,16 @@ type Point struct {
 	Weight float64 `json:"weight"`
 }
 
-// Optimizer serves one kind of experiment.
-type Optimizer interface {
-	// Assign returns, in order, the assignment of each unit, making it if
-	// the unit has none. The experiment must be running (or completed
-	// with a fixed winner, which every unit then gets).
-	Assign(ctx context.Context, e *store.Experiment, unitIDs []string) ([]Assignment, error)
-	// RecordEvents stores events for assigned units; when it returns
-	// without error, every accepted event is durable.
-	RecordEvents(ctx context.Context, e *store.Experiment, events []store.Event) ([]store.EventResult, error)
-	// Results analyses the experiment, recording a winner when the
-	// decision rule declares one.
-	Results(ctx context.Context, e *store.Experiment) (*Results, error)
-	// Timeseries returns hourly points in [from, to).
-	Timeseries(ctx context.Context, e *store.Experiment, from, to time.Time) ([]Point, error)
-}
-
-// Registry finds the optimizer of an experiment kind.
-type Registry map[store.Kind]Optimizer
-
-// For returns the optimizer of the kind.
-func (r Registry) For(kind store.Kind) (Optimizer, error) {
-	if o, ok := r[kind]; ok {
-		return o, nil
-	}
-	return nil, apperr.New(apperr.Invalid, "experiments of kind %q cannot be served here", kind)
+// Deps are what NewServices needs besides the store.
+type Deps struct {
+	// Keyring seals experiment state.
+	Keyring *seal.Keyring
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives failures; nil discards them.
+	Logger *slog.Logger
+	// CampaignHooks are called on campaign decisions.
+	CampaignHooks CampaignHooks
 }
 
 // stateBlob is what an experiment's sealed state holds: the strategy's own
