@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/optimize"
 )
 
 // byRef finds a resource (noun: "funnel") of the caller's workspace by id
@@ -31,10 +32,5 @@ func byRef[T any](ctx context.Context, noun, ref string, get func(ctx context.Co
 // (article and noun: "an", "experiment") with key: a conflict means the key
 // is taken.
 func createError(err error, article, noun, key string) error {
-	if apperr.Is(err, apperr.Conflict) {
-		return &apperr.Error{Code: apperr.Conflict, Err: err,
-			Message: fmt.Sprintf("%s %s with the key %q exists in this workspace", article, noun, key),
-			Fields:  []apperr.FieldError{{Field: "key", Reason: "is taken"}}}
-	}
-	return fmt.Errorf("create %s: %w", noun, err)
+	return optimize.CreateError(err, article, noun, key)
 }

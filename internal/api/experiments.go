@@ -163,23 +163,12 @@ func (s *server) handleCreateExperiment(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	e, err := buildExperiment(body, variants, settings)
+	if s.optimizers == nil || s.optimizers.Experiments == nil {
+		return apperr.New(apperr.Unavailable, "experiments are not served by this server")
+	}
+	e, err := s.optimizers.Experiments.Create(r.Context(), p.WorkspaceID, specOf(body, variants, settings))
 	if err != nil {
 		return err
-	}
-	now := s.now()
-	e.ID = id.New(id.Experiment)
-	e.WorkspaceID = p.WorkspaceID
-	e.CreatedAt, e.UpdatedAt = now, now
-	for i := range e.Variants {
-		e.Variants[i].ID = id.New(id.Variant)
-	}
-	if body.Start {
-		e.Status = store.StatusRunning
-		e.StartedAt = &now
-	}
-	if err := s.store.CreateExperiment(r.Context(), e, optimize.CreateEvents(e, now)...); err != nil {
-		return createError(err, "an", "experiment", e.Key)
 	}
 	return respond(w, http.StatusCreated, toExperimentJSON(e))
 }

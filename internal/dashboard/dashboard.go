@@ -16,15 +16,17 @@
 //
 // # Reads and writes
 //
-// Pages read through the same layers the API reads through: the store and the
-// optimize registry (Results, Timeseries), the funnel and campaign services, always with
-// the session's workspace id. Every change (create, start, pause, resume,
-// complete) is instead a request to the real API handler, in process, with
-// the session's key: the API's validation, status rules, idempotency, cache
-// invalidation, access log and any event it emits (webhooks) then apply to
-// the dashboard's changes too, and the form shows the API's own field errors.
-// Keeping one write path means a rule added to the API later cannot be
-// bypassed from here.
+// Pages read and write through the same layer the API uses, always with the
+// session's workspace id: the store for lists, and the optimizers
+// (optimize.Services) for results, timeseries, creating experiments
+// (Experiments.Create) and every lifecycle change (each object's Optimizer's
+// Transition). The validation, the status machine, the webhook events of a
+// transition and the invalidation of the API's experiment cache live there,
+// so the dashboard's changes obey the same rules and its forms show the same
+// messages as the API's, without a round trip through HTTP and JSON. Key and
+// webhook changes, which have no service of their own yet, are still
+// requests to the real API handler, in process, with the session's key
+// (apicall.go).
 //
 // # Browser security
 //
@@ -67,8 +69,8 @@ type Deps struct {
 	// required (with Experiments). A nil Funnels or Campaigns hides those
 	// pages' numbers. Webhook pages read through Store.
 	Optimizers *optimize.Services
-	// API is the HTTP API (api.NewServer) that every change goes through;
-	// required.
+	// API is the HTTP API (api.NewServer), through which key and webhook
+	// changes go; required.
 	API http.Handler
 	// Logger receives failures; nil discards them.
 	Logger *slog.Logger

@@ -1,12 +1,13 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -467,10 +468,9 @@ var fieldLabels = map[string]string{
 	"settings.traffic": "Traffic share", "settings.seed": "Seed",
 }
 
-var variantField = regexp.MustCompile(`^variants\[(\d+)\]\.(key|name|payload|control)$`)
-
-// handleCreateExperiment turns the form into the API's request body and
-// posts it to the API in process. The API validates; its field errors are
+// handleCreateExperiment turns the form into an optimize.ExperimentSpec and
+// creates the experiment through the experiments' service, which validates
+// it as it does for the API: its field errors (the API's own messages) are
 // shown next to the fields they name.
 func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Request, s *session) {
 	f := experimentForm{
@@ -498,102 +498,89 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 	}
 
 	// What only the form can get wrong (text where a number goes, a payload
-	// that is not JSON) is checked here; everything else is the API's to say.
-	type variantBody struct {
-		Key     string          `json:"key"`
-		Name    string          `json:"name,omitempty"`
-		Control bool            `json:"control,omitempty"`
-		Payload json.RawMessage `json:"payload,omitempty"`
-	}
-	var variants []variantBody
-	var rowOf []int // API index → form row
+	// that is not JSON) is checked here; everything else is the service's
+	// to say.
+	spec := optimize.ExperimentSpec{Key: f.Key, Name: f.Name, Metric: f.Metric, Strategy: f.Strategy,
+		Start: f.Start, Variants: []optimize.VariantSpec{}}
+	// formField names the form's field and label of each of the service's
+	// variant fields ("variants[1].key"): the spec leaves out empty rows,
+	// so its indices are not the form's rows.
+	type formField struct{ field, label string }
+	variantFields := map[string]formField{}
 	for i, row := range f.Rows {
 		if row == (variantInput{}) {
 			continue // an empty row is not a variant
 		}
-		vb := variantBody{Key: row.Key, Name: row.Name, Control: i == f.Control}
+		vs := optimize.VariantSpec{Key: row.Key, Name: row.Name, Control: i == f.Control}
 		if row.Payload != "" {
 			if !json.Valid([]byte(row.Payload)) {
 				addErr(fmt.Sprintf("variant.%d.payload", i), fmt.Sprintf("Variant %d payload", i+1), `must be JSON, such as {"color": "green"} or "green"`)
 			}
-			vb.Payload = json.RawMessage(row.Payload)
+			vs.Payload = json.RawMessage(row.Payload)
 		}
-		variants = append(variants, vb)
-		rowOf = append(rowOf, i)
+		for _, part := range []string{"key", "name", "payload", "control"} {
+			variantFields[fmt.Sprintf("variants[%d].%s", len(spec.Variants), part)] = formField{
+				fmt.Sprintf("variant.%d.%s", i, part), fmt.Sprintf("Variant %d %s", i+1, part)}
+		}
+		spec.Variants = append(spec.Variants, vs)
 	}
-	settings := map[string]any{}
-	number := func(field, label, text string, integer bool) {
+	integer := func(field, text string) *int64 {
 		if text == "" {
-			return
+			return nil
 		}
-		if integer {
-			n, err := strconv.ParseInt(text, 10, 64)
-			if err != nil {
-				addErr("settings."+field, label, "must be a whole number")
-				return
-			}
-			settings[field] = n
-			return
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil {
+			addErr("settings."+field, fieldLabels["settings."+field], "must be a whole number")
+			return nil
+		}
+		return &n
+	}
+	number := func(field, text string) *float64 {
+		if text == "" {
+			return nil
 		}
 		x, err := strconv.ParseFloat(text, 64)
 		if err != nil {
-			addErr("settings."+field, label, "must be a number, such as 0.95")
-			return
+			addErr("settings."+field, fieldLabels["settings."+field], "must be a number, such as 0.95")
+			return nil
 		}
-		settings[field] = x
+		return &x
 	}
-	number("min_samples", fieldLabels["settings.min_samples"], f.MinSamples, true)
-	number("decision_threshold", fieldLabels["settings.decision_threshold"], f.DecisionThreshold, false)
-	number("loss_threshold", fieldLabels["settings.loss_threshold"], f.LossThreshold, false)
-	number("weight_floor", fieldLabels["settings.weight_floor"], f.WeightFloor, false)
-	number("traffic", fieldLabels["settings.traffic"], f.Traffic, false)
-	number("seed", fieldLabels["settings.seed"], f.Seed, true)
+	spec.Settings = optimize.SettingsSpec{
+		MinSamples:        integer("min_samples", f.MinSamples),
+		DecisionThreshold: number("decision_threshold", f.DecisionThreshold),
+		LossThreshold:     number("loss_threshold", f.LossThreshold),
+		WeightFloor:       number("weight_floor", f.WeightFloor),
+		Traffic:           number("traffic", f.Traffic),
+		Seed:              integer("seed", f.Seed),
+	}
 	if len(page.Summary) > 0 {
 		d.render(w, r, http.StatusUnprocessableEntity, "new_experiment", page)
 		return
 	}
 
-	body := map[string]any{
-		"key": f.Key, "metric": f.Metric, "strategy": f.Strategy, "start": f.Start,
-		"variants": variants, "settings": settings,
-	}
-	if f.Name != "" {
-		body["name"] = f.Name
-	}
-	if variants == nil {
-		body["variants"] = []variantBody{}
-	}
-	res, err := d.callAPI(r.Context(), r, s, http.MethodPost, "/v1/experiments", body)
-	if err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	if res.Problem == nil {
-		var created struct {
-			ID string `json:"id"`
-		}
-		if err := json.Unmarshal(res.Body, &created); err != nil || created.ID == "" {
-			d.fail(w, r, fmt.Errorf("create experiment: unreadable answer %q", res.Body))
-			return
-		}
+	created, err := d.optimizers.Experiments.Create(r.Context(), s.workspaceID, spec)
+	if err == nil {
 		http.Redirect(w, r, "/experiments/"+url.PathEscape(created.ID)+"?done=created", http.StatusSeeOther)
 		return
 	}
-	for _, fe := range res.Problem.Errors {
-		field, label := fe.Field, fieldLabels[fe.Field]
-		if m := variantField.FindStringSubmatch(fe.Field); m != nil {
-			if i, _ := strconv.Atoi(m[1]); i < len(rowOf) {
-				field = fmt.Sprintf("variant.%d.%s", rowOf[i], m[2])
-				label = fmt.Sprintf("Variant %d %s", rowOf[i]+1, m[2])
+	status, msg, ok := refusal(err)
+	if !ok {
+		d.fail(w, r, err)
+		return
+	}
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		for _, fe := range ae.Fields {
+			ff, ok := variantFields[fe.Field]
+			if !ok {
+				ff = formField{fe.Field, cmp.Or(fieldLabels[fe.Field], fe.Field)}
 			}
+			addErr(ff.field, ff.label, fe.Reason)
 		}
-		if label == "" {
-			label = fe.Field
-		}
-		addErr(field, label, fe.Reason)
 	}
 	if len(page.Summary) == 0 {
-		page.Summary = []string{res.Problem.message()}
+		page.Summary = []string{msg}
 	}
-	d.render(w, r, res.Status, "new_experiment", page)
+	d.render(w, r, status, "new_experiment", page)
 }
