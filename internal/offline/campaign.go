@@ -30,8 +30,12 @@ type CampaignScenario struct {
 	Calls    int      `json:"calls"`
 	Interval Duration `json:"interval"`
 	// RewardDelay is the mean of the exponential delay between a send and
-	// its reward (open or click) or its guardrail event.
-	RewardDelay       Duration            `json:"reward_delay"`
+	// its reward (open or click) or its guardrail event, when Delay is not
+	// set.
+	RewardDelay Duration `json:"reward_delay,omitempty"`
+	// Delay, when set, is the distribution of the delay from a send to the
+	// server's receipt of its reward or guardrail event.
+	Delay             *DelayDist          `json:"delay,omitempty"`
 	AttributionWindow Duration            `json:"attribution_window"`
 	Variants          []CampaignSimArm    `json:"variants"`
 	Guardrail         *engine.Guardrail   `json:"guardrail,omitempty"`
@@ -41,6 +45,49 @@ type CampaignScenario struct {
 	// long after it stops being the best its share of a wave first falls
 	// below one half.
 	Track string `json:"track,omitempty"`
+}
+
+// DelayDist is a delay distribution: "exponential" (mean Median·1/ln 2,
+// i.e. with that median), "lognormal" (Median, Sigma of the log), "fixed"
+// (always Median) or "uniform" (between 0 and Max).
+type DelayDist struct {
+	Dist   string   `json:"dist"`
+	Median Duration `json:"median,omitempty"`
+	Sigma  float64  `json:"sigma,omitempty"`
+	Max    Duration `json:"max,omitempty"`
+}
+
+// draw returns one delay.
+func (d DelayDist) draw(r *rand.Rand) time.Duration {
+	switch d.Dist {
+	case "lognormal":
+		return time.Duration(float64(d.Median) * math.Exp(d.Sigma*r.NormFloat64()))
+	case "fixed":
+		return time.Duration(d.Median)
+	case "uniform":
+		return time.Duration(r.Float64() * float64(d.Max))
+	}
+	return time.Duration(r.ExpFloat64() * float64(d.Median) / math.Ln2)
+}
+
+func (d DelayDist) String() string {
+	switch d.Dist {
+	case "lognormal":
+		return fmt.Sprintf("log-normal, median %s, sigma %g", time.Duration(d.Median), d.Sigma)
+	case "fixed":
+		return fmt.Sprintf("always %s", time.Duration(d.Median))
+	case "uniform":
+		return fmt.Sprintf("uniform over 0–%s", time.Duration(d.Max))
+	}
+	return fmt.Sprintf("exponential, median %s", time.Duration(d.Median).Round(time.Second))
+}
+
+// delay returns the scenario's delay distribution.
+func (sc CampaignScenario) delay() DelayDist {
+	if sc.Delay != nil {
+		return *sc.Delay
+	}
+	return DelayDist{Dist: "exponential", Median: Duration(float64(sc.RewardDelay) * math.Ln2)}
 }
 
 // CampaignSimArm is one variant: its objective rate at the first send and,
@@ -60,6 +107,13 @@ type CampaignSimPolicy struct {
 	TestShare        float64  `json:"test_share,omitempty"`
 	DiscountHalfLife Duration `json:"discount_half_life,omitempty"`
 	WeightFloor      *float64 `json:"weight_floor,omitempty"`
+	// RawCounts counts every send as a trial from the moment it is made,
+	// its outcome on its way or not (the server before the delay model;
+	// a split then follows the leader of each call): the baseline.
+	RawCounts bool `json:"raw_counts,omitempty"`
+	// WavesAfterTest keeps a split's second phase on the call schedule
+	// instead of sending the rest of the audience in one call.
+	WavesAfterTest bool `json:"waves_after_test,omitempty"`
 }
 
 // Duration is a time.Duration read from JSON as "36h" or "7d".
@@ -124,6 +178,14 @@ func (sc CampaignScenario) validate() error {
 			return fmt.Errorf("strategy %q: mode must be waves or split_then_winner", p.Label)
 		}
 	}
+	if d := sc.Delay; d != nil {
+		switch {
+		case d.Dist != "exponential" && d.Dist != "lognormal" && d.Dist != "fixed" && d.Dist != "uniform":
+			return fmt.Errorf("delay: dist must be exponential, lognormal, fixed or uniform, not %q", d.Dist)
+		case d.Dist == "uniform" && d.Max <= 0, d.Dist != "uniform" && d.Median <= 0, d.Sigma < 0:
+			return errors.New("delay: median (max for uniform) must be positive, sigma not negative")
+		}
+	}
 	return nil
 }
 
@@ -173,6 +235,13 @@ type CampaignSimResult struct {
 	// Stopped is, per variant, the share of runs in which the guardrail
 	// stopped it.
 	Stopped map[string]float64 `json:"stopped,omitempty"`
+	// RewardsSE is the standard error of Rewards.
+	RewardsSE float64 `json:"rewards_se"`
+	// BestShare is the truly best variant's mean share of each call's
+	// sends; Collapses counts the runs in which its share of a call fell
+	// below CollapseFloor after a call gave it more than CollapseLead.
+	BestShare []float64 `json:"best_share"`
+	Collapses int       `json:"collapses"`
 	// SwitchHours is the mean time, in hours, from when the tracked variant
 	// stops being the best to the first wave in which its share is below
 	// one half; NeverSwitched counts the runs where that never happened.
@@ -192,16 +261,20 @@ type pending struct {
 // the arm mostly sent in the last call, the sends per arm, which arms the
 // guardrail stopped, and the time of the first call after cross where the
 // tracked arm's share was below one half (-1: never).
-func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track int, cross time.Duration) (rewards int, last int, sends []int, stopped []bool, switched time.Duration, err error) {
+func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track int, cross time.Duration, best int) (rewards int, last int, sends []int, stopped []bool, switched time.Duration, shares []waveShare, err error) {
 	k := len(sc.Variants)
 	sends, stopped = make([]int, k), make([]bool, k)
 	switched = -1
 	// Per call and arm: sends, and the arrived rewards and guard events.
-	type cell struct{ n, succ, guard int }
+	type cell struct {
+		n, succ, guard int
+		delays         [engine.DelayBuckets]int64
+	}
 	cells := make([][]cell, sc.Calls)
 	var queue []pending
 	window := time.Duration(sc.AttributionWindow)
-	delay := float64(sc.RewardDelay)
+	dist := sc.delay()
+	pick := ""
 	settings := engine.Settings{WeightFloor: 0.01}
 	if p.WeightFloor != nil {
 		settings.WeightFloor = *p.WeightFloor
@@ -220,36 +293,56 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 				q = append(q, ev)
 				continue
 			}
+			x := &cells[ev.call][ev.arm]
 			if ev.guard {
-				cells[ev.call][ev.arm].guard++
+				x.guard++
 			} else {
-				cells[ev.call][ev.arm].succ++
+				x.succ++
+				x.delays[engine.DelayBucket(ev.arrival-time.Duration(sc.Interval)*time.Duration(ev.call))]++
 			}
 		}
 		queue = q
 		in := engine.CampaignInput{Metric: engine.Binary, Mode: p.Mode, Settings: settings, Guardrail: sc.Guardrail,
-			TestSends: int64(testShare*float64(sc.Audience) + 0.5), Sent: int64(sent)}
+			TestSends: int64(testShare*float64(sc.Audience) + 0.5), Sent: int64(sent), Pick: pick}
+		// What the server reads: per variant, one slot per call (the sends
+		// of a call share their time), with the delays of its rewards.
+		at := time.Unix(0, 0).Add(now)
+		slots := make([][]engine.CampaignSlot, k)
+		var all []engine.CampaignSlot
+		for i := range sc.Variants {
+			for cc := range c {
+				x := cells[cc][i]
+				start := time.Unix(0, 0).Add(time.Duration(sc.Interval) * time.Duration(cc))
+				sl := engine.CampaignSlot{Start: start, Mean: start, Last: start, Trials: float64(x.n),
+					Successes: float64(x.succ), Delays: x.delays}
+				slots[i] = append(slots[i], sl)
+				all = append(all, sl)
+			}
+		}
+		var model engine.DelayModel // F ≡ 1: raw counts
+		if !p.RawCounts {
+			model = engine.EstimateDelays(all, at, window)
+		}
 		for i, v := range sc.Variants {
 			a := engine.CampaignArm{Key: v.Key, Stopped: stopped[i]}
-			var slots []engine.CampaignSlot
 			for cc := range c {
 				x := cells[cc][i]
 				a.Trials += int64(x.n)
 				a.Successes += int64(x.succ)
 				a.GuardEvents += int64(x.guard)
-				slots = append(slots, engine.CampaignSlot{Start: time.Unix(0, 0).Add(time.Duration(sc.Interval) * time.Duration(cc)),
-					Trials: float64(x.n), Successes: float64(x.succ)})
 			}
 			a.GuardTrials = a.Trials
+			m := engine.MatureSlots(slots[i], at, 0, model)
+			a.Matured, a.Learn = &m, &m
 			if p.DiscountHalfLife > 0 {
-				l := engine.DiscountSlots(slots, time.Unix(0, 0).Add(now), time.Duration(p.DiscountHalfLife))
+				l := engine.MatureSlots(slots[i], at, time.Duration(p.DiscountHalfLife), model)
 				a.Learn = &l
 			}
 			in.Arms = append(in.Arms, a)
 		}
 		an, err := engine.AnalyzeCampaign(in)
 		if err != nil {
-			return 0, 0, nil, nil, 0, err
+			return 0, 0, nil, nil, 0, nil, err
 		}
 		for _, key := range an.Tripped {
 			for i, v := range sc.Variants {
@@ -265,24 +358,29 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 		if c < sc.Audience%sc.Calls {
 			n++
 		}
-		if p.Mode == engine.CampaignSplit && int64(sent) >= in.TestSends {
+		if p.Mode == engine.CampaignSplit && int64(sent) >= in.TestSends && !p.WavesAfterTest {
 			// The classic split: once the test is out, the rest of the
 			// audience goes in one call to the leader of that moment.
 			n = sc.Audience - sent
+		}
+		if !p.RawCounts && an.NeedsPick(n) {
+			// As the server: the second phase's variant is picked once.
+			pick = an.Target()
+			an.SetPick(pick)
 		}
 		cells[c] = make([]cell, k)
 		for _, arm := range an.Allocate(r, n) {
 			cells[c][arm].n++
 			sends[arm]++
 			if r.Float64() < sc.rate(arm, now) {
-				d := time.Duration(r.ExpFloat64() * delay)
+				d := dist.draw(r)
 				if d <= window {
 					rewards++
 					queue = append(queue, pending{arrival: now + d, call: c, arm: arm})
 				}
 			}
 			if g := sc.Variants[arm].GuardRate; g > 0 && r.Float64() < g {
-				queue = append(queue, pending{arrival: now + time.Duration(r.ExpFloat64()*delay), call: c, arm: arm, guard: true})
+				queue = append(queue, pending{arrival: now + dist.draw(r), call: c, arm: arm, guard: true})
 			}
 		}
 		sent += n
@@ -292,6 +390,7 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 				top = i
 			}
 		}
+		shares = append(shares, waveShare{float64(cells[c][best].n) / float64(n), cells[c][best].n >= cells[c][top].n})
 		last = top
 		if track >= 0 && switched < 0 && now >= cross && 2*cells[c][track].n < n {
 			switched = now
@@ -300,7 +399,36 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 			break
 		}
 	}
-	return rewards, last, sends, stopped, switched, nil
+	return rewards, last, sends, stopped, switched, shares, nil
+}
+
+// waveShare is the truly best variant's share of one call's sends, and
+// whether no variant had more of them (it led the wave).
+type waveShare struct {
+	share float64
+	led   bool
+}
+
+// CollapseLead and CollapseFloor define a collapse (docs/campaigns.md): a
+// call that gives the truly best variant less than CollapseFloor of its
+// sends after an earlier call gave it more than CollapseLead — the swing
+// that counting immature sends as failures causes (1,914 of 2,000 sends
+// in one wave, 41 in the next).
+const (
+	CollapseLead  = 0.5
+	CollapseFloor = 0.1
+)
+
+// collapsed reports whether shares has a collapse.
+func collapsed(shares []waveShare) bool {
+	led := false
+	for _, w := range shares {
+		if led && w.share < CollapseFloor {
+			return true
+		}
+		led = led || w.share > CollapseLead
+	}
+	return false
 }
 
 // RunCampaignSimulation plays every strategy of the scenario runs times.
@@ -338,6 +466,7 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 			sends         []int
 			stopped       []bool
 			switched      time.Duration
+			shares        []waveShare
 			err           error
 		}
 		res := make([]one, runs)
@@ -348,7 +477,7 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 				for i := range jobs {
 					r := rand.New(rand.NewPCG(seed, uint64(i)))
 					var o one
-					o.rewards, o.last, o.sends, o.stopped, o.switched, o.err = runCampaign(sc, p, r, track, cross)
+					o.rewards, o.last, o.sends, o.stopped, o.switched, o.shares, o.err = runCampaign(sc, p, r, track, cross, best)
 					res[i] = o
 				}
 			})
@@ -367,6 +496,15 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 			}
 			x := float64(o.rewards)
 			sum, sumSq = sum+x, sumSq+x*x
+			for c, w := range o.shares {
+				for len(sr.BestShare) <= c {
+					sr.BestShare = append(sr.BestShare, 0)
+				}
+				sr.BestShare[c] += w.share / float64(runs)
+			}
+			if collapsed(o.shares) {
+				sr.Collapses++
+			}
 			if o.last == best {
 				picked++
 			}
@@ -391,6 +529,7 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 		n := float64(runs)
 		sr.Rewards = sum / n
 		sr.RewardsSD = math.Sqrt(math.Max(0, sumSq/n-sr.Rewards*sr.Rewards))
+		sr.RewardsSE = sr.RewardsSD / math.Sqrt(n)
 		sr.PickedBest = float64(picked) / n
 		if switchedRuns > 0 {
 			h := switchSum / float64(switchedRuns)
@@ -455,10 +594,10 @@ func SimulateCampaign(args []string, stdout, stderr io.Writer) int {
 		}
 		return ExitOK
 	}
-	fmt.Fprintf(stdout, "scenario %s: %d recipients in %d calls every %s, rewards after %s on average, window %s; %d runs, seed %d\n\n",
-		sc.Name, sc.Audience, sc.Calls, time.Duration(sc.Interval), time.Duration(sc.RewardDelay), time.Duration(sc.AttributionWindow), *runs, *seed)
+	fmt.Fprintf(stdout, "scenario %s: %d recipients in %d calls every %s, reward delay %s, window %s; %d runs, seed %d\n\n",
+		sc.Name, sc.Audience, sc.Calls, time.Duration(sc.Interval), sc.delay(), time.Duration(sc.AttributionWindow), *runs, *seed)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "strategy\tmode\trewards (mean ± sd)\tpicked best\tsends per variant\tstopped\tswitch after\t")
+	fmt.Fprintln(tw, "strategy\tmode\trewards (mean ± sd)\ts.e.\tpicked best\tcollapses\tsends per variant\tstopped\tswitch after\t")
 	for _, r := range results {
 		var sends, stopped []string
 		for _, v := range sc.Variants {
@@ -477,8 +616,22 @@ func SimulateCampaign(args []string, stdout, stderr io.Writer) int {
 		if st == "" {
 			st = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f ± %.1f\t%.0f%%\t%s\t%s\t%s\t\n", r.Label, r.Mode, r.Rewards, r.RewardsSD,
-			100*r.PickedBest, strings.Join(sends, ", "), st, sw)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f ± %.1f\t%.1f\t%.0f%%\t%d\t%s\t%s\t%s\t\n", r.Label, r.Mode, r.Rewards, r.RewardsSD,
+			r.RewardsSE, 100*r.PickedBest, r.Collapses, strings.Join(sends, ", "), st, sw)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, "simulate", err)
+	}
+	fmt.Fprintln(stdout, "\nmean share of the truly best variant per call:")
+	for _, r := range results {
+		if len(r.BestShare) > 24 {
+			continue
+		}
+		var sh []string
+		for _, x := range r.BestShare {
+			sh = append(sh, fmt.Sprintf("%.2f", x))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t\n", r.Label, strings.Join(sh, " "))
 	}
 	if err := tw.Flush(); err != nil {
 		return fail(stderr, "simulate", err)

@@ -3,6 +3,7 @@ package offline
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +51,22 @@ func TestFunnelTrap(t *testing.T) {
 	}
 	if ms.Conversions-ps.Conversions < 5*(ms.ConversionsSE+ps.ConversionsSE) {
 		t.Errorf("multi_step %.0f ± %.0f conversions vs per_step %.0f ± %.0f", ms.Conversions, ms.ConversionsSE, ps.Conversions, ps.ConversionsSE)
+	}
+	// The same funnel with every step's variants listed worst first: a
+	// strategy that does not learn, whose ties pick the first variant, would
+	// now "choose" the trap; multi_step must still find the best path.
+	rev := sc
+	rev.Steps = slices.Clone(sc.Steps)
+	for i := range rev.Steps {
+		rev.Steps[i].Variants = slices.Clone(sc.Steps[i].Variants)
+		slices.Reverse(rev.Steps[i].Variants)
+	}
+	reordered, err := RunFunnelSimulation(FunnelSimConfig{Scenario: rev, Strategy: engine.MultiStep, Units: 20000, Runs: runs, Seed: 1, Batch: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reordered.BestPath != ms.BestPath || reordered.BestPathRate < 0.9 {
+		t.Errorf("variants reversed: multi_step chose the best path %q in %.0f%% of runs: %v", reordered.BestPath, 100*reordered.BestPathRate, reordered.Chosen)
 	}
 	// Same seed, same result, whatever the scheduling.
 	again, err := RunFunnelSimulation(FunnelSimConfig{Scenario: sc, Strategy: engine.MultiStep, Units: 20000, Runs: runs, Seed: 1, Batch: 100, Workers: 1})
