@@ -162,7 +162,7 @@ func (x *Experiments) TransitionExperiment(ctx context.Context, e *store.Experim
 			return apperr.Fields([]apperr.FieldError{{Field: "winner", Reason: "must be the key of one of the experiment's variants"}})
 		}
 	}
-	err := lifecycle(ctx, KindExperiment, a, e.ID, e.Status, x.now(),
+	err := lifecycle(ctx, KindExperiment, a, e.ID, e.Status, x.now().UTC(),
 		func(tr *store.Transition) {
 			if winner != nil {
 				tr.Winner, tr.Fixed = winner, true
@@ -190,7 +190,7 @@ func (x *Experiments) TransitionExperiment(ctx context.Context, e *store.Experim
 // TransitionFunnel applies action a to *f and updates *f to the stored
 // result.
 func (x *Funnels) TransitionFunnel(ctx context.Context, f *store.Funnel, a Action) error {
-	return lifecycle(ctx, KindFunnel, a, f.ID, f.Status, x.now(), nil,
+	return lifecycle(ctx, KindFunnel, a, f.ID, f.Status, x.now().UTC(), nil,
 		func(ctx context.Context, tr store.Transition) error {
 			updated, err := x.st.TransitionFunnel(ctx, f.WorkspaceID, f.ID, tr)
 			if err == nil {
@@ -207,7 +207,7 @@ func (x *Funnels) TransitionFunnel(ctx context.Context, f *store.Funnel, a Actio
 // TransitionCampaign applies action a to *c and updates *c to the stored
 // result.
 func (x *Campaigns) TransitionCampaign(ctx context.Context, c *store.Campaign, a Action) error {
-	return lifecycle(ctx, KindOfCampaign(c), a, c.ID, c.Status, x.now(), nil,
+	return lifecycle(ctx, KindOfCampaign(c), a, c.ID, c.Status, x.now().UTC(), nil,
 		func(ctx context.Context, tr store.Transition) error {
 			updated, err := x.st.TransitionCampaign(ctx, c.WorkspaceID, c.ID, tr)
 			if err == nil {
