@@ -341,7 +341,6 @@ func TestOddUnicodeKeys(t *testing.T) {
 		"fullwidth":        "ｋｅｙ",
 		"cyrillic a":       "\u0430bc",
 		"turkish dotless":  "\u0131d",
-		"invalid UTF-8":    "a\xffb",
 		"tab":              "a\tb",
 	}
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
@@ -845,4 +844,50 @@ func TestSharedRegistry(t *testing.T) {
 		return
 	}
 	t.Error("samplit_http_requests_total not gathered")
+}
+
+// TestExactJSON: bodies are read exactly (issue 14). Invalid UTF-8 and lone
+// surrogate escapes anywhere in a body are a 400 (encoding/json would turn
+// them into U+FFFD, so that "\xff-user" and "\xfe-user" became one unit);
+// a name repeated in one object is a 400 (the last would win silently); a
+// field name that matches only when case is ignored is a 400 (encoding/json
+// would take "KEY" for "key"). Nothing is stored. Payloads stay free-form:
+// "Color" and "color" are two names there.
+func TestExactJSON(t *testing.T) {
+	eachBackend(t, Options{}, func(t *testing.T, e *env) {
+		ws := e.defaultWorkspace()
+		const variants = `"variants":[{"key":"a"},{"key":"b"}]`
+		for name, body := range map[string]string{
+			"invalid UTF-8 in a key":        `{"key":"a` + "\xff" + `b","metric":"binary",` + variants + `}`,
+			"invalid UTF-8 in a payload":    `{"key":"p","metric":"binary","variants":[{"key":"a","payload":{"x":"` + "\xfe" + `"}},{"key":"b"}]}`,
+			"invalid UTF-8 in a name":       `{"` + "\xff" + `":1,"key":"q",` + variants + `}`,
+			"lone high surrogate":           `{"key":"x\ud800y","metric":"binary",` + variants + `}`,
+			"lone low surrogate":            `{"key":"x\udc00","metric":"binary",` + variants + `}`,
+			"case-insensitive field":        `{"key":"a","KEY":"b","metric":"binary",` + variants + `}`,
+			"case-insensitive nested field": `{"key":"c","metric":"binary","variants":[{"KEY":"a"},{"key":"b"}]}`,
+			"repeated name":                 `{"key":"d","key":"e","metric":"binary",` + variants + `}`,
+			"repeated name in a payload":    `{"key":"f","metric":"binary","variants":[{"key":"a","payload":{"c":1,"c":2}},{"key":"b"}]}`,
+		} {
+			t.Run(name, func(t *testing.T) {
+				if r := e.req("POST", "/v1/experiments", e.admin, body); r.Status != 400 {
+					t.Errorf("status %d, want 400: %s", r.Status, r.Body)
+				}
+			})
+		}
+		if n := e.count(ws); n != 0 {
+			t.Errorf("refused bodies stored %d experiments", n)
+		}
+		// Valid forms stay valid: a surrogate pair, names differing in case
+		// inside a payload, escaped backslashes before a u.
+		r := e.must(201, "POST", "/v1/experiments", e.admin,
+			`{"key":"ok","name":"rocket \ud83d\ude80","metric":"binary","variants":[{"key":"a","payload":{"Color":"red","color":"blue","path":"C:\\\\udir"}},{"key":"b"}]}`).JSON(t)
+		if r["name"] != "rocket \U0001F680" {
+			t.Errorf("name %q", r["name"])
+		}
+		// Events: two unit ids that differ only in invalid bytes are refused,
+		// not merged into one.
+		e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"ev","metric":"binary","start":true,`+variants+`}`)
+		e.must(400, "POST", "/v1/experiments/ev/assign", e.admin, `{"unit_id":"`+"\xff"+`-user"}`)
+		e.must(400, "POST", "/v1/experiments/ev/events", e.admin, `{"unit_id":"u","idempotency_key":"`+"\xfe"+`"}`)
+	})
 }
