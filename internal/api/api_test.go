@@ -867,6 +867,10 @@ func TestExactJSON(t *testing.T) {
 			"case-insensitive nested field": `{"key":"c","metric":"binary","variants":[{"KEY":"a"},{"key":"b"}]}`,
 			"repeated name":                 `{"key":"d","key":"e","metric":"binary",` + variants + `}`,
 			"repeated name in a payload":    `{"key":"f","metric":"binary","variants":[{"key":"a","payload":{"c":1,"c":2}},{"key":"b"}]}`,
+			"payload 5,000 levels deep": `{"key":"g","metric":"binary","variants":[{"key":"a","payload":` +
+				strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `},{"key":"b"}]}`,
+			"payload one level too deep": `{"key":"h","metric":"binary","variants":[{"key":"a","payload":` +
+				strings.Repeat("[", MaxJSONDepth-2) + strings.Repeat("]", MaxJSONDepth-2) + `},{"key":"b"}]}`,
 		} {
 			t.Run(name, func(t *testing.T) {
 				if r := e.req("POST", "/v1/experiments", e.admin, body); r.Status != 400 {
@@ -884,6 +888,10 @@ func TestExactJSON(t *testing.T) {
 		if r["name"] != "rocket \U0001F680" {
 			t.Errorf("name %q", r["name"])
 		}
+		// The deepest payload allowed: the body's object and variants array
+		// and variant object take three levels.
+		e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"deep","metric":"binary","variants":[{"key":"a","payload":`+
+			strings.Repeat("[", MaxJSONDepth-3)+strings.Repeat("]", MaxJSONDepth-3)+`},{"key":"b"}]}`)
 		// Events: two unit ids that differ only in invalid bytes are refused,
 		// not merged into one.
 		e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"ev","metric":"binary","start":true,`+variants+`}`)

@@ -83,8 +83,13 @@ func hex4(b []byte, at int) (uint16, bool) {
 	return v, true
 }
 
+// MaxJSONDepth bounds how deeply arrays and objects may nest in a request
+// body (payloads included): no request needs more, and a body of thousands
+// of nested brackets costs every reader of the stored payload.
+const MaxJSONDepth = 64
+
 // checkDuplicateNames walks the tokens of raw and refuses an object that
-// names a member twice.
+// names a member twice, and nesting deeper than MaxJSONDepth.
 func checkDuplicateNames(raw []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -105,6 +110,9 @@ func checkDuplicateNames(raw []byte) error {
 		}
 		switch t := tok.(type) {
 		case json.Delim:
+			if (t == '{' || t == '[') && len(stack) >= MaxJSONDepth {
+				return apperr.New(apperr.BadRequest, "the request body nests arrays and objects more than %d levels deep", MaxJSONDepth)
+			}
 			switch t {
 			case '{':
 				stack = append(stack, &frame{object: true, names: map[string]bool{}, key: true})
