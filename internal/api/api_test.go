@@ -613,8 +613,13 @@ func TestIdempotency(t *testing.T) {
 		}
 		// In flight: a claim that has not finished.
 		ws := e.defaultWorkspace()
+		lookup, _ := apikey.Parse(e.admin)
+		adminKey, err := e.store.KeyByLookup(context.Background(), lookup)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if prev, err := e.store.ClaimIdempotency(context.Background(), store.IdempotencyRecord{
-			WorkspaceID: ws, Key: "k-3", Fingerprint: requestFingerprint("POST", "/v1/experiments", []byte(body)), CreatedAt: time.Now(),
+			WorkspaceID: ws, Key: idempotencyScope(adminKey.ID, "k-3"), Fingerprint: requestFingerprint("POST", "/v1/experiments", []byte(body)), CreatedAt: time.Now(),
 		}, time.Now().Add(-time.Hour)); err != nil || prev != nil {
 			t.Fatalf("claim: %v %v", prev, err)
 		}
@@ -630,7 +635,7 @@ func TestIdempotency(t *testing.T) {
 		if other["admin_key"] == replayed["admin_key"] {
 			t.Errorf("workspace replay repeated the admin key: it must have been stored")
 		}
-		rec, err := e.store.ClaimIdempotency(context.Background(), store.IdempotencyRecord{WorkspaceID: ws, Key: "w-1"}, time.Now().Add(-time.Hour))
+		rec, err := e.store.ClaimIdempotency(context.Background(), store.IdempotencyRecord{WorkspaceID: ws, Key: idempotencyScope(adminKey.ID, "w-1")}, time.Now().Add(-time.Hour))
 		if err != nil || rec == nil || strings.Contains(string(rec.Body), other["admin_key"].(string)) || strings.Contains(string(rec.Body), "sk_") {
 			t.Errorf("the idempotency store holds %v, %v: want a record without the key", rec, err)
 		}
@@ -638,6 +643,15 @@ func TestIdempotency(t *testing.T) {
 			e.must(200, "GET", "/v1/experiments", k.(string), "")
 		}
 		e.must(201, "POST", "/v1/experiments", other["admin_key"].(string), body, "Idempotency-Key", "k-1")
+		// Records are per API key (issue 14): a second admin key of the same
+		// workspace sending w-1 is not replayed the first key's workspace
+		// (nor handed an admin key of it): its request runs as its own, and
+		// meets the name the first one took.
+		second := e.key(ws, store.ScopeAdmin)
+		theirs := e.must(409, "POST", "/v1/workspaces", second, `{"name":"idem-ws"}`, "Idempotency-Key", "w-1")
+		if theirs.Header.Get("Idempotent-Replayed") != "" || strings.Contains(string(theirs.Body), "sk_") {
+			t.Errorf("another key's record was replayed: %s", theirs.Body)
+		}
 		// A bad header.
 		e.must(400, "POST", "/v1/experiments", e.admin, body, "Idempotency-Key", strings.Repeat("x", 256))
 	})
