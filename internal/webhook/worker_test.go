@@ -539,3 +539,26 @@ func TestCheckAddrRefusesThisHost(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPClientDoesNotFollowRedirects: a receiver that answers 3xx must not
+// bounce Samplit to another URL (an internal one, say): the redirect is the
+// attempt's answer, and its target is never requested.
+func TestHTTPClientDoesNotFollowRedirects(t *testing.T) {
+	var followed atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/internal", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/internal", func(w http.ResponseWriter, r *http.Request) { followed.Add(1) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := NewHTTPClient(5*time.Second, true) // loopback allowed for the test server
+	resp, err := c.Post(srv.URL+"/hook", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || followed.Load() != 0 {
+		t.Errorf("status %d, redirect target requested %d times; want 307 and never", resp.StatusCode, followed.Load())
+	}
+}
