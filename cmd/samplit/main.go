@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "simulate":
 		return offlineCommand(simulateFunc, rest, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "samplit", version)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

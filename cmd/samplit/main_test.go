@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -309,5 +310,27 @@ func TestStateRotateKey(t *testing.T) {
 	base, _, _ = startServer(t, []string{"--db", db, "--state-key", newKey}, env)
 	if code, res := request(t, "GET", base+"/v1/experiments/e/results", key, ""); code != 200 || res["total_units"] != 3.0 {
 		t.Fatalf("results on the new key: %d %v", code, res)
+	}
+}
+
+// TestVersion: `samplit version` names the binary, its version (stamped, or
+// the module's from the build info) and the Go toolchain; the VCS revision
+// is there when the build stamped it (go build -buildvcs=true).
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"version"}, envOf(nil), nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(line, "samplit ") || !strings.Contains(line, runtime.Version()) || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("version line %q", line)
+	}
+	old := version
+	version = "v9.9.9"
+	defer func() { version = old }()
+	out.Reset()
+	run(t.Context(), []string{"--version"}, envOf(nil), nil, &out, io.Discard)
+	if !strings.HasPrefix(out.String(), "samplit v9.9.9 ") {
+		t.Errorf("a stamped version is not shown first: %q", out.String())
 	}
 }

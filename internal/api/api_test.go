@@ -341,7 +341,6 @@ func TestOddUnicodeKeys(t *testing.T) {
 		"fullwidth":        "ｋｅｙ",
 		"cyrillic a":       "\u0430bc",
 		"turkish dotless":  "\u0131d",
-		"invalid UTF-8":    "a\xffb",
 		"tab":              "a\tb",
 	}
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
@@ -614,8 +613,13 @@ func TestIdempotency(t *testing.T) {
 		}
 		// In flight: a claim that has not finished.
 		ws := e.defaultWorkspace()
+		lookup, _ := apikey.Parse(e.admin)
+		adminKey, err := e.store.KeyByLookup(context.Background(), lookup)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if prev, err := e.store.ClaimIdempotency(context.Background(), store.IdempotencyRecord{
-			WorkspaceID: ws, Key: "k-3", Fingerprint: requestFingerprint("POST", "/v1/experiments", []byte(body)), CreatedAt: time.Now(),
+			WorkspaceID: ws, Key: idempotencyScope(adminKey.ID, "k-3"), Fingerprint: requestFingerprint("POST", "/v1/experiments", []byte(body)), CreatedAt: time.Now(),
 		}, time.Now().Add(-time.Hour)); err != nil || prev != nil {
 			t.Fatalf("claim: %v %v", prev, err)
 		}
@@ -631,7 +635,7 @@ func TestIdempotency(t *testing.T) {
 		if other["admin_key"] == replayed["admin_key"] {
 			t.Errorf("workspace replay repeated the admin key: it must have been stored")
 		}
-		rec, err := e.store.ClaimIdempotency(context.Background(), store.IdempotencyRecord{WorkspaceID: ws, Key: "w-1"}, time.Now().Add(-time.Hour))
+		rec, err := e.store.ClaimIdempotency(context.Background(), store.IdempotencyRecord{WorkspaceID: ws, Key: idempotencyScope(adminKey.ID, "w-1")}, time.Now().Add(-time.Hour))
 		if err != nil || rec == nil || strings.Contains(string(rec.Body), other["admin_key"].(string)) || strings.Contains(string(rec.Body), "sk_") {
 			t.Errorf("the idempotency store holds %v, %v: want a record without the key", rec, err)
 		}
@@ -639,6 +643,15 @@ func TestIdempotency(t *testing.T) {
 			e.must(200, "GET", "/v1/experiments", k.(string), "")
 		}
 		e.must(201, "POST", "/v1/experiments", other["admin_key"].(string), body, "Idempotency-Key", "k-1")
+		// Records are per API key (issue 14): a second admin key of the same
+		// workspace sending w-1 is not replayed the first key's workspace
+		// (nor handed an admin key of it): its request runs as its own, and
+		// meets the name the first one took.
+		second := e.key(ws, store.ScopeAdmin)
+		theirs := e.must(409, "POST", "/v1/workspaces", second, `{"name":"idem-ws"}`, "Idempotency-Key", "w-1")
+		if theirs.Header.Get("Idempotent-Replayed") != "" || strings.Contains(string(theirs.Body), "sk_") {
+			t.Errorf("another key's record was replayed: %s", theirs.Body)
+		}
 		// A bad header.
 		e.must(400, "POST", "/v1/experiments", e.admin, body, "Idempotency-Key", strings.Repeat("x", 256))
 	})
@@ -845,4 +858,58 @@ func TestSharedRegistry(t *testing.T) {
 		return
 	}
 	t.Error("samplit_http_requests_total not gathered")
+}
+
+// TestExactJSON: bodies are read exactly (issue 14). Invalid UTF-8 and lone
+// surrogate escapes anywhere in a body are a 400 (encoding/json would turn
+// them into U+FFFD, so that "\xff-user" and "\xfe-user" became one unit);
+// a name repeated in one object is a 400 (the last would win silently); a
+// field name that matches only when case is ignored is a 400 (encoding/json
+// would take "KEY" for "key"). Nothing is stored. Payloads stay free-form:
+// "Color" and "color" are two names there.
+func TestExactJSON(t *testing.T) {
+	eachBackend(t, Options{}, func(t *testing.T, e *env) {
+		ws := e.defaultWorkspace()
+		const variants = `"variants":[{"key":"a"},{"key":"b"}]`
+		for name, body := range map[string]string{
+			"invalid UTF-8 in a key":        `{"key":"a` + "\xff" + `b","metric":"binary",` + variants + `}`,
+			"invalid UTF-8 in a payload":    `{"key":"p","metric":"binary","variants":[{"key":"a","payload":{"x":"` + "\xfe" + `"}},{"key":"b"}]}`,
+			"invalid UTF-8 in a name":       `{"` + "\xff" + `":1,"key":"q",` + variants + `}`,
+			"lone high surrogate":           `{"key":"x\ud800y","metric":"binary",` + variants + `}`,
+			"lone low surrogate":            `{"key":"x\udc00","metric":"binary",` + variants + `}`,
+			"case-insensitive field":        `{"key":"a","KEY":"b","metric":"binary",` + variants + `}`,
+			"case-insensitive nested field": `{"key":"c","metric":"binary","variants":[{"KEY":"a"},{"key":"b"}]}`,
+			"repeated name":                 `{"key":"d","key":"e","metric":"binary",` + variants + `}`,
+			"repeated name in a payload":    `{"key":"f","metric":"binary","variants":[{"key":"a","payload":{"c":1,"c":2}},{"key":"b"}]}`,
+			"payload 5,000 levels deep": `{"key":"g","metric":"binary","variants":[{"key":"a","payload":` +
+				strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `},{"key":"b"}]}`,
+			"payload one level too deep": `{"key":"h","metric":"binary","variants":[{"key":"a","payload":` +
+				strings.Repeat("[", MaxJSONDepth-2) + strings.Repeat("]", MaxJSONDepth-2) + `},{"key":"b"}]}`,
+		} {
+			t.Run(name, func(t *testing.T) {
+				if r := e.req("POST", "/v1/experiments", e.admin, body); r.Status != 400 {
+					t.Errorf("status %d, want 400: %s", r.Status, r.Body)
+				}
+			})
+		}
+		if n := e.count(ws); n != 0 {
+			t.Errorf("refused bodies stored %d experiments", n)
+		}
+		// Valid forms stay valid: a surrogate pair, names differing in case
+		// inside a payload, escaped backslashes before a u.
+		r := e.must(201, "POST", "/v1/experiments", e.admin,
+			`{"key":"ok","name":"rocket \ud83d\ude80","metric":"binary","variants":[{"key":"a","payload":{"Color":"red","color":"blue","path":"C:\\\\udir"}},{"key":"b"}]}`).JSON(t)
+		if r["name"] != "rocket \U0001F680" {
+			t.Errorf("name %q", r["name"])
+		}
+		// The deepest payload allowed: the body's object and variants array
+		// and variant object take three levels.
+		e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"deep","metric":"binary","variants":[{"key":"a","payload":`+
+			strings.Repeat("[", MaxJSONDepth-3)+strings.Repeat("]", MaxJSONDepth-3)+`},{"key":"b"}]}`)
+		// Events: two unit ids that differ only in invalid bytes are refused,
+		// not merged into one.
+		e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"ev","metric":"binary","start":true,`+variants+`}`)
+		e.must(400, "POST", "/v1/experiments/ev/assign", e.admin, `{"unit_id":"`+"\xff"+`-user"}`)
+		e.must(400, "POST", "/v1/experiments/ev/events", e.admin, `{"unit_id":"u","idempotency_key":"`+"\xfe"+`"}`)
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -42,7 +43,14 @@ func decodeReader(body io.Reader, v any, prefix string, optional bool) error {
 	if body == nil {
 		body = http.NoBody
 	}
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return decodeError(err, prefix)
+	}
+	if err := checkJSONText(raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -64,7 +72,7 @@ func decodeReader(body io.Reader, v any, prefix string, optional bool) error {
 		}
 		return apperr.New(apperr.BadRequest, "the request body must hold a single JSON value")
 	}
-	return nil
+	return checkExactFields(raw, reflect.TypeOf(v), prefix)
 }
 
 // decodeError turns an encoding/json failure into a 400 (or 413) that says

@@ -20,7 +20,10 @@ const IdempotencyHeader = "Idempotency-Key"
 const maxIdempotencyKeyLen = 255
 
 // idempotent makes a write safe to retry. Without an Idempotency-Key header
-// the request runs as usual. With one, scoped to the caller's workspace:
+// the request runs as usual. With one, scoped to the caller's API key (one
+// key's record is no other key's to replay: a second admin key replaying a
+// POST /v1/workspaces would otherwise be handed an admin key of a workspace
+// it did not create):
 //
 //   - the first request claims the key, runs, and its response is stored;
 //   - a retry with the same key and the same request (method, path and body)
@@ -68,6 +71,7 @@ func (s *server) idempotentWith(next handlerFunc, secret *secretReplay) handlerF
 		fingerprint := requestFingerprint(r.Method, r.URL.Path, body)
 
 		p := principalFrom(r.Context())
+		key = idempotencyScope(p.KeyID, key)
 		now := s.now()
 		prev, err := s.store.ClaimIdempotency(r.Context(), store.IdempotencyRecord{
 			WorkspaceID: p.WorkspaceID, Key: key, Fingerprint: fingerprint, CreatedAt: now,
@@ -78,9 +82,9 @@ func (s *server) idempotentWith(next handlerFunc, secret *secretReplay) handlerF
 		if prev != nil {
 			switch {
 			case prev.Fingerprint != fingerprint:
-				return apperr.New(apperr.Invalid, "the %s %q was used for a different request", IdempotencyHeader, key)
+				return apperr.New(apperr.Invalid, "the %s %q was used for a different request", IdempotencyHeader, r.Header.Get(IdempotencyHeader))
 			case !prev.Done:
-				return apperr.New(apperr.Conflict, "a request with the %s %q is still in progress; retry later", IdempotencyHeader, key)
+				return apperr.New(apperr.Conflict, "a request with the %s %q is still in progress; retry later", IdempotencyHeader, r.Header.Get(IdempotencyHeader))
 			}
 			if secret != nil {
 				w.Header().Set("Idempotent-Replayed", "true")
@@ -132,6 +136,10 @@ func (s *server) idempotentWith(next handlerFunc, secret *secretReplay) handlerF
 		return nil
 	}
 }
+
+// idempotencyScope is the stored key of a request's Idempotency-Key: the
+// caller's API key id, then the header's value.
+func idempotencyScope(keyID, key string) string { return keyID + " " + key }
 
 // requestFingerprint identifies a request for the idempotency check: the
 // same key may only be reused for the same method, path and body.

@@ -646,3 +646,31 @@ func TestFormatting(t *testing.T) {
 		}
 	}
 }
+
+// TestSafeNext: the sign-in redirect stays on this site however the path is
+// spelled, including the forms browsers rewrite (a tab or newline dropped, a
+// backslash read as a slash) into another site's URL.
+func TestSafeNext(t *testing.T) {
+	for next, want := range map[string]string{
+		"/experiments/exp_1":        "/experiments/exp_1",
+		"/campaigns?status=running": "/campaigns?status=running",
+		"":                          "/experiments",
+		"https://evil.example/":     "/experiments",
+		"//evil.example":            "/experiments",
+		"/\t/evil.example":          "/experiments",
+		"/%09/evil.example":         "/%09/evil.example", // decoded only in the path: stays on this site
+		"/\n/evil.example":          "/experiments",
+		"/\\evil.example":           "/experiments",
+		"\\\\evil.example":          "/experiments",
+		" //evil.example":           "/experiments",
+		"/signin?next=/x":           "/experiments",
+		"javascript:alert(1)":       "/experiments",
+		"/x\x7f":                    "/experiments",
+		"experiments":               "/experiments",
+		"/ok/../..//evil.example":   "/ok/../..//evil.example",
+	} {
+		if got := safeNext(next); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
+		}
+	}
+}

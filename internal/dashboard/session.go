@@ -196,12 +196,25 @@ type signInPage struct {
 
 // safeNext returns next if it is a path on this site, else "/experiments":
 // the sign-in form must not redirect anywhere else (an open redirect).
+//
+// It is judged after parsing, as a browser would read it: browsers drop
+// tabs and newlines from URLs and treat a backslash as a slash, so
+// "/\t/evil.example" is "//evil.example", another site. Any control
+// character, space or backslash refuses the value outright; what parses must
+// then be a bare path (no scheme, no host) that does not start with "//".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") || strings.HasPrefix(next, "/signin") {
-		return "/experiments"
+	const fallback = "/experiments"
+	for _, r := range next {
+		if r < 0x21 || r == 0x7f || r == '\\' {
+			return fallback
+		}
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(u.Path, "/signin") {
+		return fallback
+	}
+	return u.String()
 }
 
 func (d *Dashboard) handleSignInForm(w http.ResponseWriter, r *http.Request) {

@@ -35,11 +35,14 @@ import (
 // every delay up to e_{k+1}, as the share of their delays ≤ e_{k+1} that are
 // ≤ e_k, and F is the product of these ratios from the top. Beyond the
 // oldest age with data (the horizon) nothing is known: F is then relative to
-// the horizon and the successes later than the horizon after their send are
-// left out (MatureSlots), which estimates p_h = P(the outcome arrives within
-// the horizon) for every variant alike, so comparisons between variants stay
-// fair, and the horizon grows to the window as the campaign ages. With no
-// delay observed yet, F ≡ 1.
+// the horizon, which estimates p_h = P(the outcome arrives within the
+// horizon) for every variant alike, so comparisons between variants stay
+// fair, and the horizon grows to the window as the campaign ages. A send
+// older than the horizon counts as a whole trial with every success it has
+// shown: a small bias toward the variants with old sends, at most the
+// outcomes between the horizon and the send's age (the next bucket at most);
+// leaving those successes out measured no better in the simulations and
+// hides clicks that were seen. With no delay observed yet, F ≡ 1.
 //
 // The delay that matters is the one until the server learns of the outcome,
 // not the one until it happened: a sender that reports a wave's clicks only
@@ -84,9 +87,6 @@ type DelayModel struct {
 	// increasing to 1 at the horizon.
 	Points []time.Duration `json:"points"`
 	CDF    []float64       `json:"cdf"`
-	// cut is the first histogram bucket beyond the horizon while the horizon
-	// is short of the window (0: none is).
-	cut int
 }
 
 // delayPoints returns the ages at which F is estimated under a window: the
@@ -160,9 +160,6 @@ func EstimateDelays(slots []CampaignSlot, now time.Time, window time.Duration) D
 		return m
 	}
 	m.Horizon, m.Events = pts[h], int64(upto[h])
-	if h < k-1 {
-		m.cut = h + 1
-	}
 	m.Points, m.CDF = pts[:h+1], make([]float64, h+1)
 	m.CDF[h] = 1
 	for j := h; j > 0; j-- {
@@ -215,14 +212,8 @@ func (m DelayModel) Quantile(q float64) time.Duration {
 // MatureSlots returns the slots' counts with the trials of each slot
 // weighed by F at the age of its sends (the slot's mean send time), and, for
 // a positive half-life, discounted by that age as DiscountSlots does. A slot
-// never counts fewer trials than it has successes.
-//
-// While the horizon is short of the window, the successes that came later
-// than the horizon after their send are left out (and the values in
-// proportion), so that every send is judged on the same event, "the outcome
-// arrived within the horizon": otherwise the old sends, which have had more
-// time to show late outcomes, would make the variants that received them
-// look better than the ones sent recently, which is the bias this corrects.
+// never counts fewer trials than it has successes. Successes and values are
+// counted as they are: what has arrived.
 func MatureSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration, m DelayModel) LearnCounts {
 	var out LearnCounts
 	gamma := DiscountGamma(halfLife)
@@ -235,20 +226,11 @@ func MatureSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration, m 
 		if mean.IsZero() {
 			mean = s.Start
 		}
-		succ, scale := s.Successes, 1.0
-		if m.cut > 0 && s.Successes > 0 {
-			var beyond int64
-			for _, n := range s.Delays[m.cut:] {
-				beyond += n
-			}
-			succ = max(0, s.Successes-float64(beyond))
-			scale = succ / s.Successes
-		}
-		trials := max(s.Trials*m.Matured(now.Sub(mean)), succ)
+		trials := max(s.Trials*m.Matured(now.Sub(mean)), s.Successes)
 		out.Trials += f * trials
-		out.Successes += f * succ
-		out.Sum += f * scale * s.Sum
-		out.SumSquares += f * scale * s.SumSquares
+		out.Successes += f * s.Successes
+		out.Sum += f * s.Sum
+		out.SumSquares += f * s.SumSquares
 	}
 	out.Successes = min(out.Successes, out.Trials)
 	return out

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -31,16 +32,83 @@ var extraForbidden = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"),
 	netip.MustParsePrefix("64:ff9b::/96"),
 	netip.MustParsePrefix("64:ff9b:1::/48"),
+	// Documentation ranges (RFC 5737, RFC 3849): no public receiver lives
+	// there, and test networks do (192.0.2.0/24 is this machine's own).
+	netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("2001:db8::/32"),
+	// Teredo tunnels carry an obfuscated IPv4 client address and an IPv4
+	// server address; a webhook receiver has no business there.
+	netip.MustParsePrefix("2001::/32"),
 }
+
+// embeddedIPv4 returns the IPv4 address an IPv6 address carries in the
+// forms a stack may route to IPv4 — IPv4-compatible (::a.b.c.d, deprecated
+// but still parsed), IPv4-translated (::ffff:0:a.b.c.d, RFC 2765) and 6to4
+// (2002:aabb:ccdd::/48, RFC 3056) — and whether it carries one. Such an
+// address is judged by the IPv4 address too: "[::127.0.0.1]" and
+// "[2002:7f00:1::]" reach loopback as surely as 127.0.0.1 does.
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	if !ip.Is6() {
+		return netip.Addr{}, false
+	}
+	b := ip.As16()
+	zero := func(bs []byte) bool {
+		for _, x := range bs {
+			if x != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case zero(b[:12]): // IPv4-compatible ::a.b.c.d (:: and ::1 are judged as themselves too)
+		return netip.AddrFrom4([4]byte(b[12:])), true
+	case zero(b[:8]) && b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0: // ::ffff:0:a.b.c.d
+		return netip.AddrFrom4([4]byte(b[12:])), true
+	case b[0] == 0x20 && b[1] == 0x02: // 6to4 2002:aabb:ccdd::/48
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
+
+// ownAddrs are this host's interface addresses, read once: a webhook that
+// points at the server's own public address would reach services that
+// listen on it.
+var ownAddrs = sync.OnceValue(func() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out[p.Addr().Unmap()] = true
+		}
+	}
+	return out
+})
 
 // CheckAddr returns an error wrapping ErrForbiddenAddress when ip is not a
 // public unicast address: loopback, private (RFC 1918, fc00::/7 — which
 // holds AWS's fd00:ec2::254), link-local (169.254.0.0/16 — which holds the
 // 169.254.169.254 metadata service — and fe80::/10), unspecified,
-// multicast, broadcast or one of extraForbidden. IPv4-mapped IPv6 addresses
-// are judged as the IPv4 address they carry.
+// multicast, broadcast, one of extraForbidden (documentation ranges and
+// Teredo among them) or one of this host's own addresses. IPv4-mapped IPv6
+// addresses are judged as the IPv4 address they carry, and so are the other
+// IPv6 forms that embed one (embeddedIPv4): both must pass.
 func CheckAddr(ip netip.Addr) error {
 	ip = ip.Unmap()
+	if v4, ok := embeddedIPv4(ip); ok && ip != netip.IPv6Unspecified() && ip != netip.IPv6Loopback() {
+		if err := checkOne(v4); err != nil {
+			return fmt.Errorf("%w: %s embeds %s, which is refused", ErrForbiddenAddress, ip, v4)
+		}
+	}
+	return checkOne(ip)
+}
+
+func checkOne(ip netip.Addr) error {
 	var why string
 	switch {
 	case !ip.IsValid():
@@ -57,6 +125,8 @@ func CheckAddr(ip netip.Addr) error {
 		why = "multicast"
 	case ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		why = "broadcast"
+	case ownAddrs()[ip]:
+		why = "an address of this host"
 	default:
 		for _, p := range extraForbidden {
 			if p.Contains(ip) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -406,6 +407,20 @@ func TestCheckURLRefusesPrivateAddresses(t *testing.T) {
 		{"https://[::1]:8443/x", false, false},
 		{"https://[fd00:ec2::254]/x", false, false},
 		{"https://[::ffff:127.0.0.1]/x", false, false},
+		// IPv6 forms that embed a refused IPv4 address (issue 14).
+		{"https://[::127.0.0.1]/x", false, false},
+		{"https://[::7f00:1]/x", false, false},
+		{"https://[::ffff:0:7f00:1]/x", false, false},
+		{"https://[2002:7f00:1::]/x", false, false},
+		{"https://[2002:a9fe:a9fe::1]/x", false, false},                    // 6to4 of 169.254.169.254
+		{"https://[2002:5db8:d70e::1]/x", false, true},                     // 6to4 of a public address
+		{"https://[::5db8:d70e]/x", false, true},                           // IPv4-compatible public address
+		{"https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x", false, false}, // Teredo
+		// Documentation ranges.
+		{"https://192.0.2.10/x", false, false},
+		{"https://198.51.100.7/x", false, false},
+		{"https://203.0.113.5/x", false, false},
+		{"https://[2001:db8::1]/x", false, false},
 		{"https://100.64.1.1/x", false, false},
 		{"https://0.0.0.0/x", false, false},
 		{"https://localhost/x", false, false},
@@ -504,5 +519,46 @@ func TestJitter(t *testing.T) {
 	}
 	if total < 60*time.Hour || total > 80*time.Hour {
 		t.Errorf("the default schedule spans %v, want about 3 days", total)
+	}
+}
+
+// TestCheckAddrRefusesThisHost: every address of this machine's interfaces
+// is refused, public ones included (this check dials nothing).
+func TestCheckAddrRefusesThisHost(t *testing.T) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skip("no interface addresses:", err)
+	}
+	for _, a := range addrs {
+		p, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		if err := CheckAddr(p.Addr()); !errors.Is(err, ErrForbiddenAddress) {
+			t.Errorf("CheckAddr(%s) = %v, want a refusal (an address of this host)", p.Addr(), err)
+		}
+	}
+}
+
+// TestHTTPClientDoesNotFollowRedirects: a receiver that answers 3xx must not
+// bounce Samplit to another URL (an internal one, say): the redirect is the
+// attempt's answer, and its target is never requested.
+func TestHTTPClientDoesNotFollowRedirects(t *testing.T) {
+	var followed atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/internal", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/internal", func(w http.ResponseWriter, r *http.Request) { followed.Add(1) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := NewHTTPClient(5*time.Second, true) // loopback allowed for the test server
+	resp, err := c.Post(srv.URL+"/hook", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || followed.Load() != 0 {
+		t.Errorf("status %d, redirect target requested %d times; want 307 and never", resp.StatusCode, followed.Load())
 	}
 }

@@ -54,3 +54,32 @@ func BenchmarkAssign1SyncNormal(b *testing.B) {
 func BenchmarkRecordEvents1000SyncNormal(b *testing.B) {
 	storetest.BenchmarkRecordEvents(b, open(b, sqlite.Options{Synchronous: "NORMAL"}), 1000)
 }
+
+// TestDurabilityPragmas: an acknowledged write must survive a power cut, which
+// takes synchronous=FULL in WAL mode on the connection that writes (a kill -9
+// keeps the page cache, so the kill test alone cannot tell FULL from OFF).
+// NORMAL is accepted only when asked for; anything else is refused.
+func TestDurabilityPragmas(t *testing.T) {
+	pragma := func(s *sqlstore.Store, name string) string {
+		t.Helper()
+		var v string
+		if err := s.WriteDB().QueryRowContext(t.Context(), "PRAGMA "+name).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	s := open(t, sqlite.Options{})
+	// synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+	if got := pragma(s, "synchronous"); got != "2" {
+		t.Errorf("synchronous = %s on the writer, want 2 (FULL)", got)
+	}
+	if got := pragma(s, "journal_mode"); got != "wal" {
+		t.Errorf("journal_mode = %s, want wal", got)
+	}
+	if got := pragma(open(t, sqlite.Options{Synchronous: "normal"}), "synchronous"); got != "1" {
+		t.Errorf("synchronous = %s with Synchronous normal, want 1", got)
+	}
+	if _, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db"), sqlite.Options{Synchronous: "OFF"}); err == nil {
+		t.Error("synchronous OFF was accepted")
+	}
+}
