@@ -53,6 +53,7 @@ Commands:
   state rotate-key   re-seal every optimizer state under the primary state key
   analyze            offline calculator: results for counts from anywhere
   simulate           replay a strategy against known rates
+  healthcheck        exit 0 when the server on this machine is ready (a container's HEALTHCHECK)
   version            print the version
 
 Run 'samplit <command> --help' for a command's flags.
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return offlineCommand(analyzeFunc, rest, stdout, stderr)
 	case "simulate":
 		return offlineCommand(simulateFunc, rest, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil

@@ -565,6 +565,13 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 	if err != nil {
 		return store.EventResult{}, fmt.Errorf("load send of %s: %w", cid, err)
 	}
+	if micros(ev.At) < r.sentAt {
+		// An open or click cannot precede its send; counting it (even one
+		// dated year 1) would also give it a negative delay. Its key is not
+		// spent, as for the other rejections.
+		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("dated %s, before its send at %s",
+			ev.At.UTC().Format(time.RFC3339), fromMicros(r.sentAt).UTC().Format(time.RFC3339))}, nil
+	}
 	if ev.IdempotencyKey != "" {
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO campaign_event_keys (campaign_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING`, cid, ev.IdempotencyKey)

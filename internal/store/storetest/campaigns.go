@@ -240,10 +240,12 @@ func testCampaignEvents(t *testing.T, s store.Store) {
 		ev("nobody", "open", time.Minute, ""),    // never sent
 		store.CampaignEvent{Recipient: "r5", Type: "conversion", Value: 3, At: t0},
 		store.CampaignEvent{Recipient: "r5", Type: "conversion", Value: 4, At: t0},
+		ev("r2", "click", -time.Second, "k9"),                                                            // before its send
+		store.CampaignEvent{Recipient: "r3", Type: "open", At: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)}, // year 1
 	)
 	want := []store.Outcome{store.OutcomeAccepted, store.OutcomeAccepted, store.OutcomeDuplicate, store.OutcomeLate,
 		store.OutcomeAccepted, store.OutcomeAccepted, store.OutcomeAccepted, store.OutcomeRejected,
-		store.OutcomeAccepted, store.OutcomeAccepted}
+		store.OutcomeAccepted, store.OutcomeAccepted, store.OutcomeRejected, store.OutcomeRejected}
 	for i, r := range res {
 		if r.Outcome != want[i] {
 			t.Errorf("event %d: %s (%s), want %s", i, r.Outcome, r.Reason, want[i])
