@@ -126,7 +126,7 @@ func TestCampaigns(t *testing.T) {
 	if res.Accepted != 20 || res.Duplicates != 1 || len(res.Rejected) != 1 || res.Rejected[0].Index != 21 {
 		t.Errorf("events: %+v", res)
 	}
-	at := time.Now().Add(-time.Minute)
+	at := time.Now() // after its send: an event dated before it is refused
 	one, err := c.TrackCampaign(ctx, "spring-sale", client.CampaignEvent{Recipient: recipients[50], Type: client.CampaignConversion, Value: new(30.0), At: &at})
 	if err != nil || one.Accepted != 1 {
 		t.Errorf("a conversion: %+v, %v", one, err)

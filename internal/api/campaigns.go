@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -565,7 +566,7 @@ func (s *server) handleCampaignEvents(w http.ResponseWriter, r *http.Request) er
 				resp.Late++
 			default:
 				if single {
-					return apperr.Fields([]apperr.FieldError{{Field: "recipient", Reason: res.Reason}})
+					return apperr.Fields([]apperr.FieldError{{Field: cmp.Or(res.Field, "recipient"), Reason: res.Reason}})
 				}
 				resp.Rejected = append(resp.Rejected, rejectedJSON{Index: index[j], Error: res.Reason})
 			}

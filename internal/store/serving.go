@@ -70,6 +70,9 @@ type EventBatch struct {
 type EventResult struct {
 	Outcome Outcome
 	Reason  string
+	// Field names the request field a rejection is about, when it is not
+	// the unit or recipient (say "at" for an event dated before its send).
+	Field string
 }
 
 // Counters are a variant's additive sufficient statistics. Additive so that

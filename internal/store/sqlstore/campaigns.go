@@ -569,7 +569,7 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 		// An open or click cannot precede its send; counting it (even one
 		// dated year 1) would also give it a negative delay. Its key is not
 		// spent, as for the other rejections.
-		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("dated %s, before its send at %s",
+		return store.EventResult{Outcome: store.OutcomeRejected, Field: "at", Reason: fmt.Sprintf("dated %s, before its send at %s",
 			ev.At.UTC().Format(time.RFC3339), fromMicros(r.sentAt).UTC().Format(time.RFC3339))}, nil
 	}
 	if ev.IdempotencyKey != "" {
