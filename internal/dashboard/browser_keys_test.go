@@ -21,7 +21,7 @@ func TestBrowserKeys(t *testing.T) {
 	e := newEnv(t)
 	shots := artifactDir(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second) // generous: CI runs it under -race on two shared cores
 	defer cancel()
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
