@@ -119,9 +119,9 @@ func SRMPValue(observed []int64, weights []float64) float64 {
 // Analyze computes the results document of an experiment under strategy s.
 //
 // Means, credible intervals and lifts use the cumulative statistics. P(best),
-// expected loss and the decision use what the strategy learns from (the discounted
-// statistics when Gamma < 1). The sequential strategy's p-values include a look at the
-// current statistics on top of in.State, without changing it (call Update to store a look).
+// expected loss and the decision's posterior thresholds use what the strategy learns
+// from (the discounted statistics when Gamma < 1); the anytime-valid tests use the
+// cumulative inverse-propensity sums (avtest.go).
 func Analyze(s Strategy, in Input) (*Result, error) { return analyze(s, in, false) }
 
 // analyze is Analyze; bayesOnly keeps the posterior decision rule alone, for

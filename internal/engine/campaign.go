@@ -394,7 +394,7 @@ func (c *CampaignAnalysis) allocate() error {
 	}
 	ps := posteriors(in.Metric, learn, in.Settings)
 	pbest, loss := bestProbabilities(ps)
-	c.plan = newPlan(ein, func(cs []int) sampler { return &thompsonSampler{ps: subset(ps, cs)} }, false)
+	c.plan = newPlan(ein, func(cs []int) sampler { return &thompsonSampler{ps: subset(ps, cs)} })
 	c.plan.prime(pbest)
 	weights := c.plan.Weights()
 	for j, i := range c.eligible {

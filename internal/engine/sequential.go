@@ -20,7 +20,7 @@ func (sequential) Plan(in Input) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newPlan(in, fixedSampler, true), nil
+	return newPlan(in, fixedSampler), nil
 }
 
 func (s sequential) Update(in Input) (State, error) { return stateless(s.Name(), in) }

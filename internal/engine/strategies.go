@@ -56,7 +56,7 @@ func (thompson) Plan(in Input) (*Plan, error) {
 			return b
 		}
 		return &thompsonSampler{ps: subset(ps, c)}
-	}, false), nil
+	}), nil
 }
 
 // burnInSampler returns a sampler serving uniformly the competing arms (indices c)
@@ -130,7 +130,7 @@ func (topTwo) Plan(in Input) (*Plan, error) {
 			return b
 		}
 		return &topTwoSampler{ts: thompsonSampler{ps: subset(ps, c)}, beta: beta}
-	}, false), nil
+	}), nil
 }
 
 func (t topTwo) Update(in Input) (State, error) { return bayesUpdate(t.Name(), in) }
@@ -246,7 +246,7 @@ func (epsGreedy) Plan(in Input) (*Plan, error) {
 		greedy := argmax(ms)
 		eps := math.Min(1, in.Settings.EpsilonC*float64(len(arms))/math.Max(total, 1))
 		return &epsSampler{n: len(arms), greedy: greedy, eps: eps}
-	}, false), nil
+	}), nil
 }
 
 func (e epsGreedy) Update(in Input) (State, error) { return stateless(e.Name(), in) }
@@ -342,7 +342,7 @@ func (ucb1) Plan(in Input) (*Plan, error) {
 			idx[j] = means[c[j]] + scale*math.Sqrt(2*lt/float64(a.Units))
 		}
 		return &setSampler{n: len(arms), set: []int{argmax(idx)}}
-	}, false), nil
+	}), nil
 }
 
 func (u ucb1) Update(in Input) (State, error) { return stateless(u.Name(), in) }
@@ -358,7 +358,7 @@ func (uniform) Plan(in Input) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newPlan(in, fixedSampler, true), nil
+	return newPlan(in, fixedSampler), nil
 }
 
 func (u uniform) Update(in Input) (State, error) { return stateless(u.Name(), in) }

@@ -90,15 +90,14 @@ type Plan struct {
 	control      int   // index of the control arm, or -1 without a control share
 	controlShare float64
 	floorMass    float64 // m·f: the probability of a uniform choice among competitors
-	fixed        bool
 	base         sampler
 
 	once sync.Once
 	w    []float64
 }
 
-func newPlan(in Input, base func(competitors []int) sampler, fixed bool) *Plan {
-	p := &Plan{keys: make([]string, len(in.Arms)), control: -1, fixed: fixed}
+func newPlan(in Input, base func(competitors []int) sampler) *Plan {
+	p := &Plan{keys: make([]string, len(in.Arms)), control: -1}
 	for i, a := range in.Arms {
 		p.keys[i] = a.Key
 	}
@@ -122,10 +121,6 @@ func newPlan(in Input, base func(competitors []int) sampler, fixed bool) *Plan {
 
 // Keys returns the arm keys in Input order.
 func (p *Plan) Keys() []string { return slices.Clone(p.keys) }
-
-// Fixed reports whether the weights do not depend on the data, which is when a
-// sample ratio mismatch test makes sense.
-func (p *Plan) Fixed() bool { return p.fixed }
 
 // Weights returns the probability that the next unit goes to each arm, in Input
 // order. They sum to 1. For Thompson sampling they come from the numerical P(best)
