@@ -177,11 +177,20 @@ func TestBrowser(t *testing.T) {
 	shot("3-detail-phone.png")
 	do("laptop width", chromedp.EmulateViewport(1280, 900))
 
-	// Pause with the button; the confirmation is accepted.
-	do("pause",
-		chromedp.Click(id("action-pause"), visible),
-		chromedp.WaitVisible(id("action-resume")),
-	)
+	// Pause with the button; the confirmation is accepted. The live refresh
+	// can show the resume button before the redirect after the POST lands,
+	// so wait for the page the redirect brings (?done=pause) first; reading
+	// the page while it navigates fails, so those errors are retried.
+	do("pause", chromedp.Click(id("action-pause"), visible))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if loc, err := chromedp.Run(bctx, chromedp.Location()); err == nil && strings.Contains(loc, "done=pause") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pause: no redirect to the paused page within 30 s")
+		}
+	}
+	do("paused page", chromedp.WaitVisible(id("action-resume")))
 	if flash := text(".flash"); !strings.Contains(flash, "Paused") {
 		t.Errorf("flash after pause %q", flash)
 	}
