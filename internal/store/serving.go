@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -16,6 +17,13 @@ type Assignment struct {
 	// Epoch is the version of the allocation weights in force.
 	Epoch      int64
 	AssignedAt time.Time
+	// Attributes are what the client said about the unit (a JSON object),
+	// stored with a new assignment; nil for none.
+	Attributes json.RawMessage
+	// Segments are the breakdown values of a new unit (attribute → the
+	// value's targeting.Text); the store counts the unit in them, within
+	// the caps of MaxSegmentAttributes and MaxSegmentValues.
+	Segments map[string]string
 }
 
 // AssignBatch is a set of new assignments for one experiment made under one

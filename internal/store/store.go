@@ -20,6 +20,8 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+
+	"github.com/samplit/samplit/internal/targeting"
 )
 
 // IsPostgresDSN reports whether dsn names a PostgreSQL database (a
@@ -168,6 +170,15 @@ type Experiment struct {
 	// NoDifferenceAt is when the no_difference decision was first recorded
 	// (and announced); nil when it was not.
 	NoDifferenceAt *time.Time
+	// Targeting are the rules a unit's attributes must match to enter; nil
+	// lets every unit in.
+	Targeting *targeting.Rules
+	// LayerID and LayerKey name the layer the experiment belongs to ("" for
+	// none); it holds the slots [LayerFrom, LayerTo) of the layer's
+	// LayerSlots, allocated by CreateExperiment from LayerShare.
+	LayerID, LayerKey  string
+	LayerShare         float64
+	LayerFrom, LayerTo int64
 }
 
 // VariantByKey returns the variant with the key, and whether there is one.
@@ -233,7 +244,11 @@ type Transition struct {
 type Experiments interface {
 	// CreateExperiment stores e and its variants in one transaction, with
 	// the events (e.g. experiment.started); Conflict when the key exists in
-	// the workspace.
+	// the workspace. When e names a layer (LayerID) it stores, whatever
+	// e's LayerFrom and LayerTo, the first free range of LayerShare of the
+	// LayerSlots there (FitRange), in the transaction that holds the
+	// layer's row lock; Conflict when none is free, NotFound when the layer
+	// is not in the workspace. GetExperiment then shows the range.
 	CreateExperiment(ctx context.Context, e Experiment, events ...OutboxEvent) error
 	// GetExperiment finds by id or, failing that, by key, in the workspace.
 	GetExperiment(ctx context.Context, workspaceID, ref string) (Experiment, error)
@@ -257,6 +272,8 @@ type Store interface {
 	Keys
 	Experiments
 	Serving
+	Segments
+	Layers
 	Funnels
 	Campaigns
 	States

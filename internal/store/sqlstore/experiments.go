@@ -10,6 +10,7 @@ import (
 
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/targeting"
 )
 
 // CreateExperiment stores e and its variants, and the events, in one
@@ -19,14 +20,35 @@ func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment, events
 	if err != nil {
 		return fmt.Errorf("encode settings of %s: %w", e.ID, err)
 	}
+	var rules sql.NullString
+	if e.Targeting != nil {
+		b, err := json.Marshal(e.Targeting)
+		if err != nil {
+			return fmt.Errorf("encode targeting of %s: %w", e.ID, err)
+		}
+		rules = sql.NullString{String: string(b), Valid: true}
+	}
+	var layerID sql.NullString
+	if e.LayerID != "" {
+		layerID = sql.NullString{String: e.LayerID, Valid: true}
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if e.LayerID != "" {
+			from, to, err := allocateRange(ctx, tx, e.WorkspaceID, e.LayerID, e.LayerKey, e.LayerShare)
+			if err != nil {
+				return err
+			}
+			e.LayerFrom, e.LayerTo = from, to
+		}
 		err := s.insertParent(ctx, tx, "experiment", e.ID, e.Key, e.WorkspaceID,
 			`INSERT INTO experiments (id, workspace_id, key, name, kind, metric, strategy, status, settings,
-			     winner, winner_fixed, created_at, updated_at, started_at, completed_at)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			     winner, winner_fixed, created_at, updated_at, started_at, completed_at,
+			     targeting, layer_id, layer_key, layer_share, layer_from, layer_to)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 			e.ID, e.WorkspaceID, e.Key, e.Name, string(e.Kind), string(e.Metric), e.Strategy, string(e.Status),
 			string(settings), e.Winner, e.WinnerFixed, micros(e.CreatedAt), micros(e.UpdatedAt),
-			nullMicros(e.StartedAt), nullMicros(e.CompletedAt))
+			nullMicros(e.StartedAt), nullMicros(e.CompletedAt),
+			rules, layerID, e.LayerKey, e.LayerShare, e.LayerFrom, e.LayerTo)
 		if err != nil {
 			return err
 		}
@@ -54,17 +76,27 @@ func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment, events
 }
 
 const experimentColumns = `id, workspace_id, key, name, kind, metric, strategy, status, settings,
-	winner, winner_fixed, created_at, updated_at, started_at, completed_at, srm_alerted_at, no_difference_at`
+	winner, winner_fixed, created_at, updated_at, started_at, completed_at, srm_alerted_at, no_difference_at,
+	targeting, layer_id, layer_key, layer_share, layer_from, layer_to`
 
 func scanExperiment(r scanner) (store.Experiment, error) {
 	var e store.Experiment
 	var kind, metric, status, settings string
 	var created, updated int64
 	var started, completed, srm, noDiff sql.NullInt64
+	var rules, layerID sql.NullString
 	err := r.Scan(&e.ID, &e.WorkspaceID, &e.Key, &e.Name, &kind, &metric, &e.Strategy, &status, &settings,
-		&e.Winner, &e.WinnerFixed, &created, &updated, &started, &completed, &srm, &noDiff)
+		&e.Winner, &e.WinnerFixed, &created, &updated, &started, &completed, &srm, &noDiff,
+		&rules, &layerID, &e.LayerKey, &e.LayerShare, &e.LayerFrom, &e.LayerTo)
 	if err != nil {
 		return e, err
+	}
+	e.LayerID = layerID.String
+	if rules.Valid {
+		e.Targeting = new(targeting.Rules)
+		if err := json.Unmarshal([]byte(rules.String), e.Targeting); err != nil {
+			return e, fmt.Errorf("decode targeting of %s: %w", e.ID, err)
+		}
 	}
 	e.Kind, e.Metric, e.Status = store.Kind(kind), store.Metric(metric), store.Status(status)
 	if err := json.Unmarshal([]byte(settings), &e.Settings); err != nil {

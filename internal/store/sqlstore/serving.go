@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -201,17 +202,37 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 	}
 	units := sortedKeys(first)
 
+	// The breakdown segments each unit would be counted in, should it be
+	// new (a returning unit's values may thus take a place under the caps
+	// without being counted: rare, and cheaper than a read first).
+	firsts := make([]store.Assignment, 0, len(units))
+	for _, u := range units {
+		firsts = append(firsts, first[u])
+	}
+	segments, err := s.admitSegments(ctx, tx, b.ExperimentID, firsts)
+	if err != nil {
+		return nil, err
+	}
+
 	inserted := make(map[string]bool, len(units))
-	err := chunks(units, s.maxRows, func(units []string) error {
+	err = chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(b.ExperimentID)
 		for _, u := range units {
 			a := first[u]
-			rb.add("($1, ?, ?, ?, ?, ?)", u, a.VariantID, a.Propensity, a.Epoch, micros(a.AssignedAt))
+			var attrs sql.NullString
+			if len(a.Attributes) > 0 {
+				attrs = sql.NullString{String: string(a.Attributes), Valid: true}
+			}
+			segs, err := segmentsText(segments[u])
+			if err != nil {
+				return err
+			}
+			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", u, a.VariantID, a.Propensity, a.Epoch, micros(a.AssignedAt), attrs, segs)
 		}
 		// RETURNING lists only the rows this statement inserted: a unit
 		// that already had an assignment hits ON CONFLICT and is absent.
 		rows, err := s.txQuery(ctx, tx,
-			`INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at)
+			`INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at, attributes, segments)
 			 VALUES `+rb.String()+`
 			 ON CONFLICT (experiment_id, unit_id) DO NOTHING
 			 RETURNING unit_id`, rb.args...)
@@ -257,12 +278,14 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 	// Units per variant and hour for the new assignments; Expected gets the
 	// probability every variant had, per new unit, in the hour it came.
 	in := newIncrements()
+	segIn := segmentIncrements{}
 	newPerHour := map[int64]int64{}
 	for _, u := range units {
 		if !inserted[u] {
 			continue
 		}
 		a := first[u]
+		segIn.add(segments[u], a.VariantID, segmentDelta{units: 1})
 		h := hourOf(a.AssignedAt)
 		newPerHour[h]++
 		var d delta
@@ -283,6 +306,9 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 		if s.dialect.IsForeignKeyViolation(err) {
 			return nil, apperr.Wrap(apperr.Invalid, err, "weights name a variant that is not in experiment %s", b.ExperimentID)
 		}
+		return nil, err
+	}
+	if err := s.applySegments(ctx, tx, b.ExperimentID, segIn); err != nil {
 		return nil, err
 	}
 
@@ -512,6 +538,7 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 	// 4. Update the units and derive the counter increments from the rows
 	// the UPDATE returns.
 	in := newIncrements()
+	segIn := segmentIncrements{}
 	err = chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(experimentID)
 		for _, u := range units {
@@ -531,7 +558,7 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		if metric == store.MetricBinary {
 			query += ` AND assignments.converted_at IS NULL`
 		}
-		query += ` RETURNING unit_id, variant_id, value_sum, event_count, propensity`
+		query += ` RETURNING unit_id, variant_id, value_sum, event_count, propensity, segments`
 		rows, err := s.txQuery(ctx, tx, query, rb.args...)
 		if err != nil {
 			return fmt.Errorf("record events of %s: %w", experimentID, err)
@@ -541,7 +568,8 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			var u, variant string
 			var newSum, propensity float64
 			var count int64
-			if err := rows.Scan(&u, &variant, &newSum, &count, &propensity); err != nil {
+			var segs sql.NullString
+			if err := rows.Scan(&u, &variant, &newSum, &count, &propensity, &segs); err != nil {
 				return fmt.Errorf("record events of %s: %w", experimentID, err)
 			}
 			ue := byUnit[u]
@@ -558,6 +586,13 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			// The whole unit's increment goes to the hour of its first event
 			// in the batch: per-event hours would split one unit's square.
 			in.add(variant, hourOf(ue.firstAt), d)
+			if segs.Valid {
+				var m map[string]string
+				if err := json.Unmarshal([]byte(segs.String), &m); err != nil {
+					return fmt.Errorf("record events of %s: segments of %q: %w", experimentID, u, err)
+				}
+				segIn.add(m, variant, segmentDelta{conversions: d.Conversions, sum: d.Sum, sumSq: d.SumSquares})
+			}
 		}
 		return rows.Err()
 	})
@@ -574,6 +609,9 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		}
 	}
 	if err := s.applyIncrements(ctx, tx, experimentID, in); err != nil {
+		return nil, err
+	}
+	if err := s.applySegments(ctx, tx, experimentID, segIn); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -789,7 +790,7 @@ func testAssignConcurrent(t *testing.T, s store.Store) {
 			if r.New {
 				news++
 			}
-			if want := stored[r.UnitID]; r.Assignment != want {
+			if want := stored[r.UnitID]; !reflect.DeepEqual(r.Assignment, want) {
 				t.Errorf("unit %s: a caller was told %+v, stored %+v", r.UnitID, r.Assignment, want)
 			}
 		}

@@ -1,0 +1,279 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/samplit/samplit/internal/store"
+)
+
+// Breakdown counters (store.Segments): per experiment, attribute, value and
+// variant, the additive statistics of the units whose first assignment
+// carried that value, kept in the transaction that stores the unit or its
+// events, so that a breakdown reads at most MaxSegmentAttributes ·
+// MaxSegmentValues · variants rows however many units there are.
+
+var _ store.Segments = (*Store)(nil)
+
+// segmentKey names one breakdown counter row.
+type segmentKey struct {
+	attribute, value, variant string
+}
+
+// segmentDelta is an increment of one breakdown counter row.
+type segmentDelta struct {
+	units, conversions int64
+	sum, sumSq         float64
+}
+
+// segmentIncrements collects a transaction's breakdown increments, so that
+// each row is written once.
+type segmentIncrements map[segmentKey]*segmentDelta
+
+func (in segmentIncrements) add(segments map[string]string, variant string, d segmentDelta) {
+	for a, v := range segments {
+		k := segmentKey{a, v, variant}
+		c := in[k]
+		if c == nil {
+			c = &segmentDelta{}
+			in[k] = c
+		}
+		c.units += d.units
+		c.conversions += d.conversions
+		c.sum += d.sum
+		c.sumSq += d.sumSq
+	}
+}
+
+// apply writes the increments as += upserts, in key order (lock order).
+func (s *Store) applySegments(ctx context.Context, tx *sql.Tx, experimentID string, in segmentIncrements) error {
+	if len(in) == 0 {
+		return nil
+	}
+	keys := make([]segmentKey, 0, len(in))
+	for k := range in {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b segmentKey) int {
+		return cmpStrings(a.attribute, b.attribute, a.value, b.value, a.variant, b.variant)
+	})
+	return chunks(keys, s.maxRows, func(keys []segmentKey) error {
+		rb := newRowsBuilder(experimentID)
+		for _, k := range keys {
+			d := in[k]
+			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", k.attribute, k.value, k.variant, d.units, d.conversions, d.sum, d.sumSq)
+		}
+		if _, err := s.txExec(ctx, tx,
+			`INSERT INTO segment_counters (experiment_id, attribute, value, variant_id, units, conversions, value_sum, value_sum_sq)
+			 VALUES `+rb.String()+`
+			 ON CONFLICT (experiment_id, attribute, value, variant_id) DO UPDATE SET
+			     units = segment_counters.units + excluded.units,
+			     conversions = segment_counters.conversions + excluded.conversions,
+			     value_sum = segment_counters.value_sum + excluded.value_sum,
+			     value_sum_sq = segment_counters.value_sum_sq + excluded.value_sum_sq`, rb.args...); err != nil {
+			return fmt.Errorf("update breakdown counters of %s: %w", experimentID, err)
+		}
+		return nil
+	})
+}
+
+// cmpStrings compares pairs (a1, b1), (a2, b2), … in order.
+func cmpStrings(pairs ...string) int {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if c := strings.Compare(pairs[i], pairs[i+1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// admitSegments decides which breakdown segments each unit is counted in:
+// its values of attributes the experiment counts, a value beyond an
+// attribute's MaxSegmentValues as OtherSegment, and no attribute beyond the
+// experiment's MaxSegmentAttributes. It records newly counted attributes and
+// values. The caller holds the experiment's row lock (bumpExperiment), so
+// that the caps are exact on every replica. It returns, per unit, the
+// segments as stored with the assignment (JSON), nil for none.
+func (s *Store) admitSegments(ctx context.Context, tx *sql.Tx, experimentID string, units []store.Assignment) (map[string]map[string]string, error) {
+	type pair struct{ attribute, value string }
+	wanted := map[pair]bool{}
+	for _, u := range units {
+		for a, v := range u.Segments {
+			wanted[pair{a, v}] = false
+		}
+	}
+	if len(wanted) == 0 {
+		return nil, nil
+	}
+	counted := map[string]int64{} // attribute → values counted
+	rows, err := s.txQuery(ctx, tx, `SELECT attribute, n_values FROM segment_attributes WHERE experiment_id = $1`, experimentID)
+	if err != nil {
+		return nil, fmt.Errorf("load breakdown attributes of %s: %w", experimentID, err)
+	}
+	for rows.Next() {
+		var a string
+		var n int64
+		if err := rows.Scan(&a, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("load breakdown attributes of %s: %w", experimentID, err)
+		}
+		counted[a] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load breakdown attributes of %s: %w", experimentID, err)
+	}
+
+	pairs := make([]pair, 0, len(wanted))
+	for p := range wanted {
+		pairs = append(pairs, p)
+	}
+	slices.SortFunc(pairs, func(a, b pair) int { return cmpStrings(a.attribute, b.attribute, a.value, b.value) })
+	err = chunks(pairs, s.maxRows, func(ps []pair) error {
+		rb := newRowsBuilder(experimentID)
+		for _, p := range ps {
+			rb.add("($1, ?, ?)", p.attribute, p.value)
+		}
+		rows, err := s.txQuery(ctx, tx,
+			`SELECT sv.attribute, sv.value FROM (VALUES `+rb.String()+`) AS v
+			 JOIN segment_values sv ON sv.experiment_id = v.column1 AND sv.attribute = v.column2 AND sv.value = v.column3`, rb.args...)
+		if err != nil {
+			return fmt.Errorf("load breakdown values of %s: %w", experimentID, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p pair
+			if err := rows.Scan(&p.attribute, &p.value); err != nil {
+				return fmt.Errorf("load breakdown values of %s: %w", experimentID, err)
+			}
+			wanted[p] = true
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Admit new values in (attribute, value) order, so that which values of
+	// a batch make the cap does not depend on map order.
+	var fresh []pair
+	added := map[string]int64{}
+	for _, p := range pairs {
+		if wanted[p] {
+			continue
+		}
+		n, known := counted[p.attribute]
+		switch {
+		case !known && len(counted) >= store.MaxSegmentAttributes:
+			continue // not counted at all
+		case n >= store.MaxSegmentValues:
+			continue // counted as OtherSegment below
+		}
+		counted[p.attribute] = n + 1
+		added[p.attribute]++
+		wanted[p] = true
+		fresh = append(fresh, p)
+	}
+	if len(fresh) > 0 {
+		err := chunks(fresh, s.maxRows, func(ps []pair) error {
+			rb := newRowsBuilder(experimentID)
+			for _, p := range ps {
+				rb.add("($1, ?, ?)", p.attribute, p.value)
+			}
+			if _, err := s.txExec(ctx, tx, `INSERT INTO segment_values (experiment_id, attribute, value) VALUES `+rb.String()+`
+				 ON CONFLICT (experiment_id, attribute, value) DO NOTHING`, rb.args...); err != nil {
+				return fmt.Errorf("record breakdown values of %s: %w", experimentID, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		rb := newRowsBuilder(experimentID)
+		for _, a := range sortedKeys(added) {
+			rb.add("($1, ?, ?)", a, added[a])
+		}
+		if _, err := s.txExec(ctx, tx, `INSERT INTO segment_attributes (experiment_id, attribute, n_values) VALUES `+rb.String()+`
+			 ON CONFLICT (experiment_id, attribute) DO UPDATE SET n_values = segment_attributes.n_values + excluded.n_values`, rb.args...); err != nil {
+			return nil, fmt.Errorf("record breakdown attributes of %s: %w", experimentID, err)
+		}
+	}
+
+	out := make(map[string]map[string]string, len(units))
+	for _, u := range units {
+		if len(u.Segments) == 0 {
+			continue
+		}
+		m := make(map[string]string, len(u.Segments))
+		for a, v := range u.Segments {
+			switch _, known := counted[a]; {
+			case wanted[pair{a, v}]:
+				m[a] = v
+			case known:
+				m[a] = store.OtherSegment
+			}
+		}
+		if len(m) > 0 {
+			out[u.UnitID] = m
+		}
+	}
+	return out, nil
+}
+
+// segmentsText is the stored form of a unit's segments.
+func segmentsText(m map[string]string) (sql.NullString, error) {
+	if len(m) == 0 {
+		return sql.NullString{}, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return sql.NullString{}, fmt.Errorf("encode segments: %w", err)
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+// SegmentCounters returns the breakdown counters of the attribute.
+func (s *Store) SegmentCounters(ctx context.Context, workspaceID, experimentID, attribute string) ([]store.SegmentCounters, error) {
+	if err := requireExperiment(ctx, s.read, workspaceID, experimentID); err != nil {
+		return nil, err
+	}
+	return queryAll(ctx, s.read, "load breakdown counters of "+experimentID, func(r scanner) (store.SegmentCounters, error) {
+		var c store.SegmentCounters
+		err := r.Scan(&c.Value, &c.VariantID, &c.Units, &c.Conversions, &c.Sum, &c.SumSq)
+		return c, err
+	}, `SELECT value, variant_id, units, conversions, value_sum, value_sum_sq FROM segment_counters
+	    WHERE experiment_id = $1 AND attribute = $2`, experimentID, attribute)
+}
+
+// AssignmentAttributes returns the stored attributes of the units.
+func (s *Store) AssignmentAttributes(ctx context.Context, workspaceID, experimentID string, unitIDs []string) (map[string]json.RawMessage, error) {
+	if err := requireExperiment(ctx, s.read, workspaceID, experimentID); err != nil {
+		return nil, err
+	}
+	out := map[string]json.RawMessage{}
+	err := chunks(dedupe(unitIDs), s.maxRows, func(units []string) error {
+		rb := newRowsBuilder(experimentID)
+		for _, u := range units {
+			rb.add("($1, ?)", u)
+		}
+		rows, err := s.read.QueryContext(ctx, `SELECT a.unit_id, a.attributes FROM (VALUES `+rb.String()+`) AS v
+			 JOIN assignments a ON `+probeJoin("a", "experiment_id", "unit_id")+` WHERE a.attributes IS NOT NULL`, rb.args...)
+		if err != nil {
+			return fmt.Errorf("load attributes of %s: %w", experimentID, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u, a string
+			if err := rows.Scan(&u, &a); err != nil {
+				return fmt.Errorf("load attributes of %s: %w", experimentID, err)
+			}
+			out[u] = json.RawMessage(a)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
