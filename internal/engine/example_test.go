@@ -75,3 +75,14 @@ func ExampleSRMPValue() {
 	fmt.Printf("p = %.4f, alert: %v\n", p, p < engine.SRMAlertP)
 	// Output: p = 0.0031, alert: false
 }
+
+// Summarize describes a breakdown segment's arms from their counters alone.
+func ExampleSummarize() {
+	arms := []engine.Arm{{Key: "control", Units: 1000, Conversions: 100}, {Key: "green", Units: 1000, Conversions: 130}}
+	for i, s := range engine.Summarize(engine.Binary, arms, engine.Settings{}.WithDefaults()) {
+		fmt.Printf("%s mean %.3f ci [%.3f, %.3f] p_best %.2f\n", arms[i].Key, s.Mean, s.CILow, s.CIHigh, s.PBest)
+	}
+	// Output:
+	// control mean 0.100 ci [0.083, 0.120] p_best 0.02
+	// green mean 0.130 ci [0.111, 0.152] p_best 0.98
+}

@@ -25,6 +25,7 @@ const (
 	Event      = "evt"
 	Delivery   = "dlv"
 	Request    = "req"
+	Layer      = "lyr"
 )
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/targeting"
 )
 
 // Limits and defaults of experiment creation. The defaults are the values
@@ -132,6 +134,12 @@ type ExperimentSpec struct {
 	Settings SettingsSpec
 	// Start creates the experiment running.
 	Start bool
+	// Targeting, when not nil, are the rules a unit must match to enter.
+	Targeting *targeting.Rules
+	// Layer is the key or id of the layer the experiment joins ("" none),
+	// LayerShare the share of the layer's units it takes.
+	Layer      string
+	LayerShare *float64
 }
 
 // VariantSpec is one variant of an ExperimentSpec.
@@ -269,6 +277,27 @@ func BuildExperiment(spec ExperimentSpec) (store.Experiment, error) {
 		}
 		sr.WeightFloor = &f
 	}
+	if spec.Targeting != nil {
+		for _, p := range spec.Targeting.Validate() {
+			fe.add("targeting."+p.Field, "%s", p.Reason)
+		}
+		e.Targeting = spec.Targeting
+	}
+	switch {
+	case spec.Layer == "" && spec.LayerShare != nil:
+		fe.add("layer_share", "is only for an experiment in a layer: name its layer")
+	case spec.Layer != "" && spec.LayerShare == nil:
+		fe.add("layer_share", "is required with layer: the share of the layer's units the experiment takes, in (0, 1]")
+	case spec.Layer != "":
+		if !isSlug(spec.Layer) {
+			fe.add("layer", "must be a layer's key or id")
+		}
+		// A share is a whole number of the layer's slots, at least one.
+		if v := *spec.LayerShare; !(v >= 1.0/store.LayerSlots && v <= 1) {
+			fe.add("layer_share", "must be from %g to 1", 1.0/store.LayerSlots)
+		}
+		e.LayerKey, e.LayerShare = spec.Layer, *spec.LayerShare
+	}
 	var errs []apperr.FieldError
 	e.Settings, errs = BuildSettings(sr, len(variants), len(fe) == 0)
 	fe = append(fe, errs...)
@@ -395,8 +424,36 @@ func (x *Experiments) Create(ctx context.Context, workspaceID string, spec Exper
 		e.Status = store.StatusRunning
 		e.StartedAt = &now
 	}
+	if e.LayerKey != "" {
+		// The layer must be the workspace's own: another workspace's layer
+		// is as unknown as one that does not exist.
+		l, err := x.st.GetLayer(ctx, workspaceID, e.LayerKey)
+		if apperr.Is(err, apperr.NotFound) {
+			return store.Experiment{}, apperr.Fields([]apperr.FieldError{{Field: "layer", Reason: fmt.Sprintf("no layer %q in this workspace", e.LayerKey)}})
+		}
+		if err != nil {
+			return store.Experiment{}, fmt.Errorf("load layer %q: %w", e.LayerKey, err)
+		}
+		e.LayerID, e.LayerKey = l.ID, l.Key
+	}
 	if err := x.st.CreateExperiment(ctx, e, CreateEvents(e, now)...); err != nil {
+		var ae *apperr.Error
+		if errors.As(err, &ae) && ae.Code == apperr.Conflict && len(ae.Fields) > 0 && ae.Fields[0].Field == "layer_share" {
+			return store.Experiment{}, err // the share does not fit: the store's message says why
+		}
 		return store.Experiment{}, CreateError(err, "an", "experiment", e.Key)
+	}
+	if e.LayerID != "" {
+		// The store chose the range in its transaction: show it.
+		stored, err := x.st.GetExperiment(ctx, workspaceID, e.ID)
+		if err != nil {
+			return store.Experiment{}, fmt.Errorf("reload experiment %s: %w", e.ID, err)
+		}
+		return stored, nil
 	}
 	return e, nil
 }
+
+// isSlug reports whether s may be a key or an id (ids are keys with a
+// prefix and an underscore).
+func isSlug(s string) bool { return IsKey(strings.ToLower(s)) }

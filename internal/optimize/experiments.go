@@ -17,6 +17,7 @@ import (
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/targeting"
 	"github.com/samplit/samplit/internal/webhook"
 )
 
@@ -343,21 +344,111 @@ func servable(e *store.Experiment) (fixed *store.Variant, err error) {
 // unit has none. The experiment must be running (or completed with a fixed
 // winner, which every unit then gets).
 func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs []string) ([]Assignment, error) {
+	units := make([]Unit, len(unitIDs))
+	for i, u := range unitIDs {
+		units[i].ID = u
+	}
+	return x.AssignUnits(ctx, e, units)
+}
+
+// AssignUnits is Assign for units with attributes. A unit whose attributes
+// do not match the experiment's targeting gets no variant (ReasonNotTargeted)
+// and nothing is stored for it, whether or not it was assigned before: the
+// rules are evaluated on every request. A unit outside the experiment's
+// range of its layer gets ReasonLayer, one outside the traffic share
+// ReasonTraffic (both by hash, so always the same answer). A new unit's
+// attributes are stored with its assignment.
+func (x *Experiments) AssignUnits(ctx context.Context, e *store.Experiment, all []Unit) ([]Assignment, error) {
 	fixed, err := servable(e)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Assignment, len(unitIDs))
-	for i, u := range unitIDs {
-		out[i].UnitID = u
+	out := make([]Assignment, len(all))
+	var eligible []int // indices of the units that may enter
+	for i, u := range all {
+		out[i].UnitID = u.ID
+		switch {
+		case !e.Targeting.Match(u.Attributes):
+			out[i].Reason = ReasonNotTargeted
+		case fixed == nil && !inLayer(e, u.ID):
+			// A completed experiment has left its layer: its fixed winner
+			// is served to everyone it targets.
+			out[i].Reason = ReasonLayer
+		default:
+			eligible = append(eligible, i)
+		}
 	}
 	if fixed != nil {
 		// A fixed winner is served to everyone, and nothing more is
 		// stored: the experiment's data stays as it was at completion.
-		for i := range out {
+		for _, i := range eligible {
 			out[i].Variant = fixed
 		}
 		return out, nil
+	}
+	if len(eligible) == 0 {
+		return out, nil
+	}
+	unitIDs := make([]string, len(eligible))
+	attrsOf := make(map[string]targeting.Attributes, len(eligible))
+	for j, i := range eligible {
+		unitIDs[j] = all[i].ID
+		if _, seen := attrsOf[all[i].ID]; !seen {
+			attrsOf[all[i].ID] = all[i].Attributes // the first mention's, as the store keeps the first item
+		}
+	}
+	got, err := x.assignEligible(ctx, e, unitIDs, attrsOf)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range eligible {
+		out[i] = got[j]
+	}
+	return out, nil
+}
+
+// The reasons a unit gets no variant (Assignment.Reason).
+const (
+	ReasonNotTargeted = "not_targeted"
+	ReasonLayer       = "layer"
+	ReasonTraffic     = "traffic"
+)
+
+// inLayer reports whether the unit falls in the experiment's range of its
+// layer (always, for an experiment in no layer). The slot hashes the unit
+// with the layer's id, so every experiment of the layer sees the same slot
+// and their disjoint ranges keep each unit in at most one of them; the hash
+// differs from the traffic hash (experiment id), so the two are independent.
+func inLayer(e *store.Experiment, unitID string) bool {
+	if e.LayerID == "" {
+		return true
+	}
+	slot := int64(unitHash(e.LayerID, unitID) * store.LayerSlots)
+	return slot >= e.LayerFrom && slot < e.LayerTo
+}
+
+// segmentsOf returns what a new unit stores: its attributes as JSON and its
+// breakdown values (targeting.Text of each).
+func segmentsOf(attrs targeting.Attributes) (json.RawMessage, map[string]string, error) {
+	if len(attrs) == 0 {
+		return nil, nil, nil
+	}
+	raw, err := json.Marshal(attrs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode attributes: %w", err)
+	}
+	segs := make(map[string]string, len(attrs))
+	for k, v := range attrs {
+		segs[k] = targeting.Text(v)
+	}
+	return raw, segs, nil
+}
+
+// assignEligible assigns units that may enter the running experiment.
+func (x *Experiments) assignEligible(ctx context.Context, e *store.Experiment, unitIDs []string, attrsOf map[string]targeting.Attributes) ([]Assignment, error) {
+	out := make([]Assignment, len(unitIDs))
+	for i, u := range unitIDs {
+		out[i].UnitID = u
 	}
 	byID := make(map[string]*store.Variant, len(e.Variants))
 	for i := range e.Variants {
@@ -384,6 +475,7 @@ func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs [
 				continue
 			}
 			if !inTraffic(e.ID, u, e.Settings.Traffic) {
+				out[i].Reason = ReasonTraffic
 				continue
 			}
 			todo = append(todo, i)
@@ -410,7 +502,13 @@ func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs [
 		}
 		seen[u] = true
 		pick := p.plan.Pick(en.rng)
-		batch.Items = append(batch.Items, store.Assignment{UnitID: u, VariantID: e.Variants[pick.Index].ID, Propensity: pick.Propensity, Epoch: p.epoch, AssignedAt: now})
+		raw, segs, err := segmentsOf(attrsOf[u])
+		if err != nil {
+			en.mu.Unlock()
+			return nil, err
+		}
+		batch.Items = append(batch.Items, store.Assignment{UnitID: u, VariantID: e.Variants[pick.Index].ID, Propensity: pick.Propensity, Epoch: p.epoch, AssignedAt: now,
+			Attributes: raw, Segments: segs})
 	}
 	en.mu.Unlock()
 

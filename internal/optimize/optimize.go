@@ -37,6 +37,9 @@ type Assignment struct {
 	Variant *store.Variant // nil: the unit is not in the experiment
 	// New is true when this call made the assignment.
 	New bool
+	// Reason says why Variant is nil: ReasonNotTargeted, ReasonLayer or
+	// ReasonTraffic; "" otherwise.
+	Reason string
 }
 
 // Results is an experiment's analysis as the API returns it.
@@ -51,6 +54,8 @@ type Results struct {
 	Decision     Decision               `json:"decision"`
 	SRM          engine.SRM             `json:"srm"`
 	UpdatedAt    time.Time              `json:"updated_at"`
+	// Breakdown is set when the results are asked for by an attribute.
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
 }
 
 // Decision is the state of the decision rule and why, in words.

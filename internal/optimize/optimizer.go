@@ -7,6 +7,7 @@ import (
 
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/targeting"
 )
 
 // Kind is what an optimizer optimizes. It selects the Optimizer that
@@ -45,6 +46,9 @@ type Unit struct {
 	ID    string
 	Step  string  // funnels only: the key of the step reached
 	Value float64 // funnels only: revenue added at the goal step
+	// Attributes are what the client says about the unit (experiments
+	// only): matched against the targeting, stored with a new assignment.
+	Attributes targeting.Attributes
 }
 
 // Allocation is the answer to Allocate: one assignment per unit, in order.
@@ -169,7 +173,7 @@ var _ Optimizer = experimentOptimizer{}
 func (o experimentOptimizer) Kind() Kind { return KindExperiment }
 
 func (o experimentOptimizer) Allocate(ctx context.Context, units []Unit) (Allocation, error) {
-	a, err := o.x.Assign(ctx, o.e, unitIDs(units))
+	a, err := o.x.AssignUnits(ctx, o.e, units)
 	return Allocation{Assignments: a}, err
 }
 
