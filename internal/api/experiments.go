@@ -14,6 +14,7 @@ import (
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/targeting"
 )
 
 // experimentJSON is the public shape of an experiment. It is separate from
@@ -34,6 +35,14 @@ type experimentJSON struct {
 	UpdatedAt   string        `json:"updated_at"`
 	StartedAt   *string       `json:"started_at"`
 	CompletedAt *string       `json:"completed_at"`
+	// Targeting is null when every unit may enter.
+	Targeting *targeting.Rules `json:"targeting"`
+	// Layer is the layer's key (null when in none), LayerRange the part
+	// [from, to) of the layer's units the experiment holds (null once it
+	// is completed or archived and has left the layer).
+	Layer      *string     `json:"layer"`
+	LayerShare *float64    `json:"layer_share"`
+	LayerRange *[2]float64 `json:"layer_range"`
 }
 
 type variantJSON struct {
@@ -99,6 +108,14 @@ func toExperimentJSON(e store.Experiment) experimentJSON {
 	if e.Winner != "" {
 		w := e.Winner
 		out.Winner = &w
+	}
+	out.Targeting = e.Targeting
+	if e.LayerID != "" {
+		l, share := e.LayerKey, e.LayerShare
+		out.Layer, out.LayerShare = &l, &share
+		if e.Status != store.StatusCompleted && e.Status != store.StatusArchived {
+			out.LayerRange = &[2]float64{float64(e.LayerFrom) / store.LayerSlots, float64(e.LayerTo) / store.LayerSlots}
+		}
 	}
 	variants := slices.Clone(e.Variants)
 	slices.SortStableFunc(variants, func(a, b store.Variant) int { return a.Position - b.Position })

@@ -57,6 +57,12 @@ func (s *server) routes(reg *prometheus.Registry) {
 	s.authed("GET /v1/experiments/{ref}/results", store.ScopeWrite, s.handleResults)
 	s.authed("GET /v1/experiments/{ref}/timeseries", store.ScopeWrite, s.handleTimeseries)
 
+	// Layers: experiments that exclude each other (an experiment joins one
+	// when it is created).
+	s.authed("POST /v1/layers", store.ScopeWrite, s.idempotent(s.handleCreateLayer))
+	s.authed("GET /v1/layers", store.ScopeWrite, s.handleListLayers)
+	s.authed("GET /v1/layers/{ref}", store.ScopeWrite, s.handleGetLayer)
+
 	s.authed("POST /v1/funnels", store.ScopeWrite, s.idempotent(s.handleCreateFunnel))
 	s.authed("GET /v1/funnels", store.ScopeWrite, s.handleListFunnels)
 	s.authed("GET /v1/funnels/{ref}", store.ScopeWrite, s.handleGetFunnel)

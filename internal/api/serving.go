@@ -13,6 +13,7 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/targeting"
 )
 
 // Limits of the serving endpoints (contract: at most 1000 per batch, unit
@@ -54,6 +55,15 @@ func (s *server) optimizerFor(object any) (optimize.Optimizer, error) {
 type assignRequest struct {
 	UnitID  *string  `json:"unit_id"`
 	UnitIDs []string `json:"unit_ids"`
+	// Attributes go with unit_id, or with every unit of unit_ids.
+	Attributes targeting.Attributes `json:"attributes"`
+	// Units is a batch whose units carry attributes of their own.
+	Units []unitRequest `json:"units"`
+}
+
+type unitRequest struct {
+	UnitID     string               `json:"unit_id"`
+	Attributes targeting.Attributes `json:"attributes"`
 }
 
 type assignmentJSON struct {
@@ -61,6 +71,8 @@ type assignmentJSON struct {
 	Variant *string         `json:"variant"`
 	Payload json.RawMessage `json:"payload"`
 	New     bool            `json:"new"`
+	// Reason says why variant is null: not_targeted, layer or traffic.
+	Reason string `json:"reason,omitempty"`
 	// Control names the experiment's control and its payload, in the
 	// answer for one unit only: the SDKs remember it to fall back on when
 	// the server cannot be reached (contract, "SDKs").
@@ -87,7 +99,7 @@ func controlOf(e *store.Experiment) *controlJSON {
 }
 
 func toAssignmentJSON(a optimize.Assignment) assignmentJSON {
-	out := assignmentJSON{UnitID: a.UnitID, Payload: json.RawMessage("null"), New: a.New}
+	out := assignmentJSON{UnitID: a.UnitID, Payload: json.RawMessage("null"), New: a.New, Reason: a.Reason}
 	if a.Variant != nil {
 		k := a.Variant.Key
 		out.Variant = &k
@@ -107,9 +119,34 @@ func (s *server) handleAssign(w http.ResponseWriter, r *http.Request) error {
 	}
 	var fe fieldErrors
 	var units []string
+	attrs := make([]targeting.Attributes, 0, 1)
+	checkAttrs := func(field string, a targeting.Attributes) {
+		for _, p := range targeting.CheckAttributes(a) {
+			f := field
+			if p.Field != "" {
+				f += "." + p.Field
+			}
+			fe.add(f, "%s", p.Reason)
+		}
+	}
 	switch {
-	case body.UnitID != nil && body.UnitIDs != nil:
-		fe.add("unit_ids", "send either unit_id or unit_ids, not both")
+	case (body.UnitID != nil) && (body.UnitIDs != nil || body.Units != nil), body.UnitIDs != nil && body.Units != nil:
+		fe.add("unit_ids", "send one of unit_id, unit_ids and units")
+	case body.Units != nil:
+		if body.Attributes != nil {
+			fe.add("attributes", "goes with unit_id or unit_ids; each of units has its own")
+		}
+		if len(body.Units) == 0 || len(body.Units) > maxBatch {
+			fe.add("units", "must hold 1 to %d units, got %d", maxBatch, len(body.Units))
+		}
+		for i, u := range body.Units {
+			if reason := checkUnitID(u.UnitID); reason != "" {
+				fe.add(fmt.Sprintf("units[%d].unit_id", i), "%s", reason)
+			}
+			checkAttrs(fmt.Sprintf("units[%d].attributes", i), u.Attributes)
+			units = append(units, u.UnitID)
+			attrs = append(attrs, u.Attributes)
+		}
 	case body.UnitID != nil:
 		if reason := checkUnitID(*body.UnitID); reason != "" {
 			fe.add("unit_id", "%s", reason)
@@ -126,7 +163,10 @@ func (s *server) handleAssign(w http.ResponseWriter, r *http.Request) error {
 		}
 		units = body.UnitIDs
 	default:
-		fe.add("unit_id", "is required (or unit_ids for a batch)")
+		fe.add("unit_id", "is required (or unit_ids or units for a batch)")
+	}
+	if body.Units == nil {
+		checkAttrs("attributes", body.Attributes)
 	}
 	if err := fe.err(); err != nil {
 		return err
@@ -142,6 +182,11 @@ func (s *server) handleAssign(w http.ResponseWriter, r *http.Request) error {
 	us := make([]optimize.Unit, len(units))
 	for i, u := range units {
 		us[i].ID = u
+		if body.Units != nil {
+			us[i].Attributes = attrs[i]
+		} else {
+			us[i].Attributes = body.Attributes
+		}
 	}
 	alloc, err := opt.Allocate(r.Context(), us)
 	if err != nil {
@@ -287,9 +332,25 @@ func (s *server) handleResults(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	attribute, breakdown := r.URL.Query().Get("breakdown"), r.URL.Query().Has("breakdown")
+	if breakdown {
+		if reason := targeting.KeyProblem(attribute); reason != "" {
+			return apperr.Fields([]apperr.FieldError{{Field: "breakdown", Reason: "must name an attribute: " + reason}})
+		}
+	}
 	res, err := opt.Analyze(r.Context())
 	if err != nil {
 		return err
+	}
+	if breakdown {
+		results, ok := res.(*optimize.Results)
+		if !ok {
+			return apperr.Fields([]apperr.FieldError{{Field: "breakdown", Reason: "is only for experiments"}})
+		}
+		results.Breakdown, err = s.optimizers.Experiments.Breakdown(r.Context(), &e, attribute)
+		if err != nil {
+			return err
+		}
 	}
 	return respond(w, http.StatusOK, res)
 }

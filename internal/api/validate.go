@@ -7,6 +7,7 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/targeting"
 )
 
 // Limits and defaults of experiment creation: optimize's (BuildExperiment),
@@ -56,6 +57,11 @@ type createExperimentRequest struct {
 	Variants []json.RawMessage `json:"variants"`
 	Settings json.RawMessage   `json:"settings"`
 	Start    bool              `json:"start"`
+	// Targeting is decoded on its own (decodeCreateExperiment), so that
+	// its errors carry the field path.
+	Targeting  json.RawMessage `json:"targeting"`
+	Layer      string          `json:"layer"`
+	LayerShare *float64        `json:"layer_share"`
 }
 
 type variantRequest struct {
@@ -91,6 +97,12 @@ func decodeCreateExperiment(body createExperimentRequest) ([]variantRequest, set
 			return nil, settingsRequest{}, err
 		}
 	}
+	if len(body.Targeting) > 0 && string(body.Targeting) != "null" {
+		var rules targeting.Rules
+		if err := decodeField(body.Targeting, &rules, "targeting"); err != nil {
+			return nil, settingsRequest{}, err
+		}
+	}
 	var settings settingsRequest
 	if len(body.Settings) > 0 {
 		if err := decodeField(body.Settings, &settings, "settings"); err != nil {
@@ -103,7 +115,13 @@ func decodeCreateExperiment(body createExperimentRequest) ([]variantRequest, set
 // specOf is the request as optimize.BuildExperiment takes it.
 func specOf(body createExperimentRequest, variants []variantRequest, sr settingsRequest) optimize.ExperimentSpec {
 	spec := optimize.ExperimentSpec{Key: body.Key, Name: body.Name, Kind: body.Kind, Metric: body.Metric,
-		Strategy: body.Strategy, Settings: optimize.SettingsSpec(sr), Start: body.Start}
+		Strategy: body.Strategy, Settings: optimize.SettingsSpec(sr), Start: body.Start,
+		Layer: body.Layer, LayerShare: body.LayerShare}
+	if len(body.Targeting) > 0 && string(body.Targeting) != "null" {
+		// decodeCreateExperiment has checked that it decodes.
+		spec.Targeting = new(targeting.Rules)
+		_ = json.Unmarshal(body.Targeting, spec.Targeting)
+	}
 	if body.Variants != nil {
 		spec.Variants = make([]optimize.VariantSpec, len(variants))
 		for i, v := range variants {

@@ -289,7 +289,7 @@ func BuildExperiment(spec ExperimentSpec) (store.Experiment, error) {
 	case spec.Layer != "" && spec.LayerShare == nil:
 		fe.add("layer_share", "is required with layer: the share of the layer's units the experiment takes, in (0, 1]")
 	case spec.Layer != "":
-		if !isSlug(spec.Layer) {
+		if !IsKey(spec.Layer) {
 			fe.add("layer", "must be a layer's key or id")
 		}
 		// A share is a whole number of the layer's slots, at least one.
@@ -453,7 +453,3 @@ func (x *Experiments) Create(ctx context.Context, workspaceID string, spec Exper
 	}
 	return e, nil
 }
-
-// isSlug reports whether s may be a key or an id (ids are keys with a
-// prefix and an underscore).
-func isSlug(s string) bool { return IsKey(strings.ToLower(s)) }
