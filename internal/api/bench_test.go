@@ -1,12 +1,19 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/samplit/samplit/internal/store"
 )
 
 // BenchmarkAssignNewUnit measures the whole server-side path of a
@@ -41,4 +48,74 @@ func benchAssignNewUnit(b *testing.B, kind string) {
 			}
 		}
 	})
+}
+
+// BenchmarkBreakdown measures GET …/results?breakdown=country — the whole
+// request: the results and the breakdown — for an experiment of 10⁶ units
+// (SAMPLIT_BENCH_UNITS overrides) whose country takes 50 values, a tenth of
+// them with an event. The units are stored through the store's Assign and
+// RecordEvents, which keep the breakdown counters as they write; the
+// request then reads 50 values × 2 variants of counters, so its time does
+// not grow with the units (the counters are bounded by the caps of
+// store.MaxSegmentValues and MaxSegmentAttributes).
+func BenchmarkBreakdown(b *testing.B) {
+	for _, kind := range backends(b) {
+		b.Run(kind, func(b *testing.B) { benchBreakdown(b, kind) })
+	}
+}
+
+func benchBreakdown(b *testing.B, kind string) {
+	units := 1_000_000
+	if v := os.Getenv("SAMPLIT_BENCH_UNITS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		units = n
+	}
+	e := newEnv(b, kind, Options{})
+	x := decodeInto[experimentOut](b, e.must(201, "POST", "/v1/experiments", e.admin,
+		`{"key":"bench","metric":"continuous","variants":[{"key":"a"},{"key":"b"}],"start":true}`))
+	ws := e.defaultWorkspace()
+	ids := []string{x.variantID("a"), x.variantID("b")}
+	weights := map[string]float64{ids[0]: 0.5, ids[1]: 0.5}
+	ctx := context.Background()
+	start := time.Now()
+	now := time.Now()
+	for from := 0; from < units; from += 1000 {
+		batch := store.AssignBatch{WorkspaceID: ws, ExperimentID: x.ID, Weights: weights}
+		var events []store.Event
+		for i := from; i < min(from+1000, units); i++ {
+			u := fmt.Sprintf("u%07d", i)
+			country := fmt.Sprintf("c%02d", i%50)
+			batch.Items = append(batch.Items, store.Assignment{UnitID: u, VariantID: ids[i%2], Propensity: 0.5, Epoch: 1, AssignedAt: now,
+				Attributes: json.RawMessage(`{"country":"` + country + `"}`), Segments: map[string]string{"country": country}})
+			if i%10 == 0 {
+				events = append(events, store.Event{UnitID: u, Value: float64(i % 7), At: now})
+			}
+		}
+		if _, err := e.store.Assign(ctx, []store.AssignBatch{batch}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.store.RecordEvents(ctx, []store.EventBatch{{WorkspaceID: ws, ExperimentID: x.ID, Metric: store.MetricContinuous, Events: events}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%s: stored %d units with their breakdown counters in %v", kind, units, time.Since(start).Round(time.Millisecond))
+	for b.Loop() {
+		r := httptest.NewRequest("GET", "/v1/experiments/bench/results?breakdown=country", nil)
+		r.Header.Set("Authorization", "Bearer "+e.admin)
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		var res breakdownOut
+		if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Breakdown.Segments) != 21 || res.Variants[0].Units+res.Variants[1].Units != int64(units) {
+			b.Fatalf("breakdown of %d segments over %d units", len(res.Breakdown.Segments), res.Variants[0].Units+res.Variants[1].Units)
+		}
+	}
 }
