@@ -76,6 +76,14 @@ type Experiment struct {
 	UpdatedAt   time.Time  `json:"updated_at"`
 	StartedAt   *time.Time `json:"started_at"`
 	CompletedAt *time.Time `json:"completed_at"`
+	// Targeting is nil when every unit may enter.
+	Targeting *Targeting `json:"targeting"`
+	// Layer is the key of the experiment's layer, nil when in none;
+	// LayerRange the part [from, to) of it the experiment holds (nil once
+	// it is completed or archived).
+	Layer      *string     `json:"layer"`
+	LayerShare *float64    `json:"layer_share"`
+	LayerRange *[2]float64 `json:"layer_range"`
 }
 
 // Variant is one variant of an experiment or of a funnel step.
@@ -122,6 +130,12 @@ type CreateExperimentRequest struct {
 	Settings *SettingsSpec `json:"settings,omitempty"`
 	// Start creates the experiment running instead of as a draft.
 	Start bool `json:"start,omitempty"`
+	// Targeting, when set, are the rules a unit must match to enter.
+	Targeting *Targeting `json:"targeting,omitempty"`
+	// Layer names a layer (CreateLayer) the experiment joins, taking
+	// LayerShare of its units; a share that does not fit is a 409.
+	Layer      string  `json:"layer,omitempty"`
+	LayerShare float64 `json:"layer_share,omitempty"`
 }
 
 // VariantSpec is a variant to create. The first one is the control unless

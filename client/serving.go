@@ -26,6 +26,9 @@ type Assignment struct {
 	// New is true the first time the unit is assigned; the same unit always
 	// gets the same variant back, with New false.
 	New bool `json:"new"`
+	// Reason says why Variant is empty: ReasonNotTargeted, ReasonLayer or
+	// ReasonTraffic.
+	Reason string `json:"reason,omitempty"`
 }
 
 // DecodePayload unmarshals the variant's payload into v.
@@ -151,6 +154,8 @@ type Results struct {
 	SRM      SRM      `json:"srm"`
 	// UpdatedAt is when the numbers were computed.
 	UpdatedAt time.Time `json:"updated_at"`
+	// Breakdown is set by ResultsBy.
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
 }
 
 // Variant returns the result of the variant with the key.
