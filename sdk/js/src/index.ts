@@ -20,11 +20,19 @@
 /** Where an assignment came from. */
 export type Source = "server" | "cache" | "fallback";
 
-/** The variant a unit sees. `variant` is null when it sees none. */
+/**
+ * Why the server gave a unit no variant: its attributes do not match the
+ * experiment's targeting (nothing was stored), it falls in another
+ * experiment's range of the layer, or it is outside the traffic share.
+ */
+export type Reason = "not_targeted" | "layer" | "traffic";
+
+/** The variant a unit sees. `variant` is null when it sees none; `reason` (from the server or the cache) then says why. */
 export interface Assignment<P = unknown> {
   variant: string | null;
   payload: P | null;
   source: Source;
+  reason?: Reason;
 }
 
 /** A caller's fallback for an experiment: a variant key, or a variant with its payload. */
@@ -266,7 +274,7 @@ export class Samplit {
 
   private async ask<P>(ck: string, path: string, body: Record<string, unknown>, fb: string, cacheNull: boolean, queue?: boolean): Promise<Assignment<P>> {
     const hit = this.get(ck);
-    if (hit) return { variant: hit.v, payload: hit.p, source: "cache" };
+    if (hit) return hit.r ? { variant: hit.v, payload: hit.p, source: "cache", reason: hit.r } : { variant: hit.v, payload: hit.p, source: "cache" };
     let p = this.inflight.get(ck);
     if (!p) {
       p = this.fetchAssignment<P>(ck, path, body, fb, cacheNull, queue);
@@ -283,10 +291,13 @@ export class Samplit {
       if (r.status === 200 && r.body && "variant" in r.body) {
         const v = r.body.variant == null ? null : String(r.body.variant);
         const pl = r.body.payload === undefined ? null : r.body.payload;
-        if (v !== null || cacheNull) this.set(ck, { v, p: pl, t: Date.now() + this.ttl });
+        const why = v === null && typeof r.body.reason === "string" ? (r.body.reason as Reason) : undefined;
+        // A unit sent with attributes is not cached without a variant: its
+        // attributes may match the targeting next time.
+        if (v !== null || cacheNull) this.set(ck, why ? { v, p: pl, t: Date.now() + this.ttl, r: why } : { v, p: pl, t: Date.now() + this.ttl });
         if (r.body.control) this.set("c:" + fb, { v: r.body.control.variant, p: r.body.control.payload });
         this.failures = 0;
-        return { variant: v, payload: pl, source: "server" };
+        return why ? { variant: v, payload: pl, source: "server", reason: why } : { variant: v, payload: pl, source: "server" };
       }
       why = "HTTP " + r.status + (r.body && r.body.detail ? ": " + r.body.detail : "");
       if (queue && retryable(r.status)) this.push({ p: path, b: body, s: 1 });
@@ -396,7 +407,7 @@ export class Samplit {
   }
 
   // The cache: memory first, then storage (which may throw: quota, privacy modes).
-  private get(k: string): { v: string | null; p: any; t?: number } | undefined {
+  private get(k: string): { v: string | null; p: any; t?: number; r?: Reason } | undefined {
     const key = PREFIX + k + "@" + this.base;
     let raw = this.mem.get(key);
     if (raw === undefined && this.store) {

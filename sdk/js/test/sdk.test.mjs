@@ -312,3 +312,27 @@ test("latency: assign from the cache and from the server", async (t) => {
   t.diagnostic(line("assign from the cache", cache));
   await s.close();
 });
+
+test("assign: attributes reach the targeting; a unit not targeted gets variant null with its reason, uncached", async () => {
+  const exp = fresh("targeted");
+  const r = await fetch(srv.url + "/v1/experiments", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + ADMIN, "Content-Type": "application/json" },
+    body: JSON.stringify({
+      key: exp, metric: "binary", start: true,
+      variants: [{ key: "control" }, { key: "green" }],
+      targeting: { all: [{ attribute: "country", op: "in", values: ["ES", "MX"] }] },
+    }),
+  });
+  assert.equal(r.status, 201);
+  const s = sdk();
+  const out = await s.assign(exp, "fr", { attributes: { country: "FR" } });
+  assert.deepEqual(out, { variant: null, payload: null, source: "server", reason: "not_targeted" });
+  // Not cached: the same unit, now matching, asks the server and gets in.
+  const inside = await s.assign(exp, "fr", { attributes: { country: "ES" } });
+  assert.equal(inside.source, "server");
+  assert.ok(inside.variant === "control" || inside.variant === "green");
+  assert.equal(inside.reason, undefined);
+  assert.equal((await srv.counts(exp)).units, 1);
+  await s.close();
+});
