@@ -10,7 +10,7 @@ See README.md for the rules: it never raises on server trouble, it caches
 assignments, and a background thread sends events in idempotent batches.
 """
 
-from ._client import Assignment, Default, Samplit, Source
+from ._client import Assignment, Default, Reason, Samplit, Source
 
-__all__ = ["Assignment", "Default", "Samplit", "Source"]
+__all__ = ["Assignment", "Default", "Reason", "Samplit", "Source"]
 __version__ = "0.1.0"

@@ -44,13 +44,21 @@ _CACHE_MAX = 100_000
 _log = logging.getLogger("samplit")
 
 
+Reason = Literal["not_targeted", "layer", "traffic"]
+"""Why the server gave a unit no variant: its attributes do not match the
+experiment's targeting (nothing was stored), it falls in another experiment's
+range of the layer, or it is outside the traffic share."""
+
+
 @dataclass(frozen=True)
 class Assignment:
-    """The variant a unit sees; ``variant`` is None when it sees none."""
+    """The variant a unit sees; ``variant`` is None when it sees none, and
+    ``reason`` (from the server or the cache) then says why."""
 
     variant: Optional[str]
     payload: Any
     source: Source
+    reason: Optional[Reason] = None
 
 
 @dataclass
@@ -117,7 +125,7 @@ class Samplit:
         self._send_lock = threading.Lock()  # one sender at a time
         self._wake = threading.Condition(self._lock)
         self._queue: List[_Item] = []
-        self._cache: Dict[str, Tuple[Optional[str], Any, float]] = {}
+        self._cache: Dict[str, Tuple[Optional[str], Any, float, Optional[str]]] = {}
         self._controls: Dict[str, Tuple[str, Any]] = {}
         self._logged: set = set()
         self._failures = 0
@@ -216,7 +224,7 @@ class Samplit:
         with self._lock:
             hit = self._cache.get(ck)
         if hit is not None and hit[2] > now:
-            return Assignment(hit[0], hit[1], "cache")
+            return Assignment(hit[0], hit[1], "cache", hit[3])
         try:
             r = self._post(path, body, self._timeout)
         except Exception as e:  # noqa: BLE001 - any transport failure is a fallback
@@ -226,15 +234,18 @@ class Samplit:
         if r.status == 200 and isinstance(r.body, dict) and "variant" in r.body:
             variant = r.body.get("variant")
             payload = r.body.get("payload")
+            reason = r.body.get("reason") if variant is None and isinstance(r.body.get("reason"), str) else None
             with self._lock:
+                # A unit sent with attributes is not cached without a variant:
+                # its attributes may match the targeting next time.
                 if variant is not None or cache_null:
                     if len(self._cache) >= _CACHE_MAX:
                         self._cache.clear()
-                    self._cache[ck] = (variant, payload, time.monotonic() + self._ttl)
+                    self._cache[ck] = (variant, payload, time.monotonic() + self._ttl, reason)
                 control = r.body.get("control")
                 if isinstance(control, dict) and isinstance(control.get("variant"), str):
                     self._controls[name] = (control["variant"], control.get("payload"))
-            return Assignment(variant, payload, "server")
+            return Assignment(variant, payload, "server", reason)
         if queue and _retryable(r.status):
             self._push(_Item(path, body, single=True))
         detail = r.body.get("detail") if isinstance(r.body, dict) else None

@@ -69,6 +69,21 @@ class SDKTest(unittest.TestCase):
         self.assertEqual(self.sdk().assign(exp, "u1"), Assignment(a.variant, a.payload, "server"), "sticky on the server")
         self.assertEqual(srv.counts(exp)["units"], 1)
 
+    def test_assign_with_attributes_not_targeted(self) -> None:
+        exp = fresh("targeted")
+        srv.must(201, "POST", "/v1/experiments", {
+            "key": exp, "metric": "binary", "start": True,
+            "variants": [{"key": "control"}, {"key": "green"}],
+            "targeting": {"all": [{"attribute": "country", "op": "in", "values": ["ES", "MX"]}]}})
+        s = self.sdk()
+        self.assertEqual(s.assign(exp, "fr", {"country": "FR"}), Assignment(None, None, "server", "not_targeted"))
+        # Not cached: the same unit, now matching, asks the server and gets in.
+        inside = s.assign(exp, "fr", {"country": "ES", "age": 30, "beta": True})
+        self.assertEqual(inside.source, "server")
+        self.assertIn(inside.variant, ("control", "green"))
+        self.assertIsNone(inside.reason)
+        self.assertEqual(srv.counts(exp)["units"], 1)
+
     def test_cache_expires(self) -> None:
         exp = fresh("ttl")
         srv.experiment(exp)
