@@ -17,6 +17,7 @@ import (
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/targeting"
 )
 
 // listLimit is the number of experiments on one page of the list.
@@ -202,6 +203,55 @@ type experimentPage struct {
 	Actions  []action
 	Flash    string
 	Error    string
+	// Layer describes the experiment's layer and range ("" when in none);
+	// Targeting its rules, one line per condition.
+	Layer     string
+	Targeting []string
+	TargetAll bool
+	// Attributes are the attributes the experiment counts, for the
+	// breakdown selector; Breakdown the one chosen (?breakdown=).
+	Attributes []string
+	Breakdown  *optimize.Breakdown
+	Binary     bool
+}
+
+// layerText describes where an experiment sits in its layer.
+func layerText(e store.Experiment) string {
+	if e.LayerID == "" {
+		return ""
+	}
+	share := float64(e.LayerTo-e.LayerFrom) / store.LayerSlots
+	if e.Status == store.StatusCompleted || e.Status == store.StatusArchived {
+		return fmt.Sprintf("%s (held %s of its units; the range is free again)", e.LayerKey, pct(share))
+	}
+	return fmt.Sprintf("%s: %s of its units, the range %s–%s", e.LayerKey, pct(share),
+		pct(float64(e.LayerFrom)/store.LayerSlots), pct(float64(e.LayerTo)/store.LayerSlots))
+}
+
+// targetingText is the experiment's rules, one line per condition.
+func targetingText(r *targeting.Rules) (lines []string, all bool) {
+	if r == nil {
+		return nil, false
+	}
+	list, all := r.Any, false
+	if len(r.All) > 0 {
+		list, all = r.All, true
+	}
+	for _, c := range list {
+		switch {
+		case c.Values != nil:
+			vs := make([]string, len(c.Values))
+			for i, v := range c.Values {
+				vs[i] = targeting.Text(v)
+			}
+			lines = append(lines, fmt.Sprintf("%s %s [%s]", c.Attribute, c.Op, strings.Join(vs, ", ")))
+		case c.Value != nil:
+			lines = append(lines, fmt.Sprintf("%s %s %s", c.Attribute, c.Op, targeting.Text(c.Value)))
+		default:
+			lines = append(lines, fmt.Sprintf("%s %s", c.Attribute, c.Op))
+		}
+	}
+	return lines, all
 }
 
 // actionsFor lists the buttons an experiment's status allows (the API
@@ -316,9 +366,26 @@ func (d *Dashboard) experimentPage(ctx context.Context, r *http.Request, s *sess
 	}
 	variants := slices.Clone(e.Variants)
 	slices.SortStableFunc(variants, func(a, b store.Variant) int { return a.Position - b.Position })
-	return experimentPage{
+	page := experimentPage{
 		pageBase: d.base(r, s, e.Name), E: e, Variants: variants, Live: lv, Actions: actionsFor(e),
-	}, nil
+		Layer: layerText(e), Binary: e.Metric == store.MetricBinary,
+	}
+	page.Targeting, page.TargetAll = targetingText(e.Targeting)
+	if _, err := d.optimizers.For(&e); err == nil {
+		page.Attributes, err = d.store.SegmentAttributes(ctx, e.WorkspaceID, e.ID)
+		if err != nil {
+			return experimentPage{}, err
+		}
+		// Only an attribute the experiment counts is looked up: the
+		// selector offers no other.
+		if want := r.URL.Query().Get("breakdown"); want != "" && slices.Contains(page.Attributes, want) {
+			page.Breakdown, err = d.optimizers.Experiments.Breakdown(ctx, &e, want)
+			if err != nil {
+				return experimentPage{}, err
+			}
+		}
+	}
+	return page, nil
 }
 
 func (d *Dashboard) handleExperiment(w http.ResponseWriter, r *http.Request, s *session) {

@@ -100,6 +100,9 @@ type Segments interface {
 	// SegmentCounters returns the counters of the experiment's attribute,
 	// every value and variant; none when the attribute was never counted.
 	SegmentCounters(ctx context.Context, workspaceID, experimentID, attribute string) ([]SegmentCounters, error)
+	// SegmentAttributes returns the attributes the experiment counts, in
+	// name order.
+	SegmentAttributes(ctx context.Context, workspaceID, experimentID string) ([]string, error)
 	// AssignmentAttributes returns the stored attributes of the units'
 	// first assignments (units without attributes or assignment absent).
 	AssignmentAttributes(ctx context.Context, workspaceID, experimentID string, unitIDs []string) (map[string]json.RawMessage, error)

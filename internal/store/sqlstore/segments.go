@@ -277,3 +277,15 @@ func (s *Store) AssignmentAttributes(ctx context.Context, workspaceID, experimen
 	})
 	return out, err
 }
+
+// SegmentAttributes returns the attributes the experiment counts.
+func (s *Store) SegmentAttributes(ctx context.Context, workspaceID, experimentID string) ([]string, error) {
+	if err := requireExperiment(ctx, s.read, workspaceID, experimentID); err != nil {
+		return nil, err
+	}
+	return queryAll(ctx, s.read, "load breakdown attributes of "+experimentID, func(r scanner) (string, error) {
+		var a string
+		err := r.Scan(&a)
+		return a, err
+	}, `SELECT attribute FROM segment_attributes WHERE experiment_id = $1 ORDER BY attribute`, experimentID)
+}
