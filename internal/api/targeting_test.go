@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/samplit/samplit/internal/store"
@@ -600,4 +600,41 @@ func TestBreakdown(t *testing.T) {
 	})
 }
 
-var _ = http.StatusOK
+// Experiments created at once in one layer get disjoint ranges: the layer's
+// row lock serialises the allocations, on every backend.
+func TestLayerConcurrentCreation(t *testing.T) {
+	eachBackend(t, Options{}, func(t *testing.T, e *env) {
+		e.must(201, "POST", "/v1/layers", e.admin, `{"key":"busy"}`)
+		const n = 12 // ten fit at 0.1 each
+		codes := make(chan int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes <- e.req("POST", "/v1/experiments", e.admin, layered(fmt.Sprintf("c%d", i), "busy", 0.1)).Status
+			}()
+		}
+		wg.Wait()
+		close(codes)
+		created := 0
+		for c := range codes {
+			switch c {
+			case 201:
+				created++
+			case 409:
+			default:
+				t.Errorf("status %d", c)
+			}
+		}
+		l := decodeInto[layerOut](t, e.must(200, "GET", "/v1/layers/busy", e.admin, ""))
+		if created != 10 || len(l.Experiments) != 10 {
+			t.Fatalf("%d created, layer holds %d, want 10", created, len(l.Experiments))
+		}
+		for i := 1; i < len(l.Experiments); i++ {
+			if l.Experiments[i].Range[0] < l.Experiments[i-1].Range[1] {
+				t.Errorf("ranges overlap: %v then %v", l.Experiments[i-1].Range, l.Experiments[i].Range)
+			}
+		}
+	})
+}
