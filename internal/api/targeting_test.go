@@ -134,6 +134,20 @@ func TestTargeting(t *testing.T) {
 				t.Errorf("batch with matching attributes: %+v", a)
 			}
 		}
+		// Outside the traffic share the reason is traffic.
+		e.experiment(`{"key":"partial","metric":"binary","start":true,"variants":[{"key":"a"},{"key":"b"}],"settings":{"traffic":0.3}}`)
+		reasons := map[string]int{}
+		for _, a := range decodeInto[struct{ Assignments []reasonOut }](t, e.must(200, "POST", "/v1/experiments/partial/assign", e.admin,
+			jsonBody(t, map[string]any{"unit_ids": units("p", 200)}))).Assignments {
+			if a.Variant == nil {
+				reasons[a.Reason]++
+			} else if a.Reason != "" {
+				t.Errorf("an assigned unit with a reason: %+v", a)
+			}
+		}
+		if reasons["traffic"] < 100 || len(reasons) != 1 {
+			t.Errorf("reasons outside a 30%% traffic share: %v", reasons)
+		}
 		outs := e.assignUnits("targeted", []unitIn{
 			{"c1", map[string]any{"country": "MX", "app_version": "2.4.0"}},
 			{"c2", map[string]any{"country": "US", "app_version": "2.4.0"}},
@@ -587,6 +601,19 @@ func TestBreakdown(t *testing.T) {
 		}
 		if len(zip.Segments) != 21 || total != zipUnits {
 			t.Errorf("zip: %d segments, %d units, want 21 and %d", len(zip.Segments), total, zipUnits)
+		}
+		// Exactly MaxSegmentValues values are counted by name.
+		x := decodeInto[experimentOut](t, e.must(200, "GET", "/v1/experiments/bd", e.admin, ""))
+		rows, err := e.store.SegmentCounters(context.Background(), e.defaultWorkspace(), x.ID, "zip")
+		if err != nil {
+			t.Fatal(err)
+		}
+		distinct := map[string]bool{}
+		for _, r := range rows {
+			distinct[r.Value] = true
+		}
+		if len(distinct) != store.MaxSegmentValues+1 || !distinct[store.OtherSegment] {
+			t.Errorf("%d zip values counted, want %d and (other)", len(distinct)-1, store.MaxSegmentValues)
 		}
 		if got := decodeInto[breakdownOut](t, e.must(200, "GET", "/v1/experiments/bd/results?breakdown=never-sent", e.admin, "")).Breakdown; got == nil || len(got.Segments) != 0 {
 			t.Errorf("an attribute never sent: %+v", got)
