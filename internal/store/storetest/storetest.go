@@ -74,6 +74,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CampaignDelays", testCampaignDelays},
 		{"DecideLeases", testDecideLeases},
 		{"DecideLeasesConcurrent", testDecideLeasesConcurrent},
+		{"Segments", testSegments},
+		{"Layers", testLayers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
