@@ -25,6 +25,7 @@ const (
 	Event      = "evt"
 	Delivery   = "dlv"
 	Request    = "req"
+	Metric     = "met"
 )
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
