@@ -27,6 +27,7 @@ type experimentJSON struct {
 	Strategy    string        `json:"strategy"`
 	Status      string        `json:"status"`
 	Variants    []variantJSON `json:"variants"`
+	Metrics     []metricJSON  `json:"metrics"`
 	Settings    settingsJSON  `json:"settings"`
 	Winner      *string       `json:"winner"`
 	WinnerFixed bool          `json:"winner_fixed"`
@@ -34,6 +35,15 @@ type experimentJSON struct {
 	UpdatedAt   string        `json:"updated_at"`
 	StartedAt   *string       `json:"started_at"`
 	CompletedAt *string       `json:"completed_at"`
+}
+
+// metricJSON is one of an experiment's other metrics.
+type metricJSON struct {
+	Key            string   `json:"key"`
+	Type           string   `json:"type"`
+	Role           string   `json:"role"`
+	Direction      string   `json:"direction"`
+	MaxDegradation *float64 `json:"max_degradation"`
 }
 
 type variantJSON struct {
@@ -99,6 +109,15 @@ func toExperimentJSON(e store.Experiment) experimentJSON {
 	if e.Winner != "" {
 		w := e.Winner
 		out.Winner = &w
+	}
+	out.Metrics = make([]metricJSON, 0, len(e.Metrics))
+	for _, m := range e.Metrics {
+		mj := metricJSON{Key: m.Key, Type: string(m.Type), Role: m.Role, Direction: m.Direction}
+		if m.Role == store.RoleGuardrail {
+			d := m.MaxDegradation
+			mj.MaxDegradation = &d
+		}
+		out.Metrics = append(out.Metrics, mj)
 	}
 	variants := slices.Clone(e.Variants)
 	slices.SortStableFunc(variants, func(a, b store.Variant) int { return a.Position - b.Position })

@@ -56,6 +56,16 @@ type createExperimentRequest struct {
 	Variants []json.RawMessage `json:"variants"`
 	Settings json.RawMessage   `json:"settings"`
 	Start    bool              `json:"start"`
+	Metrics  []json.RawMessage `json:"metrics"`
+}
+
+// metricRequest is one of the other metrics of POST /v1/experiments.
+type metricRequest struct {
+	Key            string   `json:"key"`
+	Type           string   `json:"type"`
+	Role           string   `json:"role"`
+	Direction      string   `json:"direction"`
+	MaxDegradation *float64 `json:"max_degradation"`
 }
 
 type variantRequest struct {
@@ -91,6 +101,12 @@ func decodeCreateExperiment(body createExperimentRequest) ([]variantRequest, set
 			return nil, settingsRequest{}, err
 		}
 	}
+	for i, raw := range body.Metrics {
+		var m metricRequest
+		if err := decodeField(raw, &m, fmt.Sprintf("metrics[%d]", i)); err != nil {
+			return nil, settingsRequest{}, err
+		}
+	}
 	var settings settingsRequest
 	if len(body.Settings) > 0 {
 		if err := decodeField(body.Settings, &settings, "settings"); err != nil {
@@ -104,6 +120,13 @@ func decodeCreateExperiment(body createExperimentRequest) ([]variantRequest, set
 func specOf(body createExperimentRequest, variants []variantRequest, sr settingsRequest) optimize.ExperimentSpec {
 	spec := optimize.ExperimentSpec{Key: body.Key, Name: body.Name, Kind: body.Kind, Metric: body.Metric,
 		Strategy: body.Strategy, Settings: optimize.SettingsSpec(sr), Start: body.Start}
+	for _, raw := range body.Metrics {
+		// decodeCreateExperiment has refused a malformed one already,
+		// naming its index.
+		var m metricRequest
+		_ = json.Unmarshal(raw, &m)
+		spec.Metrics = append(spec.Metrics, optimize.MetricSpec(m))
+	}
 	if body.Variants != nil {
 		spec.Variants = make([]optimize.VariantSpec, len(variants))
 		for i, v := range variants {

@@ -267,7 +267,7 @@ func TestCheckGuardrailDirections(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v[0].Tripped || v[0].Reason != "" {
+			if v[0].Tripped || v[0].Safe {
 				t.Errorf("control: %+v", v[0])
 			}
 			if v[1].Tripped != tc.trip || v[1].Safe != tc.ok {

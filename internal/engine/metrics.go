@@ -36,7 +36,7 @@ type GuardrailVerdict struct {
 	// degradation (the other side of the same interval): only then may it
 	// be declared the winner.
 	Safe bool
-	// Reason is a sentence for people; empty for the control.
+	// Reason is a sentence for people.
 	Reason string
 }
 
@@ -95,6 +95,7 @@ func CheckGuardrail(strategy string, metricKey string, in Input, rule GuardrailR
 	m := rule.MaxDegradation
 	for i, a := range in.Arms {
 		if i == ci {
+			out[i].Reason = fmt.Sprintf("%s is the control, which the guardrail compares every other variant with", a.Key)
 			continue
 		}
 		if !tests.OK {

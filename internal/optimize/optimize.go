@@ -50,7 +50,12 @@ type Results struct {
 	Winner       *string                `json:"winner"`
 	Decision     Decision               `json:"decision"`
 	SRM          engine.SRM             `json:"srm"`
-	UpdatedAt    time.Time              `json:"updated_at"`
+	// Metrics are the other metrics' lines, by key; absent when the
+	// experiment has none.
+	Metrics map[string]MetricResults `json:"metrics,omitempty"`
+	// GuardrailTrips are the variants the guardrails stopped.
+	GuardrailTrips []GuardrailTrip `json:"guardrail_trips,omitempty"`
+	UpdatedAt      time.Time       `json:"updated_at"`
 }
 
 // Decision is the state of the decision rule and why, in words.

@@ -176,7 +176,8 @@ func (o experimentOptimizer) Allocate(ctx context.Context, units []Unit) (Alloca
 func (o experimentOptimizer) Record(ctx context.Context, outcomes []Outcome) ([]store.EventResult, error) {
 	events := make([]store.Event, len(outcomes))
 	for i, oc := range outcomes {
-		events[i] = store.Event{UnitID: oc.Unit, Value: oc.Value, IdempotencyKey: oc.IdempotencyKey, At: oc.At}
+		// An experiment's outcome Type names its metric ("" the primary).
+		events[i] = store.Event{UnitID: oc.Unit, Value: oc.Value, IdempotencyKey: oc.IdempotencyKey, At: oc.At, Metric: oc.Type}
 	}
 	return o.x.RecordEvents(ctx, o.e, events)
 }
