@@ -500,6 +500,9 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 	if err != nil {
 		return nil, err
 	}
+	if ev.recorded {
+		x.forgetPolicy(e.ID)
+	}
 	r, err := engine.Analyze(strat, in)
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be analysed", e.Key)

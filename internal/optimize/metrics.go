@@ -64,6 +64,8 @@ type metricsEval struct {
 	verdicts map[string][]engine.GuardrailVerdict
 	// trips are the recorded trips (those found now included), by variant key.
 	trips map[string]store.GuardrailTrip
+	// recorded is true when this evaluation recorded a trip.
+	recorded bool
 }
 
 // guardrailCount is the number of the experiment's guardrail metrics.
@@ -150,6 +152,7 @@ func (x *Experiments) evalMetrics(ctx context.Context, e *store.Experiment, prim
 			if set {
 				x.log.Warn("guardrail tripped", "experiment", e.ID, "variant", v.Key, "metric", m.Key)
 				ev.trips[v.Key] = trip
+				ev.recorded = true
 				continue
 			}
 			// Another replica recorded it (perhaps by another metric):
@@ -233,4 +236,19 @@ func (ev *metricsEval) tripList(e *store.Experiment) []GuardrailTrip {
 		}
 	}
 	return out
+}
+
+// forgetPolicy drops the replica's allocation of the experiment, so that the
+// next assignment rebuilds it (with a trip just recorded) instead of serving
+// the old one until RefreshEvery. Other replicas follow at their refresh.
+func (x *Experiments) forgetPolicy(experimentID string) {
+	x.mu.Lock()
+	en := x.entries[experimentID]
+	x.mu.Unlock()
+	if en == nil {
+		return
+	}
+	en.mu.Lock()
+	en.pol = nil
+	en.mu.Unlock()
 }
