@@ -65,6 +65,8 @@ type Experiment struct {
 	Strategy Strategy  `json:"strategy"`
 	Status   Status    `json:"status"`
 	Variants []Variant `json:"variants"`
+	// Metrics are the metrics besides the primary one (key "primary").
+	Metrics []MetricDef `json:"metrics"`
 	// Settings are the settings it runs with, defaults filled in.
 	Settings Settings `json:"settings"`
 	// Winner is the key of the variant the decision rule declared or that
@@ -76,6 +78,44 @@ type Experiment struct {
 	UpdatedAt   time.Time  `json:"updated_at"`
 	StartedAt   *time.Time `json:"started_at"`
 	CompletedAt *time.Time `json:"completed_at"`
+}
+
+// The roles of an experiment's other metrics, and the directions of a metric.
+const (
+	// RoleSecondary metrics are described in the results and decide nothing.
+	RoleSecondary = "secondary"
+	// RoleGuardrail metrics stop a variant they show, anytime-valid, to be
+	// worse than the control by more than MaxDegradation: it gets no more
+	// traffic and can never be the winner.
+	RoleGuardrail = "guardrail"
+	// DirectionIncrease: higher is better. DirectionDecrease: lower is
+	// better (refunds, errors, latency).
+	DirectionIncrease = "increase"
+	DirectionDecrease = "decrease"
+	// PrimaryMetric is the key of the experiment's own metric, the default
+	// of Event.Metric.
+	PrimaryMetric = "primary"
+)
+
+// MetricDef is one of an experiment's metrics besides the primary one.
+type MetricDef struct {
+	Key       string `json:"key"`
+	Type      Metric `json:"type"`
+	Role      string `json:"role"`
+	Direction string `json:"direction"`
+	// MaxDegradation is a guardrail's allowed degradation relative to the
+	// control (0.1 = 10%); nil for a secondary metric.
+	MaxDegradation *float64 `json:"max_degradation"`
+}
+
+// MetricSpec is a metric to create besides the primary one. Key and Type
+// are required; a guardrail needs Direction and MaxDegradation.
+type MetricSpec struct {
+	Key            string   `json:"key"`
+	Type           Metric   `json:"type"`
+	Role           string   `json:"role,omitempty"`
+	Direction      string   `json:"direction,omitempty"`
+	MaxDegradation *float64 `json:"max_degradation,omitempty"`
 }
 
 // Variant is one variant of an experiment or of a funnel step.
@@ -122,6 +162,9 @@ type CreateExperimentRequest struct {
 	Settings *SettingsSpec `json:"settings,omitempty"`
 	// Start creates the experiment running instead of as a draft.
 	Start bool `json:"start,omitempty"`
+	// Metrics are up to 10 secondary and guardrail metrics; events name
+	// theirs in Event.Metric.
+	Metrics []MetricSpec `json:"metrics,omitempty"`
 }
 
 // VariantSpec is a variant to create. The first one is the control unless
