@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -113,15 +114,20 @@ func runGuardrail(t *testing.T, sc guardrailScenario, seed uint64) guardrailOutc
 type guardrailRates struct {
 	stopped, won, servedAfterStop float64
 	runs                          int
+	// medianStop is the median number of units at the trip, over the runs
+	// that tripped.
+	medianStop int
 }
 
 func simulateGuardrail(t *testing.T, sc guardrailScenario, runs int, seed uint64) guardrailRates {
 	var g guardrailRates
 	g.runs = runs
+	var at []int
 	for k := range runs {
 		o := runGuardrail(t, sc, seed+uint64(k))
 		if o.stopped {
 			g.stopped++
+			at = append(at, o.stoppedAt)
 		}
 		if o.treatmentWon {
 			g.won++
@@ -129,6 +135,10 @@ func simulateGuardrail(t *testing.T, sc guardrailScenario, runs int, seed uint64
 		if o.servedAfterStop > 0 {
 			g.servedAfterStop++
 		}
+	}
+	if len(at) > 0 {
+		slices.Sort(at)
+		g.medianStop = at[len(at)/2]
 	}
 	g.stopped /= float64(runs)
 	g.won /= float64(runs)
@@ -159,8 +169,8 @@ func TestGuardrailSimulation(t *testing.T) {
 	h := simulateGuardrail(t, guardrailScenarios["harmful"], runs, 1)
 	e := simulateGuardrail(t, guardrailScenarios["equal"], runs, 10_001)
 	b := simulateGuardrail(t, guardrailScenarios["boundary"], runs, 20_001)
-	t.Logf("harmful: stopped %.3f, treatment won %.3f, served after its stop %.3f (%d runs)", h.stopped, h.won, h.servedAfterStop, runs)
-	t.Logf("equal: stopped %.3f (%d runs); boundary: stopped %.3f (%d runs)", e.stopped, runs, b.stopped, runs)
+	t.Logf("harmful: stopped %.3f (median at %d units), treatment won %.3f, served after its stop %.3f (%d runs)", h.stopped, h.medianStop, h.won, h.servedAfterStop, runs)
+	t.Logf("equal: stopped %.3f, treatment declared the winner %.3f (%d runs); boundary: stopped %.3f (%d runs)", e.stopped, e.won, runs, b.stopped, runs)
 	if h.stopped < 0.95 {
 		t.Errorf("harmful treatment stopped in %.3f of runs, want ≥ 0.95", h.stopped)
 	}
