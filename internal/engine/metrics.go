@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 )
 
 // Several metrics per experiment. The primary metric allocates and decides;
@@ -150,4 +151,32 @@ func MetricArms(units, outcomes []Arm) []Arm {
 			Positive: o.Positive, Negative: o.Negative, LogSum: o.LogSum, LogSumSquares: o.LogSumSquares}
 	}
 	return out
+}
+
+// Constrain applies the guardrails to the primary metric's arms: an arm
+// whose key is in stopped (its recorded trip) is Stopped, and an arm that a
+// guardrail has not yet shown within its allowed degradation (verdicts, by
+// metric key, in arm order) is Unproven: it keeps its traffic but may not
+// win yet. The control is neither. The server's allocation and decision
+// and the simulations go through this one function.
+func Constrain(arms []Arm, stopped map[string]bool, verdicts map[string][]GuardrailVerdict) {
+	ci := controlIndex(arms)
+	keys := make([]string, 0, len(verdicts))
+	for k := range verdicts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // the first undecided metric in key order names the reason
+	for i := range arms {
+		if i == ci {
+			continue
+		}
+		arms[i].Stopped = stopped[arms[i].Key]
+		arms[i].Unproven = ""
+		for _, k := range keys {
+			if v := verdicts[k]; i < len(v) && !v[i].Safe {
+				arms[i].Unproven = fmt.Sprintf("the guardrail %s has not yet shown it within its allowed degradation", k)
+				break
+			}
+		}
+	}
 }

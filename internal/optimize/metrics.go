@@ -173,18 +173,11 @@ func (x *Experiments) evalMetrics(ctx context.Context, e *store.Experiment, prim
 // a guardrail has not yet shown within its allowed degradation (they keep
 // their traffic, but may not win yet).
 func (ev *metricsEval) constrain(arms []engine.Arm) {
-	for i := range arms {
-		if _, ok := ev.trips[arms[i].Key]; ok && !arms[i].Control {
-			arms[i].Stopped = true
-		}
+	stopped := make(map[string]bool, len(ev.trips))
+	for k := range ev.trips {
+		stopped[k] = true
 	}
-	for key, vs := range ev.verdicts {
-		for i, v := range vs {
-			if i < len(arms) && !arms[i].Control && !v.Safe && arms[i].Unproven == "" {
-				arms[i].Unproven = fmt.Sprintf("the guardrail %s has not yet shown it within its allowed degradation", key)
-			}
-		}
-	}
+	engine.Constrain(arms, stopped, ev.verdicts)
 }
 
 // results returns every other metric's lines.
