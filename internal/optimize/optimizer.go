@@ -55,8 +55,9 @@ type Allocation struct {
 	Wave int64
 }
 
-// Outcome is what a unit did: an experiment's conversion, a campaign
-// event (Type: open, click, …), or, for funnels, reaching the step Type.
+// Outcome is what a unit did: an experiment's conversion or value (Type:
+// the metric's key, "" for the primary metric), a campaign event (Type:
+// open, click, …), or, for funnels, reaching the step Type.
 type Outcome struct {
 	Unit           string
 	Type           string
