@@ -65,6 +65,8 @@ type Experiment struct {
 	Strategy Strategy  `json:"strategy"`
 	Status   Status    `json:"status"`
 	Variants []Variant `json:"variants"`
+	// Metrics are the metrics besides the primary one (key "primary").
+	Metrics []MetricDef `json:"metrics"`
 	// Settings are the settings it runs with, defaults filled in.
 	Settings Settings `json:"settings"`
 	// Winner is the key of the variant the decision rule declared or that
@@ -84,6 +86,44 @@ type Experiment struct {
 	Layer      *string     `json:"layer"`
 	LayerShare *float64    `json:"layer_share"`
 	LayerRange *[2]float64 `json:"layer_range"`
+}
+
+// The roles of an experiment's other metrics, and the directions of a metric.
+const (
+	// RoleSecondary metrics are described in the results and decide nothing.
+	RoleSecondary = "secondary"
+	// RoleGuardrail metrics stop a variant they show, anytime-valid, to be
+	// worse than the control by more than MaxDegradation: it gets no more
+	// traffic and can never be the winner.
+	RoleGuardrail = "guardrail"
+	// DirectionIncrease: higher is better. DirectionDecrease: lower is
+	// better (refunds, errors, latency).
+	DirectionIncrease = "increase"
+	DirectionDecrease = "decrease"
+	// PrimaryMetric is the key of the experiment's own metric, the default
+	// of Event.Metric.
+	PrimaryMetric = "primary"
+)
+
+// MetricDef is one of an experiment's metrics besides the primary one.
+type MetricDef struct {
+	Key       string `json:"key"`
+	Type      Metric `json:"type"`
+	Role      string `json:"role"`
+	Direction string `json:"direction"`
+	// MaxDegradation is a guardrail's allowed degradation relative to the
+	// control (0.1 = 10%); nil for a secondary metric.
+	MaxDegradation *float64 `json:"max_degradation"`
+}
+
+// MetricSpec is a metric to create besides the primary one. Key and Type
+// are required; a guardrail needs Direction and MaxDegradation.
+type MetricSpec struct {
+	Key            string   `json:"key"`
+	Type           Metric   `json:"type"`
+	Role           string   `json:"role,omitempty"`
+	Direction      string   `json:"direction,omitempty"`
+	MaxDegradation *float64 `json:"max_degradation,omitempty"`
 }
 
 // Variant is one variant of an experiment or of a funnel step.
@@ -136,6 +176,9 @@ type CreateExperimentRequest struct {
 	// LayerShare of its units; a share that does not fit is a 409.
 	Layer      string  `json:"layer,omitempty"`
 	LayerShare float64 `json:"layer_share,omitempty"`
+	// Metrics are up to 10 secondary and guardrail metrics; events name
+	// theirs in Event.Metric.
+	Metrics []MetricSpec `json:"metrics,omitempty"`
 }
 
 // VariantSpec is a variant to create. The first one is the control unless

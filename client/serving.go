@@ -76,6 +76,9 @@ func (c *Client) AssignMany(ctx context.Context, ref string, unitIDs []string, o
 // Event is an outcome of an assigned unit.
 type Event struct {
 	UnitID string `json:"unit_id"`
+	// Metric is the key of the metric the event is about; empty for the
+	// primary metric. Each metric has its own idempotency keys.
+	Metric string `json:"metric,omitempty"`
 	// Value is required for a continuous metric (the amount, added up per
 	// unit). For a binary metric leave it nil: an event is a conversion,
 	// and a unit converts at most once.
@@ -152,10 +155,53 @@ type Results struct {
 	Winner   *string  `json:"winner"`
 	Decision Decision `json:"decision"`
 	SRM      SRM      `json:"srm"`
+	// Metrics are the other metrics' lines, by key.
+	Metrics map[string]MetricResult `json:"metrics,omitempty"`
+	// GuardrailTrips are the variants the guardrails stopped.
+	GuardrailTrips []GuardrailTrip `json:"guardrail_trips,omitempty"`
 	// UpdatedAt is when the numbers were computed.
 	UpdatedAt time.Time `json:"updated_at"`
 	// Breakdown is set by ResultsBy.
 	Breakdown *Breakdown `json:"breakdown,omitempty"`
+}
+
+// MetricResult is one of the other metrics in Results.
+type MetricResult struct {
+	Type           Metric                `json:"type"`
+	Role           string                `json:"role"`
+	Direction      string                `json:"direction"`
+	MaxDegradation *float64              `json:"max_degradation,omitempty"`
+	Variants       []MetricVariantResult `json:"variants"`
+}
+
+// MetricVariantResult is a variant's line of a metric: the fields of
+// VariantResult that describe a metric, and for a guardrail its state.
+type MetricVariantResult struct {
+	Key         string   `json:"key"`
+	Units       int64    `json:"units"`
+	Conversions int64    `json:"conversions"`
+	Sum         float64  `json:"sum"`
+	Mean        float64  `json:"mean"`
+	CILow       float64  `json:"ci_low"`
+	CIHigh      float64  `json:"ci_high"`
+	Lift        *float64 `json:"lift"`
+	LiftCILow   *float64 `json:"lift_ci_low"`
+	LiftCIHigh  *float64 `json:"lift_ci_high"`
+	PValue      *float64 `json:"p_value"`
+	DiffCILow   *float64 `json:"diff_ci_low"`
+	DiffCIHigh  *float64 `json:"diff_ci_high"`
+	// Guardrail is "ok" or "tripped" (guardrail metrics only), with the
+	// finding in GuardrailReason.
+	Guardrail       string `json:"guardrail,omitempty"`
+	GuardrailReason string `json:"guardrail_reason,omitempty"`
+}
+
+// GuardrailTrip is a variant a guardrail stopped: weight 0, never the winner.
+type GuardrailTrip struct {
+	Variant string    `json:"variant"`
+	Metric  string    `json:"metric"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
 }
 
 // Variant returns the result of the variant with the key.

@@ -28,6 +28,7 @@ type experimentJSON struct {
 	Strategy    string        `json:"strategy"`
 	Status      string        `json:"status"`
 	Variants    []variantJSON `json:"variants"`
+	Metrics     []metricJSON  `json:"metrics"`
 	Settings    settingsJSON  `json:"settings"`
 	Winner      *string       `json:"winner"`
 	WinnerFixed bool          `json:"winner_fixed"`
@@ -43,6 +44,15 @@ type experimentJSON struct {
 	Layer      *string     `json:"layer"`
 	LayerShare *float64    `json:"layer_share"`
 	LayerRange *[2]float64 `json:"layer_range"`
+}
+
+// metricJSON is one of an experiment's other metrics.
+type metricJSON struct {
+	Key            string   `json:"key"`
+	Type           string   `json:"type"`
+	Role           string   `json:"role"`
+	Direction      string   `json:"direction"`
+	MaxDegradation *float64 `json:"max_degradation"`
 }
 
 type variantJSON struct {
@@ -116,6 +126,15 @@ func toExperimentJSON(e store.Experiment) experimentJSON {
 		if e.Status != store.StatusCompleted && e.Status != store.StatusArchived {
 			out.LayerRange = &[2]float64{float64(e.LayerFrom) / store.LayerSlots, float64(e.LayerTo) / store.LayerSlots}
 		}
+	}
+	out.Metrics = make([]metricJSON, 0, len(e.Metrics))
+	for _, m := range e.Metrics {
+		mj := metricJSON{Key: m.Key, Type: string(m.Type), Role: m.Role, Direction: m.Direction}
+		if m.Role == store.RoleGuardrail {
+			d := m.MaxDegradation
+			mj.MaxDegradation = &d
+		}
+		out.Metrics = append(out.Metrics, mj)
 	}
 	variants := slices.Clone(e.Variants)
 	slices.SortStableFunc(variants, func(a, b store.Variant) int { return a.Position - b.Position })

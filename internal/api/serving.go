@@ -209,6 +209,7 @@ func (s *server) handleAssign(w http.ResponseWriter, r *http.Request) error {
 
 type eventRequest struct {
 	UnitID         string   `json:"unit_id"`
+	Metric         string   `json:"metric"`
 	Value          *float64 `json:"value"`
 	IdempotencyKey string   `json:"idempotency_key"`
 }
@@ -231,9 +232,21 @@ type eventsResponse struct {
 
 // checkEvent validates one event against the experiment's metric and
 // returns the event to store, or the field that makes it unacceptable.
-func checkEvent(ev eventRequest, metric store.Metric, now time.Time) (store.Event, *apperr.FieldError) {
+func checkEvent(ev eventRequest, e *store.Experiment, now time.Time) (store.Event, *apperr.FieldError) {
 	bad := func(field, format string, args ...any) (store.Event, *apperr.FieldError) {
 		return store.Event{}, &apperr.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	metric := e.Metric
+	if ev.Metric != "" && ev.Metric != store.PrimaryMetric {
+		m, ok := e.MetricByKey(ev.Metric)
+		if !ok {
+			known := []string{store.PrimaryMetric}
+			for _, m := range e.Metrics {
+				known = append(known, m.Key)
+			}
+			return bad("metric", "unknown metric %q: this experiment's metrics are %s", ev.Metric, strings.Join(known, ", "))
+		}
+		metric = m.Type
 	}
 	if reason := checkUnitID(ev.UnitID); reason != "" {
 		return bad("unit_id", "%s", reason)
@@ -241,7 +254,7 @@ func checkEvent(ev eventRequest, metric store.Metric, now time.Time) (store.Even
 	if len(ev.IdempotencyKey) > maxIdemKey || strings.ContainsFunc(ev.IdempotencyKey, isControl) {
 		return bad("idempotency_key", "must be at most %d bytes without control characters", maxIdemKey)
 	}
-	out := store.Event{UnitID: ev.UnitID, Value: 1, IdempotencyKey: ev.IdempotencyKey, At: now}
+	out := store.Event{UnitID: ev.UnitID, Value: 1, IdempotencyKey: ev.IdempotencyKey, At: now, Metric: ev.Metric}
 	switch metric {
 	case store.MetricBinary:
 		// A binary event is a conversion; a value, when sent, must say so.
@@ -271,7 +284,7 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	single := body.Events == nil
-	if !single && (body.UnitID != "" || body.Value != nil || body.IdempotencyKey != "") {
+	if !single && (body.UnitID != "" || body.Value != nil || body.IdempotencyKey != "" || body.Metric != "") {
 		return apperr.Fields([]apperr.FieldError{{Field: "events", Reason: "send either one event or an events list, not both"}})
 	}
 	if !single && (len(body.Events) == 0 || len(body.Events) > maxBatch) {
@@ -288,7 +301,7 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	// index holds the position in the request of each valid event.
 	valid, index, rejected, err := checkBatch(raw, single, func(ev eventRequest) (store.Event, *apperr.FieldError) {
-		return checkEvent(ev, e.Metric, now)
+		return checkEvent(ev, &e, now)
 	})
 	if err != nil {
 		return err
@@ -301,7 +314,7 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		outcomes := make([]optimize.Outcome, len(valid))
 		for i, ev := range valid {
-			outcomes[i] = optimize.Outcome{Unit: ev.UnitID, Value: ev.Value, IdempotencyKey: ev.IdempotencyKey, At: ev.At}
+			outcomes[i] = optimize.Outcome{Unit: ev.UnitID, Type: ev.Metric, Value: ev.Value, IdempotencyKey: ev.IdempotencyKey, At: ev.At}
 		}
 		results, err := opt.Record(r.Context(), outcomes)
 		if err != nil {

@@ -59,9 +59,19 @@ type createExperimentRequest struct {
 	Start    bool              `json:"start"`
 	// Targeting is decoded on its own (decodeCreateExperiment), so that
 	// its errors carry the field path.
-	Targeting  json.RawMessage `json:"targeting"`
-	Layer      string          `json:"layer"`
-	LayerShare *float64        `json:"layer_share"`
+	Targeting  json.RawMessage   `json:"targeting"`
+	Layer      string            `json:"layer"`
+	LayerShare *float64          `json:"layer_share"`
+	Metrics    []json.RawMessage `json:"metrics"`
+}
+
+// metricRequest is one of the other metrics of POST /v1/experiments.
+type metricRequest struct {
+	Key            string   `json:"key"`
+	Type           string   `json:"type"`
+	Role           string   `json:"role"`
+	Direction      string   `json:"direction"`
+	MaxDegradation *float64 `json:"max_degradation"`
 }
 
 type variantRequest struct {
@@ -103,6 +113,12 @@ func decodeCreateExperiment(body createExperimentRequest) ([]variantRequest, set
 			return nil, settingsRequest{}, err
 		}
 	}
+	for i, raw := range body.Metrics {
+		var m metricRequest
+		if err := decodeField(raw, &m, fmt.Sprintf("metrics[%d]", i)); err != nil {
+			return nil, settingsRequest{}, err
+		}
+	}
 	var settings settingsRequest
 	if len(body.Settings) > 0 {
 		if err := decodeField(body.Settings, &settings, "settings"); err != nil {
@@ -121,6 +137,13 @@ func specOf(body createExperimentRequest, variants []variantRequest, sr settings
 		// decodeCreateExperiment has checked that it decodes.
 		spec.Targeting = new(targeting.Rules)
 		_ = json.Unmarshal(body.Targeting, spec.Targeting)
+	}
+	for _, raw := range body.Metrics {
+		// decodeCreateExperiment has refused a malformed one already,
+		// naming its index.
+		var m metricRequest
+		_ = json.Unmarshal(raw, &m)
+		spec.Metrics = append(spec.Metrics, optimize.MetricSpec(m))
 	}
 	if body.Variants != nil {
 		spec.Variants = make([]optimize.VariantSpec, len(variants))

@@ -156,14 +156,35 @@ func (d *Dashboard) notFoundOr(w http.ResponseWriter, r *http.Request, err error
 // variantRow is one line of the variant table.
 type variantRow struct {
 	engine.VariantResult
-	Name      string
-	Index     int
-	Class     string
-	Control   bool
-	Leader    bool
-	Winner    bool
+	Name    string
+	Index   int
+	Class   string
+	Control bool
+	Leader  bool
+	Winner  bool
+	// Tripped is true when a guardrail stopped the variant.
+	Tripped   bool
 	PBestBar  bar
 	WeightBar bar
+}
+
+// metricTable is one of the experiment's other metrics: its lines as the
+// results give them.
+type metricTable struct {
+	Key       string
+	Binary    bool
+	Role      string
+	Direction string
+	// MaxDegradation is the guardrail's allowed degradation, 0 for a
+	// secondary metric.
+	MaxDegradation float64
+	Rows           []metricRow
+}
+
+type metricRow struct {
+	optimize.MetricVariant
+	Class   string
+	Control bool
 }
 
 // liveView is the part of an experiment's page that refreshes while it runs.
@@ -183,10 +204,14 @@ type liveView struct {
 	Winner        string
 	SRMAlert      bool
 	SRMPValue     *float64
-	Density       densityChart
-	Allocation    timeChart
-	Cumulative    timeChart
-	UpdatedAt     time.Time
+	// Trips are the variants the guardrails stopped; Metrics the other
+	// metrics' tables, in the experiment's order.
+	Trips      []optimize.GuardrailTrip
+	Metrics    []metricTable
+	Density    densityChart
+	Allocation timeChart
+	Cumulative timeChart
+	UpdatedAt  time.Time
 }
 
 // action is a lifecycle button.
@@ -325,10 +350,29 @@ func (d *Dashboard) live(ctx context.Context, e *store.Experiment) (liveView, er
 	for _, vr := range e.Variants {
 		names[vr.Key] = vr
 	}
+	v.Trips = res.GuardrailTrips
+	tripped := map[string]bool{}
+	for _, t := range res.GuardrailTrips {
+		tripped[t.Variant] = true
+	}
+	for _, m := range e.Metrics {
+		mr, ok := res.Metrics[m.Key]
+		if !ok {
+			continue
+		}
+		mt := metricTable{Key: m.Key, Binary: m.Type == store.MetricBinary, Role: m.Role, Direction: m.Direction}
+		if mr.MaxDegradation != nil {
+			mt.MaxDegradation = *mr.MaxDegradation
+		}
+		for i, l := range mr.Variants {
+			mt.Rows = append(mt.Rows, metricRow{MetricVariant: l, Class: colorClass(i), Control: names[l.Key].Control})
+		}
+		v.Metrics = append(v.Metrics, mt)
+	}
 	for i, vr := range res.Variants {
 		row := variantRow{
 			VariantResult: vr, Name: names[vr.Key].Name, Index: i, Class: colorClass(i),
-			Control: names[vr.Key].Control, Leader: vr.Key == v.Leader, Winner: vr.Key == v.Winner,
+			Control: names[vr.Key].Control, Leader: vr.Key == v.Leader, Winner: vr.Key == v.Winner, Tripped: tripped[vr.Key],
 			PBestBar: newBar("p_best", vr.Key, i, vr.PBest), WeightBar: newBar("weight", vr.Key, i, vr.Weight),
 		}
 		v.Rows = append(v.Rows, row)

@@ -190,7 +190,7 @@ func newEnv(t *testing.T, dsn string) *env {
 	e := &env{t: t, st: st, base: srv.URL, key: key, recv: newReceiver(t), ws: ws.ID}
 	e.call("POST", "/v1/webhooks", map[string]any{"url": e.recv.srv.URL, "events": []string{
 		"experiment.completed", "experiment.winner_found", "experiment.srm_detected", "experiment.no_difference",
-		"funnel.winner_found", "campaign.winner_found", "campaign.guardrail_tripped"}}, nil)
+		"experiment.guardrail_tripped", "funnel.winner_found", "campaign.winner_found", "campaign.guardrail_tripped"}}, nil)
 	return e
 }
 
@@ -371,6 +371,40 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			got := e.recv.await(t, "experiment.srm_detected", "srm", 10*time.Second)
 			t.Logf("experiment.srm_detected arrived %v after the data", got.at.Sub(at))
 			e.recv.once(t, "experiment.srm_detected", "srm")
+		})
+
+		t.Run("guardrail", func(t *testing.T) {
+			e := e.with(t)
+			e.call("POST", "/v1/experiments", map[string]any{"key": "grd", "metric": "binary", "strategy": "adaptive",
+				"variants": variants, "settings": map[string]any{"seed": 6}, "start": true,
+				"metrics": []map[string]any{{"key": "refunds", "type": "binary", "role": "guardrail", "direction": "decrease", "max_degradation": 0.1}}}, nil)
+			// b refunds 40% of its units, control 5%: one call, so that the
+			// trip becomes true at one moment.
+			rng := mrand.New(mrand.NewPCG(7, 8))
+			var evs []map[string]any
+			for u, v := range e.assignAll("grd", names("grd", 1000)) {
+				p := 0.05
+				if v == "b" {
+					p = 0.40
+				}
+				if rng.Float64() < p {
+					evs = append(evs, map[string]any{"unit_id": u, "metric": "refunds"})
+				}
+			}
+			e.call("POST", "/v1/experiments/grd/events", map[string]any{"events": evs}, nil)
+			at := time.Now()
+			got := e.recv.await(t, "experiment.guardrail_tripped", "grd/b", 10*time.Second)
+			t.Logf("experiment.guardrail_tripped arrived %v after the data", got.at.Sub(at))
+			if d := got.at.Sub(at); d > 2*every {
+				t.Errorf("experiment.guardrail_tripped arrived %v after the data, want within %v", d, 2*every)
+			}
+			served := e.assignAll("grd", names("grd-after", 200))
+			for u, v := range served {
+				if v == "b" {
+					t.Fatalf("unit %s got the tripped variant b", u)
+				}
+			}
+			e.recv.once(t, "experiment.guardrail_tripped", "grd/b")
 		})
 
 		t.Run("campaign", func(t *testing.T) {

@@ -154,25 +154,9 @@ func analyze(s Strategy, in Input, bayesOnly bool) (*Result, error) {
 	ci := controlIndex(in.Arms)
 	tests := newAVTests(in, s.Name())
 	cis := intervals(in.Metric, in.Arms, in.Settings) // docs/engine.md, "Numbers"
-	for i, a := range in.Arms {
-		v := VariantResult{
-			Key: a.Key, Units: a.Units, Conversions: a.Conversions, Sum: a.Sum,
-			Mean: means[i], CILow: cis[i][0], CIHigh: cis[i][1],
-			PBest: pbest[i], ExpectedLoss: loss[i], Weight: weights[i],
-		}
-		if in.Metric == Binary {
-			v.Sum = float64(a.Conversions)
-		}
-		if i != ci {
-			v.Lift, v.LiftCILow, v.LiftCIHigh = lift(in.Metric, a, in.Arms[ci])
-			if tests.OK && a.Units > 0 && in.Arms[ci].Units > 0 {
-				p, pr := tests.PValue(i, ci), tests.Pair(i, ci)
-				v.PValue = &p
-				if !math.IsInf(pr.Lo, 0) && !math.IsInf(pr.Hi, 0) {
-					v.DiffLow, v.DiffHigh = &pr.Lo, &pr.Hi
-				}
-			}
-		}
+	for i := range in.Arms {
+		v := describeArm(in, tests, means, cis, ci, i)
+		v.PBest, v.ExpectedLoss, v.Weight = pbest[i], loss[i], weights[i]
 		res.Variants[i] = v
 	}
 	res.SRM = SequentialSRM(in.Arms, SRMAlertP)
@@ -182,6 +166,33 @@ func analyze(s Strategy, in Input, bayesOnly bool) (*Result, error) {
 	}
 	res.Winner, res.Decision = experimentDecision(in, means, argmax(pbest), tests, func() ([]float64, []float64) { return pbest, loss })
 	return res, nil
+}
+
+// describeArm is arm i's line of the results without what the posterior
+// allocates by (P(best), expected loss, weight): its counts, mean, credible
+// interval, lift and anytime-valid comparison with the control ci. The
+// primary metric's results and every other metric's (AnalyzeMetric) are
+// made by it, so that a metric means the same wherever it is shown.
+func describeArm(in Input, tests *avTests, means []float64, cis [][2]float64, ci, i int) VariantResult {
+	a := in.Arms[i]
+	v := VariantResult{
+		Key: a.Key, Units: a.Units, Conversions: a.Conversions, Sum: a.Sum,
+		Mean: means[i], CILow: cis[i][0], CIHigh: cis[i][1],
+	}
+	if in.Metric == Binary {
+		v.Sum = float64(a.Conversions)
+	}
+	if i != ci {
+		v.Lift, v.LiftCILow, v.LiftCIHigh = lift(in.Metric, a, in.Arms[ci])
+		if tests.OK && a.Units > 0 && in.Arms[ci].Units > 0 {
+			p, pr := tests.PValue(i, ci), tests.Pair(i, ci)
+			v.PValue = &p
+			if !math.IsInf(pr.Lo, 0) && !math.IsInf(pr.Hi, 0) {
+				v.DiffLow, v.DiffHigh = &pr.Lo, &pr.Hi
+			}
+		}
+	}
+	return v
 }
 
 // Decide applies the decision rule of strategy s alone, without the rest of the
@@ -205,7 +216,7 @@ func Decide(s Strategy, in Input) (winner *string, d Decision, err error) {
 func burnIn(in Input) (string, bool) {
 	low := -1
 	for i, a := range in.Arms {
-		if a.Units < in.Settings.MinSamples && (low < 0 || a.Units < in.Arms[low].Units) {
+		if !a.Stopped && a.Units < in.Settings.MinSamples && (low < 0 || a.Units < in.Arms[low].Units) {
 			low = i
 		}
 	}
@@ -287,15 +298,25 @@ func experimentDecision(in Input, means []float64, lead int, tests *avTests, bay
 		j := ref(i)
 		return fmt.Sprintf("%s: %s", in.Arms[j].Key, relInterval(tests, i, j, means))
 	}
-	if b := tests.dominant(); b >= 0 {
+	if b := tests.dominant(stoppedArms(in.Arms)); b >= 0 {
 		key := in.Arms[b].Key
 		var claim string
-		if len(in.Arms) == 2 {
+		if live := liveArms(in.Arms); live < len(in.Arms) {
+			claim = fmt.Sprintf("%s beats every variant that no guardrail stopped (vs %s), always-valid at %s", key, vs(b), level)
+		} else if len(in.Arms) == 2 {
 			claim = fmt.Sprintf("%s beats %s, always-valid at %s", key, vs(b), level)
 		} else {
 			claim = fmt.Sprintf("%s beats every other variant (vs %s), always-valid at %s", key, vs(b), level)
 		}
+		if why := in.Arms[b].Unproven; why != "" {
+			return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s, but %s", claim, why)}
+		}
 		pbest, loss := bayes()
+		if live := liveArms(in.Arms); live < len(in.Arms) {
+			// P(best) among the arms that may still win: a stopped arm is
+			// out of the running, however good its primary metric.
+			pbest, loss = liveBayes(in)
+		}
 		switch {
 		case pbest[b] < s.DecisionThreshold:
 			return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s, but its probability of being best is %s; %s required",
@@ -305,6 +326,10 @@ func experimentDecision(in Input, means []float64, lead int, tests *avTests, bay
 				claim, num(loss[b]), num(s.LossThreshold))}
 		}
 		return &key, Decision{StateWinnerFound, claim}
+	}
+	if live := liveArms(in.Arms); live == 1 {
+		return nil, Decision{StateCollecting, fmt.Sprintf("no winner: every variant but %s tripped a guardrail; complete the experiment to serve it",
+			in.Arms[ci].Key)}
 	}
 	delta := s.MinEffect * math.Abs(tests.Centre)
 	if tests.equivalent(lead, delta) {
@@ -352,4 +377,47 @@ func lift(m Metric, v, c Arm) (l, lo, hi *float64) {
 	r := mv / mc
 	se := math.Sqrt(sv/float64(v.Units)/(mc*mc) + r*r*sc/float64(c.Units)/(mc*mc))
 	return ptr(r - 1), ptr(r - 1 - z975*se), ptr(r - 1 + z975*se)
+}
+
+// stoppedArms says which arms a guardrail stopped.
+func stoppedArms(arms []Arm) []bool {
+	out := make([]bool, len(arms))
+	for i, a := range arms {
+		out[i] = a.Stopped
+	}
+	return out
+}
+
+// liveArms counts the arms no guardrail stopped.
+func liveArms(arms []Arm) int {
+	n := 0
+	for _, a := range arms {
+		if !a.Stopped {
+			n++
+		}
+	}
+	return n
+}
+
+// liveBayes returns P(best) and expected loss among the arms no guardrail
+// stopped (0 and +Inf for the stopped ones), from what the strategy learns.
+func liveBayes(in Input) (pbest, loss []float64) {
+	sub := in
+	sub.Arms = nil
+	var idx []int
+	for i, a := range in.Arms {
+		if !a.Stopped {
+			sub.Arms = append(sub.Arms, a)
+			idx = append(idx, i)
+		}
+	}
+	pb, l := bestProbabilities(posteriors(in.Metric, effectiveCounts(sub), in.Settings))
+	pbest, loss = make([]float64, len(in.Arms)), make([]float64, len(in.Arms))
+	for i := range loss {
+		loss[i] = math.Inf(1)
+	}
+	for j, i := range idx {
+		pbest[i], loss[i] = pb[j], l[j]
+	}
+	return pbest, loss
 }

@@ -76,6 +76,11 @@ type avTests struct {
 	// Means are the inverse-propensity estimates of each arm's mean.
 	Means []float64
 	pair  [][]avPair
+	// a and q are each arm's Σ (y−c)/p and its variance estimate, n the
+	// number of units and r = Tau2·n: what any contrast of the arms'
+	// means needs (contrast).
+	a, q []float64
+	n, r float64
 }
 
 // Pair returns the comparison of arm i with arm j (Δ = μ_i − μ_j).
@@ -158,6 +163,7 @@ func newAVTests(in Input, strategy string) *avTests {
 		t.Means[i] = c + A[i]/n
 	}
 	r := s.Tau2 * n
+	t.a, t.q, t.n, t.r = A, Q, n, r
 	crit := 2*math.Log(1/t.Level) + math.Log1p(r)
 	t.pair = make([][]avPair, k)
 	for i := range t.pair {
@@ -186,13 +192,52 @@ func newAVTests(in Input, strategy string) *avTests {
 	return t
 }
 
+// contrast returns the estimate and the anytime-valid interval, at level
+// (two-sided, so each side holds at level/2 or better), of
+//
+//	μ_i − k·μ_j,
+//
+// the pairwise interval generalised to a weighted difference: the
+// increments X_u = 1{A_u = i}(y−c)/p − k·1{A_u = j}(y−c)/p have mean
+// (μ_i − c) − k(μ_j − c) whatever the allocation did, their sum is
+// A_i − k·A_j and its variance estimate Q_i + k²·Q_j, and the boundary is
+// the same normal mixture. The term (k−1)·c that the centre leaves is
+// added with the pooled mean c as a constant: its error, (k−1) times the
+// pooled mean's, is small beside the inverse-propensity one for the k near 1
+// of a guardrail (k = 1 ± max_degradation). k = 1 is the pairwise interval.
+func (t *avTests) contrast(i, j int, k, level float64) (est, lo, hi float64) {
+	S := t.a[i] - k*t.a[j]
+	V := t.q[i] + k*k*t.q[j]
+	est = S/t.n + (1-k)*t.Centre
+	if !(V > 0) {
+		return est, math.Inf(-1), math.Inf(1)
+	}
+	half := math.Sqrt(V*(1+1/t.r)*(2*math.Log(1/level)+math.Log1p(t.r))) / t.n
+	return est, est - half, est + half
+}
+
 // dominant returns the arm whose interval against every other arm lies above
-// zero, or −1. At most one arm can be so.
-func (t *avTests) dominant() int {
+// zero, or −1. At most one arm can be so. Arms marked in stopped (a tripped
+// guardrail) can never be it, and need not be beaten: they are out of the
+// running, and their comparisons lose their guarantee once they get no
+// traffic. With fewer than two arms left there is no comparison to win.
+func (t *avTests) dominant(stopped []bool) int {
+	live := 0
+	for _, s := range stopped {
+		if !s {
+			live++
+		}
+	}
+	if live < 2 {
+		return -1
+	}
 	for b := range t.pair {
+		if stopped[b] {
+			continue
+		}
 		ok := true
 		for j := range t.pair {
-			if j != b && !(t.pair[b][j].Lo > 0) {
+			if j != b && !stopped[j] && !(t.pair[b][j].Lo > 0) {
 				ok = false
 				break
 			}

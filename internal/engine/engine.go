@@ -80,6 +80,15 @@ type Arm struct {
 	Negative      int64   `json:"negative,omitempty"`
 	LogSum        float64 `json:"log_sum,omitempty"`
 	LogSumSquares float64 `json:"log_sum_squares,omitempty"`
+
+	// Stopped marks an arm that a guardrail metric has shown to be harmful
+	// (GuardrailTrips): it gets weight 0, and can never be the winner. The
+	// control cannot be stopped.
+	Stopped bool `json:"stopped,omitempty"`
+	// Unproven, when not empty, says why the arm may not be declared the
+	// winner yet although it keeps its traffic: a guardrail metric has not
+	// yet shown it within its allowed degradation (GuardrailVerdict.Safe).
+	Unproven string `json:"unproven,omitempty"`
 }
 
 // AddUnit counts a new unit assigned to this arm with propensity p (0 < p ≤ 1).
@@ -204,6 +213,10 @@ const (
 	// intervals of the decision stay tight (docs/decisions.md weighs its cost
 	// in regret against its benefit in power).
 	DefaultAdaptiveWeightFloor = 0.01
+	// DefaultGuardrailControlShare is the control's least share of traffic
+	// while a guardrail is undecided, for experiments with guardrail
+	// metrics (docs/metrics.md weighs it).
+	DefaultGuardrailControlShare = 0.2
 	// DefaultTau2 is the mixing variance of the sequential test, in units of the
 	// per-unit variance (a standardised effect size of about 0.07).
 	DefaultTau2 = 0.001
@@ -240,6 +253,11 @@ type Settings struct {
 	// ControlShare, if positive, is the fixed share of traffic of the control while
 	// the other variants compete for the rest.
 	ControlShare float64 `json:"control_share,omitempty"`
+	// GuardrailControlShare, if positive, is the least share of traffic of
+	// the control while some arm's guardrail is undecided (Arm.Unproven):
+	// the guardrail compares each arm with the control, and a bandit that
+	// starves the control would leave a harmful arm undetected for ever.
+	GuardrailControlShare float64 `json:"guardrail_control_share,omitempty"`
 	// Tau2 is the mixing variance of the mixture SPRT, relative to the per-unit variance.
 	Tau2 float64 `json:"tau2,omitempty"`
 	// EpsilonC is c of the explore strategy's ε = min(1, c·K/t).
@@ -341,6 +359,10 @@ func (s Settings) Validate(arms int) error {
 		return invalid("control_share must be in [0, 1)")
 	case s.ControlShare+s.WeightFloor*float64(arms-1) > 1:
 		return invalid("control_share plus the weight floors of the other variants exceeds 1")
+	case !(s.GuardrailControlShare >= 0) || s.GuardrailControlShare >= 1:
+		return invalid("guardrail_control_share must be in [0, 1)")
+	case s.GuardrailControlShare+s.WeightFloor*float64(arms-1) > 1:
+		return invalid("guardrail_control_share plus the weight floors of the other variants exceeds 1")
 	case !(s.Tau2 > 0) || math.IsInf(s.Tau2, 0):
 		return invalid("tau2 must be positive")
 	case !(s.EpsilonC > 0) || math.IsInf(s.EpsilonC, 0):
@@ -393,6 +415,9 @@ func (in Input) validate() (Input, error) {
 		if a.Control {
 			controls++
 		}
+		if a.Stopped && (a.Control || (i == 0 && !anyControl(in.Arms))) {
+			return in, invalid("variant %q is the control, which a guardrail cannot stop", a.Key)
+		}
 		if a.Units < 0 {
 			return in, invalid("variant %q: units must not be negative", a.Key)
 		}
@@ -419,6 +444,15 @@ func (in Input) validate() (Input, error) {
 		return in, err
 	}
 	return in, nil
+}
+
+func anyControl(arms []Arm) bool {
+	for _, a := range arms {
+		if a.Control {
+			return true
+		}
+	}
+	return false
 }
 
 // controlIndex returns the index of the control arm: the marked one, else 0.

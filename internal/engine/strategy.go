@@ -103,17 +103,39 @@ func newPlan(in Input, base func(competitors []int) sampler) *Plan {
 	}
 	s := in.Settings
 	ctrl := controlIndex(in.Arms)
-	for i := range in.Arms {
-		if s.ControlShare > 0 && i == ctrl {
+	for i, a := range in.Arms {
+		if i != ctrl && !a.Stopped && a.Unproven != "" && s.GuardrailControlShare > s.ControlShare {
+			// A guardrail still has to compare an arm with the control:
+			// the control keeps its guardrail share of the traffic.
+			s.ControlShare = s.GuardrailControlShare
+			break
+		}
+	}
+	stopped := false
+	for i, a := range in.Arms {
+		stopped = stopped || a.Stopped
+		// A stopped arm (a tripped guardrail) competes no more: its weight
+		// is 0, and the floor and the strategy share the rest.
+		if a.Stopped || (s.ControlShare > 0 && i == ctrl) {
 			continue
 		}
 		p.competitors = append(p.competitors, i)
 	}
-	if s.ControlShare > 0 {
+	if s.ControlShare > 0 && len(p.competitors) > 0 {
 		p.control, p.controlShare = ctrl, s.ControlShare
 	}
+	if len(p.competitors) == 0 {
+		// Every arm but the control, which has a share of its own, is
+		// stopped: the control takes all the traffic.
+		p.competitors = []int{ctrl}
+	}
 	if s.WeightFloor > 0 {
-		p.floorMass = float64(len(p.competitors)) * s.WeightFloor / (1 - s.ControlShare)
+		p.floorMass = float64(len(p.competitors)) * s.WeightFloor / (1 - p.controlShare)
+	}
+	if len(p.competitors) == 1 && stopped {
+		// One arm left to choose (the others stopped): nothing to learn.
+		p.base, p.floorMass = fixedSampler(p.competitors), 0
+		return p
 	}
 	p.base = base(p.competitors)
 	return p

@@ -26,6 +26,7 @@ const (
 	Delivery   = "dlv"
 	Request    = "req"
 	Layer      = "lyr"
+	Metric     = "met"
 )
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"

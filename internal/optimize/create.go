@@ -140,6 +140,85 @@ type ExperimentSpec struct {
 	// LayerShare the share of the layer's units it takes.
 	Layer      string
 	LayerShare *float64
+	// Metrics are the experiment's other metrics (secondary and guardrail).
+	Metrics []MetricSpec
+}
+
+// MaxMetrics is how many metrics besides the primary an experiment may have.
+const MaxMetrics = 10
+
+// MetricSpec is one of an ExperimentSpec's other metrics. Empty strings
+// mean the defaults: role secondary, direction increase.
+type MetricSpec struct {
+	Key            string
+	Type           string
+	Role           string
+	Direction      string
+	MaxDegradation *float64
+}
+
+// buildMetrics validates the other metrics (field names as in the API's
+// JSON: "metrics[1].role") and returns them without ids.
+func buildMetrics(fe *fieldErrors, specs []MetricSpec) []store.MetricDef {
+	if len(specs) > MaxMetrics {
+		fe.add("metrics", "must hold at most %d metrics besides the primary, not %d", MaxMetrics, len(specs))
+		return nil
+	}
+	var out []store.MetricDef
+	seen := map[string]int{}
+	for i, m := range specs {
+		field := fmt.Sprintf("metrics[%d]", i)
+		fe.key(field+".key", m.Key)
+		if m.Key == store.PrimaryMetric {
+			fe.add(field+".key", "%q is the primary metric's key", store.PrimaryMetric)
+		} else if j, dup := seen[m.Key]; dup && m.Key != "" {
+			fe.add(field+".key", "duplicates metrics[%d].key %q", j, m.Key)
+		} else {
+			seen[m.Key] = i
+		}
+		switch m.Type {
+		case string(store.MetricBinary), string(store.MetricContinuous):
+		case "":
+			fe.add(field+".type", "is required: binary or continuous")
+		default:
+			fe.add(field+".type", "must be binary or continuous")
+		}
+		role := cmpOr(m.Role, store.RoleSecondary)
+		if role != store.RoleSecondary && role != store.RoleGuardrail {
+			fe.add(field+".role", "must be secondary or guardrail")
+		}
+		dir := m.Direction
+		switch dir {
+		case engine.Increase, engine.Decrease:
+		case "":
+			if role == store.RoleGuardrail {
+				fe.add(field+".direction", "is required for a guardrail: increase (higher is better) or decrease (lower is better)")
+			}
+			dir = engine.Increase
+		default:
+			fe.add(field+".direction", "must be increase or decrease")
+		}
+		var maxDeg float64
+		switch {
+		case role == store.RoleGuardrail && m.MaxDegradation == nil:
+			fe.add(field+".max_degradation", "is required for a guardrail: how much worse than the control a variant may be, relative to the control (0.1 = 10%%)")
+		case role != store.RoleGuardrail && m.MaxDegradation != nil:
+			fe.add(field+".max_degradation", "is only for guardrail metrics")
+		case m.MaxDegradation != nil && !(*m.MaxDegradation > 0 && *m.MaxDegradation < 1):
+			fe.add(field+".max_degradation", "must be in (0, 1), relative to the control's mean")
+		case m.MaxDegradation != nil:
+			maxDeg = *m.MaxDegradation
+		}
+		out = append(out, store.MetricDef{Key: m.Key, Type: store.Metric(m.Type), Role: role, Position: i, Direction: dir, MaxDegradation: maxDeg})
+	}
+	return out
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // VariantSpec is one variant of an ExperimentSpec.
@@ -298,6 +377,7 @@ func BuildExperiment(spec ExperimentSpec) (store.Experiment, error) {
 		}
 		e.LayerKey, e.LayerShare = spec.Layer, *spec.LayerShare
 	}
+	e.Metrics = buildMetrics(&fe, spec.Metrics)
 	var errs []apperr.FieldError
 	e.Settings, errs = BuildSettings(sr, len(variants), len(fe) == 0)
 	fe = append(fe, errs...)
@@ -419,6 +499,9 @@ func (x *Experiments) Create(ctx context.Context, workspaceID string, spec Exper
 	e.CreatedAt, e.UpdatedAt = now, now
 	for i := range e.Variants {
 		e.Variants[i].ID = id.New(id.Variant)
+	}
+	for i := range e.Metrics {
+		e.Metrics[i].ID = id.New(id.Metric)
 	}
 	if spec.Start {
 		e.Status = store.StatusRunning

@@ -192,12 +192,27 @@ func input(e *store.Experiment, counters []store.Counters, st engine.State, now 
 	}
 	arms := make([]engine.Arm, len(e.Variants))
 	for i, v := range e.Variants {
-		c := byID[v.ID]
-		arms[i] = engine.Arm{Key: v.Key, Control: v.Control, Units: c.Units, Conversions: c.Conversions, Sum: c.Sum, SumSquares: c.SumSq,
-			Expected: c.Expected, ExpectedSquares: c.ExpectedSq, InvExpected: c.InvExpected, InvP: c.InvP, InvP2: c.InvP2, YInvP: c.YInvP, YInvP2: c.YInvP2, Y2InvP2: c.Y2InvP2,
-			Positive: c.Positive, Negative: c.Negative, LogSum: c.LogSum, LogSumSquares: c.LogSumSq}
+		arms[i] = armOf(v, byID[v.ID])
 	}
-	return engine.Input{Metric: engine.Metric(e.Metric), Arms: arms, Settings: engineSettings(e.Settings), State: st, Now: now}
+	set := engineSettings(e.Settings)
+	if guardrailCount(e) > 0 {
+		// The control keeps a share while a guardrail is undecided, as much
+		// of the default as the other variants' floors leave.
+		set.GuardrailControlShare = max(0, min(engine.DefaultGuardrailControlShare, 1-set.WeightFloor*float64(len(arms)-1)))
+	}
+	return engine.Input{Metric: engine.Metric(e.Metric), Arms: arms, Settings: set, State: st, Now: now}
+}
+
+// constrained is input with the guardrails' constraints (metricsEval) on
+// the arms, and the evaluation of the other metrics.
+func (x *Experiments) constrained(ctx context.Context, e *store.Experiment, counters []store.Counters, st engine.State, now time.Time) (engine.Input, *metricsEval, error) {
+	in := input(e, counters, st, now)
+	ev, err := x.evalMetrics(ctx, e, in.Arms, in.Settings)
+	if err != nil {
+		return in, nil, err
+	}
+	ev.constrain(in.Arms)
+	return in, ev, nil
 }
 
 // policyFor returns the experiment's current allocation, rebuilding it from
@@ -234,7 +249,10 @@ func (x *Experiments) buildPolicy(ctx context.Context, e *store.Experiment, now 
 		if err != nil {
 			return nil, fmt.Errorf("load counters of %s: %w", e.ID, err)
 		}
-		in := input(e, counters, prev.Engine, now)
+		in, _, err := x.constrained(ctx, e, counters, prev.Engine, now)
+		if err != nil {
+			return nil, err
+		}
 		next, err := strat.Update(in)
 		if err != nil {
 			return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be optimized", e.Key)
@@ -574,10 +592,29 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 		return nil, err
 	}
 	now := x.now()
-	in := input(e, counters, prev.Engine, now)
+	// The guardrails first: a variant they stop has weight 0 and cannot be
+	// the winner of the analysis below.
+	in, ev, err := x.constrained(ctx, e, counters, prev.Engine, now)
+	if err != nil {
+		return nil, err
+	}
+	if ev.recorded {
+		x.forgetPolicy(e.ID)
+	}
 	r, err := engine.Analyze(strat, in)
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be analysed", e.Key)
+	}
+	if r.Winner != nil {
+		if _, tripped := ev.trips[*r.Winner]; tripped {
+			// Never reached (the engine excludes stopped arms); kept so that
+			// no change of the engine can record a tripped winner.
+			r.Winner, r.Decision = nil, engine.Decision{State: engine.StateCollecting, Reason: fmt.Sprintf("%s tripped a guardrail and cannot win", *r.Winner)}
+		}
+	}
+	metrics, err := ev.results(e, in.Settings)
+	if err != nil {
+		return nil, err
 	}
 	if r.SRM.Alert && e.SRMAlertedAt == nil && r.SRM.PValue != nil &&
 		(e.Status == store.StatusRunning || e.Status == store.StatusPaused) {
@@ -598,6 +635,7 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 		ExperimentID: e.ID, Status: e.Status, Strategy: e.Strategy, Metric: e.Metric,
 		TotalUnits: r.TotalUnits, Variants: r.Variants, SRM: r.SRM, UpdatedAt: now,
 		Decision: Decision{State: r.Decision.State, Reason: r.Decision.Reason},
+		Metrics:  metrics, GuardrailTrips: ev.tripList(e),
 	}
 	if e.Winner == "" && r.Winner != nil && (e.Status == store.StatusRunning || e.Status == store.StatusPaused) {
 		if err := x.declare(ctx, e, *r.Winner, r.Decision.Reason); err != nil {

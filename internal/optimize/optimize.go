@@ -53,7 +53,12 @@ type Results struct {
 	Winner       *string                `json:"winner"`
 	Decision     Decision               `json:"decision"`
 	SRM          engine.SRM             `json:"srm"`
-	UpdatedAt    time.Time              `json:"updated_at"`
+	// Metrics are the other metrics' lines, by key; absent when the
+	// experiment has none.
+	Metrics map[string]MetricResults `json:"metrics,omitempty"`
+	// GuardrailTrips are the variants the guardrails stopped.
+	GuardrailTrips []GuardrailTrip `json:"guardrail_trips,omitempty"`
+	UpdatedAt      time.Time       `json:"updated_at"`
 	// Breakdown is set when the results are asked for by an attribute.
 	Breakdown *Breakdown `json:"breakdown,omitempty"`
 }

@@ -59,8 +59,9 @@ type Allocation struct {
 	Wave int64
 }
 
-// Outcome is what a unit did: an experiment's conversion, a campaign
-// event (Type: open, click, …), or, for funnels, reaching the step Type.
+// Outcome is what a unit did: an experiment's conversion or value (Type:
+// the metric's key, "" for the primary metric), a campaign event (Type:
+// open, click, …), or, for funnels, reaching the step Type.
 type Outcome struct {
 	Unit           string
 	Type           string
@@ -180,7 +181,8 @@ func (o experimentOptimizer) Allocate(ctx context.Context, units []Unit) (Alloca
 func (o experimentOptimizer) Record(ctx context.Context, outcomes []Outcome) ([]store.EventResult, error) {
 	events := make([]store.Event, len(outcomes))
 	for i, oc := range outcomes {
-		events[i] = store.Event{UnitID: oc.Unit, Value: oc.Value, IdempotencyKey: oc.IdempotencyKey, At: oc.At}
+		// An experiment's outcome Type names its metric ("" the primary).
+		events[i] = store.Event{UnitID: oc.Unit, Value: oc.Value, IdempotencyKey: oc.IdempotencyKey, At: oc.At, Metric: oc.Type}
 	}
 	return o.x.RecordEvents(ctx, o.e, events)
 }

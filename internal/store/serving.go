@@ -52,8 +52,11 @@ type Event struct {
 	// Value is the conversion value: 1 for a plain binary conversion, the
 	// amount for a continuous metric.
 	Value          float64
-	IdempotencyKey string // optional; scoped to the experiment
+	IdempotencyKey string // optional; scoped to the experiment and the metric
 	At             time.Time
+	// Metric is the key of the metric the event is about; "" or
+	// PrimaryMetric for the experiment's primary metric.
+	Metric string
 }
 
 // Outcome is what happened to one event.
@@ -127,6 +130,11 @@ type Serving interface {
 	RecordEvents(ctx context.Context, batches []EventBatch) ([][]EventResult, error)
 	// Counters returns the counters of every variant of the experiment.
 	Counters(ctx context.Context, workspaceID, experimentID string) ([]Counters, error)
+	// MetricCounters returns, by metric key, the outcome counters of every
+	// variant (in variant order) for each of the experiment's other
+	// metrics. Their unit fields (Units, Expected, InvP, …) are zero: every
+	// metric shares the primary counters' units.
+	MetricCounters(ctx context.Context, workspaceID, experimentID string) (map[string][]Counters, error)
 	// Buckets returns the hourly counters in [from, to), ordered by hour.
 	Buckets(ctx context.Context, workspaceID, experimentID string, from, to time.Time) ([]Bucket, error)
 }

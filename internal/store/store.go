@@ -133,6 +133,37 @@ type Settings struct {
 	MinEffect float64 `json:"min_effect,omitempty"`
 }
 
+// The roles and directions of an experiment's metrics other than the primary.
+const (
+	RoleSecondary = "secondary" // described in the results, decides nothing
+	RoleGuardrail = "guardrail" // stops a variant shown to harm it
+	// PrimaryMetric is the key of the experiment's own metric, which
+	// decides and allocates.
+	PrimaryMetric = "primary"
+)
+
+// MetricDef is one of an experiment's metrics other than the primary one.
+type MetricDef struct {
+	ID       string
+	Key      string
+	Type     Metric
+	Role     string
+	Position int
+	// Direction is which way is better: "increase" or "decrease".
+	Direction string
+	// MaxDegradation is, for a guardrail, how much worse than the control a
+	// variant may be, relative to the control's mean.
+	MaxDegradation float64
+}
+
+// GuardrailTrip records that a guardrail metric stopped a variant.
+type GuardrailTrip struct {
+	VariantID string
+	Metric    string // the metric's key
+	Reason    string
+	At        time.Time
+}
+
 // Variant is one arm of an experiment. Variants are fixed once it runs.
 type Variant struct {
 	ID       string
@@ -155,6 +186,8 @@ type Experiment struct {
 	Status      Status
 	Variants    []Variant
 	Settings    Settings
+	// Metrics are the experiment's other metrics, in position order.
+	Metrics []MetricDef
 	// Winner is the key of the declared or fixed winner, "" when none.
 	Winner string
 	// WinnerFixed is true when a user fixed the winner at completion (or
@@ -264,6 +297,23 @@ type Experiments interface {
 	MarkSRM(ctx context.Context, workspaceID, id string, at time.Time, events ...OutboxEvent) (bool, error)
 	// MarkNoDifference records the no_difference decision once, like MarkSRM.
 	MarkNoDifference(ctx context.Context, workspaceID, id string, at time.Time, events ...OutboxEvent) (bool, error)
+	// TripGuardrail records that a guardrail stopped the variant, once: it
+	// returns true (and writes the events in the same transaction) only for
+	// the call that recorded it. A variant is stopped at most once.
+	TripGuardrail(ctx context.Context, workspaceID, id string, trip GuardrailTrip, events ...OutboxEvent) (bool, error)
+	// GuardrailTrips returns the experiment's recorded trips.
+	GuardrailTrips(ctx context.Context, workspaceID, id string) ([]GuardrailTrip, error)
+}
+
+// MetricByKey returns the experiment's metric with the key, and whether
+// there is one.
+func (e *Experiment) MetricByKey(key string) (MetricDef, bool) {
+	for _, m := range e.Metrics {
+		if m.Key == key {
+			return m, true
+		}
+	}
+	return MetricDef{}, false
 }
 
 // Store is everything a backend provides.

@@ -21,16 +21,18 @@ const (
 	// EventExperimentNoDifference: every variant is provably within
 	// ± min_effect of the leader (decision state no_difference).
 	EventExperimentNoDifference EventType = "experiment.no_difference"
-	EventFunnelWinnerFound      EventType = "funnel.winner_found"
-	EventCampaignWinnerFound    EventType = "campaign.winner_found"
-	EventCampaignGuardrail      EventType = "campaign.guardrail_tripped"
-	EventPing                   EventType = "ping"
+	// EventExperimentGuardrail: a guardrail metric stopped a variant.
+	EventExperimentGuardrail EventType = "experiment.guardrail_tripped"
+	EventFunnelWinnerFound   EventType = "funnel.winner_found"
+	EventCampaignWinnerFound EventType = "campaign.winner_found"
+	EventCampaignGuardrail   EventType = "campaign.guardrail_tripped"
+	EventPing                EventType = "ping"
 )
 
 // EventTypes lists every event type an endpoint may subscribe to.
 var EventTypes = []EventType{
 	EventExperimentStarted, EventExperimentPaused, EventExperimentResumed, EventExperimentCompleted,
-	EventExperimentWinnerFound, EventExperimentSRMDetected, EventExperimentNoDifference, EventFunnelWinnerFound,
+	EventExperimentWinnerFound, EventExperimentSRMDetected, EventExperimentNoDifference, EventExperimentGuardrail, EventFunnelWinnerFound,
 	EventCampaignWinnerFound, EventCampaignGuardrail, EventPing,
 }
 

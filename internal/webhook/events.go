@@ -90,6 +90,14 @@ func NoDifference(e store.Experiment, reason string, at time.Time) store.OutboxE
 	})
 }
 
+// GuardrailTripped returns experiment.guardrail_tripped: the guardrail
+// metric stopped variant of e (it gets no more traffic), with the reason.
+func GuardrailTripped(e store.Experiment, variant, metric, reason string, at time.Time) store.OutboxEvent {
+	return NewEvent(store.EventExperimentGuardrail, e.WorkspaceID, at, map[string]any{
+		"experiment": Summarize(e), "variant": variant, "metric": metric, "reason": reason,
+	})
+}
+
 // SRMDetected returns experiment.srm_detected for e with the test's p-value.
 func SRMDetected(e store.Experiment, pValue float64, at time.Time) store.OutboxEvent {
 	return NewEvent(store.EventExperimentSRMDetected, e.WorkspaceID, at, map[string]any{

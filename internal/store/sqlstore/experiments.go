@@ -55,6 +55,21 @@ func (s *Store) CreateExperiment(ctx context.Context, e store.Experiment, events
 		if err := writeEvents(ctx, tx, e.WorkspaceID, events); err != nil {
 			return err
 		}
+		if len(e.Metrics) > 0 {
+			rb := newRowsBuilder(e.ID)
+			for _, m := range e.Metrics {
+				rb.add("(?, $1, ?, ?, ?, ?, ?, ?)", m.ID, m.Key, m.Position, string(m.Type), m.Role, m.Direction, m.MaxDegradation)
+			}
+			_, err := tx.ExecContext(ctx,
+				`INSERT INTO experiment_metrics (id, experiment_id, key, position, type, role, direction, max_degradation) VALUES `+rb.String(),
+				rb.args...)
+			if s.dialect.IsUniqueViolation(err) {
+				return apperr.Wrap(apperr.Conflict, err, "metric ids and keys must be unique")
+			}
+			if err != nil {
+				return fmt.Errorf("create metrics of %s: %w", e.ID, err)
+			}
+		}
 		if len(e.Variants) == 0 {
 			return nil
 		}
@@ -123,7 +138,46 @@ func getExperiment(ctx context.Context, q querier, workspaceID, ref string) (sto
 		return e, err
 	}
 	e.Variants = vs[e.ID]
+	ms, err := loadMetrics(ctx, q, []string{e.ID})
+	if err != nil {
+		return e, err
+	}
+	e.Metrics = ms[e.ID]
 	return e, nil
+}
+
+// loadMetrics returns the other metrics of the experiments, by experiment
+// id, in position order.
+func loadMetrics(ctx context.Context, q querier, experimentIDs []string) (map[string][]store.MetricDef, error) {
+	out := make(map[string][]store.MetricDef, len(experimentIDs))
+	if len(experimentIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(experimentIDs))
+	for i, id := range experimentIDs {
+		args[i] = id
+	}
+	rows, err := q.QueryContext(ctx,
+		`SELECT experiment_id, id, key, position, type, role, direction, max_degradation FROM experiment_metrics
+		 WHERE experiment_id IN (`+placeholders(1, len(args))+`)
+		 ORDER BY experiment_id, position`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load metrics: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var expID, typ string
+		var m store.MetricDef
+		if err := rows.Scan(&expID, &m.ID, &m.Key, &m.Position, &typ, &m.Role, &m.Direction, &m.MaxDegradation); err != nil {
+			return nil, fmt.Errorf("load metrics: %w", err)
+		}
+		m.Type = store.Metric(typ)
+		out[expID] = append(out[expID], m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load metrics: %w", err)
+	}
+	return out, nil
 }
 
 // loadVariants returns the variants of the experiments, by experiment id,
@@ -175,8 +229,13 @@ func (s *Store) ListExperiments(ctx context.Context, workspaceID string, p store
 	if err != nil {
 		return nil, err
 	}
+	ms, err := loadMetrics(ctx, s.read, ids)
+	if err != nil {
+		return nil, err
+	}
 	for i := range list {
 		list[i].Variants = vs[list[i].ID]
+		list[i].Metrics = ms[list[i].ID]
 	}
 	return list, nil
 }
@@ -247,6 +306,62 @@ func (s *Store) MarkSRM(ctx context.Context, workspaceID, id string, at time.Tim
 // MarkNoDifference implements store.Experiments.
 func (s *Store) MarkNoDifference(ctx context.Context, workspaceID, id string, at time.Time, events ...store.OutboxEvent) (bool, error) {
 	return s.markOnce(ctx, "no_difference_at", "no difference", workspaceID, id, at, events)
+}
+
+// TripGuardrail records the trip once per variant (the primary key of
+// guardrail_trips): the INSERT that does not conflict is the one call that
+// recorded it, and writes the events in its transaction.
+func (s *Store) TripGuardrail(ctx context.Context, workspaceID, id string, trip store.GuardrailTrip, events ...store.OutboxEvent) (bool, error) {
+	var set bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := requireExperiment(ctx, tx, workspaceID, id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO guardrail_trips (experiment_id, variant_id, metric, reason, tripped_at)
+			 SELECT v.experiment_id, v.id, $3, $4, $5 FROM variants v WHERE v.experiment_id = $1 AND v.id = $2
+			 ON CONFLICT (experiment_id, variant_id) DO NOTHING`,
+			id, trip.VariantID, trip.Metric, trip.Reason, micros(trip.At))
+		if err != nil {
+			return fmt.Errorf("record guardrail trip of %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("record guardrail trip of %s: %w", id, err)
+		}
+		if set = n > 0; !set {
+			return nil
+		}
+		return writeEvents(ctx, tx, workspaceID, events)
+	})
+	return set, err
+}
+
+// GuardrailTrips returns the experiment's recorded trips, by variant id.
+func (s *Store) GuardrailTrips(ctx context.Context, workspaceID, id string) ([]store.GuardrailTrip, error) {
+	if err := requireExperiment(ctx, s.read, workspaceID, id); err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT variant_id, metric, reason, tripped_at FROM guardrail_trips WHERE experiment_id = $1 ORDER BY variant_id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("load guardrail trips of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []store.GuardrailTrip
+	for rows.Next() {
+		var t store.GuardrailTrip
+		var at int64
+		if err := rows.Scan(&t.VariantID, &t.Metric, &t.Reason, &at); err != nil {
+			return nil, fmt.Errorf("load guardrail trips of %s: %w", id, err)
+		}
+		t.At = fromMicros(at)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load guardrail trips of %s: %w", id, err)
+	}
+	return out, nil
 }
 
 // markOnce sets the experiment's timestamp column (a constant of this file)

@@ -65,41 +65,72 @@ func (in *increments) add(variant string, hour int64, d delta) {
 	b.Merge(d)
 }
 
-// applyIncrements writes the increments as "col = col + excluded.col" upserts, in
+// outcomeTables names where one metric's outcomes are kept: the primary
+// metric's in assignments, event_keys and counters (rows keyed by the
+// experiment id, with hourly buckets), any other metric's in metric_units,
+// metric_event_keys and metric_counters (keyed by the metric's id; no
+// buckets). The tables of both have the same columns, so that one code path
+// records every metric's events.
+type outcomeTables struct {
+	parent    string // the experiment's or the metric's id
+	parentCol string // experiment_id or metric_id
+	units     string
+	keys      string
+	counters  string
+	buckets   bool
+}
+
+func primaryTables(experimentID string) outcomeTables {
+	return outcomeTables{parent: experimentID, parentCol: "experiment_id", units: "assignments", keys: "event_keys", counters: "counters", buckets: true}
+}
+
+func metricTables(metricID string) outcomeTables {
+	return outcomeTables{parent: metricID, parentCol: "metric_id", units: "metric_units", keys: "metric_event_keys", counters: "metric_counters"}
+}
+
+// counterStats are the additive columns of counters and metric_counters.
+var counterStats = []string{"units", "conversions", "value_sum", "value_sum_sq", "expected", "expected_sq", "inv_expected",
+	"inv_p", "inv_p2", "y_inv_p", "y_inv_p2", "y2_inv_p2", "positive", "negative", "log_sum", "log_sum_sq"}
+
+// counterUpsert is the "col = col + excluded.col" upsert of a counters table.
+func counterUpsert(table, parentCol, values string) string {
+	var set strings.Builder
+	for i, c := range counterStats {
+		if i > 0 {
+			set.WriteString(", ")
+		}
+		set.WriteString(c + " = " + table + "." + c + " + excluded." + c)
+	}
+	return `INSERT INTO ` + table + ` (` + parentCol + `, variant_id, ` + strings.Join(counterStats, ", ") + `)
+		 VALUES ` + values + `
+		 ON CONFLICT (` + parentCol + `, variant_id) DO UPDATE SET ` + set.String()
+}
+
+// applyIncrements writes the increments of the primary metric's counters
+// and buckets (applyTo).
+func (s *Store) applyIncrements(ctx context.Context, tx *sql.Tx, experimentID string, in *increments) error {
+	return s.applyTo(ctx, tx, primaryTables(experimentID), in)
+}
+
+// applyTo writes the increments as "col = col + excluded.col" upserts, in
 // variant then hour order so that concurrent transactions lock counter rows
 // in the same order.
-func (s *Store) applyIncrements(ctx context.Context, tx *sql.Tx, experimentID string, in *increments) error {
+func (s *Store) applyTo(ctx context.Context, tx *sql.Tx, t outcomeTables, in *increments) error {
 	if len(in.counters) == 0 {
 		return nil
 	}
-	rb := newRowsBuilder(experimentID)
+	experimentID := t.parent
+	rb := newRowsBuilder(t.parent)
 	for _, v := range sortedKeys(in.counters) {
 		d := in.counters[v]
 		rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", v, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected,
 			d.ExpectedSquares, d.InvExpected, d.InvP, d.InvP2, d.YInvP, d.YInvP2, d.Y2InvP2, d.Positive, d.Negative, d.LogSum, d.LogSumSquares)
 	}
-	if _, err := s.txExec(ctx, tx,
-		`INSERT INTO counters (experiment_id, variant_id, units, conversions, value_sum, value_sum_sq, expected,
-		     expected_sq, inv_expected, inv_p, inv_p2, y_inv_p, y_inv_p2, y2_inv_p2, positive, negative, log_sum, log_sum_sq)
-		 VALUES `+rb.String()+`
-		 ON CONFLICT (experiment_id, variant_id) DO UPDATE SET
-		     units = counters.units + excluded.units,
-		     conversions = counters.conversions + excluded.conversions,
-		     value_sum = counters.value_sum + excluded.value_sum,
-		     value_sum_sq = counters.value_sum_sq + excluded.value_sum_sq,
-		     expected = counters.expected + excluded.expected,
-		     expected_sq = counters.expected_sq + excluded.expected_sq,
-		     inv_expected = counters.inv_expected + excluded.inv_expected,
-		     inv_p = counters.inv_p + excluded.inv_p,
-		     inv_p2 = counters.inv_p2 + excluded.inv_p2,
-		     y_inv_p = counters.y_inv_p + excluded.y_inv_p,
-		     y_inv_p2 = counters.y_inv_p2 + excluded.y_inv_p2,
-		     y2_inv_p2 = counters.y2_inv_p2 + excluded.y2_inv_p2,
-		     positive = counters.positive + excluded.positive,
-		     negative = counters.negative + excluded.negative,
-		     log_sum = counters.log_sum + excluded.log_sum,
-		     log_sum_sq = counters.log_sum_sq + excluded.log_sum_sq`, rb.args...); err != nil {
-		return fmt.Errorf("update counters of %s: %w", experimentID, err)
+	if _, err := s.txExec(ctx, tx, counterUpsert(t.counters, t.parentCol, rb.String()), rb.args...); err != nil {
+		return fmt.Errorf("update %s of %s: %w", t.counters, t.parent, err)
+	}
+	if !t.buckets {
+		return nil
 	}
 	keys := make([]bucketKey, 0, len(in.buckets))
 	for k := range in.buckets {
@@ -432,7 +463,7 @@ func (s *Store) RecordEvents(ctx context.Context, batches []store.EventBatch) ([
 }
 
 func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch) ([]store.EventResult, error) {
-	workspaceID, experimentID, metric, events := b.WorkspaceID, b.ExperimentID, b.Metric, b.Events
+	workspaceID, experimentID, events := b.WorkspaceID, b.ExperimentID, b.Events
 	// Lock the experiment's row first (an UPDATE that counts the write in
 	// its data version, the one row lock both databases take with the same
 	// SQL), which also checks that it is in the workspace. Event
@@ -461,14 +492,63 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		}
 	}
 
-	// 2. Claim the idempotency keys of the others. A rejected event's key is
-	// not recorded, so that it can be sent again once its unit is assigned.
+	// Each metric's events go through the same steps, in its own tables,
+	// the primary metric's first, then the others in key order.
+	byMetric := map[string][]int{}
+	for i, e := range events {
+		if res[i].Outcome != "" {
+			continue
+		}
+		m := e.Metric
+		if m == store.PrimaryMetric {
+			m = ""
+		}
+		byMetric[m] = append(byMetric[m], i)
+	}
+	var defs map[string]store.MetricDef
+	for _, m := range sortedKeys(byMetric) {
+		t, typ := primaryTables(experimentID), b.Metric
+		if m != "" {
+			if defs == nil {
+				ms, err := loadMetrics(ctx, tx, []string{experimentID})
+				if err != nil {
+					return nil, err
+				}
+				defs = map[string]store.MetricDef{}
+				for _, d := range ms[experimentID] {
+					defs[d.Key] = d
+				}
+			}
+			d, ok := defs[m]
+			if !ok {
+				for _, i := range byMetric[m] {
+					res[i] = store.EventResult{Outcome: store.OutcomeRejected, Field: "metric", Reason: fmt.Sprintf("unknown metric %q: the experiment has no such metric", m)}
+				}
+				continue
+			}
+			t, typ = metricTables(d.ID), d.Type
+		}
+		if err := s.recordOutcomes(ctx, tx, t, typ, events, byMetric[m], assigned, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// recordOutcomes records the events at the indexes idx, all of one metric
+// of type metric kept in t, and sets their results.
+func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables, metric store.Metric, events []store.Event, idx []int,
+	assigned map[string]store.Assignment, res []store.EventResult) error {
+	parent := t.parent
+	// 2. Claim the idempotency keys. A rejected event's key is not
+	// recorded, so that it can be sent again once its unit is assigned.
 	// Keys repeated within the batch are duplicates after their first use;
 	// keys already stored are absent from RETURNING.
 	keyed := map[string]int{} // key → index of the event that claims it
 	var keys []string
-	for i, e := range events {
-		if res[i].Outcome != "" || e.IdempotencyKey == "" {
+	for _, i := range idx {
+		e := events[i]
+		if e.IdempotencyKey == "" {
 			continue
 		}
 		if _, dup := keyed[e.IdempotencyKey]; dup {
@@ -482,29 +562,29 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 	if len(keys) > 0 {
 		claimed := make(map[string]bool, len(keys))
 		err := chunks(keys, s.maxRows, func(keys []string) error {
-			rb := newRowsBuilder(experimentID)
+			rb := newRowsBuilder(parent)
 			for _, k := range keys {
 				rb.add("($1, ?, ?)", k, micros(events[keyed[k]].At))
 			}
 			rows, err := s.txQuery(ctx, tx,
-				`INSERT INTO event_keys (experiment_id, idempotency_key, created_at) VALUES `+rb.String()+`
-				 ON CONFLICT (experiment_id, idempotency_key) DO NOTHING
+				`INSERT INTO `+t.keys+` (`+t.parentCol+`, idempotency_key, created_at) VALUES `+rb.String()+`
+				 ON CONFLICT (`+t.parentCol+`, idempotency_key) DO NOTHING
 				 RETURNING idempotency_key`, rb.args...)
 			if err != nil {
-				return fmt.Errorf("claim event keys of %s: %w", experimentID, err)
+				return fmt.Errorf("claim event keys of %s: %w", parent, err)
 			}
 			defer rows.Close()
 			for rows.Next() {
 				var k string
 				if err := rows.Scan(&k); err != nil {
-					return fmt.Errorf("claim event keys of %s: %w", experimentID, err)
+					return fmt.Errorf("claim event keys of %s: %w", parent, err)
 				}
 				claimed[k] = true
 			}
 			return rows.Err()
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, k := range keys {
 			if !claimed[k] {
@@ -515,7 +595,8 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 
 	// 3. Group what is left by unit, in unit order (lock order).
 	byUnit := map[string]*unitEvents{}
-	for i, e := range events {
+	for _, i := range idx {
+		e := events[i]
 		if res[i].Outcome != "" {
 			continue
 		}
@@ -534,13 +615,36 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		ue.total += e.Value
 	}
 	units := sortedKeys(byUnit)
+	if t.units != "assignments" && len(units) > 0 {
+		// Another metric's units get their row at their first event, with
+		// the variant and propensity of their assignment.
+		err := chunks(units, s.maxRows, func(units []string) error {
+			rb := newRowsBuilder(parent)
+			for _, u := range units {
+				a := assigned[u]
+				rb.add("($1, ?, ?, ?)", u, a.VariantID, a.Propensity)
+			}
+			if _, err := s.txExec(ctx, tx,
+				`INSERT INTO `+t.units+` (`+t.parentCol+`, unit_id, variant_id, propensity) VALUES `+rb.String()+`
+				 ON CONFLICT (`+t.parentCol+`, unit_id) DO NOTHING`, rb.args...); err != nil {
+				return fmt.Errorf("add units of metric %s: %w", parent, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 
 	// 4. Update the units and derive the counter increments from the rows
 	// the UPDATE returns.
 	in := newIncrements()
+	// The breakdown counters follow the primary metric's units only: the
+	// segments are stored with the assignment.
+	primary := t.units == "assignments"
 	segIn := segmentIncrements{}
-	err = chunks(units, s.maxRows, func(units []string) error {
-		rb := newRowsBuilder(experimentID)
+	err := chunks(units, s.maxRows, func(units []string) error {
+		rb := newRowsBuilder(parent)
 		for _, u := range units {
 			ue := byUnit[u]
 			rb.add("($1, ?, CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), CAST(? AS BIGINT))",
@@ -549,19 +653,22 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		// VALUES columns are named column1… by both databases. Binary: only
 		// a unit that has not converted is updated (the first conversion
 		// wins); continuous: every unit adds its values.
-		query := `UPDATE assignments SET
-			    value_sum = assignments.value_sum + v.column3,
-			    event_count = assignments.event_count + v.column4,
-			    converted_at = COALESCE(assignments.converted_at, v.column5)
+		query := `UPDATE ` + t.units + ` SET
+			    value_sum = ` + t.units + `.value_sum + v.column3,
+			    event_count = ` + t.units + `.event_count + v.column4,
+			    converted_at = COALESCE(` + t.units + `.converted_at, v.column5)
 			 FROM (VALUES ` + rb.String() + `) AS v
-			 WHERE ` + probeJoin("assignments", "experiment_id", "unit_id")
+			 WHERE ` + probeJoin(t.units, t.parentCol, "unit_id")
 		if metric == store.MetricBinary {
-			query += ` AND assignments.converted_at IS NULL`
+			query += ` AND ` + t.units + `.converted_at IS NULL`
 		}
-		query += ` RETURNING unit_id, variant_id, value_sum, event_count, propensity, segments`
+		query += ` RETURNING unit_id, variant_id, value_sum, event_count, propensity`
+		if primary {
+			query += `, segments`
+		}
 		rows, err := s.txQuery(ctx, tx, query, rb.args...)
 		if err != nil {
-			return fmt.Errorf("record events of %s: %w", experimentID, err)
+			return fmt.Errorf("record events of %s: %w", parent, err)
 		}
 		defer rows.Close()
 		for rows.Next() {
@@ -569,12 +676,16 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			var newSum, propensity float64
 			var count int64
 			var segs sql.NullString
-			if err := rows.Scan(&u, &variant, &newSum, &count, &propensity, &segs); err != nil {
-				return fmt.Errorf("record events of %s: %w", experimentID, err)
+			dest := []any{&u, &variant, &newSum, &count, &propensity}
+			if primary {
+				dest = append(dest, &segs)
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("record events of %s: %w", parent, err)
 			}
 			ue := byUnit[u]
 			if ue == nil {
-				return fmt.Errorf("record events of %s: unexpected unit %q", experimentID, u)
+				return fmt.Errorf("record events of %s: unexpected unit %q", parent, u)
 			}
 			for _, i := range ue.events {
 				res[i] = store.EventResult{Outcome: store.OutcomeAccepted}
@@ -589,7 +700,7 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			if segs.Valid {
 				var m map[string]string
 				if err := json.Unmarshal([]byte(segs.String), &m); err != nil {
-					return fmt.Errorf("record events of %s: segments of %q: %w", experimentID, u, err)
+					return fmt.Errorf("record events of %s: segments of %q: %w", parent, u, err)
 				}
 				segIn.add(m, variant, segmentDelta{conversions: d.Conversions, sum: d.Sum, sumSq: d.SumSquares})
 			}
@@ -597,7 +708,7 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, u := range units {
 		for _, i := range byUnit[u].events {
@@ -608,13 +719,13 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			}
 		}
 	}
-	if err := s.applyIncrements(ctx, tx, experimentID, in); err != nil {
-		return nil, err
+	if err := s.applyTo(ctx, tx, t, in); err != nil {
+		return err
 	}
-	if err := s.applySegments(ctx, tx, experimentID, segIn); err != nil {
-		return nil, err
+	if primary {
+		return s.applySegments(ctx, tx, parent, segIn)
 	}
-	return res, nil
+	return nil
 }
 
 func unitsOf(events []store.Event) []string {
@@ -664,6 +775,40 @@ func (s *Store) Counters(ctx context.Context, workspaceID, experimentID string) 
 		// Every experiment has variants, so no rows means no experiment
 		// in this workspace.
 		return nil, requireExperiment(ctx, s.read, workspaceID, experimentID)
+	}
+	return out, nil
+}
+
+// MetricCounters returns the outcome counters of the experiment's other
+// metrics, by metric key, each in variant order (zero where nothing has
+// happened yet).
+func (s *Store) MetricCounters(ctx context.Context, workspaceID, experimentID string) (map[string][]store.Counters, error) {
+	if err := requireExperiment(ctx, s.read, workspaceID, experimentID); err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT m.key, v.id, `+counterColumns+`, `+testColumns+`
+		 FROM experiment_metrics m
+		 JOIN variants v ON v.experiment_id = m.experiment_id
+		 LEFT JOIN metric_counters c ON c.metric_id = m.id AND c.variant_id = v.id
+		 WHERE m.experiment_id = $1
+		 ORDER BY m.position, v.position`, experimentID)
+	if err != nil {
+		return nil, fmt.Errorf("load metric counters of %s: %w", experimentID, err)
+	}
+	defer rows.Close()
+	out := map[string][]store.Counters{}
+	for rows.Next() {
+		var key string
+		var c store.Counters
+		if err := rows.Scan(&key, &c.VariantID, &c.Units, &c.Conversions, &c.Sum, &c.SumSq, &c.Expected,
+			&c.ExpectedSq, &c.InvExpected, &c.InvP, &c.InvP2, &c.YInvP, &c.YInvP2, &c.Y2InvP2, &c.Positive, &c.Negative, &c.LogSum, &c.LogSumSq); err != nil {
+			return nil, fmt.Errorf("load metric counters of %s: %w", experimentID, err)
+		}
+		out[key] = append(out[key], c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load metric counters of %s: %w", experimentID, err)
 	}
 	return out, nil
 }

@@ -197,12 +197,17 @@ export class Samplit {
    * Records a conversion (binary metric) or a value (continuous metric) of
    * an assigned unit. Queued and sent in a batch; `idempotencyKey` (for
    * example an order id) makes repeats count once, and one is made when not
-   * given.
+   * given. `metric` names one of the experiment's secondary or guardrail
+   * metrics (default: the primary one); each metric has its own keys.
    */
-  track(experiment: string, unitId: string, options?: { value?: number; idempotencyKey?: string }): void {
+  track(experiment: string, unitId: string, options?: { value?: number; idempotencyKey?: string; metric?: string }): void {
     need(experiment, "experiment");
     need(unitId, "unitId");
     const b: Record<string, unknown> = { unit_id: unitId };
+    if (options && options.metric !== undefined) {
+      need(options.metric, "metric");
+      b.metric = options.metric;
+    }
     this.event(this.path("experiments", experiment, "events"), b, options && options.value, options && options.idempotencyKey);
   }
 

@@ -145,6 +145,31 @@ test("track: queued, batched, idempotent; counts checked on the server", async (
   await s.close();
 });
 
+test("track: events name their metric; each metric counts on its own", async () => {
+  const exp = fresh("metrics");
+  await srv.must(201, "POST", "/v1/experiments", {
+    key: exp, metric: "binary", start: true,
+    variants: [{ key: "control", control: true }, { key: "green" }],
+    metrics: [{ key: "revenue", type: "continuous" },
+              { key: "refunds", type: "binary", role: "guardrail", direction: "decrease", max_degradation: 0.1 }],
+  });
+  const s = sdk();
+  await s.assign(exp, "buyer");
+  s.track(exp, "buyer", { idempotencyKey: "order-1" });
+  s.track(exp, "buyer", { metric: "revenue", value: 12.5, idempotencyKey: "order-1" }); // its own keys
+  s.track(exp, "buyer", { metric: "revenue", value: 12.5, idempotencyKey: "order-1" });
+  s.track(exp, "buyer", { metric: "refunds" });
+  assert.throws(() => s.track(exp, "buyer", { metric: "" }), TypeError);
+  await s.flush();
+  const r = await srv.results(exp);
+  const sum = (m) => r.metrics[m].variants.reduce((a, v) => a + v.sum, 0);
+  assert.equal(r.variants.reduce((a, v) => a + v.conversions, 0), 1);
+  assert.equal(sum("revenue"), 12.5);
+  assert.equal(sum("refunds"), 1);
+  assert.ok(r.metrics.refunds.variants.every((v) => v.guardrail === "ok"));
+  await s.close();
+});
+
 test("track: over 1000 events go in several batches of at most 1000", async () => {
   const exp = fresh("big");
   await srv.experiment(exp, { metric: "continuous" });

@@ -154,11 +154,20 @@ class Samplit:
                          experiment, cache_null=not attributes, queue=False)
 
     def track(self, experiment: str, unit_id: str, value: Optional[float] = None,
-              idempotency_key: Optional[str] = None) -> None:
-        """Queues a conversion (binary metric) or a value (continuous metric) of an assigned unit."""
+              idempotency_key: Optional[str] = None, metric: Optional[str] = None) -> None:
+        """Queues a conversion (binary metric) or a value (continuous metric) of an assigned unit.
+
+        ``metric`` names one of the experiment's secondary or guardrail
+        metrics (default: the primary one); each metric has its own
+        idempotency keys.
+        """
         _need(experiment, "experiment")
         _need(unit_id, "unit_id")
-        self._event(self._path("experiments", experiment, "events"), {"unit_id": unit_id}, value, idempotency_key)
+        body: Dict[str, Any] = {"unit_id": unit_id}
+        if metric is not None:
+            _need(metric, "metric")
+            body["metric"] = metric
+        self._event(self._path("experiments", experiment, "events"), body, value, idempotency_key)
 
     def progress(self, funnel: str, unit_id: str, step: str) -> Assignment:
         """Says the unit reached the funnel's step and returns its variant there.

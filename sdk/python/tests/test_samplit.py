@@ -165,6 +165,29 @@ class SDKTest(unittest.TestCase):
         s.flush()
         self.assertEqual(srv.counts(rev)["sum"], 14.5)
 
+    def test_track_metric(self) -> None:
+        exp = fresh("metrics")
+        srv.must(201, "POST", "/v1/experiments", {
+            "key": exp, "metric": "binary", "start": True,
+            "variants": [{"key": "control", "control": True}, {"key": "green"}],
+            "metrics": [{"key": "revenue", "type": "continuous"},
+                        {"key": "refunds", "type": "binary", "role": "guardrail", "direction": "decrease",
+                         "max_degradation": 0.1}]})
+        s = self.sdk()
+        s.assign(exp, "buyer")
+        s.track(exp, "buyer", idempotency_key="order-1")
+        s.track(exp, "buyer", value=12.5, idempotency_key="order-1", metric="revenue")  # its own keys
+        s.track(exp, "buyer", value=12.5, idempotency_key="order-1", metric="revenue")
+        s.track(exp, "buyer", metric="refunds")
+        with self.assertRaises(ValueError):
+            s.track(exp, "buyer", metric="")
+        self.assertTrue(s.flush())
+        r = srv.must(200, "GET", f"/v1/experiments/{exp}/results")
+        self.assertEqual(sum(v["conversions"] for v in r["variants"]), 1)
+        self.assertEqual(sum(v["sum"] for v in r["metrics"]["revenue"]["variants"]), 12.5)
+        self.assertEqual(sum(v["sum"] for v in r["metrics"]["refunds"]["variants"]), 1)
+        self.assertTrue(all(v["guardrail"] == "ok" for v in r["metrics"]["refunds"]["variants"]))
+
     def test_batches_of_at_most_1000(self) -> None:
         exp = fresh("big")
         srv.experiment(exp, metric="continuous")
