@@ -235,3 +235,33 @@ func MatureSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration, m 
 	out.Successes = min(out.Successes, out.Trials)
 	return out
 }
+
+// MatureArm returns the arm as the posterior, the decision rule and the
+// anytime-valid tests should see it when only trials of its units have had
+// time to show their outcome (Σ F(age) over its units, as MatureSlots
+// counts them; experiments with a conversion window and funnels use it).
+// Counting every unit as a trial would count the units too young to have
+// converted as failures, and bias the arm with the most recent traffic
+// (under adaptive allocation: the leader) downward.
+//
+// The unit counts and the inverse-propensity sums over units (Σ1/p, Σ1/p²,
+// Σ1/w) are scaled by the matured share trials/Units; the outcome sums are
+// kept as they are: what has arrived. Units is rounded and never below the
+// units with an outcome. Expected and ExpectedSquares, the units the policy
+// meant each arm to get, are kept: the sample ratio test compares raw units
+// with them, so it must be given the raw arms (SequentialSRM).
+func MatureArm(a Arm, trials float64) Arm {
+	if a.Units <= 0 || math.IsNaN(trials) || trials >= float64(a.Units) {
+		return a
+	}
+	n := max(int64(math.Round(trials)), a.Conversions, a.Positive+a.Negative, 0)
+	if n >= a.Units {
+		return a
+	}
+	r := float64(n) / float64(a.Units)
+	a.Units = n
+	a.InvP *= r
+	a.InvP2 *= r
+	a.InvExpected *= r
+	return a
+}

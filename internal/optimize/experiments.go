@@ -233,7 +233,11 @@ func (x *Experiments) buildPolicy(ctx context.Context, e *store.Experiment, now 
 		if err != nil {
 			return nil, fmt.Errorf("load counters of %s: %w", e.ID, err)
 		}
-		in := input(e, counters, prev.Engine, now)
+		mat, _, err := x.experimentMaturity(ctx, e, now)
+		if err != nil {
+			return nil, err
+		}
+		in := matureInput(e, input(e, counters, prev.Engine, now), mat)
 		next, err := strat.Update(in)
 		if err != nil {
 			return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be optimized", e.Key)
@@ -401,7 +405,8 @@ func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs [
 		return nil, err
 	}
 	now := x.now()
-	batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: p.weightsBy, Items: make([]store.Assignment, 0, len(todo))}
+	batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: p.weightsBy, Items: make([]store.Assignment, 0, len(todo)),
+		Window: e.Settings.ConversionWindow}
 	seen := make(map[string]bool, len(todo))
 	for _, i := range todo {
 		u := unitIDs[i]
@@ -453,7 +458,8 @@ func (x *Experiments) RecordEvents(ctx context.Context, e *store.Experiment, eve
 	default:
 		return nil, apperr.New(apperr.Conflict, "experiment %s is %s; events are accepted once it has run", e.Key, e.Status)
 	}
-	res, err := x.eventQ.do(ctx, e.ID, store.EventBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Metric: e.Metric, Events: events})
+	res, err := x.eventQ.do(ctx, e.ID, store.EventBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Metric: e.Metric, Events: events,
+		Window: e.Settings.ConversionWindow})
 	if err != nil {
 		return nil, fmt.Errorf("record events: %w", err)
 	}
@@ -476,10 +482,29 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 		return nil, err
 	}
 	now := x.now()
-	in := input(e, counters, prev.Engine, now)
-	r, err := engine.Analyze(strat, in)
+	raw := input(e, counters, prev.Engine, now)
+	mat, _, err := x.experimentMaturity(ctx, e, now)
+	if err != nil {
+		return nil, err
+	}
+	r, err := engine.Analyze(strat, matureInput(e, raw, mat))
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be analysed", e.Key)
+	}
+	if mat != nil {
+		// The posterior, the weights and the decision come from the matured
+		// counts; the units reported and the sample ratio test are the raw
+		// ones (the test compares assigned units with the policy's intent,
+		// whatever their outcomes have done).
+		r.SRM = engine.SequentialSRM(raw.Arms, engine.SRMAlertP)
+		r.TotalUnits = 0
+		for i := range r.Variants {
+			v := &r.Variants[i]
+			m := mat[e.Variants[i].ID]
+			trials, late := min(m.trials, float64(raw.Arms[i].Units)), m.late
+			v.Units, v.MaturedUnits, v.LateConversions = raw.Arms[i].Units, &trials, &late
+			r.TotalUnits += v.Units
+		}
 	}
 	if r.SRM.Alert && e.SRMAlertedAt == nil && r.SRM.PValue != nil &&
 		(e.Status == store.StatusRunning || e.Status == store.StatusPaused) {

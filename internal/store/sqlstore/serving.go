@@ -20,6 +20,10 @@ const ReasonNotAssigned = "unit was never assigned in this experiment"
 // ReasonConverted is the reason of a binary event whose unit had converted.
 const ReasonConverted = "unit already converted"
 
+// ReasonLate is the reason of an event that came after its unit's
+// conversion window.
+const ReasonLate = "after the unit's conversion window: stored as late, not counted"
+
 // ReasonDuplicateKey is the reason of an event whose idempotency key was seen.
 const ReasonDuplicateKey = "idempotency key already used"
 
@@ -285,6 +289,17 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 		}
 		return nil, err
 	}
+	if b.Window > 0 {
+		m := maturity{}
+		for _, u := range units {
+			if inserted[u] {
+				m.unit(first[u].VariantID, first[u].AssignedAt)
+			}
+		}
+		if err := s.applyMaturity(ctx, tx, b.ExperimentID, m); err != nil {
+			return nil, err
+		}
+	}
 
 	res := make([]store.Assigned, len(b.Items))
 	seen := make(map[string]bool, len(units))
@@ -487,10 +502,19 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		}
 	}
 
-	// 3. Group what is left by unit, in unit order (lock order).
+	// 3. Group what is left by unit, in unit order (lock order). With a
+	// conversion window, an event after its unit's window is late: its key
+	// is claimed (a retry is a duplicate) and its slot counts it, nothing
+	// else.
+	mat := maturity{}
 	byUnit := map[string]*unitEvents{}
 	for i, e := range events {
 		if res[i].Outcome != "" {
+			continue
+		}
+		if a := assigned[e.UnitID]; b.Window > 0 && e.At.Sub(a.AssignedAt) > b.Window {
+			res[i] = store.EventResult{Outcome: store.OutcomeLate, Reason: ReasonLate}
+			mat.at(a.VariantID, a.AssignedAt).late++
 			continue
 		}
 		ue := byUnit[e.UnitID]
@@ -554,7 +578,15 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			// The unit's total went from newSum−x to newSum; it converts
 			// when these are its first events.
 			var d delta
-			d.AddOutcome(propensity, newSum-ue.total, newSum, count == int64(len(ue.events)))
+			firstOutcome := count == int64(len(ue.events))
+			d.AddOutcome(propensity, newSum-ue.total, newSum, firstOutcome)
+			if a := assigned[u]; b.Window > 0 && firstOutcome {
+				// The delay the model needs is the one until the server
+				// learnt of the outcome: At is the receipt time.
+				md := mat.at(a.VariantID, a.AssignedAt)
+				md.conversions++
+				md.delays[engine.DelayBucket(ue.firstAt.Sub(a.AssignedAt))]++
+			}
 			// The whole unit's increment goes to the hour of its first event
 			// in the batch: per-event hours would split one unit's square.
 			in.add(variant, hourOf(ue.firstAt), d)
@@ -575,6 +607,11 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 	}
 	if err := s.applyIncrements(ctx, tx, experimentID, in); err != nil {
 		return nil, err
+	}
+	if len(mat) > 0 {
+		if err := s.applyMaturity(ctx, tx, experimentID, mat); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
