@@ -43,7 +43,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // lateScenario is the traffic and the truth of the demonstration.
@@ -55,9 +55,9 @@ type lateScenario struct {
 	meanDelay    time.Duration // mean of the log-normal delay to the conversion
 	sigma        float64       // log-normal shape
 	window       time.Duration // conversion window
-	swingFrom    float64 // the best variant's weight that starts the swing measurement
-	minAfter     float64 // the least weight allowed after it
-	finalAtLeast float64 // the best variant's weight at the end
+	swingFrom    float64       // the best variant's weight that starts the swing measurement
+	minAfter     float64       // the least weight allowed after it
+	finalAtLeast float64       // the best variant's weight at the end
 }
 
 var lateDemo = lateScenario{
