@@ -265,3 +265,46 @@ func MatureArm(a Arm, trials float64) Arm {
 	a.InvExpected *= r
 	return a
 }
+
+// FunnelSlot is one reach-time bucket of one arm of a funnel step: the
+// units that reached the step in it (Trials), their completions within the
+// window (Successes) and the delays from reaching the step to completing.
+type FunnelSlot struct {
+	Step, Arm int
+	CampaignSlot
+}
+
+// MatureFunnel sets the Matured trials of every arm of in from the
+// reach-time slots of the last window (the units older than the slots count
+// whole): one delay distribution per step, since the time from reaching
+// step k to completing the funnel shrinks with k, estimated from every arm's
+// slots of the step. A step whose delays have not been observed yet is left
+// as it is (every unit a trial, open ones as not converted so far).
+func MatureFunnel(in *FunnelInput, slots []FunnelSlot, now time.Time, window time.Duration) {
+	perStep := make([][]CampaignSlot, len(in.Steps))
+	perArm := make([][][]CampaignSlot, len(in.Steps))
+	recent := make([][]float64, len(in.Steps))
+	for k := range in.Steps {
+		perArm[k] = make([][]CampaignSlot, len(in.Steps[k].Arms))
+		recent[k] = make([]float64, len(in.Steps[k].Arms))
+	}
+	for _, s := range slots {
+		if s.Step < 0 || s.Step >= len(in.Steps) || s.Arm < 0 || s.Arm >= len(in.Steps[s.Step].Arms) {
+			continue
+		}
+		perStep[s.Step] = append(perStep[s.Step], s.CampaignSlot)
+		perArm[s.Step][s.Arm] = append(perArm[s.Step][s.Arm], s.CampaignSlot)
+		recent[s.Step][s.Arm] += s.Trials
+	}
+	for k := range in.Steps {
+		model := EstimateDelays(perStep[k], now, window)
+		if model.Events == 0 {
+			continue
+		}
+		for j := range in.Steps[k].Arms {
+			a := &in.Steps[k].Arms[j]
+			m := float64(a.Units) - recent[k][j] + MatureSlots(perArm[k][j], now, 0, model).Trials
+			a.Matured = &m
+		}
+	}
+}

@@ -87,44 +87,30 @@ func matureInput(e *store.Experiment, in engine.Input, m map[string]maturity) en
 }
 
 // funnelMaturity sets each step arm's Matured from the slots of the last
-// window: one delay distribution per step (the time from reaching step k to
-// completing the funnel shrinks with k), from every variant's slots of it.
-// Units older than the slots count whole. Nothing is set for a step whose
-// delays have not been observed yet.
+// window (engine.MatureFunnel).
 func funnelMaturity(f *store.Funnel, c store.FunnelCounts, in *engine.FunnelInput, now time.Time) {
-	type key struct {
-		step    int
-		variant string
+	arm := map[string]int{} // "step/variant id" → arm index
+	for k, st := range f.Steps {
+		if len(st.Variants) == 0 {
+			arm[fmt.Sprint(k, "/")] = 0
+		}
+		for j, v := range st.Variants {
+			arm[fmt.Sprint(k, "/", v.ID)] = j
+		}
 	}
-	bySlot := map[key][]engine.CampaignSlot{}
-	perStep := map[int][]engine.CampaignSlot{}
-	units := map[key]int64{}
+	slots := make([]engine.FunnelSlot, 0, len(c.Slots))
 	for _, s := range c.Slots {
+		j, ok := arm[fmt.Sprint(s.Step, "/", s.VariantID)]
+		if !ok {
+			continue
+		}
 		es := engineSlot(s.Start, s.Units, s.Conversions, s.ReachedSum, s.LastReached, s.Delays)
 		if s.LastReached.IsZero() {
 			// A bucket written before reach times were kept: its end
 			// bounds them.
 			es.Last = s.Start.Add(f.Settings.BucketWidth)
 		}
-		k := key{s.Step, s.VariantID}
-		bySlot[k] = append(bySlot[k], es)
-		perStep[s.Step] = append(perStep[s.Step], es)
-		units[k] += s.Units
+		slots = append(slots, engine.FunnelSlot{Step: s.Step, Arm: j, CampaignSlot: es})
 	}
-	for i, st := range f.Steps {
-		model := engine.EstimateDelays(perStep[i], now, f.Settings.AttributionWindow)
-		if model.Events == 0 {
-			continue
-		}
-		for j := range in.Steps[i].Arms {
-			vid := ""
-			if len(st.Variants) > 0 {
-				vid = st.Variants[j].ID
-			}
-			k := key{i, vid}
-			a := &in.Steps[i].Arms[j]
-			m := float64(a.Units-units[k]) + engine.MatureSlots(bySlot[k], now, 0, model).Trials
-			a.Matured = &m
-		}
-	}
+	engine.MatureFunnel(in, slots, now, f.Settings.AttributionWindow)
 }
