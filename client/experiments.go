@@ -152,6 +152,9 @@ type Settings struct {
 	Tau2              *float64 `json:"tau2"`
 	Epsilon           *float64 `json:"epsilon"`
 	Gamma             *float64 `json:"gamma"`
+	// ConversionWindow is the experiment's conversion window ("7d" or a
+	// Go duration), nil when it has none.
+	ConversionWindow *string `json:"conversion_window"`
 }
 
 // CreateExperimentRequest is the body of CreateExperiment. Key and at
@@ -218,6 +221,11 @@ type SettingsSpec struct {
 	Tau2         *float64 `json:"tau2,omitempty"`
 	Epsilon      *float64 `json:"epsilon,omitempty"`
 	Gamma        *float64 `json:"gamma,omitempty"`
+	// ConversionWindow ("24h", "7d") is how long after its assignment a
+	// unit's events count: later ones are stored as late, never counted,
+	// and units still inside their window count by the probability that
+	// their outcome would have arrived by now. Nil: no window.
+	ConversionWindow *string `json:"conversion_window,omitempty"`
 }
 
 // CreateExperiment creates an experiment (POST /v1/experiments). It is sent

@@ -52,6 +52,8 @@ type FunnelSettings struct {
 	// AttributionWindowSeconds is how long after reaching a step a unit
 	// may reach the goal and count as a conversion of it.
 	AttributionWindowSeconds int64 `json:"attribution_window_seconds"`
+	// ConversionWindow is the same window as "7d" or a Go duration.
+	ConversionWindow string `json:"conversion_window"`
 }
 
 // AttributionWindow returns the attribution window as a duration.
@@ -87,6 +89,9 @@ type FunnelSettingsSpec struct {
 	WeightFloor              *float64 `json:"weight_floor,omitempty"`
 	Seed                     *int64   `json:"seed,omitempty"`
 	AttributionWindowSeconds *int64   `json:"attribution_window_seconds,omitempty"`
+	// ConversionWindow sets the same window as "24h" or "7d"; give one of
+	// the two.
+	ConversionWindow *string `json:"conversion_window,omitempty"`
 }
 
 // CreateFunnel creates a funnel (POST /v1/funnels), with an automatic
@@ -247,6 +252,11 @@ type FunnelVariantResult struct {
 	Weight        float64 `json:"weight"`
 	OpenUnits     int64   `json:"open_units"`
 	Value         float64 `json:"value"`
+	// MaturedUnits is the units counted as trials, the open ones weighed
+	// by the probability that their completion would have arrived by now;
+	// Rate, its interval, PBest and Weight use it. Nil until a completion
+	// of the step has been seen.
+	MaturedUnits *float64 `json:"matured_units"`
 }
 
 // FunnelPathResult is one path of variants seen (step key → variant key).

@@ -97,6 +97,9 @@ type EventsResult struct {
 	// Duplicates counts the events whose idempotency key was seen before,
 	// and a binary unit's conversions after its first: not counted again.
 	Duplicates int `json:"duplicates"`
+	// Late counts the events that came after their unit's conversion
+	// window (experiments with one): stored, never counted.
+	Late int `json:"late"`
 	// Rejected lists the events not recorded and why, for instance a unit
 	// never assigned in this experiment.
 	Rejected []RejectedEvent `json:"rejected"`
@@ -245,6 +248,13 @@ type VariantResult struct {
 	PValue     *float64 `json:"p_value"`
 	DiffCILow  *float64 `json:"diff_ci_low"`
 	DiffCIHigh *float64 `json:"diff_ci_high"`
+	// MaturedUnits (experiments with a conversion window) is the units
+	// counted as trials, each unit inside its window by the probability
+	// that its outcome would have arrived by now; Mean, the intervals,
+	// PBest and Weight use it. LateConversions counts the events after
+	// their unit's window. Both nil without a window.
+	MaturedUnits    *float64 `json:"matured_units,omitempty"`
+	LateConversions *int64   `json:"late_conversions,omitempty"`
 }
 
 // The decision states of experiments, funnels and campaigns.

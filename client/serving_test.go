@@ -276,3 +276,39 @@ func TestTrackContinuous(t *testing.T) {
 		t.Error("no variant has units")
 	}
 }
+
+// TestConversionWindow: the client sends the conversion window, reads it
+// back, and reads the late count and the matured units; a bad window is an
+// invalid error naming the field.
+func TestConversionWindow(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, serverConfig{})
+	c := srv.client(t)
+	ctx := t.Context()
+	_, err := c.CreateExperiment(ctx, client.CreateExperimentRequest{Key: "bad", Variants: []client.VariantSpec{{Key: "a"}, {Key: "b"}},
+		Settings: &client.SettingsSpec{ConversionWindow: new("soon")}})
+	if !client.IsInvalid(err) || !strings.Contains(err.Error(), "settings.conversion_window") {
+		t.Fatalf("bad window: %v", err)
+	}
+	e, err := c.CreateExperiment(ctx, client.CreateExperimentRequest{Key: "late", Start: true,
+		Variants: []client.VariantSpec{{Key: "a"}, {Key: "b"}}, Settings: &client.SettingsSpec{ConversionWindow: new("2d")}})
+	if err != nil || e.Settings.ConversionWindow == nil || *e.Settings.ConversionWindow != "2d" {
+		t.Fatalf("create: %+v, %v", e, err)
+	}
+	if _, err := c.AssignMany(ctx, "late", []string{"u1", "u2"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Track(ctx, "late", client.Event{UnitID: "u1"})
+	if err != nil || res.Accepted != 1 || res.Late != 0 {
+		t.Fatalf("track: %+v, %v", res, err)
+	}
+	r, err := c.Results(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range r.Variants {
+		if v.MaturedUnits == nil || v.LateConversions == nil || *v.MaturedUnits > float64(v.Units) {
+			t.Errorf("%s: matured %v, late %v, units %d", v.Key, v.MaturedUnits, v.LateConversions, v.Units)
+		}
+	}
+}

@@ -179,7 +179,7 @@ func TestCreateExperimentDefaults(t *testing.T) {
 	want := map[string]any{
 		"min_samples": 100.0, "decision_threshold": 0.95, "loss_threshold": 0.001, "weight_floor": 0.01,
 		"alpha": 0.05, "min_effect": 0.05, "traffic": 1.0, "seed": nil, "control_share": nil, "auto_complete": false,
-		"tau2": nil, "epsilon": nil, "gamma": nil,
+		"tau2": nil, "epsilon": nil, "gamma": nil, "conversion_window": nil,
 	}
 	if diff := cmp.Diff(want, got["settings"]); diff != "" {
 		t.Errorf("settings mismatch (-want +got):\n%s", diff)
@@ -247,6 +247,11 @@ func TestCreateExperimentInvalid(t *testing.T) {
 		{"threshold zero", `{"key":"k","metric":"binary","variants":` + ok2 + `,"settings":{"decision_threshold":0}}`, []string{"settings.decision_threshold"}},
 		{"weight floor at 1/K", `{"key":"k","metric":"binary","variants":[{"key":"a"},{"key":"b"},{"key":"c"},{"key":"d"}],"settings":{"weight_floor":0.25}}`, []string{"settings.weight_floor"}},
 		{"gamma over 1", `{"key":"k","metric":"binary","variants":` + ok2 + `,"settings":{"gamma":1.01}}`, []string{"settings.gamma"}},
+		{"conversion window not a duration", `{"key":"k","variants":` + ok2 + `,"settings":{"conversion_window":"a week"}}`, []string{"settings.conversion_window"}},
+		{"conversion window zero", `{"key":"k","variants":` + ok2 + `,"settings":{"conversion_window":"0s"}}`, []string{"settings.conversion_window"}},
+		{"conversion window negative", `{"key":"k","variants":` + ok2 + `,"settings":{"conversion_window":"-2h"}}`, []string{"settings.conversion_window"}},
+		{"conversion window under a minute", `{"key":"k","variants":` + ok2 + `,"settings":{"conversion_window":"30s"}}`, []string{"settings.conversion_window"}},
+		{"conversion window over a year", `{"key":"k","variants":` + ok2 + `,"settings":{"conversion_window":"366d"}}`, []string{"settings.conversion_window"}},
 	}
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
 		ws := e.defaultWorkspace()
@@ -268,7 +273,8 @@ func TestCreateExperimentInvalid(t *testing.T) {
 		// The edges of the ranges are accepted.
 		e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"edges","metric":"binary","variants":[{"key":"a"},{"key":"b"},{"key":"c"}],
 			"settings":{"min_samples":0,"decision_threshold":0.999,"loss_threshold":1e-9,"weight_floor":0.33,"alpha":0.5,"traffic":1,
-			"seed":-9223372036854775808,"control_share":0.34,"auto_complete":true,"tau2":0.01,"epsilon":3,"gamma":1}}`)
+			"seed":-9223372036854775808,"control_share":0.34,"auto_complete":true,"tau2":0.01,"epsilon":3,"gamma":1,"conversion_window":"365d"}}`)
+		e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"short-window","variants":`+ok2+`,"settings":{"conversion_window":"1m"}}`)
 	})
 }
 

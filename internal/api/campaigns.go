@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -90,27 +89,9 @@ type campaignSettingsJSON struct {
 	LossThreshold     float64        `json:"loss_threshold"`
 }
 
-// formatDays writes whole days as "7d" (the form the API accepts) and
-// anything else as a Go duration.
-func formatDays(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	return d.String()
-}
-
-// parseDays reads a Go duration ("36h", "90m") or whole or fractional days
-// ("7d", "1.5d").
-func parseDays(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		f, err := strconv.ParseFloat(n, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e5 {
-			return 0, errors.New("bad days")
-		}
-		return time.Duration(f * float64(24*time.Hour)), nil
-	}
-	return time.ParseDuration(s)
-}
+// formatDays and parseDays are the one form of durations in settings
+// (optimize.FormatDays, optimize.ParseDays).
+var formatDays, parseDays = optimize.FormatDays, optimize.ParseDays
 
 func toCampaignJSON(c store.Campaign) campaignJSON {
 	s := c.Settings

@@ -80,6 +80,8 @@ type settingsJSON struct {
 	Epsilon           *float64 `json:"epsilon"`
 	Gamma             *float64 `json:"gamma"`
 	MinEffect         float64  `json:"min_effect"`
+	// ConversionWindow is null when the experiment has none.
+	ConversionWindow *string `json:"conversion_window"`
 }
 
 // timestamp formats t as RFC 3339 in UTC with millisecond precision, the one
@@ -114,6 +116,10 @@ func toExperimentJSON(e store.Experiment) experimentJSON {
 		UpdatedAt:   timestamp(e.UpdatedAt),
 		StartedAt:   optTimestamp(e.StartedAt),
 		CompletedAt: optTimestamp(e.CompletedAt),
+	}
+	if w := e.Settings.ConversionWindow; w > 0 {
+		cw := formatDays(w)
+		out.Settings.ConversionWindow = &cw
 	}
 	if e.Winner != "" {
 		w := e.Winner

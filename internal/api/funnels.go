@@ -66,6 +66,7 @@ type funnelSettingsJSON struct {
 	WeightFloor              float64 `json:"weight_floor"`
 	Seed                     *int64  `json:"seed"`
 	AttributionWindowSeconds int64   `json:"attribution_window_seconds"`
+	ConversionWindow         string  `json:"conversion_window"`
 }
 
 func toFunnelJSON(f store.Funnel) funnelJSON {
@@ -76,6 +77,7 @@ func toFunnelJSON(f store.Funnel) funnelJSON {
 			MinSamples: f.Settings.MinSamples, DecisionThreshold: f.Settings.DecisionThreshold,
 			LossThreshold: f.Settings.LossThreshold, WeightFloor: f.Settings.WeightFloor, Seed: f.Settings.Seed,
 			AttributionWindowSeconds: int64(f.Settings.AttributionWindow / time.Second),
+			ConversionWindow:         formatDays(f.Settings.AttributionWindow),
 		},
 		CreatedAt: timestamp(f.CreatedAt), UpdatedAt: timestamp(f.UpdatedAt),
 		StartedAt: optTimestamp(f.StartedAt), CompletedAt: optTimestamp(f.CompletedAt),
@@ -115,6 +117,9 @@ type funnelSettingsRequest struct {
 	WeightFloor              *float64 `json:"weight_floor"`
 	Seed                     *int64   `json:"seed"`
 	AttributionWindowSeconds *int64   `json:"attribution_window_seconds"`
+	// ConversionWindow is the same window as a Go duration or days ("7d"),
+	// the name experiments use for it.
+	ConversionWindow *string `json:"conversion_window"`
 }
 
 // buildFunnel decodes and validates the body of POST /v1/funnels and
@@ -210,6 +215,17 @@ func buildFunnel(body createFunnelRequest) (store.Funnel, error) {
 			fe.add("settings.attribution_window_seconds", "must be an integer from 1 to %d (a year)", int64(maxAttributionWindow/time.Second))
 		} else {
 			f.Settings.AttributionWindow = time.Duration(*v) * time.Second
+		}
+	}
+	if v := sr.ConversionWindow; v != nil {
+		d, err := parseDays(*v)
+		switch {
+		case err != nil || d < time.Second || d > maxAttributionWindow:
+			fe.add("settings.conversion_window", "must be a duration such as \"24h\" or \"7d\", from 1s to 365d")
+		case sr.AttributionWindowSeconds != nil && time.Duration(*sr.AttributionWindowSeconds)*time.Second != d:
+			fe.add("settings.conversion_window", "names the same window as attribution_window_seconds, with another value; give one of them")
+		default:
+			f.Settings.AttributionWindow = d
 		}
 	}
 	f.Settings.BucketWidth = min(max(f.Settings.AttributionWindow/windowSlots, time.Second), time.Hour)

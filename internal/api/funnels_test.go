@@ -104,7 +104,7 @@ func TestFunnelCreate(t *testing.T) {
 			t.Errorf("signup's control should be long: %v", signup)
 		}
 		settings := f["settings"].(map[string]any)
-		if settings["attribution_window_seconds"] != float64(7*24*3600) || settings["loss_threshold"] != 0.001 {
+		if settings["attribution_window_seconds"] != float64(7*24*3600) || settings["conversion_window"] != "7d" || settings["loss_threshold"] != 0.001 {
 			t.Errorf("defaults not filled: %v", settings)
 		}
 		for _, ref := range []string{id, "signup-flow"} {
@@ -153,6 +153,12 @@ func TestFunnelCreateValidation(t *testing.T) {
 		{"unknown strategy", `{"key":"f","strategy":"adaptive","steps":[{"key":"s","variants":` + two + `},{"key":"g"}]}`, []string{"strategy"}},
 		{"bad settings", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"decision_threshold":1,"attribution_window_seconds":0}}`,
 			[]string{"settings.decision_threshold", "settings.attribution_window_seconds"}},
+		{"bad conversion window", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"conversion_window":"soon"}}`,
+			[]string{"settings.conversion_window"}},
+		{"conversion window over a year", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"conversion_window":"366d"}}`,
+			[]string{"settings.conversion_window"}},
+		{"two windows that disagree", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"conversion_window":"2h","attribution_window_seconds":3600}}`,
+			[]string{"settings.conversion_window"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.must(422, "POST", "/v1/funnels", e.admin, tc.body)
@@ -166,6 +172,13 @@ func TestFunnelCreateValidation(t *testing.T) {
 		})
 	}
 	e.must(400, "POST", "/v1/funnels", e.admin, `{"key":"f","steps":[{"key":"s","colour":1}]}`)
+	// The conversion window names the attribution window; both may be
+	// given when they agree.
+	f := e.must(201, "POST", "/v1/funnels", e.admin, `{"key":"windowed","steps":[{"key":"s","variants":`+two+`},{"key":"g"}],
+		"settings":{"conversion_window":"36h","attribution_window_seconds":129600}}`).JSON(t)
+	if s := f["settings"].(map[string]any); s["attribution_window_seconds"] != 129600.0 || s["conversion_window"] != "36h0m0s" {
+		t.Errorf("settings %v", s)
+	}
 }
 
 func TestFunnelLifecycle(t *testing.T) {

@@ -225,9 +225,12 @@ type rejectedJSON struct {
 }
 
 type eventsResponse struct {
-	Accepted   int            `json:"accepted"`
-	Duplicates int            `json:"duplicates"`
-	Rejected   []rejectedJSON `json:"rejected"`
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+	// Late counts the events that came after their unit's conversion
+	// window: stored, never counted (experiments with a window only).
+	Late     int            `json:"late"`
+	Rejected []rejectedJSON `json:"rejected"`
 }
 
 // checkEvent validates one event against the experiment's metric and
@@ -326,6 +329,8 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 				resp.Accepted++
 			case store.OutcomeDuplicate:
 				resp.Duplicates++
+			case store.OutcomeLate:
+				resp.Late++
 			default:
 				resp.Rejected = append(resp.Rejected, rejectedJSON{Index: index[j], Error: res.Reason})
 			}

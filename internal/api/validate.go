@@ -97,6 +97,7 @@ type settingsRequest struct {
 	Epsilon           *float64 `json:"epsilon"`
 	Gamma             *float64 `json:"gamma"`
 	MinEffect         *float64 `json:"min_effect"`
+	ConversionWindow  *string  `json:"conversion_window"`
 }
 
 // decodeCreateExperiment reads the body: a 400 when it cannot be read.

@@ -595,6 +595,27 @@ func TestFunnelPages(t *testing.T) {
 	if !strings.Contains(p.Body, "Best path") || !strings.Contains(p.Body, `data-step="landing"`) {
 		t.Error("no best path")
 	}
+	if !strings.Contains(p.Body, "conversion window 7d") {
+		t.Error("the funnel's conversion window is not shown")
+	}
+}
+
+// TestConversionWindowShown: the experiment page says whether the
+// experiment has a conversion window, and which.
+func TestConversionWindowShown(t *testing.T) {
+	e := newEnv(t)
+	var with, without struct{ ID string }
+	e.api("POST", "/v1/experiments", e.admin, map[string]any{"key": "late", "settings": map[string]any{"conversion_window": "36h"},
+		"variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, 201, &with)
+	e.api("POST", "/v1/experiments", e.admin, map[string]any{"key": "now", "variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, 201, &without)
+	b := e.browser()
+	b.signIn(e.admin)
+	if p := b.get("/experiments/" + with.ID); !strings.Contains(p.Body, "<dt>Conversion window</dt><dd>36h0m0s:") {
+		t.Errorf("the window of late is not shown:\n%s", p.Body)
+	}
+	if p := b.get("/experiments/" + without.ID); !strings.Contains(p.Body, "<dt>Conversion window</dt><dd>none") {
+		t.Error("no window is not shown as none")
+	}
 }
 
 func TestHeadersAndRouting(t *testing.T) {

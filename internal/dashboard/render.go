@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/samplit/samplit/internal/optimize"
 )
 
 // pageBase is what the layout of every page needs.
@@ -101,6 +103,7 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 // funcs are the template functions: number formatting for people.
 var funcs = template.FuncMap{
 	"pct":      pct,
+	"days":     optimize.FormatDays,
 	"count":    count,
 	"num":      num,
 	"small":    small,

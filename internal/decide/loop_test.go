@@ -137,3 +137,115 @@ func TestRoundEvaluatesOnlyNewData(t *testing.T) {
 	ev.fail = nil
 	round(b, 1)
 }
+
+// dueAnyway is the store with DueForDecision also listing the objects in
+// extra, as a replica whose list was read just before they completed would.
+type dueAnyway struct {
+	decide.Store
+	extra []store.DecideObject
+}
+
+func (d dueAnyway) DueForDecision(ctx context.Context, now, staleBefore time.Time, limit int) ([]store.DecideObject, error) {
+	due, err := d.Store.DueForDecision(ctx, now, staleBefore, limit)
+	return append(due, d.extra...), err
+}
+
+// TestCompletedCampaignsAreNotEvaluated: once a campaign is completed the
+// loop leaves it alone, whatever happens to its data afterwards (late
+// events still arrive and bump its data version), however stale its last
+// evaluation gets, and even when a replica had listed it as due just before
+// it completed. Re-evaluating it could record a decision about a campaign
+// that is over (a winner or a guardrail trip on its late events).
+func TestCompletedCampaignsAreNotEvaluated(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		st, err := backend.Open(ctx, dsn, backend.Options{AutoMigrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		ws := store.Workspace{ID: id.New(id.Workspace), Name: "w-" + id.New("x")[2:], CreatedAt: time.Now()}
+		if err := st.CreateWorkspace(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		now := time.Now().UTC()
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+		c := store.Campaign{ID: id.New(id.Campaign), WorkspaceID: ws.ID, Key: "c", Name: "c",
+			Channel: "email", Objective: "click", Mode: "waves", AudienceSize: 100, Status: store.StatusRunning,
+			CreatedAt: now, UpdatedAt: now, StartedAt: &now,
+			Settings: store.CampaignSettings{TestShare: 0.2, AttributionWindow: 24 * time.Hour, MinSamples: 10,
+				DecisionThreshold: 0.95, LossThreshold: 0.01, WeightFloor: 0.01},
+			Variants: []store.Variant{
+				{ID: id.New(id.Variant), Key: "x", Name: "x", Payload: []byte("null"), Position: 0},
+				{ID: id.New(id.Variant), Key: "y", Name: "y", Payload: []byte("null"), Position: 1}}}
+		if err := st.CreateCampaign(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		send := func(r string) {
+			t.Helper()
+			if _, err := st.RecordSends(ctx, store.SendBatch{WorkspaceID: ws.ID, CampaignID: c.ID, ExpectSent: -1, At: clock(),
+				Items: []store.Send{{Recipient: r, VariantID: c.Variants[0].ID}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		click := func(r string) {
+			t.Helper()
+			res, err := st.RecordCampaignEvents(ctx, []store.CampaignEventBatch{{WorkspaceID: ws.ID, CampaignID: c.ID,
+				Window: c.Settings.AttributionWindow, Objective: "click", ReceivedAt: clock(),
+				Items: []store.CampaignEvent{{Recipient: r, Type: "click", At: clock()}}}})
+			if err != nil || res[0][0].Outcome != store.OutcomeAccepted {
+				t.Fatalf("click of %s: %v %+v", r, err, res)
+			}
+		}
+		ev := &fakeEvaluator{}
+		l := decide.New(st, ev, decide.Options{Every: time.Second, Stale: time.Hour, Now: clock, Owner: "a"})
+		rounds := func(l *decide.Loop) {
+			t.Helper()
+			for range 3 {
+				if _, err := l.Round(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+
+		send("r1")
+		rounds(l)
+		if got := ev.count(c.ID); got != 1 {
+			t.Fatalf("a running campaign with new data was evaluated %d times, want 1", got)
+		}
+		advance(time.Minute)
+		if _, err := st.TransitionCampaign(ctx, ws.ID, c.ID, store.Transition{
+			From: []store.Status{store.StatusRunning, store.StatusPaused}, To: store.StatusCompleted, At: clock()}); err != nil {
+			t.Fatal(err)
+		}
+		// Its data keeps changing: a click of a send made before the end.
+		click("r1")
+		rounds(l)
+		advance(2 * time.Hour) // its last evaluation is stale
+		rounds(l)
+		if got := ev.count(c.ID); got != 1 {
+			t.Errorf("a completed campaign was evaluated again: %d evaluations, want 1", got)
+		}
+		// Nor is it listed (idle loops read nothing of it), stale or not.
+		due, err := st.DueForDecision(ctx, clock(), clock().Add(time.Hour), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range due {
+			if o.ID == c.ID {
+				t.Errorf("a completed campaign is listed as due: %+v", o)
+			}
+		}
+
+		// A replica that listed it as due before it completed claims it,
+		// finds it completed and does not evaluate it.
+		stale := decide.New(dueAnyway{st, []store.DecideObject{{Kind: store.DecideCampaign, ID: c.ID, WorkspaceID: ws.ID, Version: 1 << 40}}},
+			ev, decide.Options{Every: time.Second, Stale: time.Hour, Now: clock, Owner: "b"})
+		rounds(stale)
+		if got := ev.count(c.ID); got != 1 {
+			t.Errorf("a completed campaign listed as due was evaluated: %d evaluations, want 1", got)
+		}
+	})
+}

@@ -53,6 +53,14 @@ type VariantResult struct {
 	ExpectedLoss float64 `json:"expected_loss"`
 	// Weight is the share of new traffic the variant gets now.
 	Weight float64 `json:"weight"`
+	// MaturedUnits and LateConversions are set by callers that model late
+	// outcomes (an experiment with a conversion window): the units counted
+	// as trials, each by the probability that its outcome has arrived
+	// (MatureArm), from which Mean, the intervals, PBest and the weights
+	// come; and the events that came after their unit's window, stored but
+	// never counted. Left out otherwise.
+	MaturedUnits    *float64 `json:"matured_units,omitempty"`
+	LateConversions *int64   `json:"late_conversions,omitempty"`
 	// Lift is mean/mean(control) − 1 with its 95% interval; nil for the control and
 	// where undefined (no units, or a control mean of zero).
 	Lift       *float64 `json:"lift"`

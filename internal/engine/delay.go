@@ -235,3 +235,76 @@ func MatureSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration, m 
 	out.Successes = min(out.Successes, out.Trials)
 	return out
 }
+
+// MatureArm returns the arm as the posterior, the decision rule and the
+// anytime-valid tests should see it when only trials of its units have had
+// time to show their outcome (Σ F(age) over its units, as MatureSlots
+// counts them; experiments with a conversion window and funnels use it).
+// Counting every unit as a trial would count the units too young to have
+// converted as failures, and bias the arm with the most recent traffic
+// (under adaptive allocation: the leader) downward.
+//
+// The unit counts and the inverse-propensity sums over units (Σ1/p, Σ1/p²,
+// Σ1/w) are scaled by the matured share trials/Units; the outcome sums are
+// kept as they are: what has arrived. Units is rounded and never below the
+// units with an outcome. Expected and ExpectedSquares, the units the policy
+// meant each arm to get, are kept: the sample ratio test compares raw units
+// with them, so it must be given the raw arms (SequentialSRM).
+func MatureArm(a Arm, trials float64) Arm {
+	if a.Units <= 0 || math.IsNaN(trials) || trials >= float64(a.Units) {
+		return a
+	}
+	n := max(int64(math.Round(trials)), a.Conversions, a.Positive+a.Negative, 0)
+	if n >= a.Units {
+		return a
+	}
+	r := float64(n) / float64(a.Units)
+	a.Units = n
+	a.InvP *= r
+	a.InvP2 *= r
+	a.InvExpected *= r
+	return a
+}
+
+// FunnelSlot is one reach-time bucket of one arm of a funnel step: the
+// units that reached the step in it (Trials), their completions within the
+// window (Successes) and the delays from reaching the step to completing.
+type FunnelSlot struct {
+	Step, Arm int
+	CampaignSlot
+}
+
+// MatureFunnel sets the Matured trials of every arm of in from the
+// reach-time slots of the last window (the units older than the slots count
+// whole): one delay distribution per step, since the time from reaching
+// step k to completing the funnel shrinks with k, estimated from every arm's
+// slots of the step. A step whose delays have not been observed yet is left
+// as it is (every unit a trial, open ones as not converted so far).
+func MatureFunnel(in *FunnelInput, slots []FunnelSlot, now time.Time, window time.Duration) {
+	perStep := make([][]CampaignSlot, len(in.Steps))
+	perArm := make([][][]CampaignSlot, len(in.Steps))
+	recent := make([][]float64, len(in.Steps))
+	for k := range in.Steps {
+		perArm[k] = make([][]CampaignSlot, len(in.Steps[k].Arms))
+		recent[k] = make([]float64, len(in.Steps[k].Arms))
+	}
+	for _, s := range slots {
+		if s.Step < 0 || s.Step >= len(in.Steps) || s.Arm < 0 || s.Arm >= len(in.Steps[s.Step].Arms) {
+			continue
+		}
+		perStep[s.Step] = append(perStep[s.Step], s.CampaignSlot)
+		perArm[s.Step][s.Arm] = append(perArm[s.Step][s.Arm], s.CampaignSlot)
+		recent[s.Step][s.Arm] += s.Trials
+	}
+	for k := range in.Steps {
+		model := EstimateDelays(perStep[k], now, window)
+		if model.Events == 0 {
+			continue
+		}
+		for j := range in.Steps[k].Arms {
+			a := &in.Steps[k].Arms[j]
+			m := float64(a.Units) - recent[k][j] + MatureSlots(perArm[k][j], now, 0, model).Trials
+			a.Matured = &m
+		}
+	}
+}

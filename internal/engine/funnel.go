@@ -53,6 +53,22 @@ type FunnelArm struct {
 	Open int64
 	// Value is the sum of the conversion values of Conversions.
 	Value float64
+	// Matured, when set, is the units counted as trials by the delay model
+	// (MatureArm): the open units weighed by the probability that their
+	// completion has arrived. Nil counts every unit (open ones as not
+	// converted so far).
+	Matured *float64
+}
+
+// endToEndArm is the arm of the step variant's end-to-end conversion,
+// matured when the delay model has weighed its open units.
+func (a FunnelArm) endToEndArm() Arm {
+	arm := Arm{Key: a.Key, Control: a.Control, Units: a.Units, Conversions: a.Conversions, Sum: float64(a.Conversions)}
+	if a.Matured != nil {
+		arm = MatureArm(arm, *a.Matured)
+		arm.Sum = float64(arm.Conversions)
+	}
+	return arm
 }
 
 // FunnelStepInput is one step. A step with variants has at least two Arms;
@@ -125,11 +141,13 @@ func (in FunnelInput) validate() error {
 func (in FunnelInput) objective(s FunnelStepInput) Input {
 	arms := make([]Arm, len(s.Arms))
 	for i, a := range s.Arms {
-		c := a.Conversions
 		if in.Strategy == PerStep {
-			c = a.Advanced
+			// The naive baseline: advances, all units counted (the delay
+			// model is that of completions).
+			arms[i] = Arm{Key: a.Key, Control: a.Control, Units: a.Units, Conversions: a.Advanced, Sum: float64(a.Advanced)}
+			continue
 		}
-		arms[i] = Arm{Key: a.Key, Control: a.Control, Units: a.Units, Conversions: c, Sum: float64(c)}
+		arms[i] = a.endToEndArm()
 	}
 	return Input{Metric: Binary, Arms: arms, Settings: in.Settings}
 }
@@ -138,7 +156,7 @@ func (in FunnelInput) objective(s FunnelStepInput) Input {
 func endToEnd(s FunnelStepInput, set Settings) Input {
 	arms := make([]Arm, len(s.Arms))
 	for i, a := range s.Arms {
-		arms[i] = Arm{Key: a.Key, Control: a.Control, Units: a.Units, Conversions: a.Conversions, Sum: float64(a.Conversions)}
+		arms[i] = a.endToEndArm()
 	}
 	return Input{Metric: Binary, Arms: arms, Settings: set}
 }
@@ -235,6 +253,11 @@ type FunnelVariantResult struct {
 	Weight    float64 `json:"weight"`
 	OpenUnits int64   `json:"open_units"`
 	Value     float64 `json:"value"`
+	// MaturedUnits is the units counted as trials by the delay model (the
+	// open ones weighed by the probability that their completion has
+	// arrived), from which Rate, its interval, PBest and the weights come;
+	// nil when the funnel has no delay model yet (no completion observed).
+	MaturedUnits *float64 `json:"matured_units"`
 }
 
 // FunnelPathResult is one path of variants seen.
@@ -308,7 +331,7 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 					Key: a.Key, Control: a.Control, Units: a.Units, Conversions: a.Conversions, Rate: v.Mean,
 					CILow: v.CILow, CIHigh: v.CIHigh, NextStepUnits: a.Advanced, NextStepRate: rate(a.Advanced, a.Units),
 					PBest: v.PBest, ExpectedLoss: v.ExpectedLoss, Weight: decided.Variants[i].Weight,
-					OpenUnits: a.Open, Value: a.Value,
+					OpenUnits: a.Open, Value: a.Value, MaturedUnits: a.Matured,
 				})
 			}
 			d := decided.Decision

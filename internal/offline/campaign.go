@@ -179,12 +179,18 @@ func (sc CampaignScenario) validate() error {
 		}
 	}
 	if d := sc.Delay; d != nil {
-		switch {
-		case d.Dist != "exponential" && d.Dist != "lognormal" && d.Dist != "fixed" && d.Dist != "uniform":
-			return fmt.Errorf("delay: dist must be exponential, lognormal, fixed or uniform, not %q", d.Dist)
-		case d.Dist == "uniform" && d.Max <= 0, d.Dist != "uniform" && d.Median <= 0, d.Sigma < 0:
-			return errors.New("delay: median (max for uniform) must be positive, sigma not negative")
-		}
+		return d.validate()
+	}
+	return nil
+}
+
+// validate checks a delay distribution read from a scenario.
+func (d DelayDist) validate() error {
+	switch {
+	case d.Dist != "exponential" && d.Dist != "lognormal" && d.Dist != "fixed" && d.Dist != "uniform":
+		return fmt.Errorf("delay: dist must be exponential, lognormal, fixed or uniform, not %q", d.Dist)
+	case d.Dist == "uniform" && d.Max <= 0, d.Dist != "uniform" && d.Median <= 0, d.Sigma < 0:
+		return errors.New("delay: median (max for uniform) must be positive, sigma not negative")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/samplit/samplit/internal/engine"
 )
@@ -24,6 +26,15 @@ import (
 type FunnelScenario struct {
 	Name  string         `json:"name"`
 	Steps []ScenarioStep `json:"steps"`
+	// Delay, when set, is the distribution of the time from reaching a
+	// step to reaching the next one, drawn for every move; with it the
+	// units enter over Hours (default 48) and the server's counters are
+	// those at each moment: a completion counts when it arrives, within
+	// Window (default 7d) of reaching the step. Without it every unit goes
+	// through the funnel at once.
+	Delay  *DelayDist `json:"delay,omitempty"`
+	Hours  float64    `json:"hours,omitempty"`
+	Window Duration   `json:"window,omitempty"`
 
 	rules [][]advRule // compiled Advance, by step
 }
@@ -58,6 +69,14 @@ func LoadFunnelScenario(path string) (FunnelScenario, error) {
 func (sc FunnelScenario) validate() error {
 	if len(sc.Steps) < 2 {
 		return errors.New("a funnel scenario needs at least two steps")
+	}
+	if d := sc.Delay; d != nil {
+		if err := d.validate(); err != nil {
+			return err
+		}
+	}
+	if !(sc.Hours >= 0 && sc.Hours <= 24*365) || sc.Window < 0 {
+		return errors.New("hours must be from 0 to a year, window not negative")
 	}
 	for k, st := range sc.Steps {
 		if len(st.Variants) == 1 {
@@ -223,6 +242,9 @@ type FunnelSimConfig struct {
 	Batch    int
 	Settings engine.Settings
 	Workers  int
+	// NoDelayModel counts units inside their window as not converted so
+	// far, as the server did before the delay model (timed scenarios only).
+	NoDelayModel bool
 }
 
 // FunnelSimResult summarises the runs. The JSON keys are those of
@@ -243,11 +265,18 @@ type FunnelSimResult struct {
 	BestPathRate float64 `json:"best_path_rate"`
 	// Chosen counts the final choices of the runs by path.
 	Chosen map[string]int `json:"chosen"`
+	// Timed scenarios (with a delay) only: whether the counts were
+	// matured by the delay model, and the share of runs in which, at some
+	// step, the best path's variant had its weight fall below one half
+	// after it had first reached 0.9 (a swing).
+	DelayModel *bool    `json:"delay_model,omitempty"`
+	SwingRate  *float64 `json:"swing_rate,omitempty"`
 }
 
 type funnelRun struct {
 	conversions int
 	chosen      []int
+	swung       bool
 }
 
 // RunFunnelSimulation runs the simulation in parallel; the result does not
@@ -277,7 +306,11 @@ func RunFunnelSimulation(cfg FunnelSimConfig) (FunnelSimResult, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				runs[i], errs[i] = simulateFunnelRun(cfg, rand.New(rand.NewPCG(cfg.Seed, uint64(i))))
+				run := simulateFunnelRun
+				if cfg.Scenario.Delay != nil {
+					run = simulateTimedFunnelRun
+				}
+				runs[i], errs[i] = run(cfg, rand.New(rand.NewPCG(cfg.Seed, uint64(i))))
 			}
 		}()
 	}
@@ -308,6 +341,16 @@ func RunFunnelSimulation(cfg FunnelSimConfig) (FunnelSimResult, error) {
 		res.ConversionsSE = math.Sqrt(math.Max(0, sumSq/n-res.Conversions*res.Conversions) / (n - 1))
 	}
 	res.BestPathRate /= n
+	if sc.Delay != nil {
+		model, swings := !cfg.NoDelayModel, 0.0
+		for _, r := range runs {
+			if r.swung {
+				swings++
+			}
+		}
+		swings /= n
+		res.DelayModel, res.SwingRate = &model, &swings
+	}
 	return res, nil
 }
 
@@ -395,6 +438,11 @@ func hasFunnelFlag(args []string) bool { return hasFlag(args, "funnel") }
 // conversions and how often the truly best path was chosen.
 //
 //	samplit simulate --funnel examples/funnels/signup.json [--strategy both|multi_step|per_step] [--units 20000] [--runs 100] [--seed 1] [--batch 100] [--json]
+//	    [--hours H] [--window 7d] [--delay-model both|on|off]
+//
+// A scenario with a "delay" (or --delay) is timed: units enter over --hours
+// and move between steps after delays; --delay-model compares the server's
+// delay model with counting units inside their window as not converted.
 func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	file := fs.String("funnel", "", "JSON file of the funnel scenario (steps, variants, advance rates)")
@@ -405,6 +453,10 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	batch := fs.Int("batch", 100, "units served between updates of the counts")
 	minSamples := fs.Int64("min-samples", engine.DefaultMinSamples, "units every variant needs before a decision")
 	asJSON := fs.Bool("json", false, "print one JSON array")
+	hours := fs.Float64("hours", 0, "timed scenarios: hours over which the units enter (default: the scenario's, else 48)")
+	window := fs.String("window", "", "timed scenarios: the conversion window, e.g. 72h or 7d (default: the scenario's, else 7d)")
+	delay := fs.String("delay", "", "make the scenario timed: the delay between steps, e.g. lognormal:4h:1 or exponential:6h (median)")
+	delayModel := fs.String("delay-model", "both", "timed scenarios: on (the server's), off (units inside their window count as not converted) or both")
 	help, err := parseFlags(fs, args, stdout)
 	if help {
 		return ExitOK
@@ -416,6 +468,33 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "simulate", err)
 	}
+	if *delay != "" {
+		d, err := parseDelayFlag(*delay)
+		if err != nil {
+			return fail(stderr, "simulate", err)
+		}
+		sc.Delay = &d
+	}
+	if *hours != 0 {
+		sc.Hours = *hours
+	}
+	if *window != "" {
+		var w Duration
+		if err := w.UnmarshalJSON([]byte(`"` + *window + `"`)); err != nil || w <= 0 {
+			return fail(stderr, "simulate", fmt.Errorf("--window %q: want a positive duration such as 72h or 7d", *window))
+		}
+		sc.Window = w
+	}
+	if err := sc.validate(); err != nil {
+		return fail(stderr, "simulate", err)
+	}
+	models := map[string][]bool{"both": {true, false}, "on": {true}, "off": {false}}[*delayModel]
+	if models == nil {
+		return fail(stderr, "simulate", fmt.Errorf("--delay-model must be on, off or both, not %q", *delayModel))
+	}
+	if sc.Delay == nil {
+		models = []bool{true} // untimed: nothing is late
+	}
 	strategies := []string{*strategy}
 	if *strategy == "both" {
 		strategies = engine.FunnelStrategies()
@@ -425,12 +504,14 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	}
 	var results []FunnelSimResult
 	for _, s := range strategies {
-		res, err := RunFunnelSimulation(FunnelSimConfig{Scenario: sc, Strategy: s, Units: *units, Runs: *runs, Seed: *seed,
-			Batch: *batch, Settings: engine.Settings{MinSamples: *minSamples}})
-		if err != nil {
-			return fail(stderr, "simulate", err)
+		for _, model := range models {
+			res, err := RunFunnelSimulation(FunnelSimConfig{Scenario: sc, Strategy: s, Units: *units, Runs: *runs, Seed: *seed,
+				Batch: *batch, Settings: engine.Settings{MinSamples: *minSamples}, NoDelayModel: !model})
+			if err != nil {
+				return fail(stderr, "simulate", err)
+			}
+			results = append(results, res)
 		}
-		results = append(results, res)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -440,9 +521,46 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "scenario %s: %d units × %d runs per strategy; truly best path %s (oracle %.0f conversions)\n",
 		sc.Name, *units, *runs, results[0].BestPath, results[0].OracleConversions)
+	if d := sc.Delay; d != nil {
+		fmt.Fprintf(stdout, "timed: units enter over %gh, delay between steps %s, window %s\n",
+			cmp.Or(sc.Hours, defaultFunnelHours), d, cmp.Or(time.Duration(sc.Window), defaultFunnelWindow))
+	}
 	for _, r := range results {
-		fmt.Fprintf(stdout, "%-10s  conversions %.0f ± %.0f (mean ± s.e.)  best path chosen in %.0f%% of runs  choices %v\n",
-			r.Strategy, r.Conversions, r.ConversionsSE, 100*r.BestPathRate, r.Chosen)
+		label := r.Strategy
+		if r.DelayModel != nil && *r.DelayModel {
+			label += " (delay model)"
+		} else if r.DelayModel != nil {
+			label += " (no delay model)"
+		}
+		fmt.Fprintf(stdout, "%-28s  conversions %.0f ± %.0f (mean ± s.e.)  best path chosen in %.0f%% of runs", label, r.Conversions, r.ConversionsSE, 100*r.BestPathRate)
+		if r.SwingRate != nil {
+			fmt.Fprintf(stdout, "  swings in %.0f%% of runs", 100**r.SwingRate)
+		}
+		fmt.Fprintf(stdout, "  choices %v\n", r.Chosen)
 	}
 	return ExitOK
+}
+
+// parseDelayFlag reads --delay: dist:median[:sigma], e.g. "lognormal:4h:1",
+// "exponential:6h", "fixed:2h", or "uniform:12h" (the maximum).
+func parseDelayFlag(v string) (DelayDist, error) {
+	parts := strings.Split(v, ":")
+	bad := fmt.Errorf("--delay %q: want dist:median[:sigma], e.g. lognormal:4h:1 or exponential:6h", v)
+	if len(parts) < 2 || len(parts) > 3 {
+		return DelayDist{}, bad
+	}
+	var m Duration
+	if err := m.UnmarshalJSON([]byte(`"` + parts[1] + `"`)); err != nil {
+		return DelayDist{}, bad
+	}
+	d := DelayDist{Dist: parts[0], Median: m}
+	if d.Dist == "uniform" {
+		d.Median, d.Max = 0, m
+	}
+	if len(parts) == 3 {
+		if _, err := fmt.Sscanf(parts[2], "%g", &d.Sigma); err != nil {
+			return DelayDist{}, bad
+		}
+	}
+	return d, d.validate()
 }

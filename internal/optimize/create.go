@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -245,6 +247,8 @@ type SettingsSpec struct {
 	Epsilon           *float64
 	Gamma             *float64
 	MinEffect         *float64
+	// ConversionWindow is a Go duration ("36h") or days ("7d").
+	ConversionWindow *string
 }
 
 // BuildExperiment validates spec and returns the experiment to store
@@ -453,6 +457,13 @@ func BuildSettings(sr SettingsSpec, k int, valid bool) (store.Settings, []apperr
 	if v := sr.AutoComplete; v != nil {
 		s.AutoComplete = *v
 	}
+	if v := sr.ConversionWindow; v != nil {
+		d, err := ParseDays(*v)
+		if err != nil || d < MinConversionWindow || d > MaxConversionWindow {
+			fe.add("settings.conversion_window", "must be a duration such as \"24h\" or \"7d\", from 1m to 365d (leave it out for no window)")
+		}
+		s.ConversionWindow = d
+	}
 	positive := func(field string, v *float64) {
 		if v != nil && !(*v > 0) {
 			fe.add(field, "must be greater than 0")
@@ -472,6 +483,35 @@ func BuildSettings(sr SettingsSpec, k int, valid bool) (store.Settings, []apperr
 		fe.add("settings.control_share", "plus the weight floor of each other variant must not exceed 1")
 	}
 	return s, fe
+}
+
+// The bounds of a conversion window: a minute (shorter ones are a mistake
+// in the unit) to a year.
+const (
+	MinConversionWindow = time.Minute
+	MaxConversionWindow = 365 * 24 * time.Hour
+)
+
+// FormatDays writes whole days as "7d" (the form the API accepts) and
+// anything else as a Go duration.
+func FormatDays(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+// ParseDays reads a Go duration ("36h", "90m") or whole or fractional days
+// ("7d", "1.5d"): the form of every window and half-life setting.
+func ParseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		f, err := strconv.ParseFloat(n, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e5 {
+			return 0, errors.New("bad days")
+		}
+		return time.Duration(f * float64(24*time.Hour)), nil
+	}
+	return time.ParseDuration(s)
 }
 
 // CreateError is the error of storing a new object whose key is taken (a

@@ -205,14 +205,23 @@ func input(e *store.Experiment, counters []store.Counters, st engine.State, now 
 
 // constrained is input with the guardrails' constraints (metricsEval) on
 // the arms, and the evaluation of the other metrics.
-func (x *Experiments) constrained(ctx context.Context, e *store.Experiment, counters []store.Counters, st engine.State, now time.Time) (engine.Input, *metricsEval, error) {
-	in := input(e, counters, st, now)
-	ev, err := x.evalMetrics(ctx, e, in.Arms, in.Settings)
+//
+// With a conversion window the primary arms are matured first (units still
+// inside their window count by the chance their outcome has arrived); raw
+// keeps the counts as stored and mat the maturity (nil without a window).
+func (x *Experiments) constrained(ctx context.Context, e *store.Experiment, counters []store.Counters, st engine.State, now time.Time) (in, raw engine.Input, mat map[string]maturity, ev *metricsEval, err error) {
+	raw = input(e, counters, st, now)
+	mat, _, err = x.experimentMaturity(ctx, e, now)
 	if err != nil {
-		return in, nil, err
+		return raw, raw, nil, nil, err
+	}
+	in = matureInput(e, raw, mat)
+	ev, err = x.evalMetrics(ctx, e, in.Arms, in.Settings)
+	if err != nil {
+		return in, raw, mat, nil, err
 	}
 	ev.constrain(in.Arms)
-	return in, ev, nil
+	return in, raw, mat, ev, nil
 }
 
 // policyFor returns the experiment's current allocation, rebuilding it from
@@ -249,7 +258,7 @@ func (x *Experiments) buildPolicy(ctx context.Context, e *store.Experiment, now 
 		if err != nil {
 			return nil, fmt.Errorf("load counters of %s: %w", e.ID, err)
 		}
-		in, _, err := x.constrained(ctx, e, counters, prev.Engine, now)
+		in, _, _, _, err := x.constrained(ctx, e, counters, prev.Engine, now)
 		if err != nil {
 			return nil, err
 		}
@@ -511,7 +520,8 @@ func (x *Experiments) assignEligible(ctx context.Context, e *store.Experiment, u
 		return nil, err
 	}
 	now := x.now()
-	batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: p.weightsBy, Items: make([]store.Assignment, 0, len(todo))}
+	batch := store.AssignBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Weights: p.weightsBy, Items: make([]store.Assignment, 0, len(todo)),
+		Window: e.Settings.ConversionWindow}
 	seen := make(map[string]bool, len(todo))
 	for _, i := range todo {
 		u := unitIDs[i]
@@ -569,7 +579,8 @@ func (x *Experiments) RecordEvents(ctx context.Context, e *store.Experiment, eve
 	default:
 		return nil, apperr.New(apperr.Conflict, "experiment %s is %s; events are accepted once it has run", e.Key, e.Status)
 	}
-	res, err := x.eventQ.do(ctx, e.ID, store.EventBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Metric: e.Metric, Events: events})
+	res, err := x.eventQ.do(ctx, e.ID, store.EventBatch{WorkspaceID: e.WorkspaceID, ExperimentID: e.ID, Metric: e.Metric, Events: events,
+		Window: e.Settings.ConversionWindow})
 	if err != nil {
 		return nil, fmt.Errorf("record events: %w", err)
 	}
@@ -594,7 +605,7 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 	now := x.now()
 	// The guardrails first: a variant they stop has weight 0 and cannot be
 	// the winner of the analysis below.
-	in, ev, err := x.constrained(ctx, e, counters, prev.Engine, now)
+	in, raw, mat, ev, err := x.constrained(ctx, e, counters, prev.Engine, now)
 	if err != nil {
 		return nil, err
 	}
@@ -615,6 +626,21 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 	metrics, err := ev.results(e, in.Settings)
 	if err != nil {
 		return nil, err
+	}
+	if mat != nil {
+		// The posterior, the weights and the decision come from the matured
+		// counts; the units reported and the sample ratio test are the raw
+		// ones (the test compares assigned units with the policy's intent,
+		// whatever their outcomes have done).
+		r.SRM = engine.SequentialSRM(raw.Arms, engine.SRMAlertP)
+		r.TotalUnits = 0
+		for i := range r.Variants {
+			v := &r.Variants[i]
+			m := mat[e.Variants[i].ID]
+			trials, late := min(m.trials, float64(raw.Arms[i].Units)), m.late
+			v.Units, v.MaturedUnits, v.LateConversions = raw.Arms[i].Units, &trials, &late
+			r.TotalUnits += v.Units
+		}
 	}
 	if r.SRM.Alert && e.SRMAlertedAt == nil && r.SRM.PValue != nil &&
 		(e.Status == store.StatusRunning || e.Status == store.StatusPaused) {

@@ -83,8 +83,9 @@ func funnelSettings(s store.FunnelSettings) engine.Settings {
 	})
 }
 
-// funnelInput builds the engine's input from the funnel and its counters.
-func funnelInput(f *store.Funnel, c store.FunnelCounts) engine.FunnelInput {
+// funnelInput builds the engine's input from the funnel and its counters at
+// now, the open units weighed by the delay model (funnelMaturity).
+func funnelInput(f *store.Funnel, c store.FunnelCounts, now time.Time) engine.FunnelInput {
 	in := engine.FunnelInput{Strategy: f.Strategy, Settings: funnelSettings(f.Settings), Steps: make([]engine.FunnelStepInput, len(f.Steps))}
 	type key struct {
 		step    int
@@ -119,6 +120,7 @@ func funnelInput(f *store.Funnel, c store.FunnelCounts) engine.FunnelInput {
 		}
 		in.Paths = append(in.Paths, fp)
 	}
+	funnelMaturity(f, c, &in, now)
 	return in
 }
 
@@ -133,7 +135,7 @@ func (x *Funnels) plansFor(ctx context.Context, f *store.Funnel, en *funnelEntry
 	if err != nil {
 		return nil, fmt.Errorf("load counters of %s: %w", f.ID, err)
 	}
-	plans, err := engine.PlanFunnel(funnelInput(f, c))
+	plans, err := engine.PlanFunnel(funnelInput(f, c, now))
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Invalid, err, "funnel %s cannot be optimized", f.Key)
 	}
@@ -275,7 +277,7 @@ func (x *Funnels) Results(ctx context.Context, f *store.Funnel) (*FunnelResults,
 	if err != nil {
 		return nil, fmt.Errorf("load counters of %s: %w", f.ID, err)
 	}
-	r, err := engine.AnalyzeFunnel(funnelInput(f, c))
+	r, err := engine.AnalyzeFunnel(funnelInput(f, c, now))
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Invalid, err, "funnel %s cannot be analysed", f.Key)
 	}

@@ -60,7 +60,7 @@ func (x *Experiments) flushAssign(ctx context.Context, reqs []store.AssignBatch)
 			if !ok {
 				b = len(merged)
 				byExp[r.ExperimentID] = b
-				merged = append(merged, store.AssignBatch{WorkspaceID: r.WorkspaceID, ExperimentID: r.ExperimentID, Weights: r.Weights})
+				merged = append(merged, store.AssignBatch{WorkspaceID: r.WorkspaceID, ExperimentID: r.ExperimentID, Weights: r.Weights, Window: r.Window})
 			}
 			lo := len(merged[b].Items)
 			merged[b].Items = append(merged[b].Items, r.Items...)
@@ -89,7 +89,7 @@ func (x *Experiments) flushEvents(ctx context.Context, reqs []store.EventBatch) 
 		if !ok {
 			b = len(merged)
 			byExp[r.ExperimentID] = b
-			merged = append(merged, store.EventBatch{WorkspaceID: r.WorkspaceID, ExperimentID: r.ExperimentID, Metric: r.Metric})
+			merged = append(merged, store.EventBatch{WorkspaceID: r.WorkspaceID, ExperimentID: r.ExperimentID, Metric: r.Metric, Window: r.Window})
 		}
 		lo := len(merged[b].Events)
 		merged[b].Events = append(merged[b].Events, r.Events...)

@@ -149,7 +149,9 @@ type CampaignEventBatch struct {
 }
 
 // OutcomeLate is the outcome of an event stored after the attribution
-// window of its send: kept, never counted.
+// window of its send, or after the conversion window of its experiment
+// unit: kept (counted as late, its idempotency key claimed), never counted
+// as an outcome.
 const OutcomeLate Outcome = "late"
 
 // CampaignCounters are the additive counters of the sends of one variant

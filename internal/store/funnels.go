@@ -166,11 +166,36 @@ type PathCounters struct {
 	Conversions int64
 }
 
+// StepSlot is one reach-time bucket of one (step, variant) of a funnel:
+// the units that reached the step in it and what they did, what the delay
+// model (engine/delay.go) needs to count the units still inside their
+// window by the probability that their completion has arrived.
+type StepSlot struct {
+	Step      int
+	VariantID string
+	// Start is the start of the bucket (FunnelSettings.BucketWidth wide).
+	Start time.Time
+	Units int64
+	// Conversions are the units that completed within the window.
+	Conversions int64
+	// ReachedSum is Σ (reach time − Start) in seconds, LastReached the
+	// latest reach time; zero in buckets written before they were kept.
+	ReachedSum  float64
+	LastReached time.Time
+	// Delays counts the Conversions by the delay from reaching the step to
+	// the completion, in the buckets of engine.DelayEdges.
+	Delays [12]int64
+}
+
 // FunnelCounts is everything a funnel's results are computed from: its size
-// is O(steps × variants + paths seen), whatever the number of units.
+// is O(steps × variants × buckets in a window + paths seen), whatever the
+// number of units.
 type FunnelCounts struct {
 	Steps []StepCounters
 	Paths []PathCounters
+	// Slots are the reach-time buckets of the last window (those with open
+	// units), by step, variant and time.
+	Slots []StepSlot
 }
 
 // Funnels stores funnels, the progress of units through them and the

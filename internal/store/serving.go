@@ -36,6 +36,9 @@ type AssignBatch struct {
 	ExperimentID string
 	Weights      map[string]float64
 	Items        []Assignment
+	// Window is the experiment's conversion window, 0 when it has none.
+	// With one, the store also keeps the maturity slots (MaturitySlots).
+	Window time.Duration
 }
 
 // Assigned is the outcome for one item of an AssignBatch: the stored
@@ -75,6 +78,12 @@ type EventBatch struct {
 	ExperimentID string
 	Metric       Metric
 	Events       []Event
+	// Window is the experiment's conversion window, 0 when it has none.
+	// With one, an event that comes more than Window after its unit's
+	// assignment is late: counted in its maturity slot's Late, never as a
+	// conversion or value; and the first counted outcome of each unit is
+	// recorded in its slot's delay histogram.
+	Window time.Duration
 }
 
 // EventResult is the outcome of one event and, when rejected, why.
@@ -112,6 +121,27 @@ type Bucket struct {
 	Counters
 }
 
+// MaturitySlot is one hour of assignments of one variant of an experiment
+// with a conversion window, and what its units did: what the delay model
+// (engine/delay.go) needs to count each unit by the probability that its
+// outcome has arrived.
+type MaturitySlot struct {
+	VariantID string
+	// Start is the start of the hour the units were assigned in.
+	Start time.Time
+	Units int64
+	// AssignedSum is Σ (assignment time − Start) in seconds: with Units, the
+	// mean assignment time. LastAssigned is the latest assignment time.
+	AssignedSum  float64
+	LastAssigned time.Time
+	// Conversions are the units whose first outcome came inside their
+	// window; Late the events that came after it.
+	Conversions, Late int64
+	// Delays counts those first outcomes by the delay from the assignment
+	// to the event, in the buckets of engine.DelayEdges.
+	Delays [12]int64
+}
+
 // Serving stores what serving an experiment produces: assignments, events
 // and the counters derived from them, each change and its counter update in
 // one transaction so that they can never disagree.
@@ -137,6 +167,9 @@ type Serving interface {
 	MetricCounters(ctx context.Context, workspaceID, experimentID string) (map[string][]Counters, error)
 	// Buckets returns the hourly counters in [from, to), ordered by hour.
 	Buckets(ctx context.Context, workspaceID, experimentID string, from, to time.Time) ([]Bucket, error)
+	// MaturitySlots returns the maturity slots of an experiment with a
+	// conversion window, by variant then hour; none for one without.
+	MaturitySlots(ctx context.Context, workspaceID, experimentID string) ([]MaturitySlot, error)
 }
 
 // SealedState is an experiment's optimizer state, sealed (encrypted and

@@ -131,6 +131,12 @@ type Settings struct {
 	// (the no_difference decision); 0 in experiments stored before it
 	// existed, which means the engine's default.
 	MinEffect float64 `json:"min_effect,omitempty"`
+	// ConversionWindow, when positive, is how long after its assignment a
+	// unit's outcomes count: later ones are stored as late and never
+	// counted, and a unit still inside its window counts by the
+	// probability that its outcome would have arrived by now (the delay
+	// model of engine/delay.go). 0: outcomes count whenever they arrive.
+	ConversionWindow time.Duration `json:"conversion_window,omitempty"`
 }
 
 // The roles and directions of an experiment's metrics other than the primary.

@@ -488,17 +488,26 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 	})
 }
 
-// delayColumns lists the delay histogram's columns (migration 00008), and
-// delayUpdates adds excluded's to them.
+// delayColumns lists the delay histogram's columns (migrations 00008 and
+// 00009), and delayUpdates adds excluded's to them in campaign_slots.
 var delayColumns, delayUpdates = func() (string, string) {
-	var cols, ups []string
+	var cols []string
+	for i := range engine.DelayBuckets {
+		cols = append(cols, fmt.Sprintf("delay_%02d", i))
+	}
+	return strings.Join(cols, ", "), delaySums("campaign_slots")
+}()
+
+// delaySums returns the upsert clauses that add excluded's delay histogram
+// to the table's.
+func delaySums(table string) string {
+	var ups []string
 	for i := range engine.DelayBuckets {
 		c := fmt.Sprintf("delay_%02d", i)
-		cols = append(cols, c)
-		ups = append(ups, fmt.Sprintf("%s = campaign_slots.%s + excluded.%s", c, c, c))
+		ups = append(ups, fmt.Sprintf("%s = %s.%s + excluded.%s", c, table, c, c))
 	}
-	return strings.Join(cols, ", "), strings.Join(ups, ",\n")
-}()
+	return strings.Join(ups, ",\n")
+}
 
 // RecordCampaignEvents applies the batches in one transaction, campaign by
 // campaign in id order (lock order).

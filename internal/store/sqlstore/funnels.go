@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/store"
 )
 
@@ -317,6 +318,10 @@ type stepKey struct {
 type stepDelta struct {
 	units, conversions, advanced, late int64
 	value                              float64
+	// The buckets' reach times and delays (migration 00009).
+	reachedSum  float64
+	lastReached int64
+	delays      [engine.DelayBuckets]int64
 }
 
 type pathDelta struct{ units, conversions int64 }
@@ -472,7 +477,11 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
 	}
 	in.counter(it.Step, it.VariantID).units++
-	in.bucket(it.Step, it.VariantID, slotOf(it.At, b.BucketWidth)).units++
+	slot := slotOf(it.At, b.BucketWidth)
+	bd := in.bucket(it.Step, it.VariantID, slot)
+	bd.units++
+	bd.reachedSum += float64(now-slot) / 1e6
+	bd.lastReached = max(bd.lastReached, now)
 
 	// Every unit is counted in exactly one path row, the path of the
 	// variants it has seen so far; a new variant moves it to a longer path.
@@ -546,7 +555,9 @@ func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch,
 		}
 		c.conversions++
 		c.value += it.Value
-		in.bucket(step, v, slotOf(fromMicros(reached), b.BucketWidth)).conversions++
+		bd := in.bucket(step, v, slotOf(fromMicros(reached), b.BucketWidth))
+		bd.conversions++
+		bd.delays[engine.DelayBucket(time.Duration(now-reached)*time.Microsecond)]++
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
@@ -611,14 +622,22 @@ func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID 
 		rb := newRowsBuilder(funnelID)
 		for _, k := range ks {
 			d := in.buckets[k]
-			rb.add("($1, ?, ?, ?, ?, ?)", k.step, k.variant, k.slot, d.units, d.conversions)
+			args := []any{k.step, k.variant, k.slot, d.units, d.conversions, d.reachedSum, d.lastReached}
+			for _, n := range d.delays {
+				args = append(args, n)
+			}
+			rb.add("($1, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION), ?"+strings.Repeat(", ?", engine.DelayBuckets)+")", args...)
 		}
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO funnel_buckets (funnel_id, step, variant_id, slot, units, conversions)
+			`INSERT INTO funnel_buckets (funnel_id, step, variant_id, slot, units, conversions, reached_sum, last_reached, `+delayColumns+`)
 			 VALUES `+rb.String()+`
 			 ON CONFLICT (funnel_id, step, variant_id, slot) DO UPDATE SET
 			     units = funnel_buckets.units + excluded.units,
-			     conversions = funnel_buckets.conversions + excluded.conversions`, rb.args...)
+			     conversions = funnel_buckets.conversions + excluded.conversions,
+			     reached_sum = funnel_buckets.reached_sum + excluded.reached_sum,
+			     last_reached = CASE WHEN excluded.last_reached > funnel_buckets.last_reached
+			         THEN excluded.last_reached ELSE funnel_buckets.last_reached END,
+			     `+delaySums("funnel_buckets"), rb.args...)
 		if err != nil {
 			return fmt.Errorf("update funnel buckets of %s: %w", funnelID, err)
 		}
@@ -687,21 +706,29 @@ func (s *Store) FunnelCounts(ctx context.Context, workspaceID, funnelID string, 
 	// which the creation of the funnel bounds to a small share of the window.
 	since := micros(now) - f.Settings.AttributionWindow.Microseconds() - f.Settings.BucketWidth.Microseconds()
 	orows, err := s.read.QueryContext(ctx,
-		`SELECT step, variant_id, SUM(units - conversions) FROM funnel_buckets
-		 WHERE funnel_id = $1 AND slot > $2 GROUP BY step, variant_id`, funnelID, since)
+		`SELECT step, variant_id, slot, units, conversions, reached_sum, last_reached, `+delayColumns+`
+		 FROM funnel_buckets WHERE funnel_id = $1 AND slot > $2 ORDER BY step, variant_id, slot`, funnelID, since)
 	if err != nil {
 		return out, fmt.Errorf("load open units of %s: %w", funnelID, err)
 	}
 	defer orows.Close()
 	for orows.Next() {
-		var step int
-		var v string
-		var open int64
-		if err := orows.Scan(&step, &v, &open); err != nil {
+		var sl store.StepSlot
+		var slot, last int64
+		dest := []any{&sl.Step, &sl.VariantID, &slot, &sl.Units, &sl.Conversions, &sl.ReachedSum, &last}
+		for i := range sl.Delays {
+			dest = append(dest, &sl.Delays[i])
+		}
+		if err := orows.Scan(dest...); err != nil {
 			return out, fmt.Errorf("load open units of %s: %w", funnelID, err)
 		}
-		if i, ok := idx[stepKey{step: step, variant: v}]; ok {
-			out.Steps[i].Open = open
+		sl.Start = fromMicros(slot)
+		if last > 0 {
+			sl.LastReached = fromMicros(last)
+		}
+		out.Slots = append(out.Slots, sl)
+		if i, ok := idx[stepKey{step: sl.Step, variant: sl.VariantID}]; ok {
+			out.Steps[i].Open += sl.Units - sl.Conversions
 		}
 	}
 	if err := orows.Err(); err != nil {

@@ -21,6 +21,10 @@ const ReasonNotAssigned = "unit was never assigned in this experiment"
 // ReasonConverted is the reason of a binary event whose unit had converted.
 const ReasonConverted = "unit already converted"
 
+// ReasonLate is the reason of an event that came after its unit's
+// conversion window.
+const ReasonLate = "after the unit's conversion window: stored as late, not counted"
+
 // ReasonDuplicateKey is the reason of an event whose idempotency key was seen.
 const ReasonDuplicateKey = "idempotency key already used"
 
@@ -342,6 +346,17 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 	if err := s.applySegments(ctx, tx, b.ExperimentID, segIn); err != nil {
 		return nil, err
 	}
+	if b.Window > 0 {
+		m := maturity{}
+		for _, u := range units {
+			if inserted[u] {
+				m.unit(first[u].VariantID, first[u].AssignedAt)
+			}
+		}
+		if err := s.applyMaturity(ctx, tx, b.ExperimentID, m); err != nil {
+			return nil, err
+		}
+	}
 
 	res := make([]store.Assigned, len(b.Items))
 	seen := make(map[string]bool, len(units))
@@ -528,7 +543,7 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			}
 			t, typ = metricTables(d.ID), d.Type
 		}
-		if err := s.recordOutcomes(ctx, tx, t, typ, events, byMetric[m], assigned, res); err != nil {
+		if err := s.recordOutcomes(ctx, tx, t, typ, b.Window, events, byMetric[m], assigned, res); err != nil {
 			return nil, err
 		}
 	}
@@ -536,10 +551,13 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 }
 
 // recordOutcomes records the events at the indexes idx, all of one metric
-// of type metric kept in t, and sets their results.
-func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables, metric store.Metric, events []store.Event, idx []int,
+// of type metric kept in t, and sets their results. An event later than
+// window (0: none) after its unit's assignment is late for every metric;
+// the maturity slots and the breakdown counters follow the primary metric.
+func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables, metric store.Metric, window time.Duration, events []store.Event, idx []int,
 	assigned map[string]store.Assignment, res []store.EventResult) error {
 	parent := t.parent
+	primary := t.units == "assignments"
 	// 2. Claim the idempotency keys. A rejected event's key is not
 	// recorded, so that it can be sent again once its unit is assigned.
 	// Keys repeated within the batch are duplicates after their first use;
@@ -593,11 +611,22 @@ func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables,
 		}
 	}
 
-	// 3. Group what is left by unit, in unit order (lock order).
+	// 3. Group what is left by unit, in unit order (lock order). With a
+	// conversion window, an event after its unit's window is late: its key
+	// is claimed (a retry is a duplicate) and its slot counts it, nothing
+	// else.
+	mat := maturity{}
 	byUnit := map[string]*unitEvents{}
 	for _, i := range idx {
 		e := events[i]
 		if res[i].Outcome != "" {
+			continue
+		}
+		if a := assigned[e.UnitID]; window > 0 && e.At.Sub(a.AssignedAt) > window {
+			res[i] = store.EventResult{Outcome: store.OutcomeLate, Reason: ReasonLate}
+			if primary {
+				mat.at(a.VariantID, a.AssignedAt).late++
+			}
 			continue
 		}
 		ue := byUnit[e.UnitID]
@@ -641,7 +670,6 @@ func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables,
 	in := newIncrements()
 	// The breakdown counters follow the primary metric's units only: the
 	// segments are stored with the assignment.
-	primary := t.units == "assignments"
 	segIn := segmentIncrements{}
 	err := chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(parent)
@@ -693,7 +721,15 @@ func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables,
 			// The unit's total went from newSum−x to newSum; it converts
 			// when these are its first events.
 			var d delta
-			d.AddOutcome(propensity, newSum-ue.total, newSum, count == int64(len(ue.events)))
+			firstOutcome := count == int64(len(ue.events))
+			d.AddOutcome(propensity, newSum-ue.total, newSum, firstOutcome)
+			if a := assigned[u]; primary && window > 0 && firstOutcome {
+				// The delay the model needs is the one until the server
+				// learnt of the outcome: At is the receipt time.
+				md := mat.at(a.VariantID, a.AssignedAt)
+				md.conversions++
+				md.delays[engine.DelayBucket(ue.firstAt.Sub(a.AssignedAt))]++
+			}
 			// The whole unit's increment goes to the hour of its first event
 			// in the batch: per-event hours would split one unit's square.
 			in.add(variant, hourOf(ue.firstAt), d)
@@ -722,10 +758,15 @@ func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables,
 	if err := s.applyTo(ctx, tx, t, in); err != nil {
 		return err
 	}
-	if primary {
-		return s.applySegments(ctx, tx, parent, segIn)
+	if !primary {
+		return nil
 	}
-	return nil
+	if len(mat) > 0 {
+		if err := s.applyMaturity(ctx, tx, parent, mat); err != nil {
+			return err
+		}
+	}
+	return s.applySegments(ctx, tx, parent, segIn)
 }
 
 func unitsOf(events []store.Event) []string {

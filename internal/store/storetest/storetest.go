@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DecideLeasesConcurrent", testDecideLeasesConcurrent},
 		{"Segments", testSegments},
 		{"Layers", testLayers},
+		{"ConversionWindow", testConversionWindow},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
