@@ -263,6 +263,8 @@ type Store interface {
 	Idempotency
 	Webhooks
 	DecideLeases
+	Sessions
+	Retention
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -73,6 +73,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CampaignDelays", testCampaignDelays},
 		{"DecideLeases", testDecideLeases},
 		{"DecideLeasesConcurrent", testDecideLeasesConcurrent},
+		{"Sessions", testSessions},
+		{"Prune", testPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
