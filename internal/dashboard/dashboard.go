@@ -133,7 +133,7 @@ type Dashboard struct {
 	opts       Options
 
 	signInFails *apikey.FailLimiter // nil: no limit
-	pages    map[string]*template.Template
+	pages       map[string]*template.Template
 	// assetVersion is a hash of the static files, appended to their URLs so
 	// that browsers may cache them and still see a new release at once.
 	assetVersion string
