@@ -125,7 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Now:        time.Now,
 		Registry:   reg,
 	}, api.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
 		AuthFailLimit: cfg.AuthFailLimit,
