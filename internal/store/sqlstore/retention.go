@@ -90,7 +90,10 @@ func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
 
 // Prune implements store.Retention. Every DELETE picks its rows through an
 // index on their age (migration 00010) with a LIMIT, so a batch costs
-// O(limit) whatever the table's size.
+// O(limit) whatever the table's size. The outer statements repeat the age
+// condition, so that only old rows go even if a table's key is later
+// widened (an idempotency record per API key, say) and two rows share the
+// columns matched here.
 func (s *Store) Prune(ctx context.Context, what store.PruneKind, before time.Time, limit int) (map[string]int64, error) {
 	if limit <= 0 {
 		return map[string]int64{}, nil
@@ -114,22 +117,22 @@ func (s *Store) Prune(ctx context.Context, what store.PruneKind, before time.Tim
 		switch what {
 		case store.PruneIdempotency:
 			return del("idempotency",
-				`DELETE FROM idempotency WHERE (workspace_id, key) IN (
+				`DELETE FROM idempotency WHERE created_at < $1 AND (workspace_id, key) IN (
 				     SELECT workspace_id, key FROM idempotency WHERE created_at < $1 ORDER BY created_at LIMIT $2)`, cut, limit)
 		case store.PruneEventKeys:
 			if err := del("event_keys",
-				`DELETE FROM event_keys WHERE (experiment_id, idempotency_key) IN (
+				`DELETE FROM event_keys WHERE created_at < $1 AND (experiment_id, idempotency_key) IN (
 				     SELECT experiment_id, idempotency_key FROM event_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)`, cut, limit); err != nil {
 				return err
 			}
 			return del("campaign_event_keys",
-				`DELETE FROM campaign_event_keys WHERE (campaign_id, key) IN (
+				`DELETE FROM campaign_event_keys WHERE created_at < $1 AND (campaign_id, key) IN (
 				     SELECT campaign_id, key FROM campaign_event_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)`, cut, limit)
 		case store.PruneWebhookHistory:
 			return s.pruneWebhookHistory(ctx, tx, cut, limit, del)
 		case store.PruneSessions:
 			return del("dashboard_sessions",
-				`DELETE FROM dashboard_sessions WHERE token_hash IN (
+				`DELETE FROM dashboard_sessions WHERE expires_at < $1 AND token_hash IN (
 				     SELECT token_hash FROM dashboard_sessions WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)`, cut, limit)
 		default:
 			return fmt.Errorf("prune: unknown kind %q", what)
