@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -332,5 +336,69 @@ func TestVersion(t *testing.T) {
 	run(t.Context(), []string{"--version"}, envOf(nil), nil, &out, io.Discard)
 	if !strings.HasPrefix(out.String(), "samplit v9.9.9 ") {
 		t.Errorf("a stamped version is not shown first: %q", out.String())
+	}
+}
+
+// TestServeCapsConnections: with --max-connections 16, 200 clients without
+// a key that keep their connections open after one request cannot keep a
+// client with a key out; and retention has run once at start (its metric is
+// served).
+func TestServeCapsConnections(t *testing.T) {
+	const key = "sk_devlocalkeys_ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	env := map[string]string{"SAMPLIT_BOOTSTRAP_KEY": key, "SAMPLIT_DATABASE_URL": filepath.Join(t.TempDir(), "s.db")}
+	base, stderr, _ := startServer(t, []string{"--max-connections", "16"}, env)
+	if !strings.Contains(stderr.String(), `"max_connections":16`) {
+		t.Errorf("the listening line does not give the connection cap:\n%s", stderr.String())
+	}
+	addr := strings.TrimPrefix(base, "http://")
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range 200 {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		_, _ = http.ReadResponse(bufio.NewReader(c), nil)
+	}
+	start := time.Now()
+	if code, _ := request(t, "GET", base+"/v1/experiments", key, ""); code != 200 {
+		t.Fatalf("with 200 idle connections open, a client with a key got %d", code)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the client with a key waited %v", d)
+	}
+	// The server closed the idle connections beyond its cap.
+	closed := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			closed++
+		}
+	}
+	if closed < 200-16 {
+		t.Errorf("%d of 200 idle connections closed by the server, want at least %d", closed, 200-16)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(b), `samplit_retention_runs_total{outcome="ok"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks the first retention run:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,9 +19,11 @@ import (
 	"github.com/samplit/samplit/internal/api"
 	"github.com/samplit/samplit/internal/apikey"
 	"github.com/samplit/samplit/internal/config"
+	"github.com/samplit/samplit/internal/connlimit"
 	"github.com/samplit/samplit/internal/dashboard"
 	"github.com/samplit/samplit/internal/decide"
 	"github.com/samplit/samplit/internal/optimize"
+	"github.com/samplit/samplit/internal/retention"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
 	"github.com/samplit/samplit/internal/webhook"
@@ -99,6 +102,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		logger.Info("decision loop started", "every", cfg.DecideEvery.String(), "owner", loop.Owner())
 	}
 
+	// Retention deletes expired and old rows once per period among all
+	// replicas (a lease like the decision loop's), so that the database
+	// levels off under a steady load. It stops with the decision loop.
+	if cfg.RetentionEvery > 0 {
+		ret := retention.New(st, retention.Options{
+			Every: cfg.RetentionEvery, IdempotencyTTL: api.DefaultIdempotencyTTL,
+			EventKeys: cfg.RetainEventKeys, Webhooks: cfg.RetainWebhooks,
+			Logger: logger, Registerer: reg,
+		})
+		rctx, stopRetention := context.WithCancel(context.WithoutCancel(ctx))
+		retentionDone := make(chan struct{})
+		go func() { defer close(retentionDone); ret.Run(rctx) }()
+		defer func() { stopRetention(); <-retentionDone }()
+	}
+
 	handler := api.NewServer(api.Deps{
 		Store:      st,
 		Optimizers: optimizers,
@@ -107,9 +125,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Now:        time.Now,
 		Registry:   reg,
 	}, api.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		RateLimit:    cfg.RateLimit,
-		RateBurst:    cfg.RateBurst,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		RateLimit:     cfg.RateLimit,
+		RateBurst:     cfg.RateBurst,
+		AuthFailLimit: cfg.AuthFailLimit,
 	})
 
 	// The dashboard at /, the API's paths (/v1/..., /healthz, /readyz,
@@ -122,7 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		API:        handler,
 		Logger:     logger,
 		Now:        time.Now,
-	}, dashboard.Options{})
+	}, dashboard.Options{SessionsPerKey: cfg.SessionsPerKey, AuthFailLimit: cfg.AuthFailLimit})
 	handler = dashboard.Combine(handler, dash)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -137,7 +156,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("samplit listening", "addr", ln.Addr().String(), "db", cfg.Redacted(), "version", version)
+	// At most maxConns client connections: the longest-idle one is closed
+	// to make room, so idle keep-alives cannot exhaust the descriptors.
+	maxConns := connectionCap(cfg.MaxConnections, logger)
+	ln = connlimit.New(maxConns).Install(srv, ln)
+	logger.Info("samplit listening", "addr", ln.Addr().String(), "db", cfg.Redacted(), "version", version, "max_connections", maxConns)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -154,6 +177,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// connectionCap returns the connection cap: the setting, lowered when the
+// process may not open that many descriptors (the soft RLIMIT_NOFILE, which
+// Go raises to the hard limit at start), keeping 64 for the database, the
+// log and files.
+func connectionCap(want int, logger *slog.Logger) int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > uint64(want)+64 {
+		return want
+	}
+	limit := max(1, int(rl.Cur)-64)
+	if limit < want {
+		logger.Warn("max-connections lowered to fit the open-file limit", "max_connections", want, "open_files", rl.Cur, "now", limit)
+		return limit
+	}
+	return want
 }
 
 // openStore opens the configured database, applying migrations when asked.

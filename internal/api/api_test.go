@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -918,4 +919,37 @@ func TestExactJSON(t *testing.T) {
 		e.must(400, "POST", "/v1/experiments/ev/assign", e.admin, `{"unit_id":"`+"\xff"+`-user"}`)
 		e.must(400, "POST", "/v1/experiments/ev/events", e.admin, `{"unit_id":"u","idempotency_key":"`+"\xfe"+`"}`)
 	})
+}
+
+// TestAuthFailLimit: an address that sends unknown keys too often gets 429
+// problem+json with Retry-After, without its keys being looked up, until
+// its budget refills; a key verified recently still passes; another
+// address is not affected.
+func TestAuthFailLimit(t *testing.T) {
+	e := newEnv(t, "sqlite", Options{AuthFailLimit: 3})
+	e.must(200, "GET", "/v1/experiments", e.admin, "") // verified: cached
+	fresh := e.key(e.defaultWorkspace(), store.ScopeWrite)
+	for range 3 {
+		e.must(401, "GET", "/v1/experiments", "sk_live_unknownunknownunknown", "")
+	}
+	r := e.must(429, "GET", "/v1/experiments", "sk_live_unknownunknownunknown", "")
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 20 {
+		t.Errorf("Retry-After %q, want the seconds until one failure comes back (20)", r.Header.Get("Retry-After"))
+	}
+	if p := r.JSON(t); p["type"] != ProblemTypeBase+"rate_limited" {
+		t.Errorf("problem type %v", p["type"])
+	}
+	// A key not verified recently waits too: it is not looked at.
+	e.must(429, "GET", "/v1/experiments", fresh, "")
+	// The key verified before is served.
+	e.must(200, "GET", "/v1/experiments", e.admin, "")
+	// Another client address has its own budget.
+	req := httptest.NewRequest("GET", "/v1/experiments", nil)
+	req.RemoteAddr = "192.0.2.7:4711"
+	req.Header.Set("Authorization", "Bearer "+fresh)
+	rec := httptest.NewRecorder()
+	e.srv.handler.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("another address: status %d, want 200", rec.Code)
+	}
 }

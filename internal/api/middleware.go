@@ -241,9 +241,19 @@ func (s *server) authenticate(need store.Scope, next handlerFunc) handlerFunc {
 		sum := sha256.Sum256([]byte(token))
 		k, ok := s.keyCache.get(sum)
 		if !ok {
+			// An address that failed too often is refused before its key
+			// costs a lookup; a key verified recently passed above.
+			addr := apikey.ClientAddr(r)
+			if wait, blocked := s.authFails.Blocked(addr); blocked {
+				w.Header().Set("Retry-After", apikey.RetryAfter(wait))
+				return apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
+			}
 			var err error
 			k, err = apikey.Verify(r.Context(), s.store, token)
 			if err != nil {
+				if apperr.Is(err, apperr.Unauthorized) {
+					s.authFails.Failed(addr)
+				}
 				return err
 			}
 			s.keyCache.put(sum, k, keyCacheTTL)

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/samplit/samplit/internal/apikey"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/webhook"
@@ -52,6 +53,13 @@ type Options struct {
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default
 	// 24 h; a key reused after that runs the request again.
 	IdempotencyTTL time.Duration
+	// AuthFailLimit is how many failed authentications (unknown, revoked
+	// or malformed keys) one client address may make per minute on this
+	// replica; beyond it the address is answered 429 with Retry-After
+	// until a failure is allowed again, without its key being looked up.
+	// A key verified recently (in the key cache) still passes. 0 or less:
+	// no limit.
+	AuthFailLimit int
 }
 
 // The defaults of Options.
@@ -98,6 +106,7 @@ type server struct {
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter // by key id
+	authFails  *apikey.FailLimiter      // nil: no limit
 
 	// Short-lived caches of the serving hot path (cache.go).
 	keyCache        keyCache
@@ -157,6 +166,7 @@ func newServer(deps Deps, opts Options) *server {
 		mux:        http.NewServeMux(),
 		limiters:   map[string]*rate.Limiter{},
 	}
+	s.authFails = apikey.NewFailLimiter(s.opts.AuthFailLimit, now)
 	if deps.Optimizers != nil && deps.Optimizers.Experiments != nil {
 		// A change made through this replica, by the API or the dashboard,
 		// is served from the next request on (cache.go).

@@ -71,11 +71,53 @@ type Config struct {
 	// and plain http (for tests and closed networks).
 	WebhookAllowPrivate bool
 
+	// MaxConnections caps the open client connections of this replica;
+	// when they are all open the one idle the longest is closed to make
+	// room (internal/connlimit). AuthFailLimit is how many failed
+	// authentications (API keys, dashboard sign-ins) one client address
+	// may make per minute before it is answered 429 (0 = no limit).
+	MaxConnections int
+	AuthFailLimit  int
+
+	// RetentionEvery is how often retention runs among the replicas (0 =
+	// not on this replica); RetainEventKeys how long event idempotency keys
+	// are kept; RetainWebhooks how long finished webhook deliveries and
+	// their events are kept (internal/retention).
+	RetentionEvery  time.Duration
+	RetainEventKeys time.Duration
+	RetainWebhooks  time.Duration
+
+	// SessionsPerKey caps the dashboard sessions of one API key; the
+	// oldest is ended by a new sign-in beyond it.
+	SessionsPerKey int
+
 	// DecideEvery is how often this replica's decision loop evaluates the
 	// running and paused experiments, funnels and campaigns that have new
 	// data (internal/decide); 0 turns the loop off on this replica.
 	DecideEvery time.Duration
 }
+
+// The defaults of the limits, documented in docs/operations.md.
+const (
+	// DefaultRateLimit is requests per second per API key per replica: far
+	// above what one server key needs, and enough for an app whose clients
+	// share one assign key to make a thousand calls a second (batch the
+	// calls, or raise it, beyond that).
+	DefaultRateLimit = 1000
+	DefaultRateBurst = 2000
+	// DefaultIdleTimeout closes a keep-alive connection idle that long:
+	// long enough for a client's next call to reuse it, short enough that
+	// idle clients do not hold descriptors for minutes.
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultMaxConnections stays below the 1024 descriptors a process
+	// commonly gets, leaving room for the database and files.
+	DefaultMaxConnections = 900
+	// DefaultAuthFailLimit is failed authentications per client address
+	// per minute.
+	DefaultAuthFailLimit = 30
+	// DefaultSessionsPerKey is dashboard sessions per API key.
+	DefaultSessionsPerKey = 20
+)
 
 // Default returns the configuration of a server started with no settings:
 // 127.0.0.1:8080 over ./samplit.db.
@@ -87,12 +129,18 @@ func Default() Config {
 		LogFormat:       "auto",
 		LogLevel:        "info",
 		MaxBodyBytes:    1 << 20,
-		RateLimit:       0,
-		RateBurst:       200,
+		RateLimit:       DefaultRateLimit,
+		RateBurst:       DefaultRateBurst,
 		ReadTimeout:     15 * time.Second,
 		WriteTimeout:    30 * time.Second,
-		IdleTimeout:     120 * time.Second,
+		IdleTimeout:     DefaultIdleTimeout,
 		ShutdownTimeout: 20 * time.Second,
+		MaxConnections:  DefaultMaxConnections,
+		AuthFailLimit:   DefaultAuthFailLimit,
+		RetentionEvery:  time.Hour,
+		RetainEventKeys: 30 * 24 * time.Hour,
+		RetainWebhooks:  30 * 24 * time.Hour,
+		SessionsPerKey:  DefaultSessionsPerKey,
 		DecideEvery:     10 * time.Second,
 	}
 }
@@ -170,6 +218,24 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			bad(d.name, "must be a positive duration such as 15s")
 		}
+	}
+	if c.MaxConnections < 1 {
+		bad("max-connections", "must be at least 1")
+	}
+	if c.AuthFailLimit < 0 {
+		bad("auth-fail-limit", "must not be negative (0 turns the limit off)")
+	}
+	if c.RetentionEvery < 0 {
+		bad("retention-every", "must be a duration such as 1h, or 0 to run no retention on this replica")
+	}
+	if c.RetainEventKeys < 24*time.Hour {
+		bad("retain-event-keys", "must be at least 24h: a client retrying an event within a day must not count it twice")
+	}
+	if c.RetainWebhooks < 24*time.Hour {
+		bad("retain-webhooks", "must be at least 24h")
+	}
+	if c.SessionsPerKey < 1 {
+		bad("sessions-per-key", "must be at least 1")
 	}
 	if c.DecideEvery < 0 {
 		bad("decide-every", "must be a duration such as 10s, or 0 to turn the decision loop off")
@@ -349,7 +415,7 @@ var settings = func() []setting {
 		row("max-body-bytes", "largest request body accepted, in bytes", func() (func(*Config) string, func(*Config, string) error) {
 			return int64s(func(c *Config) *int64 { return &c.MaxBodyBytes })
 		}),
-		row("rate-limit", "requests per second allowed per API key on this replica (0 = no limit)", func() (func(*Config) string, func(*Config, string) error) {
+		row("rate-limit", "requests per second allowed per API key on this replica, answered 429 above it (0 = no limit)", func() (func(*Config) string, func(*Config, string) error) {
 			return float(func(c *Config) *float64 { return &c.RateLimit })
 		}),
 		row("rate-burst", "burst of requests allowed per API key above the rate limit", func() (func(*Config) string, func(*Config, string) error) {
@@ -369,6 +435,24 @@ var settings = func() []setting {
 		}),
 		row("webhook-allow-private", "let webhooks reach loopback/private addresses over plain http (tests, closed networks)", func() (func(*Config) string, func(*Config, string) error) {
 			return boolean(func(c *Config) *bool { return &c.WebhookAllowPrivate })
+		}),
+		row("max-connections", "most client connections open at once on this replica; at the cap the longest-idle one is closed to make room, and a new one is refused when all are busy", func() (func(*Config) string, func(*Config, string) error) {
+			return integer(func(c *Config) *int { return &c.MaxConnections })
+		}),
+		row("auth-fail-limit", "failed authentications (unknown or revoked API keys, failed dashboard sign-ins) one client address may make per minute before it gets 429 (0 = no limit)", func() (func(*Config) string, func(*Config, string) error) {
+			return integer(func(c *Config) *int { return &c.AuthFailLimit })
+		}),
+		row("retention-every", "how often retention deletes expired and old rows, once among all replicas (0 = not on this replica)", func() (func(*Config) string, func(*Config, string) error) {
+			return duration(func(c *Config) *time.Duration { return &c.RetentionEvery })
+		}),
+		row("retain-event-keys", "how long event idempotency keys are kept: an event retried later than that counts again", func() (func(*Config) string, func(*Config, string) error) {
+			return duration(func(c *Config) *time.Duration { return &c.RetainEventKeys })
+		}),
+		row("retain-webhooks", "how long delivered or abandoned webhook deliveries, their attempts and events are kept (pending ones are kept until done)", func() (func(*Config) string, func(*Config, string) error) {
+			return duration(func(c *Config) *time.Duration { return &c.RetainWebhooks })
+		}),
+		row("sessions-per-key", "dashboard sessions one API key may hold; a sign-in beyond it ends that key's oldest session", func() (func(*Config) string, func(*Config, string) error) {
+			return integer(func(c *Config) *int { return &c.SessionsPerKey })
 		}),
 		row("decide-every", "how often the decision loop evaluates running experiments, funnels and campaigns with new data and records winners, alerts and trips (0 = off on this replica)", func() (func(*Config) string, func(*Config, string) error) {
 			return duration(func(c *Config) *time.Duration { return &c.DecideEvery })

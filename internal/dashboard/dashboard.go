@@ -7,12 +7,12 @@
 //
 // A person signs in with an API key of scope write or admin (an assign key is
 // meant to ship inside client apps and is refused). The key is verified with
-// apikey.Verify, exactly as the API does, and a session is kept in this
-// process's memory under a random id; the browser holds only that id, in an
-// HttpOnly, SameSite=Strict cookie (Secure over TLS) with an expiry. Every
-// page acts inside the signed-in key's workspace, so another workspace's
-// experiment is the same 404 page as one that does not exist. See session.go
-// for why sessions live in memory rather than in a sealed cookie.
+// apikey.Verify, exactly as the API does, and a session is kept in the
+// database, shared by every replica, under the hash of a random token; the
+// browser holds only that token, in an HttpOnly, SameSite=Strict cookie
+// (Secure over TLS) with an expiry. Every page acts inside the signed-in
+// key's workspace, so another workspace's experiment is the same 404 page as
+// one that does not exist. See session.go for what is stored and why.
 //
 // # Reads and writes
 //
@@ -48,6 +48,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/samplit/samplit/internal/apikey"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 )
@@ -82,8 +83,14 @@ type Deps struct {
 type Options struct {
 	// SessionTTL is how long a sign-in lasts. Default 8 h.
 	SessionTTL time.Duration
-	// MaxSessions bounds the sessions held in memory. Default 10,000.
-	MaxSessions int
+	// SessionsPerKey bounds the sessions of one API key: a sign-in beyond
+	// it ends that key's oldest session. Default 20.
+	SessionsPerKey int
+	// AuthFailLimit is how many failed sign-ins one client address may
+	// make per minute on this replica; beyond it the form answers 429 with
+	// Retry-After, without looking at the key, until a failure is allowed
+	// again. 0 or less: no limit.
+	AuthFailLimit int
 	// RefreshSeconds is how often a running experiment's page refreshes its
 	// numbers. Default 5.
 	RefreshSeconds int
@@ -92,7 +99,7 @@ type Options struct {
 // The defaults of Options.
 const (
 	DefaultSessionTTL     = 8 * time.Hour
-	DefaultMaxSessions    = 10_000
+	DefaultSessionsPerKey = 20
 	DefaultRefreshSeconds = 5
 )
 
@@ -100,8 +107,8 @@ func (o Options) withDefaults() Options {
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = DefaultSessionTTL
 	}
-	if o.MaxSessions <= 0 {
-		o.MaxSessions = DefaultMaxSessions
+	if o.SessionsPerKey <= 0 {
+		o.SessionsPerKey = DefaultSessionsPerKey
 	}
 	if o.RefreshSeconds <= 0 {
 		o.RefreshSeconds = DefaultRefreshSeconds
@@ -125,8 +132,8 @@ type Dashboard struct {
 	now        func() time.Time
 	opts       Options
 
-	sessions *sessions
-	pages    map[string]*template.Template
+	signInFails *apikey.FailLimiter // nil: no limit
+	pages       map[string]*template.Template
 	// assetVersion is a hash of the static files, appended to their URLs so
 	// that browsers may cache them and still see a new release at once.
 	assetVersion string
@@ -150,7 +157,7 @@ func New(deps Deps, opts Options) *Dashboard {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	d.sessions = newSessions(d.opts.MaxSessions)
+	d.signInFails = apikey.NewFailLimiter(d.opts.AuthFailLimit, d.now)
 	d.assetVersion = hashFS(staticFS)
 	d.pages = parsePages()
 

@@ -62,8 +62,16 @@ func (s *syncBuffer) String() string {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvOn(t, filepath.Join(t.TempDir(), "s.db"), Options{RefreshSeconds: 1})
+}
+
+// newEnvOn is newEnv over the database dsn with the options: a second env
+// over the same database is a second replica (its admin is "" then: the
+// first env's key works on it).
+func newEnvOn(t testing.TB, dsn string, opts Options) *env {
+	t.Helper()
 	ctx := context.Background()
-	st, err := backend.Open(ctx, filepath.Join(t.TempDir(), "s.db"), backend.Options{AutoMigrate: true})
+	st, err := backend.Open(ctx, dsn, backend.Options{AutoMigrate: true})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -94,7 +102,7 @@ func newEnv(t testing.TB) *env {
 	// nothing is ever sent to them.
 	hooks := webhook.NewService(st, ring, time.Now, true, nil)
 	apiHandler := api.NewServer(api.Deps{Store: st, Optimizers: services, Webhooks: hooks, Logger: logger, Now: time.Now}, api.Options{})
-	dash := New(Deps{Store: st, Optimizers: services, API: apiHandler, Logger: logger, Now: time.Now}, Options{RefreshSeconds: 1})
+	dash := New(Deps{Store: st, Optimizers: services, API: apiHandler, Logger: logger, Now: time.Now}, opts)
 	srv := httptest.NewServer(Combine(apiHandler, dash))
 	t.Cleanup(opt.Close)
 	t.Cleanup(funnels.Close)

@@ -86,7 +86,10 @@ type errorPage struct {
 }
 
 func (d *Dashboard) renderError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	s, _ := d.currentSession(r)
+	s, ok := r.Context().Value(sessionCtxKey{}).(*session)
+	if !ok {
+		s, _, _ = d.currentSession(r)
+	}
 	d.render(w, r, status, "error", errorPage{pageBase: d.base(r, s, http.StatusText(status)), Status: status, Message: msg})
 }
 

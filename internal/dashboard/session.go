@@ -1,13 +1,19 @@
 package dashboard
 
 import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base32"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/samplit/samplit/internal/apikey"
@@ -15,28 +21,38 @@ import (
 	"github.com/samplit/samplit/internal/store"
 )
 
-// Sessions are held in this process's memory, keyed by a random id that is
-// all the cookie carries. Why not a sealed cookie (the session encrypted
-// into the cookie itself)?
+// Sessions are kept in the database (store.Sessions), so that every replica
+// behind a load balancer knows every session: no sticky sessions, a restart
+// signs nobody out, and signing out on one replica ends the session on all.
+// Why not a sealed cookie (the session encrypted into the cookie itself)?
+// Signing out must end the session, and a sealed cookie stays valid until it
+// expires wherever a copy of it went; ending it early needs a server-side
+// deny list, which is a session store again.
 //
-//   - Signing out must end the session. A sealed cookie stays valid until it
-//     expires, wherever a copy of it went; ending it early needs a
-//     server-side deny list, which is a session store again.
-//   - The dashboard makes its changes through the API with the signed-in key
-//     (see the package comment), so the session must hold the key. In memory
-//     it never leaves the server; in a cookie, even sealed, it would travel
-//     with every request and sit in every browser profile and backup.
+// The cookie carries a random token (256 bits) and nothing else. The
+// database holds only:
 //
-// The cost: a session belongs to one replica. Behind a load balancer with
-// several replicas the dashboard needs sticky sessions (or one replica
-// serving it); a restart signs everyone out. For an operator's tool both are
-// acceptable, and the README says so.
+//   - the SHA-256 of the token, to find the session: a copy of the database
+//     does not give a cookie that works;
+//   - the signed-in API key, which the dashboard needs for its in-process
+//     API calls (apicall.go) and to re-verify the key on every request,
+//     sealed with AES-256-GCM under a key derived from the token (HKDF): only
+//     a request that brings the cookie can open it, so neither a copy of the
+//     database nor the state key reveals an API key.
+//
+// The CSRF token of a session is derived from its token too (HKDF with
+// another label), so it needs no column and is the same on every replica.
+//
+// Each API key may hold Options.SessionsPerKey sessions; a sign-in beyond
+// that ends the key's oldest session, and never another key's (a script
+// signing in over and over with one key cannot sign an administrator out).
+// Expired sessions are deleted by retention (internal/retention).
 type session struct {
-	id   string // the cookie's value; never logged
+	id   string // the cookie's value (the token); never logged nor stored
 	csrf string // the token every form of the session carries
-	// key is the API key the person signed in with, held only in memory,
-	// for the in-process API calls that make changes and to re-verify the
-	// key on every request (a revoked key ends its sessions at once).
+	// key is the API key the person signed in with, for the in-process API
+	// calls that make changes and to re-verify the key on every request (a
+	// revoked key ends its sessions at once).
 	key         string
 	keyID       string
 	workspaceID string
@@ -45,57 +61,115 @@ type session struct {
 	expires     time.Time
 }
 
-// sessions is the in-memory session table.
-type sessions struct {
-	mu  sync.Mutex
-	m   map[string]*session
-	max int
+// sessionSecrets derives from a session's token the hash that names it in
+// the database, the AES key that seals its API key, and its CSRF token.
+func sessionSecrets(token string) (hash []byte, sealKey []byte, csrf string) {
+	sum := sha256.Sum256([]byte(token))
+	sealKey, err := hkdf.Key(sha256.New, []byte(token), nil, "samplit dashboard session key", 32)
+	if err != nil {
+		panic("dashboard: hkdf: " + err.Error()) // only for a bad length, fixed here
+	}
+	c, err := hkdf.Key(sha256.New, []byte(token), nil, "samplit dashboard csrf", 20)
+	if err != nil {
+		panic("dashboard: hkdf: " + err.Error())
+	}
+	return sum[:], sealKey, base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(c)
 }
 
-func newSessions(max int) *sessions { return &sessions{m: map[string]*session{}, max: max} }
+// sealSessionKey encrypts the API key under the session's key, bound to the
+// session's hash (additional data) so a sealed key cannot be moved to
+// another row.
+func sealSessionKey(sealKey, hash []byte, apiKey string) ([]byte, error) {
+	aead, err := sessionAEAD(sealKey)
+	if err != nil {
+		return nil, err
+	}
+	return aead.Seal(nil, nil, []byte(apiKey), hash), nil
+}
 
-// add stores s under a new random id, making room by dropping expired
-// sessions and, if the table is still full, the one closest to expiry.
-func (ss *sessions) add(s *session, now time.Time) {
-	s.id = rand.Text() + rand.Text() // 2×128 bits of randomness
-	s.csrf = rand.Text()
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if len(ss.m) >= ss.max {
-		var soonest *session
-		for id, o := range ss.m {
-			if !now.Before(o.expires) {
-				delete(ss.m, id)
-			} else if soonest == nil || o.expires.Before(soonest.expires) {
-				soonest = o
-			}
+func openSessionKey(sealKey, hash, sealed []byte) (string, error) {
+	aead, err := sessionAEAD(sealKey)
+	if err != nil {
+		return "", err
+	}
+	b, err := aead.Open(nil, nil, sealed, hash)
+	if err != nil {
+		return "", fmt.Errorf("open session key: %w", err)
+	}
+	return string(b), nil
+}
+
+func sessionAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("session cipher: %w", err)
+	}
+	return cipher.NewGCMWithRandomNonce(block)
+}
+
+// startSession stores a new session of the verified key k and returns it.
+func (d *Dashboard) startSession(ctx context.Context, key string, k store.APIKey, workspace string) (*session, error) {
+	token := rand.Text() + rand.Text() // 2×128 bits of randomness
+	hash, sealKey, csrf := sessionSecrets(token)
+	sealed, err := sealSessionKey(sealKey, hash, key)
+	if err != nil {
+		return nil, err
+	}
+	now := d.now()
+	s := &session{id: token, csrf: csrf, key: key, keyID: k.ID, workspaceID: k.WorkspaceID, workspace: workspace,
+		scope: k.Scope, expires: now.Add(d.opts.SessionTTL)}
+	evicted, err := d.store.CreateSession(ctx, store.Session{TokenHash: hash, KeyID: k.ID, WorkspaceID: k.WorkspaceID,
+		SealedKey: sealed, CreatedAt: now, ExpiresAt: s.expires}, d.opts.SessionsPerKey)
+	if err != nil {
+		return nil, err
+	}
+	if evicted > 0 {
+		d.log.Info("dashboard: oldest sessions of the key ended", "key", k.ID, "ended", evicted)
+	}
+	return s, nil
+}
+
+// loadSession returns the live session of the token, its key re-verified
+// (a revoked key ends its sessions: they are deleted). ok is false, with no
+// error, when there is no such live session.
+func (d *Dashboard) loadSession(ctx context.Context, token string) (s *session, ok bool, err error) {
+	hash, sealKey, csrf := sessionSecrets(token)
+	row, err := d.store.GetSession(ctx, hash, d.now())
+	if apperr.Is(err, apperr.NotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	key, err := openSessionKey(sealKey, hash, row.SealedKey)
+	if err != nil {
+		// Not this token's row (cannot happen short of a SHA-256
+		// collision) or a damaged one: no session.
+		d.log.Warn("dashboard: unreadable session", "err", err)
+		return nil, false, nil
+	}
+	k, err := apikey.Verify(ctx, d.store, key)
+	if apperr.Is(err, apperr.Unauthorized) {
+		if err := d.store.DeleteSession(ctx, hash); err != nil {
+			d.log.Warn("dashboard: end the session of a revoked key", "err", err)
 		}
-		if len(ss.m) >= ss.max && soonest != nil {
-			delete(ss.m, soonest.id)
-		}
+		return nil, false, nil
 	}
-	ss.m[s.id] = s
+	if err != nil {
+		return nil, false, err
+	}
+	name := k.WorkspaceID
+	if ws, err := d.store.GetWorkspace(ctx, k.WorkspaceID); err == nil {
+		name = ws.Name
+	}
+	return &session{id: token, csrf: csrf, key: key, keyID: k.ID, workspaceID: k.WorkspaceID, workspace: name,
+		scope: k.Scope, expires: row.ExpiresAt}, true, nil
 }
 
-// get returns the live session with the id, forgetting it if expired.
-func (ss *sessions) get(id string, now time.Time) (*session, bool) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s, ok := ss.m[id]
-	if !ok {
-		return nil, false
-	}
-	if !now.Before(s.expires) {
-		delete(ss.m, id)
-		return nil, false
-	}
-	return s, true
-}
-
-func (ss *sessions) remove(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.m, id)
+// endSession deletes the session (sign-out, or a new sign-in replacing it).
+func (d *Dashboard) endSession(ctx context.Context, s *session) error {
+	hash, _, _ := sessionSecrets(s.id)
+	return d.store.DeleteSession(ctx, hash)
 }
 
 // cookieName is the session cookie's name. The __Host- prefix would pin it
@@ -132,6 +206,9 @@ func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// sessionCtxKey keys the request's session in its context.
+type sessionCtxKey struct{}
+
 // sessionHandler is a handler that runs with a signed-in session.
 type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
 
@@ -142,18 +219,10 @@ type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
 // reloads the page and so reaches the form.
 func (d *Dashboard) authed(h sessionHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, ok := d.currentSession(r)
-		if ok {
-			// Re-verify the key: a revoked key must not keep its dashboard.
-			// One indexed read per page, the same as an API call costs.
-			if _, err := apikey.Verify(r.Context(), d.store, s.key); err != nil {
-				d.sessions.remove(s.id)
-				if !apperr.Is(err, apperr.Unauthorized) {
-					d.fail(w, r, err)
-					return
-				}
-				ok = false
-			}
+		s, ok, err := d.currentSession(r)
+		if err != nil {
+			d.fail(w, r, err)
+			return
 		}
 		if !ok {
 			clearSessionCookie(w, r)
@@ -164,6 +233,9 @@ func (d *Dashboard) authed(h sessionHandler) http.Handler {
 			d.renderError(w, r, http.StatusUnauthorized, "Your session has ended. Sign in again.")
 			return
 		}
+		// The session travels with the request so that an error page
+		// need not look it up again.
+		r = r.WithContext(context.WithValue(r.Context(), sessionCtxKey{}, s))
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10) // forms are small
 			// http.CrossOriginProtection has already refused cross-site
@@ -180,12 +252,12 @@ func (d *Dashboard) authed(h sessionHandler) http.Handler {
 	})
 }
 
-func (d *Dashboard) currentSession(r *http.Request) (*session, bool) {
+func (d *Dashboard) currentSession(r *http.Request) (*session, bool, error) {
 	c, err := r.Cookie(cookieName)
 	if err != nil || c.Value == "" {
-		return nil, false
+		return nil, false, nil
 	}
-	return d.sessions.get(c.Value, d.now())
+	return d.loadSession(r.Context(), c.Value)
 }
 
 type signInPage struct {
@@ -218,7 +290,7 @@ func safeNext(next string) string {
 }
 
 func (d *Dashboard) handleSignInForm(w http.ResponseWriter, r *http.Request) {
-	if _, ok := d.currentSession(r); ok {
+	if _, ok, _ := d.currentSession(r); ok {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
@@ -233,9 +305,17 @@ func (d *Dashboard) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimSpace(r.PostFormValue("key"))
 	next := safeNext(r.PostFormValue("next"))
 	page := signInPage{pageBase: d.base(r, nil, "Sign in"), Next: next}
+	addr := apikey.ClientAddr(r)
+	if wait, blocked := d.signInFails.Blocked(addr); blocked {
+		w.Header().Set("Retry-After", apikey.RetryAfter(wait))
+		page.Error = fmt.Sprintf("Too many failed sign-ins from your address. Try again in %s.", wait.Round(time.Second))
+		d.render(w, r, http.StatusTooManyRequests, "signin", page)
+		return
+	}
 	k, err := apikey.Verify(r.Context(), d.store, key)
 	switch {
 	case apperr.Is(err, apperr.Unauthorized):
+		d.signInFails.Failed(addr)
 		page.Error = "That API key is not valid: it is unknown, revoked or mistyped."
 		d.render(w, r, http.StatusUnauthorized, "signin", page)
 		return
@@ -255,14 +335,17 @@ func (d *Dashboard) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	// A new id at every sign-in, never one the browser brought: no session
 	// fixation.
-	if old, ok := d.currentSession(r); ok {
-		d.sessions.remove(old.id)
+	if old, ok, _ := d.currentSession(r); ok {
+		if err := d.endSession(r.Context(), old); err != nil {
+			d.fail(w, r, err)
+			return
+		}
 	}
-	s := &session{
-		key: key, keyID: k.ID, workspaceID: k.WorkspaceID, workspace: wsName, scope: k.Scope,
-		expires: d.now().Add(d.opts.SessionTTL),
+	s, err := d.startSession(r.Context(), key, k, wsName)
+	if err != nil {
+		d.fail(w, r, err)
+		return
 	}
-	d.sessions.add(s, d.now())
 	d.setSessionCookie(w, r, s)
 	d.log.Info("dashboard sign-in", "workspace", k.WorkspaceID, "key", k.ID)
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -270,7 +353,10 @@ func (d *Dashboard) handleSignIn(w http.ResponseWriter, r *http.Request) {
 
 // handleSignOut ends the session here (not only in the browser).
 func (d *Dashboard) handleSignOut(w http.ResponseWriter, r *http.Request, s *session) {
-	d.sessions.remove(s.id)
+	if err := d.endSession(r.Context(), s); err != nil {
+		d.fail(w, r, err)
+		return
+	}
 	clearSessionCookie(w, r)
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }

@@ -336,6 +336,8 @@ type Store interface {
 	Idempotency
 	Webhooks
 	DecideLeases
+	Sessions
+	Retention
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -582,8 +582,16 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 			ev.At.UTC().Format(time.RFC3339), fromMicros(r.sentAt).UTC().Format(time.RFC3339))}, nil
 	}
 	if ev.IdempotencyKey != "" {
+		// Retention expires keys by when the server first saw them, not by
+		// the event's own (client-given) time: a key sent today for an
+		// event dated last month is kept the whole retention period.
+		keyTime := b.ReceivedAt
+		if keyTime.IsZero() {
+			keyTime = ev.At
+		}
 		res, err := tx.ExecContext(ctx,
-			`INSERT INTO campaign_event_keys (campaign_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING`, cid, ev.IdempotencyKey)
+			`INSERT INTO campaign_event_keys (campaign_id, key, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			cid, ev.IdempotencyKey, micros(keyTime))
 		if err != nil {
 			return store.EventResult{}, fmt.Errorf("claim event key of %s: %w", cid, err)
 		}

@@ -77,6 +77,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Segments", testSegments},
 		{"Layers", testLayers},
 		{"ConversionWindow", testConversionWindow},
+		{"Sessions", testSessions},
+		{"Prune", testPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,4 @@
+package retention
+
+// raceEnabled is set by race_test.go under -race.
+var raceEnabled = false

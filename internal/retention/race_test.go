@@ -1,0 +1,5 @@
+//go:build race
+
+package retention
+
+func init() { raceEnabled = true }
