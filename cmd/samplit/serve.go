@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +52,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer st.Close()
+	// The metrics registry first: the optimizers, the webhook worker and
+	// the decision loop register on it as they are made.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if p, ok := st.(interface{ Pools() map[string]*sql.DB }); ok {
+		// go_sql_* series (open, in use, idle, waits, wait time) labelled
+		// db_name="read"/"write" (SQLite) or "pool" (PostgreSQL).
+		for name, db := range p.Pools() {
+			reg.MustRegister(collectors.NewDBStatsCollector(db, name))
+		}
+	}
 	writers := 1 // SQLite has one writer: group commits go through one queue
 	if cfg.IsPostgres() {
 		writers = max(2, cfg.PGMaxConns/4)
@@ -57,7 +70,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The optimizers of every kind. Closed after the HTTP server has
 	// drained: what was acknowledged is committed already, and nothing
 	// queued is dropped.
-	optimizers := optimize.NewServices(st, optimize.Deps{Keyring: ring, Now: time.Now, Logger: logger}, optimize.Options{Writers: writers})
+	optimizers := optimize.NewServices(st, optimize.Deps{Keyring: ring, Now: time.Now, Logger: logger}, optimize.Options{Writers: writers, Registerer: reg})
 	defer optimizers.Close()
 
 	plain, created, err := apikey.Bootstrap(ctx, st, cfg.BootstrapKey, time.Now())
@@ -75,14 +88,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// previous run committed and never sent. It stops after the HTTP server
 	// has drained (deferred before, so run after), giving back the leases
 	// of attempts it cuts short.
-	hooks := webhook.NewWorker(st, ring, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Logger: logger})
+	hooks := webhook.NewWorker(st, ring, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Logger: logger, Registerer: reg})
 	hctx, stopHooks := context.WithCancel(context.WithoutCancel(ctx))
 	hooksDone := make(chan struct{})
 	go func() { defer close(hooksDone); hooks.Run(hctx) }()
 	defer func() { stopHooks(); <-hooksDone }()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The decision loop records winners, alerts and trips whether or not
 	// anyone reads results, sharing the work with the other replicas
@@ -110,6 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		RateLimit:    cfg.RateLimit,
 		RateBurst:    cfg.RateBurst,
+		NoMetrics:    cfg.MetricsAddr != "",
 	})
 
 	// The dashboard at /, the API's paths (/v1/..., /healthz, /readyz,
@@ -138,9 +149,28 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("samplit listening", "addr", ln.Addr().String(), "db", cfg.Redacted(), "version", version)
+	// A person who just started the server is told where to look, on a
+	// line of its own like the admin key.
+	fmt.Fprintf(stderr, "dashboard: %s\n", dashboardURL(ln.Addr()))
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.MetricsAddr != "" {
+		// /metrics on its own listener, so that it need not be public: the
+		// public one answers it with 404.
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("listen on %s (metrics): %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", api.MetricsHandler(reg))
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: cfg.ReadTimeout,
+			WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, ErrorLog: srv.ErrorLog}
+		defer msrv.Close()
+		go func() { errc <- msrv.Serve(mln) }()
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -154,6 +184,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// dashboardURL is the address a browser on this machine opens: a wildcard
+// listener (0.0.0.0, ::) is reached through the loopback address.
+func dashboardURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String() + "/"
+	}
+	host := tcp.IP
+	if host.IsUnspecified() {
+		// Go listens dual-stack on a wildcard, so IPv4 loopback answers.
+		host = net.IPv4(127, 0, 0, 1)
+	}
+	return "http://" + net.JoinHostPort(host.String(), strconv.Itoa(tcp.Port)) + "/"
 }
 
 // openStore opens the configured database, applying migrations when asked.

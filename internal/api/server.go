@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
 	"github.com/samplit/samplit/internal/optimize"
@@ -52,6 +53,10 @@ type Options struct {
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default
 	// 24 h; a key reused after that runs the request again.
 	IdempotencyTTL time.Duration
+	// NoMetrics leaves /metrics out of this handler (a 404 here), for a
+	// server that serves it on an address of its own (--metrics-addr):
+	// MetricsHandler serves the same registry there.
+	NoMetrics bool
 }
 
 // The defaults of Options.
@@ -174,6 +179,12 @@ func newServer(deps Deps, opts Options) *server {
 	h = s.requestID(h)
 	s.handler = h
 	return s
+}
+
+// MetricsHandler serves reg in the Prometheus text format: what /metrics
+// answers, for a listener of its own.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // ServeHTTP serves one request.

@@ -31,6 +31,10 @@ import (
 type Config struct {
 	// Addr is the host:port the HTTP server listens on.
 	Addr string
+	// MetricsAddr, when set, is the host:port /metrics is served on
+	// instead of Addr (which then does not serve it); empty serves it on
+	// Addr.
+	MetricsAddr string
 	// DatabaseURL is a SQLite file path or a postgres:// URL.
 	DatabaseURL string
 	// PGSimpleProtocol turns off prepared statements, as Supabase's
@@ -114,6 +118,17 @@ func (c Config) Validate() error {
 		bad("addr", "port %q is not a number from 0 to 65535", port)
 	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 		bad("addr", "host %q is not an IP address or host name", host)
+	}
+	if c.MetricsAddr != "" {
+		if host, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics-addr", "%q is not host:port", c.MetricsAddr)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("metrics-addr", "port %q is not a number from 0 to 65535", port)
+		} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+			bad("metrics-addr", "host %q is not an IP address or host name", host)
+		} else if c.MetricsAddr == c.Addr && p != 0 {
+			bad("metrics-addr", "must differ from --addr (empty serves /metrics on --addr)")
+		}
 	}
 	switch {
 	case strings.TrimSpace(c.DatabaseURL) == "":
@@ -318,6 +333,9 @@ var settings = func() []setting {
 	rows := []setting{
 		row("addr", "address (host:port) to listen on", func() (func(*Config) string, func(*Config, string) error) {
 			return str(func(c *Config) *string { return &c.Addr })
+		}),
+		row("metrics-addr", "address (host:port) to serve /metrics on, away from the public listener; empty: /metrics is served on --addr", func() (func(*Config) string, func(*Config, string) error) {
+			return str(func(c *Config) *string { return &c.MetricsAddr })
 		}),
 		row("db", "database: a SQLite file path, or a postgres:// URL (Supabase included)", func() (func(*Config) string, func(*Config, string) error) {
 			return str(func(c *Config) *string { return &c.DatabaseURL })

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/seal"
@@ -33,6 +35,9 @@ type Options struct {
 	// OnWinner, if set, is called once when the decision rule declares a
 	// winner (on the replica that recorded it), e.g. to queue a webhook.
 	OnWinner func(ctx context.Context, e store.Experiment, winner string)
+	// Registerer, if set, receives the optimizers' metrics (metrics.go):
+	// assignments, events, decisions and the group commits.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {
@@ -60,6 +65,7 @@ type Experiments struct {
 	now  func() time.Time
 	log  *slog.Logger
 	opts Options
+	m    *metrics
 
 	assignQ *committer[store.AssignBatch, []store.Assigned]
 	eventQ  *committer[store.EventBatch, []store.EventResult]
@@ -97,9 +103,9 @@ func NewExperiments(st store.Store, ring *seal.Keyring, now func() time.Time, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	x := &Experiments{st: st, ring: ring, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*entry{}}
-	x.assignQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushAssign)
-	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushEvents)
+	x := &Experiments{st: st, ring: ring, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*entry{}, m: newMetrics(opts.Registerer)}
+	x.assignQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushAssign, x.m.observer("assign"))
+	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushEvents, x.m.observer("event"))
 	return x
 }
 
@@ -342,7 +348,7 @@ func servable(e *store.Experiment) (fixed *store.Variant, err error) {
 // Assign returns, in order, the assignment of each unit, making it if the
 // unit has none. The experiment must be running (or completed with a fixed
 // winner, which every unit then gets).
-func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs []string) ([]Assignment, error) {
+func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs []string) (_ []Assignment, err error) {
 	fixed, err := servable(e)
 	if err != nil {
 		return nil, err
@@ -357,8 +363,14 @@ func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs [
 		for i := range out {
 			out[i].Variant = fixed
 		}
+		x.m.assignments.WithLabelValues(string(KindExperiment), assignFixed).Add(float64(len(out)))
 		return out, nil
 	}
+	defer func() {
+		if err == nil {
+			countAssignments(x.m, KindExperiment, out)
+		}
+	}()
 	byID := make(map[string]*store.Variant, len(e.Variants))
 	for i := range e.Variants {
 		byID[e.Variants[i].ID] = &e.Variants[i]
@@ -457,6 +469,7 @@ func (x *Experiments) RecordEvents(ctx context.Context, e *store.Experiment, eve
 	if err != nil {
 		return nil, fmt.Errorf("record events: %w", err)
 	}
+	x.m.countEvents(KindExperiment, res)
 	return res, nil
 }
 
@@ -490,6 +503,7 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 			return nil, fmt.Errorf("record SRM of %s: %w", e.ID, err)
 		}
 		if set {
+			x.m.decided(KindExperiment, "srm_detected")
 			x.log.Warn("sample ratio mismatch", "experiment", e.ID, "p_value", *r.SRM.PValue)
 		}
 		at := now
@@ -520,6 +534,7 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 			return nil, fmt.Errorf("record no difference of %s: %w", e.ID, err)
 		}
 		if set {
+			x.m.decided(KindExperiment, engine.StateNoDifference)
 			x.log.Info("no difference", "experiment", e.ID)
 		}
 		at := now
@@ -574,6 +589,7 @@ func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner, 
 		return nil
 	}
 	e.Winner = winner
+	x.m.decided(KindExperiment, engine.StateWinnerFound)
 	x.log.Info("winner found", "experiment", e.ID, "winner", winner)
 	if x.opts.OnWinner != nil {
 		x.opts.OnWinner(ctx, *e, winner)
@@ -591,6 +607,7 @@ func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner, 
 		}
 		if err == nil {
 			*e = done
+			x.m.decided(KindExperiment, "auto_completed")
 		}
 	}
 	return nil
