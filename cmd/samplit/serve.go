@@ -148,19 +148,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("samplit listening", "addr", ln.Addr().String(), "db", cfg.Redacted(), "version", version)
-	// A person who just started the server is told where to look, on a
-	// line of its own like the admin key.
-	fmt.Fprintf(stderr, "dashboard: %s\n", dashboardURL(ln.Addr()))
-
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
 	if cfg.MetricsAddr != "" {
 		// /metrics on its own listener, so that it need not be public: the
-		// public one answers it with 404.
+		// public one answers it with 404. Bound before the listening line
+		// below, so that whoever waits for that line finds both.
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
-			_ = srv.Close()
+			_ = ln.Close()
 			return fmt.Errorf("listen on %s (metrics): %w", cfg.MetricsAddr, err)
 		}
 		mux := http.NewServeMux()
@@ -171,6 +166,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		go func() { errc <- msrv.Serve(mln) }()
 		logger.Info("metrics listening", "addr", mln.Addr().String())
 	}
+	// A person who just started the server is told where to look, on a
+	// line of its own like the admin key.
+	fmt.Fprintf(stderr, "dashboard: %s\n", dashboardURL(ln.Addr()))
+	logger.Info("samplit listening", "addr", ln.Addr().String(), "db", cfg.Redacted(), "version", version)
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
