@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,6 +123,19 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 			t.Fatalf("assign again: %d %v", code, out)
 		}
 	}
+	// Concurrent single-unit assignments: the group commit takes several
+	// in one transaction.
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", base+"/v1/experiments/m/assign", strings.NewReader(fmt.Sprintf(`{"unit_id":"c-%d"}`, i)))
+			req.Header.Set("Authorization", "Bearer "+key)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
 	if code, out := request(t, "POST", base+"/v1/experiments/m/events", key, `{"events":[`+strings.Join(conv, ",")+`]}`); code != 202 {
 		t.Fatalf("events: %d %v", code, out)
 	}
@@ -148,7 +162,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	}
 
 	want := map[string]float64{
-		`samplit_assignments_total{kind="experiment",outcome="new"}`:      2000,
+		`samplit_assignments_total{kind="experiment",outcome="new"}`:      2064,
 		`samplit_assignments_total{kind="experiment",outcome="existing"}`: 3,
 		`samplit_events_total{kind="experiment",outcome="accepted"}`:      float64(len(conv)),
 		`samplit_events_total{kind="experiment",outcome="duplicate"}`:     1,
@@ -163,10 +177,13 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", name, got, ok, v)
 		}
 	}
-	// Group commits: every request went through one (4 batches + 3 single
-	// assigns; 1 + 2 event calls), in as many transactions or fewer.
-	if n := after[`samplit_group_commit_size_sum{queue="assign"}`]; n != 7 {
-		t.Errorf("assign group commit sizes sum to %v, want 7 requests", n)
+	// Group commits: every request went through one (4 batches, 3 + 64
+	// single assigns; 1 + 2 event calls), the concurrent ones grouped.
+	if n := after[`samplit_group_commit_size_sum{queue="assign"}`]; n != 71 {
+		t.Errorf("assign group commit sizes sum to %v, want 71 requests", n)
+	}
+	if n := after[`samplit_group_commit_size_count{queue="assign"}`]; n >= 71 {
+		t.Errorf("%v assign transactions for 71 requests, 64 of them concurrent: nothing grouped", n)
 	}
 	if n := after[`samplit_group_commit_size_sum{queue="event"}`]; n != 3 {
 		t.Errorf("event group commit sizes sum to %v, want 3 requests", n)
@@ -183,7 +200,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	if _, ok := after[`go_sql_max_open_connections{db_name="write"}`]; !ok {
 		t.Errorf("no database pool series (go_sql_*{db_name=\"write\"})")
 	}
-	if after[`samplit_http_requests_total{method="POST",route="POST /v1/experiments/{ref}/assign",status="200"}`] != 7 {
+	if after[`samplit_http_requests_total{method="POST",route="POST /v1/experiments/{ref}/assign",status="200"}`] != 71 {
 		t.Errorf("http assign requests: %v", after[`samplit_http_requests_total{method="POST",route="POST /v1/experiments/{ref}/assign",status="200"}`])
 	}
 }
