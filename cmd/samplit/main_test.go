@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"errors"
+	"flag"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -184,8 +186,8 @@ func TestConfigurationErrorsAreClearAndExitNonZero(t *testing.T) {
 }
 
 func TestServeHelpDocumentsSettings(t *testing.T) {
-	var stderr bytes.Buffer
-	if err := run(t.Context(), []string{"serve", "--help"}, envOf(nil), nil, io.Discard, &stderr); err != nil {
+	var stderr bytes.Buffer // the help is on stdout, like every command's
+	if err := run(t.Context(), []string{"serve", "--help"}, envOf(nil), nil, &stderr, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, want := range []string{"--addr", "SAMPLIT_ADDR", "--db", "SAMPLIT_DATABASE_URL", "--state-key", "--pg-simple-protocol"} {

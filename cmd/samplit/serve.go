@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -32,10 +33,14 @@ import (
 // shuts down gracefully: it stops accepting, lets requests in flight finish
 // within the shutdown timeout, and closes the database last.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	// The help goes to stdout like every command's; a flag error to stderr.
+	var out bytes.Buffer
+	cfg, err := config.Load(args, getenv, &out)
 	if errors.Is(err, flag.ErrHelp) {
-		return nil
+		_, _ = out.WriteTo(stdout)
+		return flag.ErrHelp
 	}
+	_, _ = out.WriteTo(stderr)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}

@@ -521,7 +521,7 @@ func loadFile(c *Config, path string) error {
 func usage(out io.Writer, fs *flag.FlagSet, def Config) {
 	fmt.Fprintf(out, "Usage: samplit serve [flags]\n\n")
 	fmt.Fprintf(out, "Runs the Samplit HTTP server. Settings come from flags, then SAMPLIT_* environment\n")
-	fmt.Fprintf(out, "variables, then an optional TOML file (--config), then the defaults below.\n\n")
+	fmt.Fprintf(out, "variables, then an optional TOML file (--config), then the defaults below.\n\nFlags:\n")
 	fmt.Fprintf(out, "  --config FILE\n        optional TOML file of settings (keys as the flag names)\n        env: SAMPLIT_CONFIG\n")
 	for _, s := range settings {
 		d := s.get(&def)
@@ -532,7 +532,7 @@ func usage(out io.Writer, fs *flag.FlagSet, def Config) {
 		if s.name == "db" {
 			env = "SAMPLIT_DATABASE_URL (or SAMPLIT_DB)"
 		}
-		fmt.Fprintf(out, "  --%s\n        %s\n        env: %s   default: %s\n", s.name, s.help, env, d)
+		fmt.Fprintf(out, "  --%s\n        %s\n        env: %s\n        default: %s\n", s.name, s.help, env, d)
 	}
 }
 

@@ -433,12 +433,17 @@ var (
 		{"binary", "Binary — a unit converts or not"},
 		{"continuous", "Continuous — a value such as revenue"},
 	}
-	strategyOptions = []option{
-		{"adaptive", "Adaptive — Thompson sampling"},
-		{"fast_learning", "Fast learning — top-two Thompson"},
-		{"explore", "Explore — ε-greedy after a burn-in"},
-		{"sequential", "Sequential — fixed split, always-valid test"},
-	}
+	// strategyOptions are the engine's strategies, the list the API and
+	// the CLI accept, the default first.
+	strategyOptions = func() []option {
+		opts := []option{{"adaptive", "adaptive — " + engine.Describe("adaptive")}}
+		for _, n := range engine.Names() {
+			if n != "adaptive" {
+				opts = append(opts, option{n, n + " — " + engine.Describe(n)})
+			}
+		}
+		return opts
+	}()
 )
 
 func (d *Dashboard) newExperimentPage(r *http.Request, s *session, f experimentForm) newExperimentPage {

@@ -3,8 +3,8 @@ package offline
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/samplit/samplit/internal/cli"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -396,8 +396,11 @@ func hasFunnelFlag(args []string) bool { return hasFlag(args, "funnel") }
 //
 //	samplit simulate --funnel examples/funnels/signup.json [--strategy both|multi_step|per_step] [--units 20000] [--runs 100] [--seed 1] [--batch 100] [--json]
 func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	file := fs.String("funnel", "", "JSON file of the funnel scenario (steps, variants, advance rates)")
+	c := cli.New("samplit simulate --funnel", "samplit simulate --funnel FILE [flags]",
+		"Simulate a funnel scenario (steps, variants, advance rates; see examples/funnels/signup.json):\n"+
+			"multi_step, which optimises each step for the end-to-end conversion, against the naive per_step.")
+	fs := c.FS
+	file := fs.String("funnel", "", "JSON `file` of the funnel scenario (steps, variants, advance rates)")
 	strategy := fs.String("strategy", "both", "multi_step, per_step or both")
 	units := fs.Int("units", 20000, "units entering the funnel per run")
 	runs := fs.Int("runs", 100, "number of runs per strategy")
@@ -405,7 +408,7 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	batch := fs.Int("batch", 100, "units served between updates of the counts")
 	minSamples := fs.Int64("min-samples", engine.DefaultMinSamples, "units every variant needs before a decision")
 	asJSON := fs.Bool("json", false, "print one JSON array")
-	help, err := parseFlags(fs, args, stdout)
+	help, err := parseFlags(c, args, stdout)
 	if help {
 		return ExitOK
 	}
