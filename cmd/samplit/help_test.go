@@ -101,7 +101,7 @@ func TestStrategiesExplainedInHelp(t *testing.T) {
 	var stdout bytes.Buffer
 	_ = run(t.Context(), []string{"simulate", "--help"}, envOf(nil), nil, &stdout, &bytes.Buffer{})
 	for _, s := range []string{"adaptive", "fast_learning", "explore", "sequential", "ucb1", "uniform"} {
-		if !regexp.MustCompile(`(?m)^  ` + s + `\s+\S`).MatchString(stdout.String()) {
+		if !regexp.MustCompile(`(?m)^  ` + s + ` +\S`).MatchString(stdout.String()) {
 			t.Errorf("simulate --help does not explain %s", s)
 		}
 	}
