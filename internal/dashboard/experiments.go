@@ -37,7 +37,8 @@ type filterLink struct {
 type experimentRow struct {
 	ID, Key, Name       string
 	Status, Strategy    string
-	Leader              string // "" when there is none yet
+	Leader              string // "" when there is none yet (or too little data)
+	Winner              string // the declared winner, "" when none
 	PBest               float64
 	Units               int64
 	Started             *time.Time
@@ -68,17 +69,25 @@ func filterLinks(base string, current store.Status) []filterLink {
 // parseListQuery reads ?status= and ?after= of a list page.
 func parseListQuery(r *http.Request) (store.ListParams, bool) {
 	q := r.URL.Query()
-	p := store.ListParams{Limit: listLimit + 1, Status: store.Status(q.Get("status")), After: q.Get("after")}
+	// Newest first: what a person just made, or just started, is on top.
+	p := store.ListParams{Limit: listLimit + 1, Status: store.Status(q.Get("status")), After: q.Get("after"), Newest: true}
 	if !slices.Contains(statusFilters, p.Status) || len(p.After) > 100 {
 		return p, false
 	}
 	return p, true
 }
 
-// leader is the variant most likely to be best, once there is any data.
-func leader(res *optimize.Results) (key string, pbest float64, ok bool) {
+// leader is the variant most likely to be best, once every variant has
+// the minimum sample: before that a "leader" is noise a person would read
+// as a result.
+func leader(res *optimize.Results, minSamples int) (key string, pbest float64, ok bool) {
 	if res == nil || res.TotalUnits == 0 || len(res.Variants) == 0 {
 		return "", 0, false
+	}
+	for _, v := range res.Variants {
+		if v.Units < int64(minSamples) {
+			return "", 0, false
+		}
 	}
 	best := 0
 	for i, v := range res.Variants {
@@ -113,7 +122,10 @@ func (d *Dashboard) handleExperimentList(w http.ResponseWriter, r *http.Request,
 		row := experimentRow{ID: e.ID, Key: e.Key, Name: e.Name, Status: string(e.Status), Strategy: e.Strategy, Started: e.StartedAt}
 		if res, err := d.results(r.Context(), &e); err == nil {
 			row.HasResults, row.Units = true, res.TotalUnits
-			row.Leader, row.PBest, row.HasLead = leader(res)
+			row.Leader, row.PBest, row.HasLead = leader(res, e.Settings.MinSamples)
+			if res.Winner != nil {
+				row.Winner = *res.Winner
+			}
 		} else {
 			d.log.Warn("dashboard: results for the list", "experiment", e.ID, "err", err)
 		}
@@ -200,8 +212,13 @@ type experimentPage struct {
 	Variants []store.Variant
 	Live     liveView
 	Actions  []action
-	Flash    string
-	Error    string
+	// ServeDefault is the variant "Serve from now on" proposes when the
+	// experiment is completed: the winner, else the leader, else the
+	// control. Never "no variant": stopping all traffic is a choice a
+	// person makes, not a default they overlook.
+	ServeDefault string
+	Flash        string
+	Error        string
 }
 
 // actionsFor lists the buttons an experiment's status allows (the API
@@ -270,7 +287,7 @@ func (d *Dashboard) live(ctx context.Context, e *store.Experiment) (liveView, er
 	if res.Winner != nil {
 		v.Winner = *res.Winner
 	}
-	v.Leader, _, _ = leader(res)
+	v.Leader, _, _ = leader(res, e.Settings.MinSamples)
 	names := map[string]store.Variant{}
 	for _, vr := range e.Variants {
 		names[vr.Key] = vr
@@ -303,6 +320,26 @@ func sentence(s string) string {
 	return s
 }
 
+// serveDefault is the winner, else the leader, else the control (else the
+// first variant).
+func serveDefault(variants []store.Variant, winner, leader string) string {
+	if winner != "" {
+		return winner
+	}
+	if leader != "" {
+		return leader
+	}
+	for _, v := range variants {
+		if v.Control {
+			return v.Key
+		}
+	}
+	if len(variants) > 0 {
+		return variants[0].Key
+	}
+	return ""
+}
+
 func (d *Dashboard) experimentPage(ctx context.Context, r *http.Request, s *session, e store.Experiment) (experimentPage, error) {
 	lv, err := d.live(ctx, &e)
 	if err != nil {
@@ -318,6 +355,7 @@ func (d *Dashboard) experimentPage(ctx context.Context, r *http.Request, s *sess
 	slices.SortStableFunc(variants, func(a, b store.Variant) int { return a.Position - b.Position })
 	return experimentPage{
 		pageBase: d.base(r, s, e.Name), E: e, Variants: variants, Live: lv, Actions: actionsFor(e),
+		ServeDefault: serveDefault(variants, lv.Winner, lv.Leader),
 	}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/samplit/samplit/internal/cli"
+	"github.com/samplit/samplit/internal/human"
 	"io"
 	"os"
 	"strconv"
@@ -215,13 +216,15 @@ func printTable(w io.Writer, res *engine.Result, control string) {
 		}
 		diff, p := "", ""
 		if v.DiffLow != nil && v.DiffHigh != nil {
-			diff = fmt.Sprintf("[%+.4g, %+.4g]", *v.DiffLow, *v.DiffHigh)
+			diff = fmt.Sprintf("[%s, %s]", human.Signed(*v.DiffLow, 4), human.Signed(*v.DiffHigh, 4))
 		}
 		if v.PValue != nil {
-			p = fmt.Sprintf("%.3g", *v.PValue)
+			p = human.Sig(*v.PValue, 3)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.4g\t[%.4g, %.4g]\t%.1f%%\t%.2g\t%s\t%s\t%s\t%s\t\n",
-			v.Key, v.Units, conv, v.Mean, v.CILow, v.CIHigh, 100*v.PBest, v.ExpectedLoss, lift, liftCI, diff, p)
+		// Numbers for people: never scientific notation (--json keeps
+		// the full floats).
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t[%s, %s]\t%.1f%%\t%s\t%s\t%s\t%s\t%s\t\n",
+			v.Key, v.Units, conv, human.Sig(v.Mean, 4), human.Sig(v.CILow, 4), human.Sig(v.CIHigh, 4), 100*v.PBest, human.Sig(v.ExpectedLoss, 2), lift, liftCI, diff, p)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ndecision: %s: %s\n", res.Decision.State, res.Decision.Reason)
