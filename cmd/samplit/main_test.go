@@ -2,12 +2,12 @@ package main
 
 import (
 	"bufio"
-	"errors"
-	"flag"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"os"

@@ -119,9 +119,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatalf("the walkthrough did not run to its end")
 	}
 	checks := map[string][]string{
-		"start": {`"key":"checkout-button"`, `"status":"running"`, `"unit_id":"user-123"`, `"new":true`, `"accepted":1`, `"total_units":1`, `"decision":{"state":"collecting"`},
-		"cli": {"\nID ", "NAME", "SCOPE", "revoked key_"},
-		"funnels": {`"key":"signup-flow"`, `"step":"landing"`, `"funnel_id":`},
+		"start":     {`"key":"checkout-button"`, `"status":"running"`, `"unit_id":"user-123"`, `"new":true`, `"accepted":1`, `"total_units":1`, `"decision":{"state":"collecting"`},
+		"cli":       {"\nID ", "NAME", "SCOPE", "revoked key_"},
+		"funnels":   {`"key":"signup-flow"`, `"step":"landing"`, `"funnel_id":`},
 		"campaigns": {`"key":"bf"`, `"recipient":"r1"`, `"accepted":1`, `"campaign_id":`, "waves"},
 	}
 	for name, wants := range checks {
