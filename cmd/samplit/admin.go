@@ -2,16 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/samplit/samplit/internal/apikey"
+	"github.com/samplit/samplit/internal/cli"
 	"github.com/samplit/samplit/internal/config"
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
@@ -29,8 +30,8 @@ type dbFlags struct {
 
 func addDBFlags(fs *flag.FlagSet) dbFlags {
 	return dbFlags{
-		db:         fs.String("db", "", "database: SQLite file or postgres:// URL (env SAMPLIT_DATABASE_URL; default samplit.db)"),
-		configFile: fs.String("config", "", "optional TOML file of settings (env SAMPLIT_CONFIG)"),
+		db:         fs.String("db", "", "database: SQLite file or postgres:// `URL` (env SAMPLIT_DATABASE_URL; default samplit.db)"),
+		configFile: fs.String("config", "", "optional TOML `file` of settings (env SAMPLIT_CONFIG)"),
 		simple:     fs.Bool("pg-simple-protocol", false, "PostgreSQL without prepared statements (env SAMPLIT_PG_SIMPLE_PROTOCOL)"),
 	}
 }
@@ -52,12 +53,13 @@ func (d dbFlags) resolve(fs *flag.FlagSet, getenv func(string) string, stderr io
 	return cfg, nil
 }
 
-// parse parses a subcommand's flags, turning --help into a clean exit and a
-// flag error into exit status 2 (the flag package has printed it).
-func parse(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
+// parse parses a command's flags: --help prints its help to stdout and
+// ends the command with status 0 (flag.ErrHelp), a bad flag is reported on
+// stderr with status 2.
+func parse(c *cli.Command, args []string, stdout, stderr io.Writer) error {
+	help, err := c.Parse(args, stdout, stderr)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case help:
 		return flag.ErrHelp
 	case err != nil:
 		return exitCode(2)
@@ -65,24 +67,75 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// migrate: samplit migrate up|status.
-func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "up" && args[0] != "status") {
-		fmt.Fprintln(stderr, "Usage: samplit migrate up|status [--db URL]")
-		return exitCode(2)
+// subcommand is one subcommand of a group (migrate, keys, state).
+type subcommand struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+}
+
+// group dispatches to a subcommand. The group's own --help lists the
+// subcommands (exit 0); no or an unknown subcommand lists them on stderr
+// (exit 2).
+func group(ctx context.Context, name string, subs []subcommand, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	help := func(w io.Writer) {
+		names := make([]string, len(subs))
+		for i, s := range subs {
+			names[i] = s.name
+		}
+		fmt.Fprintf(w, "Usage: samplit %s %s [flags]\n\nSubcommands:\n", name, strings.Join(names, "|"))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, s := range subs {
+			fmt.Fprintf(tw, "  %s\t%s\n", s.name, s.summary)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "\nRun 'samplit %s <subcommand> --help' for its flags.\n", name)
 	}
-	fs := flag.NewFlagSet("samplit migrate "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dbf := addDBFlags(fs)
-	if err := parse(fs, args[1:]); err != nil {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
+		help(stdout)
+		return flag.ErrHelp
+	}
+	if len(args) > 0 {
+		for _, s := range subs {
+			if s.name == args[0] {
+				return s.run(ctx, args[1:], getenv, stdout, stderr)
+			}
+		}
+		fmt.Fprintf(stderr, "samplit %s: unknown subcommand %q\n\n", name, args[0])
+	}
+	help(stderr)
+	return exitCode(2)
+}
+
+var migrateCommands = []subcommand{
+	{"up", "apply the pending migrations, then list them all", func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+		return migrate(ctx, "up", args, getenv, stdout, stderr)
+	}},
+	{"status", "list the migrations of this binary and whether each is applied", func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+		return migrate(ctx, "status", args, getenv, stdout, stderr)
+	}},
+}
+
+// migrate: samplit migrate up|status.
+func migrate(ctx context.Context, sub string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	about := "List the migrations embedded in this binary and whether the database has each."
+	if sub == "up" {
+		about = "Apply the pending migrations (serve does it at start; behind a transaction pooler run it once\nover a direct connection first), then list them all."
+	}
+	c := cli.New("samplit migrate "+sub, "samplit migrate "+sub+" [flags]", about)
+	dbf := addDBFlags(c.FS)
+	if err := parse(c, args, stdout, stderr); err != nil {
 		return err
 	}
-	cfg, err := dbf.resolve(fs, getenv, stderr)
+	if c.FS.NArg() > 0 {
+		c.Fail(stderr, fmt.Sprintf("unexpected argument %q", c.FS.Arg(0)))
+		return exitCode(2)
+	}
+	cfg, err := dbf.resolve(c.FS, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	opts := backendOptions(cfg, false)
-	if args[0] == "up" {
+	if sub == "up" {
 		if err := backend.Migrate(ctx, cfg.DatabaseURL, opts); err != nil {
 			return err
 		}
@@ -103,93 +156,120 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	return tw.Flush()
 }
 
-// keys: samplit keys create|list|revoke.
-func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const use = "Usage: samplit keys create --workspace NAME --scope admin|write|assign [--name N] | list --workspace NAME | revoke --workspace NAME KEY_ID"
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, use)
-		return exitCode(2)
+var keysCommands = []subcommand{
+	{"create", "make an API key and print it once", keysCreate},
+	{"list", "list the workspace's keys, newest first (never the keys themselves)", keysList},
+	{"revoke", "revoke a key by its id (key_…)", keysRevoke},
+}
+
+// keysCommand is the flag set every keys subcommand shares: the database
+// and the workspace.
+func keysCommand(sub, usage, about string) (*cli.Command, dbFlags, *string) {
+	c := cli.New("samplit keys "+sub, usage, about)
+	dbf := addDBFlags(c.FS)
+	workspace := c.FS.String("workspace", apikey.DefaultWorkspace, "workspace `name`")
+	return c, dbf, workspace
+}
+
+// keysStore parses the flags and opens the store.
+func keysStore(ctx context.Context, c *cli.Command, dbf dbFlags, args []string, getenv func(string) string, stdout, stderr io.Writer) (store.Store, error) {
+	if err := parse(c, args, stdout, stderr); err != nil {
+		return nil, err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("samplit keys "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dbf := addDBFlags(fs)
-	workspace := fs.String("workspace", apikey.DefaultWorkspace, "workspace name")
-	scope := fs.String("scope", "", "create: admin, write or assign")
-	name := fs.String("name", "", "create: a name for the key")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	cfg, err := dbf.resolve(fs, getenv, stderr)
+	cfg, err := dbf.resolve(c.FS, getenv, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st, err := openStore(ctx, cfg, false)
+	return openStore(ctx, cfg, false)
+}
+
+func keysCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, dbf, workspace := keysCommand("create", "samplit keys create --scope admin [flags]",
+		"Make an API key and print it once on stdout (only its hash is stored).\n"+
+			"Scopes: admin (keys, webhooks, everything), write (experiments, events),\n"+
+			"assign (assignments and events only: safe in a web or mobile app).")
+	scope := c.FS.String("scope", "", "`scope` of the key: admin, write or assign (required)")
+	name := c.FS.String("name", "", "a `name` for the key")
+	st, err := keysStore(ctx, c, dbf, args, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	now := time.Now()
-	switch sub {
-	case "create":
-		if *scope == "" {
-			fmt.Fprintln(stderr, "samplit keys create: --scope admin|write|assign is required")
-			return exitCode(2)
-		}
-		plain, k, err := apikey.Create(ctx, st, *workspace, *name, store.Scope(*scope), now)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "created key %s (%s) in workspace %q; it is shown once:\n", k.ID, k.Scope, *workspace)
-		fmt.Fprintln(stdout, plain)
-		return nil
-	case "list":
-		ks, err := apikey.List(ctx, st, *workspace)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tPREFIX\tCREATED\tREVOKED")
-		for _, k := range ks {
-			revoked := "-"
-			if k.RevokedAt != nil {
-				revoked = k.RevokedAt.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Scope, apikey.Prefix+k.Lookup+"_…", k.CreatedAt.UTC().Format(time.RFC3339), revoked)
-		}
-		return tw.Flush()
-	case "revoke":
-		if fs.NArg() != 1 {
-			fmt.Fprintln(stderr, "samplit keys revoke: give exactly one KEY_ID")
-			return exitCode(2)
-		}
-		if err := apikey.Revoke(ctx, st, *workspace, fs.Arg(0), now); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "revoked %s\n", fs.Arg(0))
-		return nil
-	default:
-		fmt.Fprintln(stderr, use)
+	if *scope == "" {
+		c.Fail(stderr, "--scope is required: admin, write or assign")
 		return exitCode(2)
 	}
+	plain, k, err := apikey.Create(ctx, st, *workspace, *name, store.Scope(*scope), time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "created key %s (%s) in workspace %q; it is shown once:\n", k.ID, k.Scope, *workspace)
+	fmt.Fprintln(stdout, plain)
+	return nil
 }
 
-// state: samplit state rotate-key. The new key is the configured primary
+func keysList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, dbf, workspace := keysCommand("list", "samplit keys list [flags]", "List the workspace's API keys, newest first (never the keys themselves).")
+	st, err := keysStore(ctx, c, dbf, args, getenv, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ks, err := apikey.List(ctx, st, *workspace)
+	if err != nil {
+		return err
+	}
+	// Newest first: the key just made is the one a person looks for.
+	slices.SortStableFunc(ks, func(a, b store.APIKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tPREFIX\tCREATED\tREVOKED")
+	for _, k := range ks {
+		revoked := "-"
+		if k.RevokedAt != nil {
+			revoked = k.RevokedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Scope, apikey.Prefix+k.Lookup+"_…", k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+	}
+	return tw.Flush()
+}
+
+func keysRevoke(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, dbf, workspace := keysCommand("revoke", "samplit keys revoke [flags] KEY_ID",
+		"Revoke the key with id KEY_ID (key_…, from 'samplit keys list'); servers refuse it within a second.")
+	st, err := keysStore(ctx, c, dbf, args, getenv, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if c.FS.NArg() != 1 {
+		c.Fail(stderr, "give exactly one KEY_ID")
+		return exitCode(2)
+	}
+	if err := apikey.Revoke(ctx, st, *workspace, c.FS.Arg(0), time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked %s\n", c.FS.Arg(0))
+	return nil
+}
+
+var stateCommands = []subcommand{
+	{"rotate-key", "re-seal every optimizer state and webhook secret under the primary state key", rotateKey},
+}
+
+// rotateKey: samplit state rotate-key. The new key is the configured primary
 // (SAMPLIT_STATE_KEY / --state-key-file); the previous one must be given for
 // reading (SAMPLIT_STATE_OLD_KEYS / --state-old-keys). It is safe while
 // servers run: each re-seal is an optimistic versioned write.
-func state(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "rotate-key" {
-		fmt.Fprintln(stderr, "Usage: samplit state rotate-key [--db URL] [--state-key KEY | --state-key-file F] --state-old-keys OLD[,OLD...]")
-		return exitCode(2)
-	}
-	fs := flag.NewFlagSet("samplit state rotate-key", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func rotateKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := cli.New("samplit state rotate-key", "samplit state rotate-key --state-key-file NEW --state-old-keys OLD [flags]",
+		"Re-seal every optimizer state and webhook signing secret under the new primary key, reading\n"+
+			"with the old ones; safe while servers run. The procedure: docs/operations.md.")
+	fs := c.FS
 	dbf := addDBFlags(fs)
-	key := fs.String("state-key", "", "the new primary key, base64 (env SAMPLIT_STATE_KEY)")
-	keyFile := fs.String("state-key-file", "", "file holding the new primary key (env SAMPLIT_STATE_KEY_FILE)")
-	old := fs.String("state-old-keys", "", "comma-separated old keys to read with (env SAMPLIT_STATE_OLD_KEYS)")
-	if err := parse(fs, args[1:]); err != nil {
+	key := fs.String("state-key", "", "the new primary `key`, base64 (env SAMPLIT_STATE_KEY)")
+	keyFile := fs.String("state-key-file", "", "`file` holding the new primary key (env SAMPLIT_STATE_KEY_FILE)")
+	old := fs.String("state-old-keys", "", "comma-separated old `keys` to read with (env SAMPLIT_STATE_OLD_KEYS)")
+	if err := parse(c, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg, err := dbf.resolve(fs, getenv, stderr)

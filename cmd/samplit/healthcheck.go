@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/samplit/samplit/internal/cli"
 )
 
 // healthcheck is `samplit healthcheck`: it asks a server on this machine
@@ -16,19 +17,17 @@ import (
 // The address defaults to SAMPLIT_ADDR with an unspecified host (0.0.0.0,
 // [::]) replaced by loopback, so the probe reaches the server it runs beside.
 func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := cli.New("samplit healthcheck", "samplit healthcheck [flags]",
+		"Exit 0 when the server on this machine answers GET /readyz with 200, 1 when not\n(a container's HEALTHCHECK: a distroless image has no curl).")
+	fs := c.FS
 	def := getenv("SAMPLIT_ADDR")
 	if def == "" {
 		def = "127.0.0.1:8080"
 	}
-	addr := fs.String("addr", def, "address of the server to probe (host:port); 0.0.0.0 and [::] mean this machine")
+	addr := fs.String("addr", def, "`address` of the server to probe (host:port; env SAMPLIT_ADDR); 0.0.0.0 and [::] mean this machine")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return exitCode(2)
+	if err := parse(c, args, stdout, stderr); err != nil {
+		return err
 	}
 	host, port, err := net.SplitHostPort(*addr)
 	if err != nil {

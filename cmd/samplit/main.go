@@ -50,7 +50,7 @@ Commands:
   migrate up|status  apply or show the database migrations
   keys create|list|revoke
                      manage API keys
-  state rotate-key   re-seal every optimizer state under the primary state key
+  state rotate-key   re-seal every optimizer state and webhook secret under the primary state key
   analyze            offline calculator: results for counts from anywhere
   simulate           replay a strategy against known rates
   healthcheck        exit 0 when the server on this machine is ready (a container's HEALTHCHECK)
@@ -70,11 +70,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
-		return migrate(ctx, rest, getenv, stdout, stderr)
+		return group(ctx, "migrate", migrateCommands, rest, getenv, stdout, stderr)
 	case "keys":
-		return keys(ctx, rest, getenv, stdout, stderr)
+		return group(ctx, "keys", keysCommands, rest, getenv, stdout, stderr)
 	case "state":
-		return state(ctx, rest, getenv, stdout, stderr)
+		return group(ctx, "state", stateCommands, rest, getenv, stdout, stderr)
 	case "analyze":
 		return offlineCommand(analyzeFunc, rest, stdout, stderr)
 	case "simulate":
@@ -82,8 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, versionLine())
-		return nil
+		return versionCommand(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

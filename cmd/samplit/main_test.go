@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -188,8 +189,8 @@ func TestConfigurationErrorsAreClearAndExitNonZero(t *testing.T) {
 }
 
 func TestServeHelpDocumentsSettings(t *testing.T) {
-	var stderr bytes.Buffer
-	if err := run(t.Context(), []string{"serve", "--help"}, envOf(nil), nil, io.Discard, &stderr); err != nil {
+	var stderr bytes.Buffer // the help is on stdout, like every command's
+	if err := run(t.Context(), []string{"serve", "--help"}, envOf(nil), nil, &stderr, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, want := range []string{"--addr", "SAMPLIT_ADDR", "--db", "SAMPLIT_DATABASE_URL", "--state-key", "--pg-simple-protocol"} {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -33,10 +36,14 @@ import (
 // shuts down gracefully: it stops accepting, lets requests in flight finish
 // within the shutdown timeout, and closes the database last.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	// The help goes to stdout like every command's; a flag error to stderr.
+	var out bytes.Buffer
+	cfg, err := config.Load(args, getenv, &out)
 	if errors.Is(err, flag.ErrHelp) {
-		return nil
+		_, _ = out.WriteTo(stdout)
+		return flag.ErrHelp
 	}
+	_, _ = out.WriteTo(stderr)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
@@ -53,6 +60,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer st.Close()
+	// The metrics registry first: the optimizers, the webhook worker and
+	// the decision loop register on it as they are made.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if p, ok := st.(interface{ Pools() map[string]*sql.DB }); ok {
+		// go_sql_* series (open, in use, idle, waits, wait time) labelled
+		// db_name="read"/"write" (SQLite) or "pool" (PostgreSQL).
+		for name, db := range p.Pools() {
+			reg.MustRegister(collectors.NewDBStatsCollector(db, name))
+		}
+	}
 	writers := 1 // SQLite has one writer: group commits go through one queue
 	if cfg.IsPostgres() {
 		writers = max(2, cfg.PGMaxConns/4)
@@ -60,7 +78,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The optimizers of every kind. Closed after the HTTP server has
 	// drained: what was acknowledged is committed already, and nothing
 	// queued is dropped.
-	optimizers := optimize.NewServices(st, optimize.Deps{Keyring: ring, Now: time.Now, Logger: logger}, optimize.Options{Writers: writers})
+	optimizers := optimize.NewServices(st, optimize.Deps{Keyring: ring, Now: time.Now, Logger: logger}, optimize.Options{Writers: writers, Registerer: reg})
 	defer optimizers.Close()
 
 	plain, created, err := apikey.Bootstrap(ctx, st, cfg.BootstrapKey, time.Now())
@@ -78,14 +96,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// previous run committed and never sent. It stops after the HTTP server
 	// has drained (deferred before, so run after), giving back the leases
 	// of attempts it cuts short.
-	hooks := webhook.NewWorker(st, ring, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Logger: logger})
+	hooks := webhook.NewWorker(st, ring, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Logger: logger, Registerer: reg})
 	hctx, stopHooks := context.WithCancel(context.WithoutCancel(ctx))
 	hooksDone := make(chan struct{})
 	go func() { defer close(hooksDone); hooks.Run(hctx) }()
 	defer func() { stopHooks(); <-hooksDone }()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The decision loop records winners, alerts and trips whether or not
 	// anyone reads results, sharing the work with the other replicas
@@ -129,6 +144,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
 		AuthFailLimit: cfg.AuthFailLimit,
+		NoMetrics:     cfg.MetricsAddr != "",
 	})
 
 	// The dashboard at /, the API's paths (/v1/..., /healthz, /readyz,
@@ -160,9 +176,29 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// to make room, so idle keep-alives cannot exhaust the descriptors.
 	maxConns := connectionCap(cfg.MaxConnections, logger)
 	ln = connlimit.New(maxConns).Install(srv, ln)
-	logger.Info("samplit listening", "addr", ln.Addr().String(), "db", cfg.Redacted(), "version", version, "max_connections", maxConns)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if cfg.MetricsAddr != "" {
+		// /metrics on its own listener, so that it need not be public: the
+		// public one answers it with 404. Bound before the listening line
+		// below, so that whoever waits for that line finds both.
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen on %s (metrics): %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", api.MetricsHandler(reg))
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: cfg.ReadTimeout,
+			WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, ErrorLog: srv.ErrorLog}
+		defer msrv.Close()
+		go func() { errc <- msrv.Serve(mln) }()
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+	}
+	// A person who just started the server is told where to look, on a
+	// line of its own like the admin key.
+	fmt.Fprintf(stderr, "dashboard: %s\n", dashboardURL(ln.Addr()))
+	logger.Info("samplit listening", "addr", ln.Addr().String(), "db", cfg.Redacted(), "version", version, "max_connections", maxConns)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
@@ -194,6 +230,21 @@ func connectionCap(want int, logger *slog.Logger) int {
 		return limit
 	}
 	return want
+}
+
+// dashboardURL is the address a browser on this machine opens: a wildcard
+// listener (0.0.0.0, ::) is reached through the loopback address.
+func dashboardURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String() + "/"
+	}
+	host := tcp.IP
+	if host.IsUnspecified() {
+		// Go listens dual-stack on a wildcard, so IPv4 loopback answers.
+		host = net.IPv4(127, 0, 0, 1)
+	}
+	return "http://" + net.JoinHostPort(host.String(), strconv.Itoa(tcp.Port)) + "/"
 }
 
 // openStore opens the configured database, applying migrations when asked.

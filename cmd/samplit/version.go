@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"runtime/debug"
 	"strings"
+
+	"github.com/samplit/samplit/internal/cli"
 )
 
 // versionLine says what this binary is: the version stamped at build time
@@ -38,4 +42,18 @@ func versionLine() string {
 		parts = append(parts, info.GoVersion)
 	}
 	return strings.Join(parts, " ")
+}
+
+// versionCommand is `samplit version`.
+func versionCommand(args []string, stdout, stderr io.Writer) error {
+	c := cli.New("samplit version", "samplit version", "Print the version, the VCS revision and its commit time, and the Go version of this binary.")
+	if err := parse(c, args, stdout, stderr); err != nil {
+		return err
+	}
+	if c.FS.NArg() > 0 {
+		c.Fail(stderr, fmt.Sprintf("unexpected argument %q", c.FS.Arg(0)))
+		return exitCode(2)
+	}
+	fmt.Fprintln(stdout, versionLine())
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samplit/samplit/internal/apikey"
+	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/store"
 )
 
@@ -951,5 +952,26 @@ func TestAuthFailLimit(t *testing.T) {
 	e.srv.handler.ServeHTTP(rec, req)
 	if rec.Code != 200 {
 		t.Errorf("another address: status %d, want 200", rec.Code)
+	}
+}
+
+// TestEveryEngineStrategyIsServed: the API accepts every strategy the CLI
+// simulates (one list, engine.Names), and each one assigns, records and
+// analyses; a name outside it is refused, naming the field and the list.
+func TestEveryEngineStrategyIsServed(t *testing.T) {
+	e := newEnv(t, "sqlite", Options{})
+	for _, s := range engine.Names() {
+		e.must(201, "POST", "/v1/experiments", e.admin, fmt.Sprintf(`{"key":"s-%s","metric":"binary","strategy":%q,"start":true,
+			"variants":[{"key":"a","control":true},{"key":"b"}]}`, strings.ReplaceAll(s, "_", "-"), s))
+		ref := "/v1/experiments/s-" + strings.ReplaceAll(s, "_", "-")
+		e.must(200, "POST", ref+"/assign", e.admin, `{"unit_ids":["u1","u2","u3"]}`)
+		e.must(202, "POST", ref+"/events", e.admin, `{"unit_id":"u1"}`)
+		if got := e.must(200, "GET", ref+"/results", e.admin, "").JSON(t); got["strategy"] != s || got["total_units"] != float64(3) {
+			t.Errorf("%s: results %v", s, got)
+		}
+	}
+	r := e.req("POST", "/v1/experiments", e.admin, `{"key":"bad","metric":"binary","strategy":"greedy","variants":[{"key":"a"},{"key":"b"}]}`)
+	if r.Status != 422 || !strings.Contains(string(r.Body), strings.Join(engine.Names(), ", ")) {
+		t.Errorf("unknown strategy: %d %s", r.Status, r.Body)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
@@ -21,7 +20,9 @@ import (
 func (s *server) routes(reg *prometheus.Registry) {
 	s.public("GET /healthz", s.handleHealthz)
 	s.public("GET /readyz", s.handleReadyz)
-	s.publicHandler("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if !s.opts.NoMetrics {
+		s.publicHandler("GET /metrics", MetricsHandler(reg))
+	}
 	s.public("GET /openapi.json", s.handleOpenAPI)
 
 	s.authed("POST /v1/workspaces", store.ScopeAdmin, s.idempotentWith(s.handleCreateWorkspace, workspaceReplay(s)))

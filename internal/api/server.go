@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
 	"github.com/samplit/samplit/internal/apikey"
@@ -60,6 +61,10 @@ type Options struct {
 	// A key verified recently (in the key cache) still passes. 0 or less:
 	// no limit.
 	AuthFailLimit int
+	// NoMetrics leaves /metrics out of this handler (a 404 here), for a
+	// server that serves it on an address of its own (--metrics-addr):
+	// MetricsHandler serves the same registry there.
+	NoMetrics bool
 }
 
 // The defaults of Options.
@@ -184,6 +189,12 @@ func newServer(deps Deps, opts Options) *server {
 	h = s.requestID(h)
 	s.handler = h
 	return s
+}
+
+// MetricsHandler serves reg in the Prometheus text format: what /metrics
+// answers, for a listener of its own.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // ServeHTTP serves one request.

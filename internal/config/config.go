@@ -31,6 +31,10 @@ import (
 type Config struct {
 	// Addr is the host:port the HTTP server listens on.
 	Addr string
+	// MetricsAddr, when set, is the host:port /metrics is served on
+	// instead of Addr (which then does not serve it); empty serves it on
+	// Addr.
+	MetricsAddr string
 	// DatabaseURL is a SQLite file path or a postgres:// URL.
 	DatabaseURL string
 	// PGSimpleProtocol turns off prepared statements, as Supabase's
@@ -162,6 +166,17 @@ func (c Config) Validate() error {
 		bad("addr", "port %q is not a number from 0 to 65535", port)
 	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 		bad("addr", "host %q is not an IP address or host name", host)
+	}
+	if c.MetricsAddr != "" {
+		if host, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics-addr", "%q is not host:port", c.MetricsAddr)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("metrics-addr", "port %q is not a number from 0 to 65535", port)
+		} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+			bad("metrics-addr", "host %q is not an IP address or host name", host)
+		} else if c.MetricsAddr == c.Addr && p != 0 {
+			bad("metrics-addr", "must differ from --addr (empty serves /metrics on --addr)")
+		}
 	}
 	switch {
 	case strings.TrimSpace(c.DatabaseURL) == "":
@@ -385,6 +400,9 @@ var settings = func() []setting {
 		row("addr", "address (host:port) to listen on", func() (func(*Config) string, func(*Config, string) error) {
 			return str(func(c *Config) *string { return &c.Addr })
 		}),
+		row("metrics-addr", "address (host:port) to serve /metrics on, away from the public listener; empty: /metrics is served on --addr", func() (func(*Config) string, func(*Config, string) error) {
+			return str(func(c *Config) *string { return &c.MetricsAddr })
+		}),
 		row("db", "database: a SQLite file path, or a postgres:// URL (Supabase included)", func() (func(*Config) string, func(*Config, string) error) {
 			return str(func(c *Config) *string { return &c.DatabaseURL })
 		}),
@@ -587,7 +605,7 @@ func loadFile(c *Config, path string) error {
 func usage(out io.Writer, fs *flag.FlagSet, def Config) {
 	fmt.Fprintf(out, "Usage: samplit serve [flags]\n\n")
 	fmt.Fprintf(out, "Runs the Samplit HTTP server. Settings come from flags, then SAMPLIT_* environment\n")
-	fmt.Fprintf(out, "variables, then an optional TOML file (--config), then the defaults below.\n\n")
+	fmt.Fprintf(out, "variables, then an optional TOML file (--config), then the defaults below.\n\nFlags:\n")
 	fmt.Fprintf(out, "  --config FILE\n        optional TOML file of settings (keys as the flag names)\n        env: SAMPLIT_CONFIG\n")
 	for _, s := range settings {
 		d := s.get(&def)
@@ -598,7 +616,7 @@ func usage(out io.Writer, fs *flag.FlagSet, def Config) {
 		if s.name == "db" {
 			env = "SAMPLIT_DATABASE_URL (or SAMPLIT_DB)"
 		}
-		fmt.Fprintf(out, "  --%s\n        %s\n        env: %s   default: %s\n", s.name, s.help, env, d)
+		fmt.Fprintf(out, "  --%s\n        %s\n        env: %s\n        default: %s\n", s.name, s.help, env, d)
 	}
 }
 

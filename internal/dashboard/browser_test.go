@@ -175,7 +175,36 @@ func TestBrowser(t *testing.T) {
 	shot("2-detail.png")
 	do("phone width", chromedp.EmulateViewport(390, 844))
 	shot("3-detail-phone.png")
+	// The list and the form at phone width too: the page itself must not
+	// scroll sideways (a wide table scrolls inside its own region).
+	overflow := func(what string) {
+		t.Helper()
+		w, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w > 390 {
+			t.Errorf("%s at 390 px is %d px wide: the page scrolls sideways", what, w)
+		}
+	}
+	overflow("the detail page")
+	do("list at phone width", chromedp.Navigate(base+"/experiments"), chromedp.WaitVisible(chromedp.CSS(`a[href="/experiments/new"]`)))
+	overflow("the list")
+	// The list's table fits too: the winner or leader column is not
+	// hidden behind a sideways scroll.
+	if w, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelector('table.list').scrollWidth - document.querySelector('.table-wrap').clientWidth`)); err != nil || w > 0 {
+		t.Errorf("the experiment list's table overflows its region at 390 px by %d px (%v)", w, err)
+	}
+	shot("3-list-phone.png")
+	do("form at phone width", chromedp.Navigate(base+"/experiments/new"), chromedp.WaitVisible(id("create")))
+	overflow("the new-experiment form")
+	shot("3-new-phone.png")
 	do("laptop width", chromedp.EmulateViewport(1280, 900))
+	do("list at laptop width", chromedp.Navigate(base+"/experiments"), chromedp.WaitVisible(chromedp.CSS(`a[href="/experiments/new"]`)))
+	shot("2-list.png")
+	do("form at laptop width", chromedp.Navigate(base+"/experiments/new"), chromedp.WaitVisible(id("create")))
+	shot("2-new.png")
+	do("back to the experiment", chromedp.Navigate(base+"/experiments/"+ref), chromedp.WaitVisible(id("action-pause")))
 
 	// Pause with the button; the confirmation is accepted. The live refresh
 	// can show the resume button before the redirect after the POST lands,

@@ -226,13 +226,13 @@ func TestExperimentList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lead, pb, _ := leader(res)
+	lead, pb, _ := leader(res, x.Settings.MinSamples)
 	if lead != "green" {
 		t.Fatalf("test data should make green lead, got %s", lead)
 	}
 	row := p.Body[strings.Index(p.Body, `data-experiment="running-one"`):]
 	row = row[:strings.Index(row, "</tr>")]
-	for _, want := range []string{"running", "adaptive", "<td>green</td>", html.EscapeString(pct(pb)), count(res.TotalUnits)} {
+	for _, want := range []string{"running", "adaptive", "<td>green <span class=\"muted\">(leading)</span></td>", html.EscapeString(pct(pb)), count(res.TotalUnits)} {
 		if !strings.Contains(row, want) {
 			t.Errorf("row lacks %q:\n%s", want, row)
 		}

@@ -38,7 +38,8 @@ type filterLink struct {
 type experimentRow struct {
 	ID, Key, Name       string
 	Status, Strategy    string
-	Leader              string // "" when there is none yet
+	Leader              string // "" when there is none yet (or too little data)
+	Winner              string // the declared winner, "" when none
 	PBest               float64
 	Units               int64
 	Started             *time.Time
@@ -69,17 +70,25 @@ func filterLinks(base string, current store.Status) []filterLink {
 // parseListQuery reads ?status= and ?after= of a list page.
 func parseListQuery(r *http.Request) (store.ListParams, bool) {
 	q := r.URL.Query()
-	p := store.ListParams{Limit: listLimit + 1, Status: store.Status(q.Get("status")), After: q.Get("after")}
+	// Newest first: what a person just made, or just started, is on top.
+	p := store.ListParams{Limit: listLimit + 1, Status: store.Status(q.Get("status")), After: q.Get("after"), Newest: true}
 	if !slices.Contains(statusFilters, p.Status) || len(p.After) > 100 {
 		return p, false
 	}
 	return p, true
 }
 
-// leader is the variant most likely to be best, once there is any data.
-func leader(res *optimize.Results) (key string, pbest float64, ok bool) {
+// leader is the variant most likely to be best, once every variant has
+// the minimum sample: before that a "leader" is noise a person would read
+// as a result.
+func leader(res *optimize.Results, minSamples int) (key string, pbest float64, ok bool) {
 	if res == nil || res.TotalUnits == 0 || len(res.Variants) == 0 {
 		return "", 0, false
+	}
+	for _, v := range res.Variants {
+		if v.Units < int64(minSamples) {
+			return "", 0, false
+		}
 	}
 	best := 0
 	for i, v := range res.Variants {
@@ -114,7 +123,10 @@ func (d *Dashboard) handleExperimentList(w http.ResponseWriter, r *http.Request,
 		row := experimentRow{ID: e.ID, Key: e.Key, Name: e.Name, Status: string(e.Status), Strategy: e.Strategy, Started: e.StartedAt}
 		if res, err := d.results(r.Context(), &e); err == nil {
 			row.HasResults, row.Units = true, res.TotalUnits
-			row.Leader, row.PBest, row.HasLead = leader(res)
+			row.Leader, row.PBest, row.HasLead = leader(res, e.Settings.MinSamples)
+			if res.Winner != nil {
+				row.Winner = *res.Winner
+			}
 		} else {
 			d.log.Warn("dashboard: results for the list", "experiment", e.ID, "err", err)
 		}
@@ -226,8 +238,13 @@ type experimentPage struct {
 	Variants []store.Variant
 	Live     liveView
 	Actions  []action
-	Flash    string
-	Error    string
+	// ServeDefault is the variant "Serve from now on" proposes when the
+	// experiment is completed: the winner, else the leader, else the
+	// control. Never "no variant": stopping all traffic is a choice a
+	// person makes, not a default they overlook.
+	ServeDefault string
+	Flash        string
+	Error        string
 	// Layer describes the experiment's layer and range ("" when in none);
 	// Targeting its rules, one line per condition.
 	Layer     string
@@ -345,7 +362,7 @@ func (d *Dashboard) live(ctx context.Context, e *store.Experiment) (liveView, er
 	if res.Winner != nil {
 		v.Winner = *res.Winner
 	}
-	v.Leader, _, _ = leader(res)
+	v.Leader, _, _ = leader(res, e.Settings.MinSamples)
 	names := map[string]store.Variant{}
 	for _, vr := range e.Variants {
 		names[vr.Key] = vr
@@ -397,6 +414,26 @@ func sentence(s string) string {
 	return s
 }
 
+// serveDefault is the winner, else the leader, else the control (else the
+// first variant).
+func serveDefault(variants []store.Variant, winner, leader string) string {
+	if winner != "" {
+		return winner
+	}
+	if leader != "" {
+		return leader
+	}
+	for _, v := range variants {
+		if v.Control {
+			return v.Key
+		}
+	}
+	if len(variants) > 0 {
+		return variants[0].Key
+	}
+	return ""
+}
+
 func (d *Dashboard) experimentPage(ctx context.Context, r *http.Request, s *session, e store.Experiment) (experimentPage, error) {
 	lv, err := d.live(ctx, &e)
 	if err != nil {
@@ -413,6 +450,7 @@ func (d *Dashboard) experimentPage(ctx context.Context, r *http.Request, s *sess
 	page := experimentPage{
 		pageBase: d.base(r, s, e.Name), E: e, Variants: variants, Live: lv, Actions: actionsFor(e),
 		Layer: layerText(e), Binary: e.Metric == store.MetricBinary,
+		ServeDefault: serveDefault(variants, lv.Winner, lv.Leader),
 	}
 	page.Targeting, page.TargetAll = targetingText(e.Targeting)
 	if _, err := d.optimizers.For(&e); err == nil {
@@ -544,12 +582,17 @@ var (
 		{"binary", "Binary — a unit converts or not"},
 		{"continuous", "Continuous — a value such as revenue"},
 	}
-	strategyOptions = []option{
-		{"adaptive", "Adaptive — Thompson sampling"},
-		{"fast_learning", "Fast learning — top-two Thompson"},
-		{"explore", "Explore — ε-greedy after a burn-in"},
-		{"sequential", "Sequential — fixed split, always-valid test"},
-	}
+	// strategyOptions are the engine's strategies, the list the API and
+	// the CLI accept, the default first.
+	strategyOptions = func() []option {
+		opts := []option{{"adaptive", "adaptive — " + engine.Describe("adaptive")}}
+		for _, n := range engine.Names() {
+			if n != "adaptive" {
+				opts = append(opts, option{n, n + " — " + engine.Describe(n)})
+			}
+		}
+		return opts
+	}()
 )
 
 func (d *Dashboard) newExperimentPage(r *http.Request, s *session, f experimentForm) newExperimentPage {

@@ -47,7 +47,7 @@ type createdKey struct {
 }
 
 func (d *Dashboard) keysPage(r *http.Request, s *session) (keysPage, error) {
-	list, err := d.store.ListKeysPage(r.Context(), s.workspaceID, store.ListParams{Limit: keysShown + 1})
+	list, err := d.store.ListKeysPage(r.Context(), s.workspaceID, store.ListParams{Limit: keysShown + 1, Newest: true})
 	if err != nil {
 		return keysPage{}, err
 	}

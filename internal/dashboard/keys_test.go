@@ -46,8 +46,9 @@ func TestKeysPage(t *testing.T) {
 		t.Fatalf("create: status %d\n%s", ok.Status, ok.Body)
 	}
 	plain := m[1]
+	// Newest first: the key just made is on top.
 	rows := tags(ok.Body, "tr", "data-key=")
-	if len(rows) != 2 || rows[1]["data-scope"] != "assign" || !strings.Contains(ok.Body, "<code>http://127.0.0.1:3000</code>") {
+	if len(rows) != 2 || rows[0]["data-scope"] != "assign" || !strings.Contains(ok.Body, "<code>http://127.0.0.1:3000</code>") {
 		t.Fatalf("rows after create: %v", rows)
 	}
 	if strings.Contains(b.get("/keys").Body, plain) {
@@ -67,7 +68,7 @@ func TestKeysPage(t *testing.T) {
 	}
 
 	// Revoke it, without and then with the CSRF token.
-	kid := rows[1]["data-key"]
+	kid := rows[0]["data-key"]
 	if p := b.post("/keys/"+kid+"/revoke", url.Values{}); p.Status != http.StatusForbidden {
 		t.Fatalf("revoke without token: %d", p.Status)
 	}

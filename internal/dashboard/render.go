@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/samplit/samplit/internal/human"
 	"html/template"
 	"io/fs"
 	"math"
@@ -224,7 +225,7 @@ func num(x float64) string {
 		}
 		return sign + short(a/1e9) + "B"
 	}
-	return strconv.FormatFloat(x, 'g', 3, 64)
+	return human.Sig(x, 3)
 }
 
 func optNum(x *float64) string {
@@ -237,10 +238,7 @@ func optNum(x *float64) string {
 // small formats a small quantity such as an expected loss or a p-value with
 // two significant digits (0.0012), plain zero as 0.
 func small(x float64) string {
-	if x == 0 {
-		return "0"
-	}
-	return strconv.FormatFloat(x, 'g', 2, 64)
+	return human.Sig(x, 2)
 }
 
 // when formats a time for people, in UTC (the server does not know the

@@ -112,8 +112,9 @@ type Options struct {
 	// at once.
 	Evaluated func()
 	// Registerer, if set, receives the loop's metrics:
-	// samplit_decide_evaluations_total{kind, outcome} and
-	// samplit_decide_round_duration_seconds.
+	// samplit_decide_evaluations_total{kind, outcome},
+	// samplit_decide_round_duration_seconds, samplit_decide_rounds_total{result}
+	// and samplit_decide_last_round_timestamp_seconds.
 	Registerer prometheus.Registerer
 }
 
@@ -163,6 +164,11 @@ type Loop struct {
 
 	evaluations *prometheus.CounterVec
 	rounds      prometheus.Histogram
+	// runs counts every round, idle ones included, and last is when the
+	// latest one ended: a loop that stopped turning (stuck on a database
+	// call, or off) shows as runs not increasing.
+	runs *prometheus.CounterVec
+	last prometheus.Gauge
 }
 
 // New returns a decision loop over st that evaluates through ev.
@@ -177,9 +183,17 @@ func New(st Store, ev Evaluator, opts Options) *Loop {
 			Help:    "Duration of the decision loop's rounds that found objects due.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "samplit_decide_rounds_total",
+			Help: "Rounds of this replica's decision loop, by result (idle: nothing due, evaluated, failed).",
+		}, []string{"result"}),
+		last: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "samplit_decide_last_round_timestamp_seconds",
+			Help: "Unix time at which this replica's latest decision round ended.",
+		}),
 	}
 	if r := l.opts.Registerer; r != nil {
-		r.MustRegister(l.evaluations, l.rounds)
+		r.MustRegister(l.evaluations, l.rounds, l.runs, l.last)
 	}
 	return l
 }
@@ -205,7 +219,18 @@ func (l *Loop) Run(ctx context.Context) {
 
 // Round evaluates the objects that are due and that this replica can
 // claim, and returns how many it evaluated.
-func (l *Loop) Round(ctx context.Context) (int, error) {
+func (l *Loop) Round(ctx context.Context) (n int, err error) {
+	defer func() {
+		result := "evaluated"
+		switch {
+		case err != nil:
+			result = "failed"
+		case n == 0:
+			result = "idle"
+		}
+		l.runs.WithLabelValues(result).Inc()
+		l.last.Set(float64(time.Now().UnixNano()) / 1e9)
+	}()
 	now := l.opts.Now()
 	due, err := l.st.DueForDecision(ctx, now, now.Add(-l.opts.Stale), maxDue)
 	if err != nil || len(due) == 0 {
@@ -215,7 +240,6 @@ func (l *Loop) Round(ctx context.Context) (int, error) {
 	// Replicas list the same objects in the same order: each starts with
 	// its own shuffle, so that they claim different ones first.
 	mrand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
-	n := 0
 	defer func() {
 		if n > 0 && l.opts.Evaluated != nil {
 			l.opts.Evaluated()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -497,5 +498,18 @@ func TestRevenueAllocationUsesLogNormalModel(t *testing.T) {
 	}
 	if !reported[0].logScale {
 		t.Errorf("revenue-like data did not choose the log-normal model: %+v", reported[0])
+	}
+}
+
+// TestEveryStrategyIsDescribed: help texts, the dashboard and the API's
+// messages explain every strategy a user may name.
+func TestEveryStrategyIsDescribed(t *testing.T) {
+	for _, n := range Names() {
+		if Describe(n) == "" {
+			t.Errorf("strategy %q has no description", n)
+		}
+		if !strings.Contains(Help("  "), "  "+n+" ") {
+			t.Errorf("Help lacks %q", n)
+		}
 	}
 }

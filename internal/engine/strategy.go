@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -43,6 +44,30 @@ func Lookup(name string) (Strategy, error) {
 		return nil, invalid("unknown strategy %q (known: %v)", name, Names())
 	}
 	return s, nil
+}
+
+// descriptions say in a line what each strategy does, for help texts, the
+// dashboard and error messages. Every registered strategy has one.
+var descriptions = map[string]string{
+	"adaptive":      "Thompson sampling: traffic follows the probability of being best (the default)",
+	"fast_learning": "top-two Thompson sampling: finds the best variant with fewer units, earning less meanwhile",
+	"explore":       "ε-greedy after a uniform burn-in of min_samples per variant",
+	"ucb1":          "UCB1, explore's deterministic cousin (a baseline; keep the weight floor on)",
+	"sequential":    "fixed split (control_share) with an always-valid test: the classic A/B test, peeking allowed",
+	"uniform":       "fixed equal split with the Bayesian decision rule (a baseline)",
+}
+
+// Describe returns the one-line description of a registered strategy.
+func Describe(name string) string { return descriptions[name] }
+
+// Help lists every strategy with its description, one per line, each line
+// starting with indent: the text of --strategy in the CLI's help.
+func Help(indent string) string {
+	var b strings.Builder
+	for _, n := range Names() {
+		fmt.Fprintf(&b, "%s%-13s  %s\n", indent, n, descriptions[n])
+	}
+	return b.String()
 }
 
 // Names returns the registered strategy names, sorted.

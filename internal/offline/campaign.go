@@ -3,8 +3,8 @@ package offline
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/samplit/samplit/internal/cli"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -569,12 +569,15 @@ func hasFlag(args []string, flagName string) bool {
 //
 //	samplit simulate --campaign examples/campaigns/email-subjects.json [--runs 100] [--seed 1] [--json]
 func SimulateCampaign(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	file := fs.String("campaign", "", "JSON file of the campaign scenario")
+	c := cli.New("samplit simulate --campaign", "samplit simulate --campaign FILE [flags]",
+		"Simulate an email or push campaign scenario (see examples/campaigns/email-subjects.json):\n"+
+			"waves against split_then_winner, with the guardrail and the attribution window.")
+	fs := c.FS
+	file := fs.String("campaign", "", "JSON `file` of the campaign scenario")
 	runs := fs.Int("runs", 100, "number of runs per strategy")
 	seed := fs.Uint64("seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "print one JSON array")
-	help, err := parseFlags(fs, args, stdout)
+	help, err := parseFlags(c, args, stdout)
 	if help {
 		return ExitOK
 	}

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/samplit/samplit/internal/cli"
+	"github.com/samplit/samplit/internal/human"
 	"io"
 	"os"
 	"strconv"
@@ -39,13 +41,15 @@ func fail(stderr io.Writer, cmd string, err error) int {
 	return ExitBadInput
 }
 
-// parseFlags parses args with usage to stdout on -h and one-line errors otherwise.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (help bool, err error) {
+// parseFlags parses args, printing the command's help to stdout on -h (the
+// one help format of every samplit command, internal/cli) and returning a
+// one-line error otherwise.
+func parseFlags(c *cli.Command, args []string, stdout io.Writer) (help bool, err error) {
+	fs := c.FS
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
+			c.Help(stdout)
 			return true, nil
 		}
 		return false, err
@@ -66,7 +70,11 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (help bool, e
 // Binary variants are name:units:conversions; continuous ones
 // name:units:sum:sum_of_squares. Without --control the first variant is the control.
 func Analyze(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
+	c := cli.New("samplit analyze", "samplit analyze --variant NAME:UNITS:CONVERSIONS --variant ... [flags]",
+		"Analyse per-variant numbers from anywhere with the server's statistics: P(best), expected loss,\n"+
+			"credible intervals, lift, the always-valid p-values and the decision.")
+	c.After = "Example:\n  samplit analyze --metric binary --variant control:1000:100 --variant green:1000:125"
+	fs := c.FS
 	metric := fs.String("metric", "binary", "binary or continuous")
 	var variants variantList
 	fs.Var(&variants, "variant", "name:units:conversions (binary) or name:units:sum:sum_of_squares (continuous); repeat per variant")
@@ -75,7 +83,7 @@ func Analyze(args []string, stdout, stderr io.Writer) int {
 	minSamples := fs.Int64("min-samples", engine.DefaultMinSamples, "units every variant needs before a decision")
 	threshold := fs.Float64("decision-threshold", engine.DefaultDecisionThreshold, "P(best) a winner needs")
 	loss := fs.Float64("loss-threshold", engine.DefaultLossThreshold, "expected loss a winner may not exceed")
-	help, err := parseFlags(fs, args, stdout)
+	help, err := parseFlags(c, args, stdout)
 	if help {
 		return ExitOK
 	}
@@ -208,13 +216,15 @@ func printTable(w io.Writer, res *engine.Result, control string) {
 		}
 		diff, p := "", ""
 		if v.DiffLow != nil && v.DiffHigh != nil {
-			diff = fmt.Sprintf("[%+.4g, %+.4g]", *v.DiffLow, *v.DiffHigh)
+			diff = fmt.Sprintf("[%s, %s]", human.Signed(*v.DiffLow, 4), human.Signed(*v.DiffHigh, 4))
 		}
 		if v.PValue != nil {
-			p = fmt.Sprintf("%.3g", *v.PValue)
+			p = human.Sig(*v.PValue, 3)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.4g\t[%.4g, %.4g]\t%.1f%%\t%.2g\t%s\t%s\t%s\t%s\t\n",
-			v.Key, v.Units, conv, v.Mean, v.CILow, v.CIHigh, 100*v.PBest, v.ExpectedLoss, lift, liftCI, diff, p)
+		// Numbers for people: never scientific notation (--json keeps
+		// the full floats).
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t[%s, %s]\t%.1f%%\t%s\t%s\t%s\t%s\t%s\t\n",
+			v.Key, v.Units, conv, human.Sig(v.Mean, 4), human.Sig(v.CILow, 4), human.Sig(v.CIHigh, 4), 100*v.PBest, human.Sig(v.ExpectedLoss, 2), lift, liftCI, diff, p)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ndecision: %s: %s\n", res.Decision.State, res.Decision.Reason)
@@ -235,9 +245,15 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	if hasFlag(args, "campaign") { // --campaign FILE: a campaign scenario (campaign.go)
 		return SimulateCampaign(args, stdout, stderr)
 	}
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	ratesFlag := fs.String("rates", "", "comma-separated true conversion rates, the first is the control")
-	strategy := fs.String("strategy", "adaptive", "strategy: "+strings.Join(engine.Names(), ", "))
+	c := cli.New("samplit simulate", "samplit simulate --rates R1,R2[,...] [flags]",
+		"Replay a strategy against known conversion rates, deciding with the server's rule, and report\n"+
+			"regret, how often and how soon a winner is declared, and how often it is the wrong one.\n"+
+			"Two other modes take a scenario file: --funnel FILE and --campaign FILE (below).")
+	c.After = "Strategies (--strategy; the same list the API accepts):\n" + engine.Help("  ") +
+		"\nExample:\n  samplit simulate --rates 0.10,0.12,0.11 --strategy adaptive --horizon 20000 --runs 200 --seed 7"
+	fs := c.FS
+	ratesFlag := fs.String("rates", "", "comma-separated true conversion `rates`, the first is the control")
+	strategy := fs.String("strategy", "adaptive", "`strategy`: "+strings.Join(engine.Names(), ", ")+" (explained below)")
 	horizon := fs.Int("horizon", 20000, "units per run")
 	runs := fs.Int("runs", 200, "number of runs")
 	seed := fs.Uint64("seed", 1, "random seed")
@@ -250,8 +266,13 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	minEffect := fs.Float64("min-effect", engine.DefaultMinEffect, "relative difference within which arms are declared equal (no_difference)")
 	liftSD := fs.Float64("lift-sd", 0, "draw each run's true rates: every arm but the first gets rate·(1 + lift-sd·Z)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	help, err := parseFlags(fs, args, stdout)
+	help, err := parseFlags(c, args, stdout)
 	if help {
+		// One help for the three modes of the command.
+		fmt.Fprintln(stdout)
+		SimulateFunnel([]string{"-h"}, stdout, stderr)
+		fmt.Fprintln(stdout)
+		SimulateCampaign([]string{"-h"}, stdout, stderr)
 		return ExitOK
 	}
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/samplit/samplit/internal/cli"
 	"github.com/samplit/samplit/internal/engine"
 )
 
@@ -444,8 +444,11 @@ func hasFunnelFlag(args []string) bool { return hasFlag(args, "funnel") }
 // and move between steps after delays; --delay-model compares the server's
 // delay model with counting units inside their window as not converted.
 func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	file := fs.String("funnel", "", "JSON file of the funnel scenario (steps, variants, advance rates)")
+	c := cli.New("samplit simulate --funnel", "samplit simulate --funnel FILE [flags]",
+		"Simulate a funnel scenario (steps, variants, advance rates; see examples/funnels/signup.json):\n"+
+			"multi_step, which optimises each step for the end-to-end conversion, against the naive per_step.")
+	fs := c.FS
+	file := fs.String("funnel", "", "JSON `file` of the funnel scenario (steps, variants, advance rates)")
 	strategy := fs.String("strategy", "both", "multi_step, per_step or both")
 	units := fs.Int("units", 20000, "units entering the funnel per run")
 	runs := fs.Int("runs", 100, "number of runs per strategy")
@@ -457,7 +460,7 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	window := fs.String("window", "", "timed scenarios: the conversion window, e.g. 72h or 7d (default: the scenario's, else 7d)")
 	delay := fs.String("delay", "", "make the scenario timed: the delay between steps, e.g. lognormal:4h:1 or exponential:6h (median)")
 	delayModel := fs.String("delay-model", "both", "timed scenarios: on (the server's), off (units inside their window count as not converted) or both")
-	help, err := parseFlags(fs, args, stdout)
+	help, err := parseFlags(c, args, stdout)
 	if help {
 		return ExitOK
 	}

@@ -30,6 +30,7 @@ type Campaigns struct {
 	log   *slog.Logger
 	opts  Options
 	hooks CampaignHooks
+	m     *metrics
 
 	eventQ *committer[store.CampaignEventBatch, []store.EventResult]
 
@@ -56,8 +57,8 @@ func NewCampaigns(st store.Store, now func() time.Time, log *slog.Logger, opts O
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	x := &Campaigns{st: st, now: now, log: log, opts: opts.withDefaults(), hooks: hooks, rngs: map[string]*campaignRand{}}
-	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.RecordCampaignEvents)
+	x := &Campaigns{st: st, now: now, log: log, opts: opts.withDefaults(), hooks: hooks, rngs: map[string]*campaignRand{}, m: newMetrics(opts.Registerer)}
+	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.RecordCampaignEvents, x.m.observer("campaign_event"))
 	return x
 }
 
@@ -225,6 +226,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 		}
 		c.Stopped = append(c.Stopped, k)
 		if set {
+			x.m.decided(KindOfCampaign(c), "guardrail_tripped")
 			x.log.Info("campaign guardrail tripped", "campaign", c.ID, "variant", k)
 			if x.hooks.OnGuardrailTripped != nil {
 				x.hooks.OnGuardrailTripped(ctx, *c, k)
@@ -239,6 +241,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 		}
 		if set {
 			c.Winner = *a.Winner
+			x.m.decided(KindOfCampaign(c), engine.StateWinnerFound)
 			x.log.Info("campaign winner found", "campaign", c.ID, "winner", c.Winner)
 			if x.hooks.OnWinner != nil {
 				x.hooks.OnWinner(ctx, *c, c.Winner)
@@ -297,6 +300,12 @@ func (x *Campaigns) Send(ctx context.Context, c *store.Campaign, recipients []st
 	byID := map[string]store.Variant{}
 	for _, v := range c.Variants {
 		byID[v.ID] = v
+	}
+	// A send is a campaign's assignment: a recipient sent before gets its
+	// first variant again (existing).
+	x.m.assignments.WithLabelValues(string(KindOfCampaign(c)), assignNew).Add(float64(len(fresh)))
+	if n := len(recipients) - len(fresh); n > 0 {
+		x.m.assignments.WithLabelValues(string(KindOfCampaign(c)), assignExisting).Add(float64(n))
 	}
 	out := SendsOutcome{Wave: wave, Sends: make([]Sent, len(recipients))}
 	for i, r := range recipients {
@@ -372,6 +381,7 @@ func (x *Campaigns) RecordEvents(ctx context.Context, c *store.Campaign, events 
 	if err != nil {
 		return nil, fmt.Errorf("record campaign events: %w", err)
 	}
+	x.m.countEvents(KindOfCampaign(c), res)
 	return res, nil
 }
 

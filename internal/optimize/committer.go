@@ -29,9 +29,12 @@ type committer[Req, Resp any] struct {
 	flush    func(ctx context.Context, reqs []Req) ([]Resp, error)
 	maxBatch int
 	timeout  time.Duration
-	wg       sync.WaitGroup
-	stop     chan struct{}
-	once     sync.Once
+	// observe, if set, is told each group's size, the time its transaction
+	// took and its error (the group commit metrics).
+	observe func(n int, d time.Duration, err error)
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	once    sync.Once
 }
 
 type job[Req, Resp any] struct {
@@ -42,12 +45,14 @@ type job[Req, Resp any] struct {
 }
 
 // newCommitter starts workers goroutines that call flush with up to maxBatch
-// requests at a time. timeout bounds one flush.
-func newCommitter[Req, Resp any](workers, maxBatch int, timeout time.Duration, flush func(context.Context, []Req) ([]Resp, error)) *committer[Req, Resp] {
+// requests at a time. timeout bounds one flush; observe (may be nil) is told
+// the size, duration and error of each.
+func newCommitter[Req, Resp any](workers, maxBatch int, timeout time.Duration, flush func(context.Context, []Req) ([]Resp, error), observe func(int, time.Duration, error)) *committer[Req, Resp] {
 	c := &committer[Req, Resp]{
 		flush:    flush,
 		maxBatch: maxBatch,
 		timeout:  timeout,
+		observe:  observe,
 		stop:     make(chan struct{}),
 	}
 	for range workers {
@@ -121,8 +126,12 @@ func (c *committer[Req, Resp]) loop(jobs chan *job[Req, Resp]) {
 
 func (c *committer[Req, Resp]) run(batch []*job[Req, Resp], reqs []Req) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	start := time.Now()
 	resps, err := c.flush(ctx, reqs)
 	cancel()
+	if c.observe != nil {
+		c.observe(len(reqs), time.Since(start), err)
+	}
 	for i, j := range batch {
 		if err != nil {
 			j.err = err

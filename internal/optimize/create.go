@@ -45,9 +45,11 @@ const (
 	DefaultTraffic           = 1.0
 )
 
-// Strategies that experiment creation accepts. multi_step is the funnel
-// strategy and is set by the funnel optimizer, not chosen here.
-var strategies = []string{"adaptive", "fast_learning", "explore", "sequential"}
+// Strategies that experiment creation accepts: every strategy of the
+// engine, the same list the CLI's simulate takes (one list, so that what
+// a user simulates can be served). multi_step is the funnel strategy and is
+// set by the funnel optimizer, not chosen here.
+var strategies = engine.Names()
 
 // fieldErrors collects every invalid field, so that a caller learns all it
 // must fix in one round trip.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/seal"
@@ -34,6 +36,9 @@ type Options struct {
 	// OnWinner, if set, is called once when the decision rule declares a
 	// winner (on the replica that recorded it), e.g. to queue a webhook.
 	OnWinner func(ctx context.Context, e store.Experiment, winner string)
+	// Registerer, if set, receives the optimizers' metrics (metrics.go):
+	// assignments, events, decisions and the group commits.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {
@@ -61,6 +66,7 @@ type Experiments struct {
 	now  func() time.Time
 	log  *slog.Logger
 	opts Options
+	m    *metrics
 
 	assignQ *committer[store.AssignBatch, []store.Assigned]
 	eventQ  *committer[store.EventBatch, []store.EventResult]
@@ -98,9 +104,9 @@ func NewExperiments(st store.Store, ring *seal.Keyring, now func() time.Time, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	x := &Experiments{st: st, ring: ring, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*entry{}}
-	x.assignQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushAssign)
-	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushEvents)
+	x := &Experiments{st: st, ring: ring, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*entry{}, m: newMetrics(opts.Registerer)}
+	x.assignQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushAssign, x.m.observer("assign"))
+	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushEvents, x.m.observer("event"))
 	return x
 }
 
@@ -385,7 +391,7 @@ func (x *Experiments) Assign(ctx context.Context, e *store.Experiment, unitIDs [
 // range of its layer gets ReasonLayer, one outside the traffic share
 // ReasonTraffic (both by hash, so always the same answer). A new unit's
 // attributes are stored with its assignment.
-func (x *Experiments) AssignUnits(ctx context.Context, e *store.Experiment, all []Unit) ([]Assignment, error) {
+func (x *Experiments) AssignUnits(ctx context.Context, e *store.Experiment, all []Unit) (_ []Assignment, err error) {
 	fixed, err := servable(e)
 	if err != nil {
 		return nil, err
@@ -411,8 +417,17 @@ func (x *Experiments) AssignUnits(ctx context.Context, e *store.Experiment, all 
 		for _, i := range eligible {
 			out[i].Variant = fixed
 		}
+		x.m.assignments.WithLabelValues(string(KindExperiment), assignFixed).Add(float64(len(eligible)))
+		if n := len(out) - len(eligible); n > 0 {
+			x.m.assignments.WithLabelValues(string(KindExperiment), assignExcluded).Add(float64(n))
+		}
 		return out, nil
 	}
+	defer func() {
+		if err == nil {
+			countAssignments(x.m, KindExperiment, out)
+		}
+	}()
 	if len(eligible) == 0 {
 		return out, nil
 	}
@@ -584,6 +599,7 @@ func (x *Experiments) RecordEvents(ctx context.Context, e *store.Experiment, eve
 	if err != nil {
 		return nil, fmt.Errorf("record events: %w", err)
 	}
+	x.m.countEvents(KindExperiment, res)
 	return res, nil
 }
 
@@ -651,6 +667,7 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 			return nil, fmt.Errorf("record SRM of %s: %w", e.ID, err)
 		}
 		if set {
+			x.m.decided(KindExperiment, "srm_detected")
 			x.log.Warn("sample ratio mismatch", "experiment", e.ID, "p_value", *r.SRM.PValue)
 		}
 		at := now
@@ -682,6 +699,7 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 			return nil, fmt.Errorf("record no difference of %s: %w", e.ID, err)
 		}
 		if set {
+			x.m.decided(KindExperiment, engine.StateNoDifference)
 			x.log.Info("no difference", "experiment", e.ID)
 		}
 		at := now
@@ -736,6 +754,7 @@ func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner, 
 		return nil
 	}
 	e.Winner = winner
+	x.m.decided(KindExperiment, engine.StateWinnerFound)
 	x.log.Info("winner found", "experiment", e.ID, "winner", winner)
 	if x.opts.OnWinner != nil {
 		x.opts.OnWinner(ctx, *e, winner)
@@ -753,6 +772,7 @@ func (x *Experiments) declare(ctx context.Context, e *store.Experiment, winner, 
 		}
 		if err == nil {
 			*e = done
+			x.m.decided(KindExperiment, "auto_completed")
 		}
 	}
 	return nil

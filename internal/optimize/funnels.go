@@ -29,6 +29,7 @@ type Funnels struct {
 	now  func() time.Time
 	log  *slog.Logger
 	opts Options
+	m    *metrics
 
 	progressQ *committer[store.ProgressBatch, []store.ProgressResult]
 
@@ -46,8 +47,8 @@ func NewFunnels(st store.Store, now func() time.Time, log *slog.Logger, opts Opt
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	x := &Funnels{st: st, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*funnelEntry{}}
-	x.progressQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.RecordProgress)
+	x := &Funnels{st: st, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*funnelEntry{}, m: newMetrics(opts.Registerer)}
+	x.progressQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.RecordProgress, x.m.observer("funnel_progress"))
 	return x
 }
 
@@ -163,7 +164,12 @@ type Reached struct {
 // Progress is accepted while the funnel runs. While it is paused or
 // completed only conversions of units already in it are, so that a pause
 // loses no outcome of units that were already served.
-func (x *Funnels) Progress(ctx context.Context, f *store.Funnel, unitID, stepKey string, value float64) (Reached, error) {
+func (x *Funnels) Progress(ctx context.Context, f *store.Funnel, unitID, stepKey string, value float64) (out Reached, err error) {
+	defer func() {
+		if err == nil {
+			countAssignments(x.m, KindFunnel, []Assignment{{Variant: out.Variant, New: out.New}})
+		}
+	}()
 	step, ok := f.StepByKey(stepKey)
 	if !ok {
 		return Reached{}, apperr.Fields([]apperr.FieldError{{Field: "step", Reason: fmt.Sprintf("is not a step of funnel %s", f.Key)}})
@@ -175,7 +181,7 @@ func (x *Funnels) Progress(ctx context.Context, f *store.Funnel, unitID, stepKey
 	default:
 		return Reached{}, apperr.New(apperr.Conflict, "funnel %s is %s; units progress only while it runs (conversions also while paused or completed)", f.Key, f.Status)
 	}
-	out := Reached{UnitID: unitID, Step: step}
+	out = Reached{UnitID: unitID, Step: step}
 	byID := map[string]*store.Variant{}
 	for i := range step.Variants {
 		byID[step.Variants[i].ID] = &step.Variants[i]
@@ -298,6 +304,7 @@ func (x *Funnels) Results(ctx context.Context, f *store.Funnel) (*FunnelResults,
 			}
 			if set {
 				st.Winner = *sr.Winner
+				x.m.decided(KindFunnel, engine.StateWinnerFound)
 				x.log.Info("funnel step winner found", "funnel", f.ID, "step", st.Key, "winner", st.Winner)
 			} else if fresh, err := x.st.GetFunnel(ctx, f.WorkspaceID, f.ID); err == nil {
 				*f = fresh // another replica declared first: report its winner

@@ -236,6 +236,10 @@ type ListParams struct {
 	Limit  int
 	After  string
 	Status Status // optional filter
+	// Newest lists newest first (ids descending; After is then the last
+	// id of the previous page, and the page holds older ones), as the
+	// dashboard's lists show them. The API lists oldest first.
+	Newest bool
 }
 
 // Workspaces stores tenants.

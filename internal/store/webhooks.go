@@ -118,6 +118,12 @@ const (
 	DeliveryFailed    DeliveryStatus = "failed"    // every scheduled attempt failed
 )
 
+// DeliveryBacklog is what waits in the outbox (Webhooks.DeliveryBacklog).
+type DeliveryBacklog struct {
+	Pending   int64         // deliveries still to send to enabled endpoints
+	OldestDue time.Duration // how long the most overdue one has been due
+}
+
 // Delivery is one event for one endpoint, with its attempts.
 type Delivery struct {
 	ID            string // "dlv_…"
@@ -206,6 +212,10 @@ type Webhooks interface {
 	// DeliveriesDue reports whether a delivery may be claimable at now: a
 	// cheap read so that idle workers do not take SQLite's write lock.
 	DeliveriesDue(ctx context.Context, now time.Time) (bool, error)
+	// DeliveryBacklog counts the pending deliveries of enabled endpoints
+	// and how long the most overdue of them has been due at now (zero when
+	// none is due), for the webhook backlog metrics.
+	DeliveryBacklog(ctx context.Context, now time.Time) (DeliveryBacklog, error)
 	// ClaimDeliveries leases up to limit due deliveries of enabled
 	// endpoints (not of the endpoints in skip) to owner until leaseUntil:
 	// while the lease holds no other worker claims them.

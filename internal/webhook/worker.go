@@ -34,6 +34,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 )
@@ -86,6 +88,9 @@ type Options struct {
 	Now    func() time.Time
 	Rand   func() float64
 	Logger *slog.Logger
+	// Registerer, if set, receives the worker's metrics (metrics.go):
+	// attempts by result, endpoints disabled, and the backlog.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {
@@ -139,6 +144,8 @@ type Worker struct {
 	opts Options
 	kick chan struct{}
 
+	m *workerMetrics
+
 	mu       sync.Mutex
 	inFlight map[string]int // by webhook id
 	total    int
@@ -147,7 +154,9 @@ type Worker struct {
 
 // NewWorker returns a worker over the store; ring opens the sealed secrets.
 func NewWorker(st store.Webhooks, ring *seal.Keyring, opts Options) *Worker {
-	return &Worker{st: st, ring: ring, opts: opts.withDefaults(), kick: make(chan struct{}, 1), inFlight: map[string]int{}}
+	w := &Worker{st: st, ring: ring, opts: opts.withDefaults(), kick: make(chan struct{}, 1), inFlight: map[string]int{}}
+	w.m = newWorkerMetrics(w.opts.Registerer, st, w.opts.Now)
+	return w
 }
 
 // Owner returns the name this worker leases deliveries under.
@@ -284,6 +293,7 @@ func (w *Worker) deliver(ctx context.Context, c store.ClaimedDelivery) {
 	}
 	log := w.opts.Logger.With("delivery", c.ID, "webhook", c.WebhookID, "event", c.EventID, "type", string(c.EventType),
 		"attempt", c.Attempts+1, "status_code", code, "latency_ms", out.Attempt.Latency.Milliseconds())
+	w.m.attempted(sendErr == nil, out.NextAttemptAt != nil, disabled, out.Attempt.Latency)
 	switch {
 	case sendErr == nil:
 		log.Debug("webhook delivered")

@@ -46,9 +46,16 @@ func queryAll[T any](ctx context.Context, q querier, op string, scan func(scanne
 
 // listPage returns one page of the workspace's rows of table (experiments,
 // funnels, campaigns: tables with workspace_id, id and status columns), by
-// id, after p.After and with status p.Status when it is set. The rows come
+// id (descending with p.Newest), after p.After and with status p.Status when it is set. The rows come
 // without their children; the caller loads those.
 func listPage[T any](ctx context.Context, q querier, table, columns string, scan func(scanner) (T, error), workspaceID string, p store.ListParams) ([]T, error) {
+	if p.Newest {
+		return queryAll(ctx, q, "list "+table, scan,
+			`SELECT `+columns+` FROM `+table+`
+			 WHERE workspace_id = $1 AND ($2 = '' OR id < $2) AND ($3 = '' OR status = $3)
+			 ORDER BY id DESC LIMIT $4`,
+			workspaceID, p.After, string(p.Status), pageLimit(p.Limit))
+	}
 	return queryAll(ctx, q, "list "+table, scan,
 		`SELECT `+columns+` FROM `+table+`
 		 WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR status = $3)

@@ -111,6 +111,15 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // tests) that need the database itself.
 func (s *Store) WriteDB() *sql.DB { return s.write }
 
+// Pools returns the store's connection pools by name ("read", "write"; one
+// "pool" when both are the same), for the database pool metrics.
+func (s *Store) Pools() map[string]*sql.DB {
+	if s.read == s.write {
+		return map[string]*sql.DB{"pool": s.read}
+	}
+	return map[string]*sql.DB{"read": s.read, "write": s.write}
+}
+
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.read.PingContext(ctx); err != nil {

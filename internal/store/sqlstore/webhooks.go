@@ -521,6 +521,26 @@ func (s *Store) DeliveriesDue(ctx context.Context, now time.Time) (bool, error) 
 	return true, nil
 }
 
+// DeliveryBacklog counts pending deliveries of enabled endpoints and finds
+// the earliest due time among them (the deliveries_due index serves the
+// minimum). Leased deliveries count: they are not sent yet.
+func (s *Store) DeliveryBacklog(ctx context.Context, now time.Time) (store.DeliveryBacklog, error) {
+	var b store.DeliveryBacklog
+	var oldest sql.NullInt64
+	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(d.next_attempt_at) FROM deliveries d
+		WHERE d.next_attempt_at IS NOT NULL
+		AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.enabled)`).Scan(&b.Pending, &oldest)
+	if err != nil {
+		return b, fmt.Errorf("count the webhook backlog: %w", err)
+	}
+	if oldest.Valid {
+		if due := now.Sub(fromMicros(oldest.Int64)); due > 0 {
+			b.OldestDue = due
+		}
+	}
+	return b, nil
+}
+
 // ClaimDeliveries leases due deliveries to owner. The UPDATE repeats the
 // lease check outside the subquery: on PostgreSQL a row another worker
 // leased between the subquery's snapshot and the update is re-checked on its

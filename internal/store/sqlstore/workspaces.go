@@ -169,8 +169,14 @@ func (s *Store) ListKeys(ctx context.Context, workspaceID string) ([]store.APIKe
 		`SELECT `+keyColumns+` FROM api_keys WHERE workspace_id = $1 ORDER BY id`, workspaceID)
 }
 
-// ListKeysPage returns one page of the workspace's keys by id.
+// ListKeysPage returns one page of the workspace's keys by id (newest
+// first with p.Newest).
 func (s *Store) ListKeysPage(ctx context.Context, workspaceID string, p store.ListParams) ([]store.APIKey, error) {
+	if p.Newest {
+		return queryAll(ctx, s.read, "list keys", scanKey,
+			`SELECT `+keyColumns+` FROM api_keys WHERE workspace_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`,
+			workspaceID, p.After, pageLimit(p.Limit))
+	}
 	return queryAll(ctx, s.read, "list keys", scanKey,
 		`SELECT `+keyColumns+` FROM api_keys WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
 		workspaceID, p.After, pageLimit(p.Limit))

@@ -468,6 +468,22 @@ func testListExperiments(t *testing.T, s store.Store) {
 	}
 	diff(t, "ListExperiments(status=paused)", want, paused)
 
+	// Newest first (the dashboard's order), paged the other way.
+	var newest []store.Experiment
+	after = ""
+	for range 10 {
+		page, err := s.ListExperiments(ctx, a.ID, store.ListParams{Limit: 3, After: after, Newest: true})
+		must(t, err, "list newest first")
+		newest = append(newest, page...)
+		if len(page) < 3 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	reversed := slices.Clone(all)
+	slices.Reverse(reversed)
+	diff(t, "paged ListExperiments(newest first)", reversed, newest)
+
 	other, err := s.ListExperiments(ctx, b.ID, store.ListParams{})
 	must(t, err, "list b")
 	if len(other) != 1 || other[0].Key != "other" {

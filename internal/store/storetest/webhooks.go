@@ -126,6 +126,16 @@ func testOutbox(t *testing.T, s store.Store) {
 	if !set || again {
 		t.Fatalf("MarkSRM set %v then %v", set, again)
 	}
+	// The backlog: started and winner to the first endpoint, winner to
+	// the second; nothing for the disabled one or another workspace's.
+	bl, err := s.DeliveryBacklog(ctx, t0.Add(time.Hour))
+	must(t, err, "backlog")
+	if bl.Pending != 3 || bl.OldestDue <= 0 || bl.OldestDue > time.Hour {
+		t.Errorf("DeliveryBacklog = %+v, want 3 pending, due within the hour", bl)
+	}
+	if bl, _ := s.DeliveryBacklog(ctx, t0.Add(-time.Hour)); bl.OldestDue != 0 {
+		t.Errorf("DeliveryBacklog before anything is due = %+v, want nothing overdue", bl)
+	}
 	got, err := s.GetExperiment(ctx, a.ID, e.ID)
 	must(t, err, "get experiment")
 	if got.SRMAlertedAt == nil || !got.SRMAlertedAt.Equal(t0) {
