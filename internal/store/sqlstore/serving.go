@@ -64,12 +64,13 @@ func (in *increments) add(variant string, hour int64, d delta) {
 	b.Merge(d)
 }
 
-// applyIncrements writes the increments as "col = col + excluded.col" upserts, in
-// variant then hour order so that concurrent transactions lock counter rows
-// in the same order.
-func (s *Store) applyIncrements(ctx context.Context, tx *sql.Tx, experimentID string, in *increments) error {
+// queueIncrements queues the increments as "col = col + excluded.col"
+// upserts, in variant then hour order so that concurrent transactions lock
+// counter rows in the same order. wrap turns a statement's error into the
+// caller's.
+func (s *Store) queueIncrements(p *pipe, experimentID string, in *increments, wrap func(error) error) {
 	if len(in.counters) == 0 {
-		return nil
+		return
 	}
 	rb := newRowsBuilder(experimentID)
 	for _, v := range sortedKeys(in.counters) {
@@ -77,10 +78,9 @@ func (s *Store) applyIncrements(ctx context.Context, tx *sql.Tx, experimentID st
 		rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", v, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected,
 			d.ExpectedSquares, d.InvExpected, d.InvP, d.InvP2, d.YInvP, d.YInvP2, d.Y2InvP2, d.Positive, d.Negative, d.LogSum, d.LogSumSquares)
 	}
-	if _, err := s.txExec(ctx, tx,
-		`INSERT INTO counters (experiment_id, variant_id, units, conversions, value_sum, value_sum_sq, expected,
+	p.queue(PipeStmt{Query: `INSERT INTO counters (experiment_id, variant_id, units, conversions, value_sum, value_sum_sq, expected,
 		     expected_sq, inv_expected, inv_p, inv_p2, y_inv_p, y_inv_p2, y2_inv_p2, positive, negative, log_sum, log_sum_sq)
-		 VALUES `+rb.String()+`
+		 VALUES ` + rb.String() + `
 		 ON CONFLICT (experiment_id, variant_id) DO UPDATE SET
 		     units = counters.units + excluded.units,
 		     conversions = counters.conversions + excluded.conversions,
@@ -97,31 +97,28 @@ func (s *Store) applyIncrements(ctx context.Context, tx *sql.Tx, experimentID st
 		     positive = counters.positive + excluded.positive,
 		     negative = counters.negative + excluded.negative,
 		     log_sum = counters.log_sum + excluded.log_sum,
-		     log_sum_sq = counters.log_sum_sq + excluded.log_sum_sq`, rb.args...); err != nil {
-		return fmt.Errorf("update counters of %s: %w", experimentID, err)
-	}
+		     log_sum_sq = counters.log_sum_sq + excluded.log_sum_sq`, Args: rb.args,
+		Wrap: func(err error) error { return wrap(fmt.Errorf("update counters of %s: %w", experimentID, err)) }})
 	keys := make([]bucketKey, 0, len(in.buckets))
 	for k := range in.buckets {
 		keys = append(keys, k)
 	}
 	sortBucketKeys(keys)
-	return chunks(keys, s.maxRows, func(keys []bucketKey) error {
+	_ = chunks(keys, s.maxRows, func(keys []bucketKey) error {
 		rb := newRowsBuilder(experimentID)
 		for _, k := range keys {
 			d := in.buckets[k]
 			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", k.variant, k.hour, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected)
 		}
-		if _, err := s.txExec(ctx, tx,
-			`INSERT INTO buckets (experiment_id, variant_id, hour, units, conversions, value_sum, value_sum_sq, expected)
-			 VALUES `+rb.String()+`
+		p.queue(PipeStmt{Query: `INSERT INTO buckets (experiment_id, variant_id, hour, units, conversions, value_sum, value_sum_sq, expected)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (experiment_id, variant_id, hour) DO UPDATE SET
 			     units = buckets.units + excluded.units,
 			     conversions = buckets.conversions + excluded.conversions,
 			     value_sum = buckets.value_sum + excluded.value_sum,
 			     value_sum_sq = buckets.value_sum_sq + excluded.value_sum_sq,
-			     expected = buckets.expected + excluded.expected`, rb.args...); err != nil {
-			return fmt.Errorf("update buckets of %s: %w", experimentID, err)
-		}
+			     expected = buckets.expected + excluded.expected`, Args: rb.args,
+			Wrap: func(err error) error { return wrap(fmt.Errorf("update buckets of %s: %w", experimentID, err)) }})
 		return nil
 	})
 }
@@ -150,7 +147,7 @@ func sortBucketKeys(keys []bucketKey) {
 // Batches are applied in experiment order, so that two transactions holding
 // batches of the same experiments lock their rows in the same order.
 func (s *Store) Assign(ctx context.Context, batches []store.AssignBatch) ([][]store.Assigned, error) {
-	return eachInTx(ctx, s, batches, func(b store.AssignBatch) string { return b.ExperimentID }, s.assignBatch)
+	return eachInPipeTx(ctx, s, batches, func(b store.AssignBatch) string { return b.ExperimentID }, s.assignBatch)
 }
 
 // eachInTx applies one to every batch in a single transaction, in the order
@@ -182,15 +179,40 @@ func eachInTx[B, R any](ctx context.Context, s *Store, batches []B, experiment f
 	return out, nil
 }
 
-func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch) ([]store.Assigned, error) {
+// eachInPipeTx is eachInTx for the serving path's pipelined transactions
+// (see pipe): one's statements left queued when it returns go out with the
+// next batch's first ones, or with the COMMIT.
+func eachInPipeTx[B, R any](ctx context.Context, s *Store, batches []B, experiment func(B) string, one func(*pipe, B) (R, error)) ([]R, error) {
+	order := make([]int, len(batches))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(experiment(batches[a]), experiment(batches[b])) })
+	var out []R
+	err := s.inPipeTx(ctx, func(p *pipe) error {
+		out = make([]R, len(batches)) // anew on every retry of the transaction
+		for _, i := range order {
+			res, err := one(p, batches[i])
+			if err != nil {
+				return err
+			}
+			out[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, error) {
 	// Count the write in the experiment's data version (the decision loop's
 	// watermark), which also checks that the experiment is in the
 	// workspace. It takes the experiment's row lock first, as RecordEvents
 	// does, so that the two lock the experiment and then its counters in
 	// one order.
-	if err := bumpExperiment(ctx, s, tx, b.WorkspaceID, b.ExperimentID); err != nil {
-		return nil, err
-	}
+	found := queueBump(p, b.WorkspaceID, b.ExperimentID)
 	// The first item of each unit, in unit order so that concurrent batches
 	// insert (and lock) overlapping units in the same order.
 	first := make(map[string]store.Assignment, len(b.Items))
@@ -202,7 +224,7 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 	units := sortedKeys(first)
 
 	inserted := make(map[string]bool, len(units))
-	err := chunks(units, s.maxRows, func(units []string) error {
+	_ = chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(b.ExperimentID)
 		for _, u := range units {
 			a := first[u]
@@ -210,29 +232,38 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 		}
 		// RETURNING lists only the rows this statement inserted: a unit
 		// that already had an assignment hits ON CONFLICT and is absent.
-		rows, err := s.txQuery(ctx, tx,
-			`INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at)
-			 VALUES `+rb.String()+`
+		// It goes out with the experiment's bump: if the experiment is not
+		// in the workspace the transaction is rolled back below.
+		p.queue(PipeStmt{
+			Query: `INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (experiment_id, unit_id) DO NOTHING
-			 RETURNING unit_id`, rb.args...)
-		if err != nil {
-			if s.dialect.IsForeignKeyViolation(err) {
-				return apperr.Wrap(apperr.Invalid, err, "assignment names a variant that is not in experiment %s", b.ExperimentID)
-			}
-			return fmt.Errorf("insert assignments of %s: %w", b.ExperimentID, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var u string
-			if err := rows.Scan(&u); err != nil {
+			 RETURNING unit_id`,
+			Args: rb.args,
+			Rows: func(rows Rows) error {
+				for rows.Next() {
+					var u string
+					if err := rows.Scan(&u); err != nil {
+						return err
+					}
+					inserted[u] = true
+				}
+				return rows.Err()
+			},
+			Wrap: func(err error) error {
+				if s.dialect.IsForeignKeyViolation(err) {
+					return apperr.Wrap(apperr.Invalid, err, "assignment names a variant that is not in experiment %s", b.ExperimentID)
+				}
 				return fmt.Errorf("insert assignments of %s: %w", b.ExperimentID, err)
-			}
-			inserted[u] = true
-		}
-		return rows.Err()
+			},
+		})
+		return nil
 	})
-	if err != nil {
+	if err := p.flush(); err != nil {
 		return nil, err
+	}
+	if !*found {
+		return nil, errExperimentNotFound(b.ExperimentID)
 	}
 
 	stored := make(map[string]store.Assignment, len(units))
@@ -245,12 +276,9 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 		}
 	}
 	if len(existing) > 0 {
-		found, err := s.loadAssignments(ctx, tx, b.ExperimentID, existing)
-		if err != nil {
+		queueLoadAssignments(p, s.maxRows, b.ExperimentID, existing, stored)
+		if err := p.flush(); err != nil {
 			return nil, err
-		}
-		for u, a := range found {
-			stored[u] = a
 		}
 	}
 
@@ -279,12 +307,14 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 			in.add(v, h, d)
 		}
 	}
-	if err := s.applyIncrements(ctx, tx, b.ExperimentID, in); err != nil {
+	// The counters go out with the COMMIT (or the next batch's first
+	// statements).
+	s.queueIncrements(p, b.ExperimentID, in, func(err error) error {
 		if s.dialect.IsForeignKeyViolation(err) {
-			return nil, apperr.Wrap(apperr.Invalid, err, "weights name a variant that is not in experiment %s", b.ExperimentID)
+			return apperr.Wrap(apperr.Invalid, err, "weights name a variant that is not in experiment %s", b.ExperimentID)
 		}
-		return nil, err
-	}
+		return err
+	})
 
 	res := make([]store.Assigned, len(b.Items))
 	seen := make(map[string]bool, len(units))
@@ -299,61 +329,83 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 	return res, nil
 }
 
-// bumpExperiment adds one to the experiment's data version, the watermark
-// by which the decision loop knows it has new data (store.DecideLeases),
-// taking its row lock; NotFound unless it is in the workspace.
-func bumpExperiment(ctx context.Context, s *Store, tx *sql.Tx, workspaceID, experimentID string) error {
-	res, err := s.txExec(ctx, tx,
-		`UPDATE experiments SET data_version = data_version + 1 WHERE id = $1 AND workspace_id = $2`,
-		experimentID, workspaceID)
-	if err != nil {
-		return fmt.Errorf("lock experiment %s: %w", experimentID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("lock experiment %s: %w", experimentID, err)
-	} else if n == 0 {
-		return errExperimentNotFound(experimentID)
-	}
-	return nil
+// queueBump queues the addition of one to the experiment's data version,
+// the watermark by which the decision loop knows it has new data
+// (store.DecideLeases), which takes its row lock. After the flush, *found
+// says whether the experiment is in the workspace (NotFound otherwise).
+func queueBump(p *pipe, workspaceID, experimentID string) *bool {
+	found := new(bool)
+	p.queue(PipeStmt{
+		Query: `UPDATE experiments SET data_version = data_version + 1 WHERE id = $1 AND workspace_id = $2 RETURNING id`,
+		Args:  []any{experimentID, workspaceID},
+		Rows: func(rows Rows) error {
+			for rows.Next() {
+				*found = true
+			}
+			return rows.Err()
+		},
+		Wrap: func(err error) error { return fmt.Errorf("lock experiment %s: %w", experimentID, err) },
+	})
+	return found
 }
 
-// loadAssignments returns the stored assignments of the units that have one.
+// assignmentsQuery returns the statement that reads the stored assignments
+// of units (at most maxRows of them) and its arguments. A join with a VALUES
+// list rather than "unit_id IN (…)": with hundreds of parameters
+// PostgreSQL's generic plan for the IN list (chosen after five runs of a
+// cached statement) scans the whole table, while the join keeps its index
+// nested loop. Both key columns come from the VALUES rows (see probeJoin).
+func assignmentsQuery(experimentID string, units []string) (string, []any) {
+	rb := newRowsBuilder(experimentID)
+	for _, u := range units {
+		rb.add("($1, ?)", u)
+	}
+	return `SELECT a.unit_id, a.variant_id, a.propensity, a.epoch, a.assigned_at
+			 FROM (VALUES ` + rb.String() + `) AS v
+			 JOIN assignments a ON ` + probeJoin("a", "experiment_id", "unit_id"), rb.args
+}
+
+// scanAssignments adds the rows of assignmentsQuery to out.
+func scanAssignments(rows Rows, out map[string]store.Assignment) error {
+	for rows.Next() {
+		var a store.Assignment
+		var at int64
+		if err := rows.Scan(&a.UnitID, &a.VariantID, &a.Propensity, &a.Epoch, &at); err != nil {
+			return err
+		}
+		a.AssignedAt = fromMicros(at)
+		out[a.UnitID] = a
+	}
+	return rows.Err()
+}
+
+// queueLoadAssignments queues the reads that add the stored assignments of
+// units to out, which is complete after the next flush.
+func queueLoadAssignments(p *pipe, maxRows int, experimentID string, units []string, out map[string]store.Assignment) {
+	_ = chunks(units, maxRows, func(units []string) error {
+		query, args := assignmentsQuery(experimentID, units)
+		p.queue(PipeStmt{Query: query, Args: args,
+			Rows: func(rows Rows) error { return scanAssignments(rows, out) },
+			Wrap: func(err error) error { return fmt.Errorf("load assignments of %s: %w", experimentID, err) }})
+		return nil
+	})
+}
+
+// loadAssignments returns the stored assignments of the units that have
+// one, read outside any transaction.
 func (s *Store) loadAssignments(ctx context.Context, q querier, experimentID string, units []string) (map[string]store.Assignment, error) {
 	out := make(map[string]store.Assignment, len(units))
 	err := chunks(units, s.maxRows, func(units []string) error {
-		rb := newRowsBuilder(experimentID)
-		for _, u := range units {
-			rb.add("($1, ?)", u)
-		}
-		// A join with a VALUES list rather than "unit_id IN (…)": with
-		// hundreds of parameters PostgreSQL's generic plan for the IN list
-		// (chosen after five runs of a cached statement) scans the whole
-		// table, while the join keeps its index nested loop. Both key
-		// columns come from the VALUES rows (see probeJoin).
-		query := `SELECT a.unit_id, a.variant_id, a.propensity, a.epoch, a.assigned_at
-			 FROM (VALUES ` + rb.String() + `) AS v
-			 JOIN assignments a ON ` + probeJoin("a", "experiment_id", "unit_id")
-		var rows *sql.Rows
-		var err error
-		if tx, ok := q.(*sql.Tx); ok {
-			rows, err = s.txQuery(ctx, tx, query, rb.args...)
-		} else {
-			rows, err = q.QueryContext(ctx, query, rb.args...)
-		}
+		query, args := assignmentsQuery(experimentID, units)
+		rows, err := q.QueryContext(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("load assignments of %s: %w", experimentID, err)
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var a store.Assignment
-			var at int64
-			if err := rows.Scan(&a.UnitID, &a.VariantID, &a.Propensity, &a.Epoch, &at); err != nil {
-				return fmt.Errorf("load assignments of %s: %w", experimentID, err)
-			}
-			a.AssignedAt = fromMicros(at)
-			out[a.UnitID] = a
+		if err := scanAssignments(rows, out); err != nil {
+			return fmt.Errorf("load assignments of %s: %w", experimentID, err)
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -402,10 +454,10 @@ func (s *Store) RecordEvents(ctx context.Context, batches []store.EventBatch) ([
 			return nil, apperr.New(apperr.Invalid, "unknown metric %q", b.Metric)
 		}
 	}
-	return eachInTx(ctx, s, batches, func(b store.EventBatch) string { return b.ExperimentID }, s.recordEvents)
+	return eachInPipeTx(ctx, s, batches, func(b store.EventBatch) string { return b.ExperimentID }, s.recordEvents)
 }
 
-func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch) ([]store.EventResult, error) {
+func (s *Store) recordEvents(p *pipe, b store.EventBatch) ([]store.EventResult, error) {
 	workspaceID, experimentID, metric, events := b.WorkspaceID, b.ExperimentID, b.Metric, b.Events
 	// Lock the experiment's row first (an UPDATE that counts the write in
 	// its data version, the one row lock both databases take with the same
@@ -415,19 +467,24 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 	// keeps the UPDATE of assignments below, whose row locking order the
 	// planner chooses, from deadlocking with another transaction touching
 	// the same units in another order.
-	if err := bumpExperiment(ctx, s, tx, workspaceID, experimentID); err != nil {
-		return nil, err
-	}
+	found := queueBump(p, workspaceID, experimentID)
 	res := make([]store.EventResult, len(events))
-	if len(events) == 0 {
-		return res, nil
-	}
 
 	// 1. Reject events of units without an assignment. Assignments are never
-	// deleted, so this check cannot be invalidated before the commit.
-	assigned, err := s.loadAssignments(ctx, tx, experimentID, dedupe(unitsOf(events)))
-	if err != nil {
+	// deleted, so this check cannot be invalidated before the commit. The
+	// reads go out with the bump.
+	assigned := map[string]store.Assignment{}
+	if len(events) > 0 {
+		queueLoadAssignments(p, s.maxRows, experimentID, dedupe(unitsOf(events)), assigned)
+	}
+	if err := p.flush(); err != nil {
 		return nil, err
+	}
+	if !*found {
+		return nil, errExperimentNotFound(experimentID)
+	}
+	if len(events) == 0 {
+		return res, nil
 	}
 	for i, e := range events {
 		if _, ok := assigned[e.UnitID]; !ok {
@@ -455,29 +512,31 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 	slices.Sort(keys) // lock order
 	if len(keys) > 0 {
 		claimed := make(map[string]bool, len(keys))
-		err := chunks(keys, s.maxRows, func(keys []string) error {
+		_ = chunks(keys, s.maxRows, func(keys []string) error {
 			rb := newRowsBuilder(experimentID)
 			for _, k := range keys {
 				rb.add("($1, ?, ?)", k, micros(events[keyed[k]].At))
 			}
-			rows, err := s.txQuery(ctx, tx,
-				`INSERT INTO event_keys (experiment_id, idempotency_key, created_at) VALUES `+rb.String()+`
+			p.queue(PipeStmt{
+				Query: `INSERT INTO event_keys (experiment_id, idempotency_key, created_at) VALUES ` + rb.String() + `
 				 ON CONFLICT (experiment_id, idempotency_key) DO NOTHING
-				 RETURNING idempotency_key`, rb.args...)
-			if err != nil {
-				return fmt.Errorf("claim event keys of %s: %w", experimentID, err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var k string
-				if err := rows.Scan(&k); err != nil {
-					return fmt.Errorf("claim event keys of %s: %w", experimentID, err)
-				}
-				claimed[k] = true
-			}
-			return rows.Err()
+				 RETURNING idempotency_key`,
+				Args: rb.args,
+				Rows: func(rows Rows) error {
+					for rows.Next() {
+						var k string
+						if err := rows.Scan(&k); err != nil {
+							return err
+						}
+						claimed[k] = true
+					}
+					return rows.Err()
+				},
+				Wrap: func(err error) error { return fmt.Errorf("claim event keys of %s: %w", experimentID, err) },
+			})
+			return nil
 		})
-		if err != nil {
+		if err := p.flush(); err != nil {
 			return nil, err
 		}
 		for _, k := range keys {
@@ -512,7 +571,7 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 	// 4. Update the units and derive the counter increments from the rows
 	// the UPDATE returns.
 	in := newIncrements()
-	err = chunks(units, s.maxRows, func(units []string) error {
+	_ = chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(experimentID)
 		for _, u := range units {
 			ue := byUnit[u]
@@ -532,36 +591,12 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			query += ` AND assignments.converted_at IS NULL`
 		}
 		query += ` RETURNING unit_id, variant_id, value_sum, event_count, propensity`
-		rows, err := s.txQuery(ctx, tx, query, rb.args...)
-		if err != nil {
-			return fmt.Errorf("record events of %s: %w", experimentID, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var u, variant string
-			var newSum, propensity float64
-			var count int64
-			if err := rows.Scan(&u, &variant, &newSum, &count, &propensity); err != nil {
-				return fmt.Errorf("record events of %s: %w", experimentID, err)
-			}
-			ue := byUnit[u]
-			if ue == nil {
-				return fmt.Errorf("record events of %s: unexpected unit %q", experimentID, u)
-			}
-			for _, i := range ue.events {
-				res[i] = store.EventResult{Outcome: store.OutcomeAccepted}
-			}
-			// The unit's total went from newSum−x to newSum; it converts
-			// when these are its first events.
-			var d delta
-			d.AddOutcome(propensity, newSum-ue.total, newSum, count == int64(len(ue.events)))
-			// The whole unit's increment goes to the hour of its first event
-			// in the batch: per-event hours would split one unit's square.
-			in.add(variant, hourOf(ue.firstAt), d)
-		}
-		return rows.Err()
+		p.queue(PipeStmt{Query: query, Args: rb.args, Rows: func(rows Rows) error {
+			return readEventRows(rows, byUnit, res, in)
+		}, Wrap: func(err error) error { return fmt.Errorf("record events of %s: %w", experimentID, err) }})
+		return nil
 	})
-	if err != nil {
+	if err := p.flush(); err != nil {
 		return nil, err
 	}
 	for _, u := range units {
@@ -573,10 +608,38 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			}
 		}
 	}
-	if err := s.applyIncrements(ctx, tx, experimentID, in); err != nil {
-		return nil, err
-	}
+	// The counters go out with the COMMIT (or the next batch's first
+	// statements).
+	s.queueIncrements(p, experimentID, in, func(err error) error { return err })
 	return res, nil
+}
+
+// readEventRows reads the rows of recordEvents' UPDATE … RETURNING: each
+// unit's events are accepted, and what the unit contributes goes to in.
+func readEventRows(rows Rows, byUnit map[string]*unitEvents, res []store.EventResult, in *increments) error {
+	for rows.Next() {
+		var u, variant string
+		var newSum, propensity float64
+		var count int64
+		if err := rows.Scan(&u, &variant, &newSum, &count, &propensity); err != nil {
+			return err
+		}
+		ue := byUnit[u]
+		if ue == nil {
+			return fmt.Errorf("unexpected unit %q", u)
+		}
+		for _, i := range ue.events {
+			res[i] = store.EventResult{Outcome: store.OutcomeAccepted}
+		}
+		// The unit's total went from newSum−x to newSum; it converts
+		// when these are its first events.
+		var d delta
+		d.AddOutcome(propensity, newSum-ue.total, newSum, count == int64(len(ue.events)))
+		// The whole unit's increment goes to the hour of its first event
+		// in the batch: per-event hours would split one unit's square.
+		in.add(variant, hourOf(ue.firstAt), d)
+	}
+	return rows.Err()
 }
 
 func unitsOf(events []store.Event) []string {
