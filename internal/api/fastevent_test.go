@@ -40,7 +40,7 @@ func TestDecodeEventFast(t *testing.T) {
 		{` { "value" : -2e3 , "unit_id" : "u-2", "idempotency_key":"k" } `, true},
 		{`{"unit_id":"u1"}`, true},
 		{`{}`, true},
-		{`{"unit_id":"é\u00e9"}`, false},       // escape: general path
+		{`{"unit_id":"é\u00e9"}`, false},         // escape: general path
 		{`{"unit_id":"u1","value":null}`, false}, // null: general path
 		{`{"unit_id":"u1","value":"1"}`, false},  // wrong type: general path names it
 		{`{"unit_id":"u1","value":1e400}`, false},
