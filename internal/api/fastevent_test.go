@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -60,4 +61,37 @@ func FuzzDecodeEventFast(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, item string) { checkFastEvent(t, item) })
+}
+
+// FuzzCheckDuplicateNames holds the byte scanner of checkDuplicateNames to
+// the encoding/json token walk it replaced, on every text the decoder
+// accepts.
+func FuzzCheckDuplicateNames(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"a":2}`, `{"a":{"a":1},"b":[{"a":1,"a":2}]}`, `{"a":1,"\u0061":2}`, `{"a":"a","b":"a"}`,
+		`[[[[1]]]]`, `{"k":"x\"y","x\"y":1}`, `{"1":1,"2":2,"3":3,"4":4,"5":5,"6":6,"7":7,"8":8,"9":9,"10":10,"11":11,"12":12,"13":13,"14":14,"15":15,"16":16,"17":17,"1":0}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		raw := []byte(s)
+		if !json.Valid(raw) {
+			return
+		}
+		got, want := checkDuplicateNames(raw), checkDuplicateNamesTokens(raw)
+		if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
+			t.Fatalf("%s: scanner %v, tokens %v", s, got, want)
+		}
+	})
+}
+
+func TestCheckDuplicateNamesDeep(t *testing.T) {
+	deep := strings.Repeat("[", MaxJSONDepth+1) + strings.Repeat("]", MaxJSONDepth+1)
+	if checkDuplicateNames([]byte(deep)) == nil || checkDuplicateNamesTokens([]byte(deep)) == nil {
+		t.Fatal("nesting deeper than MaxJSONDepth accepted")
+	}
+	ok := strings.Repeat("[", MaxJSONDepth) + strings.Repeat("]", MaxJSONDepth)
+	if err := checkDuplicateNames([]byte(ok)); err != nil {
+		t.Fatal(err)
+	}
 }
