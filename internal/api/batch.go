@@ -16,6 +16,9 @@ func batchItems[R any](single bool, first R, events []json.RawMessage) ([]R, err
 	}
 	raw := make([]R, len(events))
 	for i, m := range events {
+		if ev, ok := any(&raw[i]).(*eventRequest); ok && decodeEventFast(m, ev) {
+			continue
+		}
 		if err := decodeField(m, &raw[i], fmt.Sprintf("events[%d]", i)); err != nil {
 			return nil, err
 		}

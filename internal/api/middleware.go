@@ -46,6 +46,11 @@ type requestInfo struct {
 	Route       string // the mux pattern, never the raw path
 	WorkspaceID string
 	KeyID       string
+	// principal is set by authenticate (authed says so). Kept here rather
+	// than in a context value of its own: that cost a context and a copy of
+	// the request per call.
+	principal principal
+	authed    bool
 }
 
 type requestInfoKey struct{}
@@ -137,6 +142,9 @@ func (s *server) observe(next http.Handler) http.Handler {
 		if sw.status >= 500 {
 			level = slog.LevelError
 		}
+		if !s.log.Enabled(r.Context(), level) {
+			return // the attributes below escape to the heap even when dropped
+		}
 		s.log.LogAttrs(r.Context(), level, "request",
 			slog.String("request_id", ri.ID),
 			slog.String("method", r.Method),
@@ -219,6 +227,9 @@ type principalKey struct{}
 // a route registered without s.authed: that is a programming error, and the
 // panic (a 500) is safer than serving a request without a workspace.
 func principalFrom(ctx context.Context) principal {
+	if ri, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok && ri.authed {
+		return ri.principal
+	}
 	p, ok := ctx.Value(principalKey{}).(principal)
 	if !ok {
 		panic("api: principalFrom on a route without authentication")
@@ -267,6 +278,10 @@ func (s *server) authenticate(need store.Scope, next handlerFunc) handlerFunc {
 			return apperr.New(apperr.Forbidden, "this API key has the scope %q; this call needs %q", k.Scope, need)
 		}
 		p := principal{WorkspaceID: k.WorkspaceID, KeyID: k.ID, Scope: k.Scope}
+		if ri, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+			ri.principal, ri.authed = p, true
+			return next(w, r)
+		}
 		return next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/samplit/samplit/internal/apperr"
 )
@@ -118,16 +120,27 @@ func (s *server) writeProblem(w http.ResponseWriter, r *http.Request, p problem)
 // respond writes v as a JSON response with the status. The body is encoded
 // before the header goes out, so an encoding failure can still become a 500.
 func respond(w http.ResponseWriter, status int, v any) error {
-	body, err := json.Marshal(v)
-	if err != nil {
+	// Encoded into a pooled buffer (the encoder adds the newline and escapes
+	// as json.Marshal does) instead of Marshal's fresh copy grown again by
+	// the newline: two allocations and copies less per answer.
+	buf := respondBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 { // do not keep the buffer of a huge list
+			buf.Reset()
+			respondBufs.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	// A failed write means the client is gone; there is nobody to tell.
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(buf.Bytes())
 	return nil
 }
+
+var respondBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // handleNoRoute answers paths no route matches: 405 with Allow when the path
 // exists for other methods, else 404, both as problems (the mux's own plain

@@ -73,7 +73,62 @@ func dialect(pooled bool) sqlstore.Dialect {
 		IsForeignKeyViolation: hasState(foreignKeyViolation),
 		IsRetryable:           hasState(serializationFailure, deadlockDetected),
 		SkipLocked:            " FOR UPDATE SKIP LOCKED",
+		Pipeline:              pipelineFor(pooled),
 	}
+}
+
+// pipelineFor returns the dialect's Pipeline: pgx's batch, which sends the
+// statements and one Sync in a single write and reads every result in one
+// round trip. Behind a transaction pooler (simple protocol) it is nil and the
+// statements go one by one through database/sql, the path tested against
+// pgbouncer.
+func pipelineFor(pooled bool) func(context.Context, any, []sqlstore.PipeStmt) error {
+	if pooled {
+		return nil
+	}
+	return pipeline
+}
+
+func pipeline(ctx context.Context, raw any, stmts []sqlstore.PipeStmt) error {
+	c, ok := raw.(*stdlib.Conn)
+	if !ok {
+		return fmt.Errorf("postgres: pipeline on a %T, not a pgx connection", raw)
+	}
+	var b pgx.Batch
+	for _, st := range stmts {
+		b.Queue(st.Query, st.Args...)
+	}
+	br := c.Conn().SendBatch(ctx, &b)
+	var first error
+	for _, st := range stmts {
+		if first != nil {
+			break // the server skipped the rest; Close reads past them
+		}
+		rows, err := br.Query()
+		if err == nil && st.Rows != nil {
+			err = st.Rows(rows)
+		}
+		if err == nil {
+			for rows.Next() { // unread rows of a statement without Rows
+			}
+		}
+		if rows != nil {
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+		if err != nil {
+			if st.Wrap != nil {
+				err = st.Wrap(err)
+			}
+			first = err
+		}
+	}
+	if err := br.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
 }
 
 func hasState(codes ...string) func(error) bool {

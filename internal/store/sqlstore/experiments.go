@@ -153,31 +153,43 @@ func loadMetrics(ctx context.Context, q querier, experimentIDs []string) (map[st
 	if len(experimentIDs) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(experimentIDs))
-	for i, id := range experimentIDs {
-		args[i] = id
-	}
-	rows, err := q.QueryContext(ctx,
-		`SELECT experiment_id, id, key, position, type, role, direction, max_degradation FROM experiment_metrics
-		 WHERE experiment_id IN (`+placeholders(1, len(args))+`)
-		 ORDER BY experiment_id, position`, args...)
+	query, args := metricsQuery(experimentIDs)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load metrics: %w", err)
 	}
 	defer rows.Close()
+	if err := scanMetrics(rows, func(expID string, m store.MetricDef) { out[expID] = append(out[expID], m) }); err != nil {
+		return nil, fmt.Errorf("load metrics: %w", err)
+	}
+	return out, nil
+}
+
+// metricsQuery is the read of the experiments' other metrics (at least one
+// experiment) in experiment then position order, for scanMetrics; the
+// serving path queues it in its pipe (queueLoadMetrics).
+func metricsQuery(experimentIDs []string) (string, []any) {
+	args := make([]any, len(experimentIDs))
+	for i, id := range experimentIDs {
+		args[i] = id
+	}
+	return `SELECT experiment_id, id, key, position, type, role, direction, max_degradation FROM experiment_metrics
+		 WHERE experiment_id IN (` + placeholders(1, len(args)) + `)
+		 ORDER BY experiment_id, position`, args
+}
+
+// scanMetrics passes each row of metricsQuery to add.
+func scanMetrics(rows Rows, add func(experimentID string, m store.MetricDef)) error {
 	for rows.Next() {
 		var expID, typ string
 		var m store.MetricDef
 		if err := rows.Scan(&expID, &m.ID, &m.Key, &m.Position, &typ, &m.Role, &m.Direction, &m.MaxDegradation); err != nil {
-			return nil, fmt.Errorf("load metrics: %w", err)
+			return err
 		}
 		m.Type = store.Metric(typ)
-		out[expID] = append(out[expID], m)
+		add(expID, m)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load metrics: %w", err)
-	}
-	return out, nil
+	return rows.Err()
 }
 
 // loadVariants returns the variants of the experiments, by experiment id,

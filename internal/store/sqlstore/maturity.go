@@ -52,8 +52,9 @@ func (m maturity) unit(variant string, at time.Time) {
 	d.last = max(d.last, micros(at))
 }
 
-// applyMaturity writes the increments as upserts in key order (lock order).
-func (s *Store) applyMaturity(ctx context.Context, tx *sql.Tx, experimentID string, m maturity) error {
+// queueMaturity queues the increments as upserts in key order (lock order),
+// to go out with the transaction's next flush or its COMMIT.
+func (s *Store) queueMaturity(p *pipe, experimentID string, m maturity) {
 	keys := make([]maturityKey, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -64,7 +65,7 @@ func (s *Store) applyMaturity(ctx context.Context, tx *sql.Tx, experimentID stri
 		}
 		return int(min(max(a.slot-b.slot, -1), 1))
 	})
-	return chunks(keys, s.maxRows, func(ks []maturityKey) error {
+	_ = chunks(keys, s.maxRows, func(ks []maturityKey) error {
 		rb := newRowsBuilder(experimentID)
 		for _, k := range ks {
 			d := m[k]
@@ -74,8 +75,7 @@ func (s *Store) applyMaturity(ctx context.Context, tx *sql.Tx, experimentID stri
 			}
 			rb.add("($1, ?, ?, ?, CAST(? AS DOUBLE PRECISION), ?, ?, ?"+strings.Repeat(", ?", engine.DelayBuckets)+")", args...)
 		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO maturity_slots (experiment_id, variant_id, slot, units, assigned_sum, last_assigned,
+		p.queue(PipeStmt{Query: 			`INSERT INTO maturity_slots (experiment_id, variant_id, slot, units, assigned_sum, last_assigned,
 			     conversions, late, `+delayColumns+`)
 			 VALUES `+rb.String()+`
 			 ON CONFLICT (experiment_id, variant_id, slot) DO UPDATE SET
@@ -85,10 +85,8 @@ func (s *Store) applyMaturity(ctx context.Context, tx *sql.Tx, experimentID stri
 			         THEN excluded.last_assigned ELSE maturity_slots.last_assigned END,
 			     conversions = maturity_slots.conversions + excluded.conversions,
 			     late = maturity_slots.late + excluded.late,
-			     `+delaySums("maturity_slots"), rb.args...)
-		if err != nil {
-			return fmt.Errorf("update maturity slots of %s: %w", experimentID, err)
-		}
+			     ` + delaySums("maturity_slots"), Args: rb.args,
+			Wrap: func(err error) error { return fmt.Errorf("update maturity slots of %s: %w", experimentID, err) }})
 		return nil
 	})
 }

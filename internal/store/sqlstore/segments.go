@@ -49,10 +49,12 @@ func (in segmentIncrements) add(segments map[string]string, variant string, d se
 	}
 }
 
-// apply writes the increments as += upserts, in key order (lock order).
-func (s *Store) applySegments(ctx context.Context, tx *sql.Tx, experimentID string, in segmentIncrements) error {
+// queueSegments queues the increments as += upserts, in key order (lock
+// order); they need no result, so they go out with the transaction's next
+// statements or its COMMIT.
+func (s *Store) queueSegments(p *pipe, experimentID string, in segmentIncrements) {
 	if len(in) == 0 {
-		return nil
+		return
 	}
 	keys := make([]segmentKey, 0, len(in))
 	for k := range in {
@@ -61,22 +63,20 @@ func (s *Store) applySegments(ctx context.Context, tx *sql.Tx, experimentID stri
 	slices.SortFunc(keys, func(a, b segmentKey) int {
 		return cmpStrings(a.attribute, b.attribute, a.value, b.value, a.variant, b.variant)
 	})
-	return chunks(keys, s.maxRows, func(keys []segmentKey) error {
+	_ = chunks(keys, s.maxRows, func(keys []segmentKey) error {
 		rb := newRowsBuilder(experimentID)
 		for _, k := range keys {
 			d := in[k]
 			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", k.attribute, k.value, k.variant, d.units, d.conversions, d.sum, d.sumSq)
 		}
-		if _, err := s.txExec(ctx, tx,
-			`INSERT INTO segment_counters (experiment_id, attribute, value, variant_id, units, conversions, value_sum, value_sum_sq)
-			 VALUES `+rb.String()+`
+		p.queue(PipeStmt{Query: `INSERT INTO segment_counters (experiment_id, attribute, value, variant_id, units, conversions, value_sum, value_sum_sq)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (experiment_id, attribute, value, variant_id) DO UPDATE SET
 			     units = segment_counters.units + excluded.units,
 			     conversions = segment_counters.conversions + excluded.conversions,
 			     value_sum = segment_counters.value_sum + excluded.value_sum,
-			     value_sum_sq = segment_counters.value_sum_sq + excluded.value_sum_sq`, rb.args...); err != nil {
-			return fmt.Errorf("update breakdown counters of %s: %w", experimentID, err)
-		}
+			     value_sum_sq = segment_counters.value_sum_sq + excluded.value_sum_sq`, Args: rb.args,
+			Wrap: func(err error) error { return fmt.Errorf("update breakdown counters of %s: %w", experimentID, err) }})
 		return nil
 	})
 }
@@ -91,78 +91,91 @@ func cmpStrings(pairs ...string) int {
 	return 0
 }
 
-// admitSegments decides which breakdown segments each unit is counted in:
-// its values of attributes the experiment counts, a value beyond an
-// attribute's MaxSegmentValues as OtherSegment, and no attribute beyond the
-// experiment's MaxSegmentAttributes. It records newly counted attributes and
-// values. The caller holds the experiment's row lock (bumpExperiment), so
-// that the caps are exact on every replica. It returns, per unit, the
-// segments as stored with the assignment (JSON), nil for none.
-func (s *Store) admitSegments(ctx context.Context, tx *sql.Tx, experimentID string, units []store.Assignment) (map[string]map[string]string, error) {
-	type pair struct{ attribute, value string }
-	wanted := map[pair]bool{}
+// segmentPair is one value of one attribute.
+type segmentPair struct{ attribute, value string }
+
+// segmentAdmission is what admitSegments decides from: the units' wanted
+// values and what the experiment counts already, read by queueSegmentReads.
+type segmentAdmission struct {
+	experimentID string
+	units        []store.Assignment
+	wanted       map[segmentPair]bool // value → counted already
+	pairs        []segmentPair        // the keys of wanted, in order
+	counted      map[string]int64     // attribute → values counted
+}
+
+// queueSegmentReads queues the reads admitSegments needs: which attributes
+// the experiment counts and how many values of each, and which of the
+// units' values it counts. It returns nil, queueing nothing, when no unit
+// carries segments. The caller queues it after the experiment's row lock
+// (queueBump), so that the caps are exact on every replica, and passes the
+// result to admitSegments after the next flush.
+func (s *Store) queueSegmentReads(p *pipe, experimentID string, units []store.Assignment) *segmentAdmission {
+	wanted := map[segmentPair]bool{}
 	for _, u := range units {
 		for a, v := range u.Segments {
-			wanted[pair{a, v}] = false
+			wanted[segmentPair{a, v}] = false
 		}
 	}
 	if len(wanted) == 0 {
-		return nil, nil
+		return nil
 	}
-	counted := map[string]int64{} // attribute → values counted
-	rows, err := s.txQuery(ctx, tx, `SELECT attribute, n_values FROM segment_attributes WHERE experiment_id = $1`, experimentID)
-	if err != nil {
-		return nil, fmt.Errorf("load breakdown attributes of %s: %w", experimentID, err)
-	}
-	for rows.Next() {
-		var a string
-		var n int64
-		if err := rows.Scan(&a, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("load breakdown attributes of %s: %w", experimentID, err)
-		}
-		counted[a] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load breakdown attributes of %s: %w", experimentID, err)
-	}
+	adm := &segmentAdmission{experimentID: experimentID, units: units, wanted: wanted, counted: map[string]int64{}}
+	p.queue(PipeStmt{Query: `SELECT attribute, n_values FROM segment_attributes WHERE experiment_id = $1`, Args: []any{experimentID},
+		Rows: func(rows Rows) error {
+			for rows.Next() {
+				var a string
+				var n int64
+				if err := rows.Scan(&a, &n); err != nil {
+					return err
+				}
+				adm.counted[a] = n
+			}
+			return rows.Err()
+		},
+		Wrap: func(err error) error { return fmt.Errorf("load breakdown attributes of %s: %w", experimentID, err) }})
 
-	pairs := make([]pair, 0, len(wanted))
+	adm.pairs = make([]segmentPair, 0, len(wanted))
 	for p := range wanted {
-		pairs = append(pairs, p)
+		adm.pairs = append(adm.pairs, p)
 	}
-	slices.SortFunc(pairs, func(a, b pair) int { return cmpStrings(a.attribute, b.attribute, a.value, b.value) })
-	err = chunks(pairs, s.maxRows, func(ps []pair) error {
+	slices.SortFunc(adm.pairs, func(a, b segmentPair) int { return cmpStrings(a.attribute, b.attribute, a.value, b.value) })
+	_ = chunks(adm.pairs, s.maxRows, func(ps []segmentPair) error {
 		rb := newRowsBuilder(experimentID)
 		for _, p := range ps {
 			rb.add("($1, ?, ?)", p.attribute, p.value)
 		}
-		rows, err := s.txQuery(ctx, tx,
-			`SELECT sv.attribute, sv.value FROM (VALUES `+rb.String()+`) AS v
-			 JOIN segment_values sv ON sv.experiment_id = v.column1 AND sv.attribute = v.column2 AND sv.value = v.column3`, rb.args...)
-		if err != nil {
-			return fmt.Errorf("load breakdown values of %s: %w", experimentID, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var p pair
-			if err := rows.Scan(&p.attribute, &p.value); err != nil {
-				return fmt.Errorf("load breakdown values of %s: %w", experimentID, err)
-			}
-			wanted[p] = true
-		}
-		return rows.Err()
+		p.queue(PipeStmt{Query: `SELECT sv.attribute, sv.value FROM (VALUES ` + rb.String() + `) AS v
+			 JOIN segment_values sv ON sv.experiment_id = v.column1 AND sv.attribute = v.column2 AND sv.value = v.column3`, Args: rb.args,
+			Rows: func(rows Rows) error {
+				for rows.Next() {
+					var p segmentPair
+					if err := rows.Scan(&p.attribute, &p.value); err != nil {
+						return err
+					}
+					adm.wanted[p] = true
+				}
+				return rows.Err()
+			},
+			Wrap: func(err error) error { return fmt.Errorf("load breakdown values of %s: %w", experimentID, err) }})
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
+	return adm
+}
 
+// admitSegments decides which breakdown segments each unit is counted in:
+// its values of attributes the experiment counts, a value beyond an
+// attribute's MaxSegmentValues as OtherSegment, and no attribute beyond the
+// experiment's MaxSegmentAttributes. It queues the records of newly counted
+// attributes and values (they need no result). It returns, per unit, the
+// segments as stored with the assignment (JSON), nil for none.
+func (s *Store) admitSegments(p *pipe, adm *segmentAdmission) map[string]map[string]string {
+	experimentID, wanted, counted := adm.experimentID, adm.wanted, adm.counted
 	// Admit new values in (attribute, value) order, so that which values of
 	// a batch make the cap does not depend on map order.
-	var fresh []pair
+	var fresh []segmentPair
 	added := map[string]int64{}
-	for _, p := range pairs {
+	for _, p := range adm.pairs {
 		if wanted[p] {
 			continue
 		}
@@ -179,39 +192,34 @@ func (s *Store) admitSegments(ctx context.Context, tx *sql.Tx, experimentID stri
 		fresh = append(fresh, p)
 	}
 	if len(fresh) > 0 {
-		err := chunks(fresh, s.maxRows, func(ps []pair) error {
+		_ = chunks(fresh, s.maxRows, func(ps []segmentPair) error {
 			rb := newRowsBuilder(experimentID)
 			for _, p := range ps {
 				rb.add("($1, ?, ?)", p.attribute, p.value)
 			}
-			if _, err := s.txExec(ctx, tx, `INSERT INTO segment_values (experiment_id, attribute, value) VALUES `+rb.String()+`
-				 ON CONFLICT (experiment_id, attribute, value) DO NOTHING`, rb.args...); err != nil {
-				return fmt.Errorf("record breakdown values of %s: %w", experimentID, err)
-			}
+			p.queue(PipeStmt{Query: `INSERT INTO segment_values (experiment_id, attribute, value) VALUES ` + rb.String() + `
+				 ON CONFLICT (experiment_id, attribute, value) DO NOTHING`, Args: rb.args,
+				Wrap: func(err error) error { return fmt.Errorf("record breakdown values of %s: %w", experimentID, err) }})
 			return nil
 		})
-		if err != nil {
-			return nil, err
-		}
 		rb := newRowsBuilder(experimentID)
 		for _, a := range sortedKeys(added) {
 			rb.add("($1, ?, ?)", a, added[a])
 		}
-		if _, err := s.txExec(ctx, tx, `INSERT INTO segment_attributes (experiment_id, attribute, n_values) VALUES `+rb.String()+`
-			 ON CONFLICT (experiment_id, attribute) DO UPDATE SET n_values = segment_attributes.n_values + excluded.n_values`, rb.args...); err != nil {
-			return nil, fmt.Errorf("record breakdown attributes of %s: %w", experimentID, err)
-		}
+		p.queue(PipeStmt{Query: `INSERT INTO segment_attributes (experiment_id, attribute, n_values) VALUES ` + rb.String() + `
+			 ON CONFLICT (experiment_id, attribute) DO UPDATE SET n_values = segment_attributes.n_values + excluded.n_values`, Args: rb.args,
+			Wrap: func(err error) error { return fmt.Errorf("record breakdown attributes of %s: %w", experimentID, err) }})
 	}
 
-	out := make(map[string]map[string]string, len(units))
-	for _, u := range units {
+	out := make(map[string]map[string]string, len(adm.units))
+	for _, u := range adm.units {
 		if len(u.Segments) == 0 {
 			continue
 		}
 		m := make(map[string]string, len(u.Segments))
 		for a, v := range u.Segments {
 			switch _, known := counted[a]; {
-			case wanted[pair{a, v}]:
+			case wanted[segmentPair{a, v}]:
 				m[a] = v
 			case known:
 				m[a] = store.OtherSegment
@@ -221,7 +229,7 @@ func (s *Store) admitSegments(ctx context.Context, tx *sql.Tx, experimentID stri
 			out[u.UnitID] = m
 		}
 	}
-	return out, nil
+	return out
 }
 
 // segmentsText is the stored form of a unit's segments.

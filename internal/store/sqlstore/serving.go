@@ -110,54 +110,47 @@ func counterUpsert(table, parentCol, values string) string {
 		 ON CONFLICT (` + parentCol + `, variant_id) DO UPDATE SET ` + set.String()
 }
 
-// applyIncrements writes the increments of the primary metric's counters
-// and buckets (applyTo).
-func (s *Store) applyIncrements(ctx context.Context, tx *sql.Tx, experimentID string, in *increments) error {
-	return s.applyTo(ctx, tx, primaryTables(experimentID), in)
-}
-
-// applyTo writes the increments as "col = col + excluded.col" upserts, in
-// variant then hour order so that concurrent transactions lock counter rows
-// in the same order.
-func (s *Store) applyTo(ctx context.Context, tx *sql.Tx, t outcomeTables, in *increments) error {
+// queueIncrements queues the increments of one metric's counters (and, for
+// the primary metric, its hourly buckets) as "col = col + excluded.col"
+// upserts, in variant then hour order so that concurrent transactions lock
+// counter rows in the same order. wrap turns a statement's error into the
+// caller's.
+func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, wrap func(error) error) {
 	if len(in.counters) == 0 {
-		return nil
+		return
 	}
-	experimentID := t.parent
-	rb := newRowsBuilder(t.parent)
+	parent := t.parent
+	rb := newRowsBuilder(parent)
 	for _, v := range sortedKeys(in.counters) {
 		d := in.counters[v]
 		rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", v, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected,
 			d.ExpectedSquares, d.InvExpected, d.InvP, d.InvP2, d.YInvP, d.YInvP2, d.Y2InvP2, d.Positive, d.Negative, d.LogSum, d.LogSumSquares)
 	}
-	if _, err := s.txExec(ctx, tx, counterUpsert(t.counters, t.parentCol, rb.String()), rb.args...); err != nil {
-		return fmt.Errorf("update %s of %s: %w", t.counters, t.parent, err)
-	}
+	p.queue(PipeStmt{Query: counterUpsert(t.counters, t.parentCol, rb.String()), Args: rb.args,
+		Wrap: func(err error) error { return wrap(fmt.Errorf("update %s of %s: %w", t.counters, parent, err)) }})
 	if !t.buckets {
-		return nil
+		return
 	}
 	keys := make([]bucketKey, 0, len(in.buckets))
 	for k := range in.buckets {
 		keys = append(keys, k)
 	}
 	sortBucketKeys(keys)
-	return chunks(keys, s.maxRows, func(keys []bucketKey) error {
-		rb := newRowsBuilder(experimentID)
+	_ = chunks(keys, s.maxRows, func(keys []bucketKey) error {
+		rb := newRowsBuilder(parent)
 		for _, k := range keys {
 			d := in.buckets[k]
 			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", k.variant, k.hour, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected)
 		}
-		if _, err := s.txExec(ctx, tx,
-			`INSERT INTO buckets (experiment_id, variant_id, hour, units, conversions, value_sum, value_sum_sq, expected)
-			 VALUES `+rb.String()+`
+		p.queue(PipeStmt{Query: `INSERT INTO buckets (experiment_id, variant_id, hour, units, conversions, value_sum, value_sum_sq, expected)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (experiment_id, variant_id, hour) DO UPDATE SET
 			     units = buckets.units + excluded.units,
 			     conversions = buckets.conversions + excluded.conversions,
 			     value_sum = buckets.value_sum + excluded.value_sum,
 			     value_sum_sq = buckets.value_sum_sq + excluded.value_sum_sq,
-			     expected = buckets.expected + excluded.expected`, rb.args...); err != nil {
-			return fmt.Errorf("update buckets of %s: %w", experimentID, err)
-		}
+			     expected = buckets.expected + excluded.expected`, Args: rb.args,
+			Wrap: func(err error) error { return wrap(fmt.Errorf("update buckets of %s: %w", parent, err)) }})
 		return nil
 	})
 }
@@ -186,7 +179,7 @@ func sortBucketKeys(keys []bucketKey) {
 // Batches are applied in experiment order, so that two transactions holding
 // batches of the same experiments lock their rows in the same order.
 func (s *Store) Assign(ctx context.Context, batches []store.AssignBatch) ([][]store.Assigned, error) {
-	return eachInTx(ctx, s, batches, func(b store.AssignBatch) string { return b.ExperimentID }, s.assignBatch)
+	return eachInPipeTx(ctx, s, batches, func(b store.AssignBatch) string { return b.ExperimentID }, s.assignBatch)
 }
 
 // eachInTx applies one to every batch in a single transaction, in the order
@@ -218,15 +211,40 @@ func eachInTx[B, R any](ctx context.Context, s *Store, batches []B, experiment f
 	return out, nil
 }
 
-func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch) ([]store.Assigned, error) {
+// eachInPipeTx is eachInTx for the serving path's pipelined transactions
+// (see pipe): one's statements left queued when it returns go out with the
+// next batch's first ones, or with the COMMIT.
+func eachInPipeTx[B, R any](ctx context.Context, s *Store, batches []B, experiment func(B) string, one func(*pipe, B) (R, error)) ([]R, error) {
+	order := make([]int, len(batches))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(experiment(batches[a]), experiment(batches[b])) })
+	var out []R
+	err := s.inPipeTx(ctx, func(p *pipe) error {
+		out = make([]R, len(batches)) // anew on every retry of the transaction
+		for _, i := range order {
+			res, err := one(p, batches[i])
+			if err != nil {
+				return err
+			}
+			out[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, error) {
 	// Count the write in the experiment's data version (the decision loop's
 	// watermark), which also checks that the experiment is in the
 	// workspace. It takes the experiment's row lock first, as RecordEvents
 	// does, so that the two lock the experiment and then its counters in
 	// one order.
-	if err := bumpExperiment(ctx, s, tx, b.WorkspaceID, b.ExperimentID); err != nil {
-		return nil, err
-	}
+	found := queueBump(p, b.WorkspaceID, b.ExperimentID)
 	// The first item of each unit, in unit order so that concurrent batches
 	// insert (and lock) overlapping units in the same order.
 	first := make(map[string]store.Assignment, len(b.Items))
@@ -239,18 +257,28 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 
 	// The breakdown segments each unit would be counted in, should it be
 	// new (a returning unit's values may thus take a place under the caps
-	// without being counted: rare, and cheaper than a read first).
+	// without being counted: rare, and cheaper than a read first). Only a
+	// batch that carries segments pays for it: the reads of what the
+	// experiment counts go out with the bump (after it, so under the
+	// experiment's row lock) in one extra round trip, and the segments
+	// admitted are then written with the assignments.
 	firsts := make([]store.Assignment, 0, len(units))
 	for _, u := range units {
 		firsts = append(firsts, first[u])
 	}
-	segments, err := s.admitSegments(ctx, tx, b.ExperimentID, firsts)
-	if err != nil {
-		return nil, err
+	var segments map[string]map[string]string
+	if adm := s.queueSegmentReads(p, b.ExperimentID, firsts); adm != nil {
+		if err := p.flush(); err != nil {
+			return nil, err
+		}
+		if !*found {
+			return nil, errExperimentNotFound(b.ExperimentID)
+		}
+		segments = s.admitSegments(p, adm)
 	}
 
 	inserted := make(map[string]bool, len(units))
-	err = chunks(units, s.maxRows, func(units []string) error {
+	err := chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(b.ExperimentID)
 		for _, u := range units {
 			a := first[u]
@@ -266,29 +294,42 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 		}
 		// RETURNING lists only the rows this statement inserted: a unit
 		// that already had an assignment hits ON CONFLICT and is absent.
-		rows, err := s.txQuery(ctx, tx,
-			`INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at, attributes, segments)
-			 VALUES `+rb.String()+`
+		// Without segments it goes out with the experiment's bump: if the
+		// experiment is not in the workspace the transaction is rolled
+		// back below.
+		p.queue(PipeStmt{
+			Query: `INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at, attributes, segments)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (experiment_id, unit_id) DO NOTHING
-			 RETURNING unit_id`, rb.args...)
-		if err != nil {
-			if s.dialect.IsForeignKeyViolation(err) {
-				return apperr.Wrap(apperr.Invalid, err, "assignment names a variant that is not in experiment %s", b.ExperimentID)
-			}
-			return fmt.Errorf("insert assignments of %s: %w", b.ExperimentID, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var u string
-			if err := rows.Scan(&u); err != nil {
+			 RETURNING unit_id`,
+			Args: rb.args,
+			Rows: func(rows Rows) error {
+				for rows.Next() {
+					var u string
+					if err := rows.Scan(&u); err != nil {
+						return err
+					}
+					inserted[u] = true
+				}
+				return rows.Err()
+			},
+			Wrap: func(err error) error {
+				if s.dialect.IsForeignKeyViolation(err) {
+					return apperr.Wrap(apperr.Invalid, err, "assignment names a variant that is not in experiment %s", b.ExperimentID)
+				}
 				return fmt.Errorf("insert assignments of %s: %w", b.ExperimentID, err)
-			}
-			inserted[u] = true
-		}
-		return rows.Err()
+			},
+		})
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := p.flush(); err != nil {
+		return nil, err
+	}
+	if !*found {
+		return nil, errExperimentNotFound(b.ExperimentID)
 	}
 
 	stored := make(map[string]store.Assignment, len(units))
@@ -301,12 +342,9 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 		}
 	}
 	if len(existing) > 0 {
-		found, err := s.loadAssignments(ctx, tx, b.ExperimentID, existing)
-		if err != nil {
+		queueLoadAssignments(p, s.maxRows, b.ExperimentID, existing, stored)
+		if err := p.flush(); err != nil {
 			return nil, err
-		}
-		for u, a := range found {
-			stored[u] = a
 		}
 	}
 
@@ -337,15 +375,15 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 			in.add(v, h, d)
 		}
 	}
-	if err := s.applyIncrements(ctx, tx, b.ExperimentID, in); err != nil {
+	// The counters and breakdown counters go out with the COMMIT (or the
+	// next batch's first statements).
+	s.queueIncrements(p, primaryTables(b.ExperimentID), in, func(err error) error {
 		if s.dialect.IsForeignKeyViolation(err) {
-			return nil, apperr.Wrap(apperr.Invalid, err, "weights name a variant that is not in experiment %s", b.ExperimentID)
+			return apperr.Wrap(apperr.Invalid, err, "weights name a variant that is not in experiment %s", b.ExperimentID)
 		}
-		return nil, err
-	}
-	if err := s.applySegments(ctx, tx, b.ExperimentID, segIn); err != nil {
-		return nil, err
-	}
+		return err
+	})
+	s.queueSegments(p, b.ExperimentID, segIn)
 	if b.Window > 0 {
 		m := maturity{}
 		for _, u := range units {
@@ -353,9 +391,7 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 				m.unit(first[u].VariantID, first[u].AssignedAt)
 			}
 		}
-		if err := s.applyMaturity(ctx, tx, b.ExperimentID, m); err != nil {
-			return nil, err
-		}
+		s.queueMaturity(p, b.ExperimentID, m)
 	}
 
 	res := make([]store.Assigned, len(b.Items))
@@ -371,61 +407,83 @@ func (s *Store) assignBatch(ctx context.Context, tx *sql.Tx, b store.AssignBatch
 	return res, nil
 }
 
-// bumpExperiment adds one to the experiment's data version, the watermark
-// by which the decision loop knows it has new data (store.DecideLeases),
-// taking its row lock; NotFound unless it is in the workspace.
-func bumpExperiment(ctx context.Context, s *Store, tx *sql.Tx, workspaceID, experimentID string) error {
-	res, err := s.txExec(ctx, tx,
-		`UPDATE experiments SET data_version = data_version + 1 WHERE id = $1 AND workspace_id = $2`,
-		experimentID, workspaceID)
-	if err != nil {
-		return fmt.Errorf("lock experiment %s: %w", experimentID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("lock experiment %s: %w", experimentID, err)
-	} else if n == 0 {
-		return errExperimentNotFound(experimentID)
-	}
-	return nil
+// queueBump queues the addition of one to the experiment's data version,
+// the watermark by which the decision loop knows it has new data
+// (store.DecideLeases), which takes its row lock. After the flush, *found
+// says whether the experiment is in the workspace (NotFound otherwise).
+func queueBump(p *pipe, workspaceID, experimentID string) *bool {
+	found := new(bool)
+	p.queue(PipeStmt{
+		Query: `UPDATE experiments SET data_version = data_version + 1 WHERE id = $1 AND workspace_id = $2 RETURNING id`,
+		Args:  []any{experimentID, workspaceID},
+		Rows: func(rows Rows) error {
+			for rows.Next() {
+				*found = true
+			}
+			return rows.Err()
+		},
+		Wrap: func(err error) error { return fmt.Errorf("lock experiment %s: %w", experimentID, err) },
+	})
+	return found
 }
 
-// loadAssignments returns the stored assignments of the units that have one.
+// assignmentsQuery returns the statement that reads the stored assignments
+// of units (at most maxRows of them) and its arguments. A join with a VALUES
+// list rather than "unit_id IN (…)": with hundreds of parameters
+// PostgreSQL's generic plan for the IN list (chosen after five runs of a
+// cached statement) scans the whole table, while the join keeps its index
+// nested loop. Both key columns come from the VALUES rows (see probeJoin).
+func assignmentsQuery(experimentID string, units []string) (string, []any) {
+	rb := newRowsBuilder(experimentID)
+	for _, u := range units {
+		rb.add("($1, ?)", u)
+	}
+	return `SELECT a.unit_id, a.variant_id, a.propensity, a.epoch, a.assigned_at
+			 FROM (VALUES ` + rb.String() + `) AS v
+			 JOIN assignments a ON ` + probeJoin("a", "experiment_id", "unit_id"), rb.args
+}
+
+// scanAssignments adds the rows of assignmentsQuery to out.
+func scanAssignments(rows Rows, out map[string]store.Assignment) error {
+	for rows.Next() {
+		var a store.Assignment
+		var at int64
+		if err := rows.Scan(&a.UnitID, &a.VariantID, &a.Propensity, &a.Epoch, &at); err != nil {
+			return err
+		}
+		a.AssignedAt = fromMicros(at)
+		out[a.UnitID] = a
+	}
+	return rows.Err()
+}
+
+// queueLoadAssignments queues the reads that add the stored assignments of
+// units to out, which is complete after the next flush.
+func queueLoadAssignments(p *pipe, maxRows int, experimentID string, units []string, out map[string]store.Assignment) {
+	_ = chunks(units, maxRows, func(units []string) error {
+		query, args := assignmentsQuery(experimentID, units)
+		p.queue(PipeStmt{Query: query, Args: args,
+			Rows: func(rows Rows) error { return scanAssignments(rows, out) },
+			Wrap: func(err error) error { return fmt.Errorf("load assignments of %s: %w", experimentID, err) }})
+		return nil
+	})
+}
+
+// loadAssignments returns the stored assignments of the units that have
+// one, read outside any transaction.
 func (s *Store) loadAssignments(ctx context.Context, q querier, experimentID string, units []string) (map[string]store.Assignment, error) {
 	out := make(map[string]store.Assignment, len(units))
 	err := chunks(units, s.maxRows, func(units []string) error {
-		rb := newRowsBuilder(experimentID)
-		for _, u := range units {
-			rb.add("($1, ?)", u)
-		}
-		// A join with a VALUES list rather than "unit_id IN (…)": with
-		// hundreds of parameters PostgreSQL's generic plan for the IN list
-		// (chosen after five runs of a cached statement) scans the whole
-		// table, while the join keeps its index nested loop. Both key
-		// columns come from the VALUES rows (see probeJoin).
-		query := `SELECT a.unit_id, a.variant_id, a.propensity, a.epoch, a.assigned_at
-			 FROM (VALUES ` + rb.String() + `) AS v
-			 JOIN assignments a ON ` + probeJoin("a", "experiment_id", "unit_id")
-		var rows *sql.Rows
-		var err error
-		if tx, ok := q.(*sql.Tx); ok {
-			rows, err = s.txQuery(ctx, tx, query, rb.args...)
-		} else {
-			rows, err = q.QueryContext(ctx, query, rb.args...)
-		}
+		query, args := assignmentsQuery(experimentID, units)
+		rows, err := q.QueryContext(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("load assignments of %s: %w", experimentID, err)
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var a store.Assignment
-			var at int64
-			if err := rows.Scan(&a.UnitID, &a.VariantID, &a.Propensity, &a.Epoch, &at); err != nil {
-				return fmt.Errorf("load assignments of %s: %w", experimentID, err)
-			}
-			a.AssignedAt = fromMicros(at)
-			out[a.UnitID] = a
+		if err := scanAssignments(rows, out); err != nil {
+			return fmt.Errorf("load assignments of %s: %w", experimentID, err)
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -474,10 +532,10 @@ func (s *Store) RecordEvents(ctx context.Context, batches []store.EventBatch) ([
 			return nil, apperr.New(apperr.Invalid, "unknown metric %q", b.Metric)
 		}
 	}
-	return eachInTx(ctx, s, batches, func(b store.EventBatch) string { return b.ExperimentID }, s.recordEvents)
+	return eachInPipeTx(ctx, s, batches, func(b store.EventBatch) string { return b.ExperimentID }, s.recordEvents)
 }
 
-func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch) ([]store.EventResult, error) {
+func (s *Store) recordEvents(p *pipe, b store.EventBatch) ([]store.EventResult, error) {
 	workspaceID, experimentID, events := b.WorkspaceID, b.ExperimentID, b.Events
 	// Lock the experiment's row first (an UPDATE that counts the write in
 	// its data version, the one row lock both databases take with the same
@@ -487,19 +545,30 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 	// keeps the UPDATE of assignments below, whose row locking order the
 	// planner chooses, from deadlocking with another transaction touching
 	// the same units in another order.
-	if err := bumpExperiment(ctx, s, tx, workspaceID, experimentID); err != nil {
-		return nil, err
-	}
+	found := queueBump(p, workspaceID, experimentID)
 	res := make([]store.EventResult, len(events))
-	if len(events) == 0 {
-		return res, nil
-	}
 
 	// 1. Reject events of units without an assignment. Assignments are never
-	// deleted, so this check cannot be invalidated before the commit.
-	assigned, err := s.loadAssignments(ctx, tx, experimentID, dedupe(unitsOf(events)))
-	if err != nil {
+	// deleted, so this check cannot be invalidated before the commit. The
+	// reads go out with the bump, and so does the read of the experiment's
+	// other metrics when an event names one.
+	assigned := map[string]store.Assignment{}
+	var defs map[string]store.MetricDef
+	if len(events) > 0 {
+		queueLoadAssignments(p, s.maxRows, experimentID, dedupe(unitsOf(events)), assigned)
+		if slices.ContainsFunc(events, func(e store.Event) bool { return e.Metric != "" && e.Metric != store.PrimaryMetric }) {
+			defs = map[string]store.MetricDef{}
+			queueLoadMetrics(p, experimentID, defs)
+		}
+	}
+	if err := p.flush(); err != nil {
 		return nil, err
+	}
+	if !*found {
+		return nil, errExperimentNotFound(experimentID)
+	}
+	if len(events) == 0 {
+		return res, nil
 	}
 	for i, e := range events {
 		if _, ok := assigned[e.UnitID]; !ok {
@@ -508,7 +577,9 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 	}
 
 	// Each metric's events go through the same steps, in its own tables,
-	// the primary metric's first, then the others in key order.
+	// the primary metric's first, then the others in key order. Every step
+	// is queued for all metrics before the flush that reads its results, so
+	// that the round trips of a batch do not grow with its metrics.
 	byMetric := map[string][]int{}
 	for i, e := range events {
 		if res[i].Outcome != "" {
@@ -520,20 +591,10 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 		}
 		byMetric[m] = append(byMetric[m], i)
 	}
-	var defs map[string]store.MetricDef
+	var outs []*outcomeBatch
 	for _, m := range sortedKeys(byMetric) {
 		t, typ := primaryTables(experimentID), b.Metric
 		if m != "" {
-			if defs == nil {
-				ms, err := loadMetrics(ctx, tx, []string{experimentID})
-				if err != nil {
-					return nil, err
-				}
-				defs = map[string]store.MetricDef{}
-				for _, d := range ms[experimentID] {
-					defs[d.Key] = d
-				}
-			}
 			d, ok := defs[m]
 			if !ok {
 				for _, i := range byMetric[m] {
@@ -543,98 +604,148 @@ func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, b store.EventBatch
 			}
 			t, typ = metricTables(d.ID), d.Type
 		}
-		if err := s.recordOutcomes(ctx, tx, t, typ, b.Window, events, byMetric[m], assigned, res); err != nil {
-			return nil, err
-		}
+		outs = append(outs, &outcomeBatch{t: t, metric: typ, idx: byMetric[m], window: b.Window, assigned: assigned})
+	}
+	for _, o := range outs {
+		s.queueClaims(p, o, events, res)
+	}
+	if err := p.flush(); err != nil {
+		return nil, err
+	}
+	for _, o := range outs {
+		s.queueUpdates(p, o, events, assigned, res)
+	}
+	if err := p.flush(); err != nil {
+		return nil, err
+	}
+	// The counters go out with the COMMIT (or the next batch's first
+	// statements).
+	for _, o := range outs {
+		s.queueOutcomeCounters(p, o, res)
 	}
 	return res, nil
 }
 
-// recordOutcomes records the events at the indexes idx, all of one metric
-// of type metric kept in t, and sets their results. An event later than
-// window (0: none) after its unit's assignment is late for every metric;
-// the maturity slots and the breakdown counters follow the primary metric.
-func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables, metric store.Metric, window time.Duration, events []store.Event, idx []int,
-	assigned map[string]store.Assignment, res []store.EventResult) error {
-	parent := t.parent
-	primary := t.units == "assignments"
-	// 2. Claim the idempotency keys. A rejected event's key is not
-	// recorded, so that it can be sent again once its unit is assigned.
-	// Keys repeated within the batch are duplicates after their first use;
-	// keys already stored are absent from RETURNING.
-	keyed := map[string]int{} // key → index of the event that claims it
-	var keys []string
-	for _, i := range idx {
+// queueLoadMetrics queues the read of the experiment's other metrics into
+// out, by key, which is complete after the next flush.
+func queueLoadMetrics(p *pipe, experimentID string, out map[string]store.MetricDef) {
+	query, args := metricsQuery([]string{experimentID})
+	p.queue(PipeStmt{Query: query, Args: args,
+		Rows: func(rows Rows) error {
+			return scanMetrics(rows, func(_ string, d store.MetricDef) { out[d.Key] = d })
+		},
+		Wrap: func(err error) error { return fmt.Errorf("load metrics of %s: %w", experimentID, err) }})
+}
+
+// outcomeBatch is the events of one batch for one metric, of type metric
+// kept in t, as recordEvents takes them through its steps.
+type outcomeBatch struct {
+	t      outcomeTables
+	metric store.Metric
+	idx    []int // the events' indexes in the batch
+	// window is the experiment's conversion window (0: none): an event
+	// later than that after its unit's assignment is late for every metric.
+	window   time.Duration
+	assigned map[string]store.Assignment
+
+	keyed   map[string]int // idempotency key → index of the event that claims it
+	keys    []string       // in lock order
+	claimed map[string]bool
+
+	byUnit map[string]*unitEvents
+	units  []string // in lock order
+	in     *increments
+	segIn  segmentIncrements
+	// mat is the primary metric's maturity increments (conversion window).
+	mat maturity
+}
+
+// primary says whether these are the primary metric's events. The
+// breakdown counters follow the primary metric's units only: the segments
+// are stored with the assignment.
+func (o *outcomeBatch) primary() bool { return o.t.units == "assignments" }
+
+// queueClaims (step 2) queues the claims of the events' idempotency keys.
+// A rejected event's key is not recorded, so that it can be sent again once
+// its unit is assigned. Keys repeated within the batch are duplicates after
+// their first use; keys already stored are absent from RETURNING.
+func (s *Store) queueClaims(p *pipe, o *outcomeBatch, events []store.Event, res []store.EventResult) {
+	o.keyed = map[string]int{}
+	for _, i := range o.idx {
 		e := events[i]
 		if e.IdempotencyKey == "" {
 			continue
 		}
-		if _, dup := keyed[e.IdempotencyKey]; dup {
+		if _, dup := o.keyed[e.IdempotencyKey]; dup {
 			res[i] = store.EventResult{Outcome: store.OutcomeDuplicate, Reason: ReasonDuplicateKey}
 			continue
 		}
-		keyed[e.IdempotencyKey] = i
-		keys = append(keys, e.IdempotencyKey)
+		o.keyed[e.IdempotencyKey] = i
+		o.keys = append(o.keys, e.IdempotencyKey)
 	}
-	slices.Sort(keys) // lock order
-	if len(keys) > 0 {
-		claimed := make(map[string]bool, len(keys))
-		err := chunks(keys, s.maxRows, func(keys []string) error {
-			rb := newRowsBuilder(parent)
-			for _, k := range keys {
-				rb.add("($1, ?, ?)", k, micros(events[keyed[k]].At))
-			}
-			rows, err := s.txQuery(ctx, tx,
-				`INSERT INTO `+t.keys+` (`+t.parentCol+`, idempotency_key, created_at) VALUES `+rb.String()+`
-				 ON CONFLICT (`+t.parentCol+`, idempotency_key) DO NOTHING
-				 RETURNING idempotency_key`, rb.args...)
-			if err != nil {
-				return fmt.Errorf("claim event keys of %s: %w", parent, err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var k string
-				if err := rows.Scan(&k); err != nil {
-					return fmt.Errorf("claim event keys of %s: %w", parent, err)
-				}
-				claimed[k] = true
-			}
-			return rows.Err()
-		})
-		if err != nil {
-			return err
-		}
+	slices.Sort(o.keys) // lock order
+	o.claimed = make(map[string]bool, len(o.keys))
+	t := o.t
+	_ = chunks(o.keys, s.maxRows, func(keys []string) error {
+		rb := newRowsBuilder(t.parent)
 		for _, k := range keys {
-			if !claimed[k] {
-				res[keyed[k]] = store.EventResult{Outcome: store.OutcomeDuplicate, Reason: ReasonDuplicateKey}
-			}
+			rb.add("($1, ?, ?)", k, micros(events[o.keyed[k]].At))
+		}
+		p.queue(PipeStmt{
+			Query: `INSERT INTO ` + t.keys + ` (` + t.parentCol + `, idempotency_key, created_at) VALUES ` + rb.String() + `
+				 ON CONFLICT (` + t.parentCol + `, idempotency_key) DO NOTHING
+				 RETURNING idempotency_key`,
+			Args: rb.args,
+			Rows: func(rows Rows) error {
+				for rows.Next() {
+					var k string
+					if err := rows.Scan(&k); err != nil {
+						return err
+					}
+					o.claimed[k] = true
+				}
+				return rows.Err()
+			},
+			Wrap: func(err error) error { return fmt.Errorf("claim event keys of %s: %w", t.parent, err) },
+		})
+		return nil
+	})
+}
+
+// queueUpdates takes the claims' results, groups what is left by unit
+// (step 3) and queues the UPDATE of the units (step 4), whose returned rows
+// say what each unit contributes to the counters. Another metric's units
+// get their row first, at their first event, with the variant and
+// propensity of their assignment.
+func (s *Store) queueUpdates(p *pipe, o *outcomeBatch, events []store.Event, assigned map[string]store.Assignment, res []store.EventResult) {
+	for _, k := range o.keys {
+		if !o.claimed[k] {
+			res[o.keyed[k]] = store.EventResult{Outcome: store.OutcomeDuplicate, Reason: ReasonDuplicateKey}
 		}
 	}
-
-	// 3. Group what is left by unit, in unit order (lock order). With a
-	// conversion window, an event after its unit's window is late: its key
-	// is claimed (a retry is a duplicate) and its slot counts it, nothing
-	// else.
-	mat := maturity{}
-	byUnit := map[string]*unitEvents{}
-	for _, i := range idx {
+	// With a conversion window, an event after its unit's window is late:
+	// its key is claimed (a retry is a duplicate) and, for the primary
+	// metric, its maturity slot counts it; nothing else.
+	o.byUnit = map[string]*unitEvents{}
+	o.mat = maturity{}
+	for _, i := range o.idx {
 		e := events[i]
 		if res[i].Outcome != "" {
 			continue
 		}
-		if a := assigned[e.UnitID]; window > 0 && e.At.Sub(a.AssignedAt) > window {
+		if a := assigned[e.UnitID]; o.window > 0 && e.At.Sub(a.AssignedAt) > o.window {
 			res[i] = store.EventResult{Outcome: store.OutcomeLate, Reason: ReasonLate}
-			if primary {
-				mat.at(a.VariantID, a.AssignedAt).late++
+			if o.primary() {
+				o.mat.at(a.VariantID, a.AssignedAt).late++
 			}
 			continue
 		}
-		ue := byUnit[e.UnitID]
+		ue := o.byUnit[e.UnitID]
 		if ue == nil {
 			ue = &unitEvents{unit: e.UnitID, firstAt: e.At}
-			byUnit[e.UnitID] = ue
+			o.byUnit[e.UnitID] = ue
 		}
-		if metric == store.MetricBinary && len(ue.events) > 0 {
+		if o.metric == store.MetricBinary && len(ue.events) > 0 {
 			// A unit converts once: a second conversion in the batch is a
 			// duplicate whatever the database says about the first.
 			res[i] = store.EventResult{Outcome: store.OutcomeDuplicate, Reason: ReasonConverted}
@@ -643,38 +754,30 @@ func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables,
 		ue.events = append(ue.events, i)
 		ue.total += e.Value
 	}
-	units := sortedKeys(byUnit)
-	if t.units != "assignments" && len(units) > 0 {
-		// Another metric's units get their row at their first event, with
-		// the variant and propensity of their assignment.
-		err := chunks(units, s.maxRows, func(units []string) error {
-			rb := newRowsBuilder(parent)
+	o.units = sortedKeys(o.byUnit)
+	o.in = newIncrements()
+	o.segIn = segmentIncrements{}
+	t, primary := o.t, o.primary()
+	if !primary {
+		_ = chunks(o.units, s.maxRows, func(units []string) error {
+			rb := newRowsBuilder(t.parent)
 			for _, u := range units {
 				a := assigned[u]
 				rb.add("($1, ?, ?, ?)", u, a.VariantID, a.Propensity)
 			}
-			if _, err := s.txExec(ctx, tx,
-				`INSERT INTO `+t.units+` (`+t.parentCol+`, unit_id, variant_id, propensity) VALUES `+rb.String()+`
-				 ON CONFLICT (`+t.parentCol+`, unit_id) DO NOTHING`, rb.args...); err != nil {
-				return fmt.Errorf("add units of metric %s: %w", parent, err)
-			}
+			p.queue(PipeStmt{
+				Query: `INSERT INTO ` + t.units + ` (` + t.parentCol + `, unit_id, variant_id, propensity) VALUES ` + rb.String() + `
+				 ON CONFLICT (` + t.parentCol + `, unit_id) DO NOTHING`,
+				Args: rb.args,
+				Wrap: func(err error) error { return fmt.Errorf("add units of metric %s: %w", t.parent, err) },
+			})
 			return nil
 		})
-		if err != nil {
-			return err
-		}
 	}
-
-	// 4. Update the units and derive the counter increments from the rows
-	// the UPDATE returns.
-	in := newIncrements()
-	// The breakdown counters follow the primary metric's units only: the
-	// segments are stored with the assignment.
-	segIn := segmentIncrements{}
-	err := chunks(units, s.maxRows, func(units []string) error {
-		rb := newRowsBuilder(parent)
+	_ = chunks(o.units, s.maxRows, func(units []string) error {
+		rb := newRowsBuilder(t.parent)
 		for _, u := range units {
-			ue := byUnit[u]
+			ue := o.byUnit[u]
 			rb.add("($1, ?, CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), CAST(? AS BIGINT))",
 				u, ue.total, int64(len(ue.events)), micros(ue.firstAt))
 		}
@@ -687,67 +790,76 @@ func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables,
 			    converted_at = COALESCE(` + t.units + `.converted_at, v.column5)
 			 FROM (VALUES ` + rb.String() + `) AS v
 			 WHERE ` + probeJoin(t.units, t.parentCol, "unit_id")
-		if metric == store.MetricBinary {
+		if o.metric == store.MetricBinary {
 			query += ` AND ` + t.units + `.converted_at IS NULL`
 		}
 		query += ` RETURNING unit_id, variant_id, value_sum, event_count, propensity`
 		if primary {
 			query += `, segments`
 		}
-		rows, err := s.txQuery(ctx, tx, query, rb.args...)
-		if err != nil {
-			return fmt.Errorf("record events of %s: %w", parent, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var u, variant string
-			var newSum, propensity float64
-			var count int64
-			var segs sql.NullString
-			dest := []any{&u, &variant, &newSum, &count, &propensity}
-			if primary {
-				dest = append(dest, &segs)
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return fmt.Errorf("record events of %s: %w", parent, err)
-			}
-			ue := byUnit[u]
-			if ue == nil {
-				return fmt.Errorf("record events of %s: unexpected unit %q", parent, u)
-			}
-			for _, i := range ue.events {
-				res[i] = store.EventResult{Outcome: store.OutcomeAccepted}
-			}
-			// The unit's total went from newSum−x to newSum; it converts
-			// when these are its first events.
-			var d delta
-			firstOutcome := count == int64(len(ue.events))
-			d.AddOutcome(propensity, newSum-ue.total, newSum, firstOutcome)
-			if a := assigned[u]; primary && window > 0 && firstOutcome {
-				// The delay the model needs is the one until the server
-				// learnt of the outcome: At is the receipt time.
-				md := mat.at(a.VariantID, a.AssignedAt)
-				md.conversions++
-				md.delays[engine.DelayBucket(ue.firstAt.Sub(a.AssignedAt))]++
-			}
-			// The whole unit's increment goes to the hour of its first event
-			// in the batch: per-event hours would split one unit's square.
-			in.add(variant, hourOf(ue.firstAt), d)
-			if segs.Valid {
-				var m map[string]string
-				if err := json.Unmarshal([]byte(segs.String), &m); err != nil {
-					return fmt.Errorf("record events of %s: segments of %q: %w", parent, u, err)
-				}
-				segIn.add(m, variant, segmentDelta{conversions: d.Conversions, sum: d.Sum, sumSq: d.SumSquares})
-			}
-		}
-		return rows.Err()
+		p.queue(PipeStmt{Query: query, Args: rb.args,
+			Rows: func(rows Rows) error { return readEventRows(rows, o, res) },
+			Wrap: func(err error) error { return fmt.Errorf("record events of %s: %w", t.parent, err) }})
+		return nil
 	})
-	if err != nil {
-		return err
+}
+
+// readEventRows reads the rows of queueUpdates' UPDATE … RETURNING: each
+// unit's events are accepted, and what the unit contributes goes to the
+// counter increments (and, for the primary metric, to the breakdown
+// counters of the unit's segments).
+func readEventRows(rows Rows, o *outcomeBatch, res []store.EventResult) error {
+	primary := o.primary()
+	for rows.Next() {
+		var u, variant string
+		var newSum, propensity float64
+		var count int64
+		var segs sql.NullString
+		dest := []any{&u, &variant, &newSum, &count, &propensity}
+		if primary {
+			dest = append(dest, &segs)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		ue := o.byUnit[u]
+		if ue == nil {
+			return fmt.Errorf("unexpected unit %q", u)
+		}
+		for _, i := range ue.events {
+			res[i] = store.EventResult{Outcome: store.OutcomeAccepted}
+		}
+		// The unit's total went from newSum−x to newSum; it converts
+		// when these are its first events.
+		var d delta
+		firstOutcome := count == int64(len(ue.events))
+		d.AddOutcome(propensity, newSum-ue.total, newSum, firstOutcome)
+		if a := o.assigned[u]; primary && o.window > 0 && firstOutcome {
+			// The delay the model needs is the one until the server
+			// learnt of the outcome: At is the receipt time.
+			md := o.mat.at(a.VariantID, a.AssignedAt)
+			md.conversions++
+			md.delays[engine.DelayBucket(ue.firstAt.Sub(a.AssignedAt))]++
+		}
+		// The whole unit's increment goes to the hour of its first event
+		// in the batch: per-event hours would split one unit's square.
+		o.in.add(variant, hourOf(ue.firstAt), d)
+		if segs.Valid {
+			var m map[string]string
+			if err := json.Unmarshal([]byte(segs.String), &m); err != nil {
+				return fmt.Errorf("segments of %q: %w", u, err)
+			}
+			o.segIn.add(m, variant, segmentDelta{conversions: d.Conversions, sum: d.Sum, sumSq: d.SumSquares})
+		}
 	}
-	for _, u := range units {
-		for _, i := range byUnit[u].events {
+	return rows.Err()
+}
+
+// queueOutcomeCounters takes the UPDATE's results and queues the metric's
+// counter increments (and the primary metric's breakdown counters).
+func (s *Store) queueOutcomeCounters(p *pipe, o *outcomeBatch, res []store.EventResult) {
+	for _, u := range o.units {
+		for _, i := range o.byUnit[u].events {
 			if res[i].Outcome == "" {
 				// Not returned by the UPDATE: only a binary unit that had
 				// converted before this call.
@@ -755,18 +867,13 @@ func (s *Store) recordOutcomes(ctx context.Context, tx *sql.Tx, t outcomeTables,
 			}
 		}
 	}
-	if err := s.applyTo(ctx, tx, t, in); err != nil {
-		return err
-	}
-	if !primary {
-		return nil
-	}
-	if len(mat) > 0 {
-		if err := s.applyMaturity(ctx, tx, parent, mat); err != nil {
-			return err
+	s.queueIncrements(p, o.t, o.in, func(err error) error { return err })
+	if o.primary() {
+		s.queueSegments(p, o.t.parent, o.segIn)
+		if len(o.mat) > 0 {
+			s.queueMaturity(p, o.t.parent, o.mat)
 		}
 	}
-	return s.applySegments(ctx, tx, parent, segIn)
 }
 
 func unitsOf(events []store.Event) []string {

@@ -73,6 +73,14 @@ type Dialect struct {
 	// polling together each take other rows instead of queueing on the
 	// same ones; empty on SQLite, whose single writer has no row locks.
 	SkipLocked string
+	// Pipeline, if set, sends stmts over raw (the driver's connection, as
+	// sql.Conn.Raw hands it out) in one round trip, runs each statement's
+	// Rows on its results in order, and returns the first statement's error
+	// (wrapped by its Wrap). Transaction control (BEGIN, COMMIT) comes as
+	// ordinary statements. The serving path's write transactions then cost
+	// a round trip per point where the code needs a result, not one per
+	// statement. Nil runs the statements one by one through database/sql.
+	Pipeline func(ctx context.Context, raw any, stmts []PipeStmt) error
 }
 
 // Store implements store.Store over database/sql.

@@ -762,6 +762,35 @@ func testAssignIsolation(t *testing.T, s store.Store) {
 	if c := counters(t, s, e); c[e.Variants[0].ID].Units != 1 {
 		t.Errorf("units = %d after failed calls, want 1", c[e.Variants[0].ID].Units)
 	}
+
+	// A statement that fails in the middle of the transaction (an unknown
+	// variant: the insert's foreign key) or at its end (weights naming an
+	// unknown variant: the counters' foreign key, sent with the COMMIT on
+	// PostgreSQL's pipeline) fails the call and undoes all of it, even the
+	// statements that succeeded before it.
+	other := createExperiment(t, s, a, "other", store.MetricBinary)
+	unknownVariant := ok
+	unknownVariant.Items = []store.Assignment{{UnitID: "u4", VariantID: other.Variants[0].ID, Propensity: 1, Epoch: 1, AssignedAt: t0}}
+	_, err = s.Assign(ctx, []store.AssignBatch{ok, unknownVariant})
+	wantCode(t, err, apperr.Invalid, "Assign naming another experiment's variant")
+	unknownWeight := ok
+	unknownWeight.Weights = map[string]float64{e.Variants[0].ID: 0.5, other.Variants[0].ID: 0.5}
+	_, err = s.Assign(ctx, []store.AssignBatch{unknownWeight})
+	wantCode(t, err, apperr.Invalid, "Assign with weights of another experiment's variant")
+	m, err = s.Assignments(ctx, a.ID, e.ID, []string{"u3", "u4"})
+	must(t, err, "assignments")
+	if len(m) != 0 {
+		t.Errorf("failed Assign calls stored %v", m)
+	}
+	if c := counters(t, s, e); c[e.Variants[0].ID].Units != 1 {
+		t.Errorf("units = %d after failed calls, want 1", c[e.Variants[0].ID].Units)
+	}
+	// The store still works after the failures (the connection was not
+	// left inside a failed transaction).
+	assign(t, s, e, 0, t0, "u5")
+	if c := counters(t, s, e); c[e.Variants[0].ID].Units != 2 {
+		t.Errorf("units = %d after one more assignment, want 2", c[e.Variants[0].ID].Units)
+	}
 }
 
 // testAssignConcurrent has many goroutines race to assign the same units to

@@ -1,0 +1,135 @@
+package postgres_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/postgres"
+	"github.com/samplit/samplit/internal/store/sqlstore"
+)
+
+// BenchmarkGroupCommit times one group commit of the serving path, one
+// after another (no concurrency, so the figure is the latency the round
+// trips add): a new assignment, and 100 continuous events.
+// On a loaded machine the time per op says little; the backend's waits per
+// op (about one per round trip) and its CPU per op do. "pipeline" is the
+// store as opened; "one-by-one" is the same store with
+// the dialect's Pipeline removed, so that each statement is its own round
+// trip through database/sql, as before issue 16.
+func BenchmarkGroupCommit(b *testing.B) {
+	testURL(b)
+	for _, mode := range []string{"pipeline", "one-by-one"} {
+		b.Run(mode, func(b *testing.B) {
+			st := openSchema(b, postgres.Options{})
+			// One connection without waiting for the WAL flush at commit:
+			// on a shared machine the fsync (6-12 ms) hides everything
+			// else, and what this compares is the round trips. Only this
+			// benchmark's session does so.
+			st.WriteDB().SetMaxOpenConns(1)
+			if _, err := st.WriteDB().ExecContext(b.Context(), "SET synchronous_commit = off"); err != nil {
+				b.Fatal(err)
+			}
+			var s store.Store = st
+			if mode == "one-by-one" {
+				d := st.Dialect()
+				d.Pipeline = nil
+				s = sqlstore.New(st.WriteDB(), st.WriteDB(), d)
+			}
+			ctx := b.Context()
+			t0 := time.Now().UTC()
+			ws := store.Workspace{ID: id.New(id.Workspace), Name: "bench", CreatedAt: t0}
+			if err := s.CreateWorkspace(ctx, ws); err != nil {
+				b.Fatal(err)
+			}
+			e := store.Experiment{ID: id.New(id.Experiment), WorkspaceID: ws.ID, Key: "bench", Name: "bench",
+				Kind: store.KindStandard, Metric: store.MetricContinuous, Strategy: "thompson", Status: store.StatusRunning,
+				Settings: store.Settings{MinSamples: 100, DecisionThreshold: 0.95, Traffic: 1}, CreatedAt: t0, UpdatedAt: t0}
+			for i, k := range []string{"a", "b"} {
+				e.Variants = append(e.Variants, store.Variant{ID: id.New(id.Variant), Key: k, Name: k, Control: i == 0,
+					Payload: json.RawMessage(`{}`), Position: i})
+			}
+			if err := s.CreateExperiment(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+			weights := map[string]float64{e.Variants[0].ID: 0.5, e.Variants[1].ID: 0.5}
+			n := 0
+			assignOne := func() {
+				n++
+				_, err := s.Assign(ctx, []store.AssignBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Weights: weights,
+					Items: []store.Assignment{{UnitID: fmt.Sprintf("u%d", n), VariantID: e.Variants[n%2].ID, Propensity: 0.5, Epoch: 1, AssignedAt: t0}}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			var backend int
+			if err := st.WriteDB().QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+				b.Fatal(err)
+			}
+			b.Run("assign", func(b *testing.B) {
+				w0, c0 := backendStats(b, backend)
+				for b.Loop() {
+					assignOne()
+				}
+				reportBackend(b, backend, w0, c0)
+			})
+			for n < 100 {
+				assignOne()
+			}
+			b.Run("events100", func(b *testing.B) {
+				evs := make([]store.Event, 100)
+				for i := range evs {
+					evs[i] = store.Event{UnitID: fmt.Sprintf("u%d", i+1), Value: 1.5, At: t0}
+				}
+				w0, c0 := backendStats(b, backend)
+				for b.Loop() {
+					if _, err := s.RecordEvents(ctx, []store.EventBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID,
+						Metric: store.MetricContinuous, Events: evs}}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportBackend(b, backend, w0, c0)
+			})
+		})
+	}
+}
+
+// backendStats reads the PostgreSQL backend's voluntary context switches
+// (each time it waited: for the client's next message, mostly, so about
+// one per round trip) and its CPU time, when the server runs on this
+// machine and /proc shows it; -1 otherwise.
+func backendStats(b *testing.B, pid int) (waits int64, cpu time.Duration) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1, -1
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+			waits, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1, -1
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return waits, time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+func reportBackend(b *testing.B, pid int, w0 int64, c0 time.Duration) {
+	w1, c1 := backendStats(b, pid)
+	if w0 < 0 || w1 < 0 {
+		return
+	}
+	b.ReportMetric(float64(w1-w0)/float64(b.N), "backend-waits/op")
+	b.ReportMetric(float64(c1-c0)/float64(time.Microsecond)/float64(b.N), "backend-cpu-µs/op")
+}

@@ -1,0 +1,157 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Rows is what a statement's result rows offer to the code that reads them:
+// the methods *sql.Rows and a driver's native rows (pgx.Rows) have in
+// common, so that the serving path reads its results the same way whether
+// the statements went through database/sql or a dialect's pipeline.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// PipeStmt is one statement of a pipelined transaction.
+type PipeStmt struct {
+	Query string
+	Args  []any
+	// Rows, if set, reads the statement's rows; otherwise they are discarded.
+	Rows func(Rows) error
+	// Wrap, if set, adds context to the statement's error.
+	Wrap func(error) error
+}
+
+// pipe runs the statements of one write transaction of the serving path in
+// as few round trips as the connection allows. Statements are queued and
+// sent together at flush, which the code calls only where it needs a result
+// to decide what comes next; the transaction's last statements go out with
+// its COMMIT. Through a dialect's Pipeline (PostgreSQL: pgx's batch, one
+// network round trip per flush including BEGIN and COMMIT) a group-commit
+// of new assignments costs two round trips instead of six; through
+// database/sql (SQLite, or PostgreSQL behind a transaction pooler) flush
+// runs the queued statements one after another in the transaction, with
+// the same SQL and the same results.
+type pipe struct {
+	s      *Store
+	ctx    context.Context
+	tx     *sql.Tx // the database/sql path
+	raw    any     // the driver connection of the Pipeline path
+	queued []PipeStmt
+}
+
+func (p *pipe) queue(st PipeStmt) { p.queued = append(p.queued, st) }
+
+// flush runs the queued statements; their Rows functions have run when it
+// returns. The first failing statement's error is returned (wrapped by its
+// Wrap); the transaction must then be abandoned.
+func (p *pipe) flush() error {
+	stmts := p.queued
+	p.queued = p.queued[:0:0]
+	if len(stmts) == 0 {
+		return nil
+	}
+	if p.tx == nil {
+		return p.s.dialect.Pipeline(p.ctx, p.raw, stmts)
+	}
+	for _, st := range stmts {
+		if err := p.runTx(st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *pipe) runTx(st PipeStmt) error {
+	wrap := func(err error) error {
+		if st.Wrap != nil {
+			return st.Wrap(err)
+		}
+		return err
+	}
+	if st.Rows == nil {
+		if _, err := p.s.txExec(p.ctx, p.tx, st.Query, st.Args...); err != nil {
+			return wrap(err)
+		}
+		return nil
+	}
+	rows, err := p.s.txQuery(p.ctx, p.tx, st.Query, st.Args...)
+	if err != nil {
+		return wrap(err)
+	}
+	err = st.Rows(rows)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+// inPipeTx is inTx for code written against a pipe: it runs fn in a write
+// transaction, flushes what fn left queued together with the COMMIT, and
+// runs it all again from the start on an error the dialect calls retryable.
+func (s *Store) inPipeTx(ctx context.Context, fn func(p *pipe) error) error {
+	if s.dialect.Pipeline == nil {
+		return s.inTx(ctx, func(tx *sql.Tx) error {
+			p := &pipe{s: s, ctx: ctx, tx: tx}
+			if err := fn(p); err != nil {
+				return err
+			}
+			return p.flush()
+		})
+	}
+	var err error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			d := time.Duration(1<<min(attempt, 6)) * time.Millisecond
+			d += rand.N(d)
+			select {
+			case <-ctx.Done():
+				return errors.Join(err, ctx.Err())
+			case <-time.After(d):
+			}
+		}
+		err = s.tryPipeTx(ctx, fn)
+		if err == nil || !s.dialect.IsRetryable(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("giving up after %d attempts: %w", maxAttempts, err)
+}
+
+func (s *Store) tryPipeTx(ctx context.Context, fn func(p *pipe) error) error {
+	conn, err := s.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(raw any) error {
+		p := &pipe{s: s, ctx: ctx, raw: raw}
+		p.queue(PipeStmt{Query: "BEGIN", Wrap: func(err error) error { return fmt.Errorf("begin: %w", err) }})
+		err := fn(p)
+		if err == nil {
+			p.queue(PipeStmt{Query: "COMMIT", Wrap: func(err error) error { return fmt.Errorf("commit: %w", err) }})
+			err = p.flush()
+		}
+		if err != nil {
+			// Whatever was sent is undone. If even the ROLLBACK fails the
+			// connection is left inside a transaction, which the driver's
+			// session reset sees and discards the connection for.
+			p.queued = p.queued[:0]
+			_ = s.dialect.Pipeline(context.WithoutCancel(ctx), raw, []PipeStmt{{Query: "ROLLBACK"}})
+		}
+		return err
+	})
+}
