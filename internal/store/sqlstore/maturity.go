@@ -75,9 +75,9 @@ func (s *Store) queueMaturity(p *pipe, experimentID string, m maturity) {
 			}
 			rb.add("($1, ?, ?, ?, CAST(? AS DOUBLE PRECISION), ?, ?, ?"+strings.Repeat(", ?", engine.DelayBuckets)+")", args...)
 		}
-		p.queue(PipeStmt{Query: 			`INSERT INTO maturity_slots (experiment_id, variant_id, slot, units, assigned_sum, last_assigned,
-			     conversions, late, `+delayColumns+`)
-			 VALUES `+rb.String()+`
+		p.queue(PipeStmt{Query: `INSERT INTO maturity_slots (experiment_id, variant_id, slot, units, assigned_sum, last_assigned,
+			     conversions, late, ` + delayColumns + `)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (experiment_id, variant_id, slot) DO UPDATE SET
 			     units = maturity_slots.units + excluded.units,
 			     assigned_sum = maturity_slots.assigned_sum + excluded.assigned_sum,
