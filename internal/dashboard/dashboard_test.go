@@ -493,6 +493,61 @@ func TestCreateExperimentForm(t *testing.T) {
 	})
 }
 
+// TestCreateExperimentFormMetrics: the form's metric rows create secondary
+// and guardrail metrics through the service, and the service's refusals
+// ("metrics[0].max_degradation") show next to the row that caused them.
+func TestCreateExperimentFormMetrics(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn(e.admin)
+	csrf := b.csrf()
+	if p := b.get("/experiments/new"); !strings.Contains(p.Body, `name="metric.0.max_degradation"`) {
+		t.Fatal("the form has no metric rows")
+	}
+	form := func(kv ...string) url.Values {
+		v := url.Values{"csrf": {csrf}, "metric": {"binary"}, "strategy": {"adaptive"}, "control": {"0"},
+			"variant.0.key": {"control"}, "variant.1.key": {"green"}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	// Row 2 holds the guardrail without its allowed degradation; row 1 is
+	// empty and left out, so the service's metrics[0] is the form's row 2.
+	p := b.post("/experiments", form("key", "m-bad", "metric.1.key", "refunds", "metric.1.type", "binary",
+		"metric.1.role", "guardrail", "metric.1.direction", "decrease"))
+	if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, `id="m1maxdeg-error"`) ||
+		!strings.Contains(p.Body, "is required for a guardrail") {
+		t.Errorf("guardrail without max_degradation: status %d\n%s", p.Status, p.Body)
+	}
+	if p := b.post("/experiments", form("key", "m-text", "metric.0.key", "refunds", "metric.0.role", "guardrail",
+		"metric.0.direction", "decrease", "metric.0.max_degradation", "ten percent")); p.Status != http.StatusUnprocessableEntity ||
+		!strings.Contains(p.Body, "must be a number, such as 0.1") {
+		t.Errorf("text degradation: status %d", p.Status)
+	}
+	p = b.post("/experiments", form("key", "m-good", "metric.0.key", "refunds", "metric.0.type", "binary", "metric.0.role", "guardrail",
+		"metric.0.direction", "decrease", "metric.0.max_degradation", "0.1",
+		"metric.2.key", "revenue", "metric.2.type", "continuous", "metric.2.role", "secondary", "metric.2.direction", "decrease"))
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("status %d\n%s", p.Status, p.Body)
+	}
+	x, err := e.st.GetExperiment(context.Background(), e.defaultWorkspace(), "m-good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(x.Metrics) != 2 || x.Metrics[0].Key != "refunds" || x.Metrics[0].Role != store.RoleGuardrail ||
+		x.Metrics[0].Direction != "decrease" || x.Metrics[0].MaxDegradation != 0.1 ||
+		x.Metrics[1].Key != "revenue" || x.Metrics[1].Role != store.RoleSecondary || x.Metrics[1].Type != store.MetricContinuous ||
+		x.Metrics[1].Direction != "increase" {
+		t.Errorf("metrics %+v", x.Metrics)
+	}
+	for _, bad := range []string{"m-bad", "m-text"} {
+		if _, err := e.st.GetExperiment(context.Background(), e.defaultWorkspace(), bad); err == nil {
+			t.Errorf("%s was created", bad)
+		}
+	}
+}
+
 func TestLifecycleButtons(t *testing.T) {
 	e := newEnv(t)
 	var out struct{ ID string }

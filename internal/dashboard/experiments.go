@@ -554,10 +554,17 @@ const formRows = 5
 
 type variantInput struct{ Key, Name, Payload string }
 
+// metricFormRows is the number of rows for other metrics (secondary and
+// guardrail) of the create form; the API takes up to optimize.MaxMetrics.
+const metricFormRows = 3
+
+type metricInput struct{ Key, Type, Role, Direction, MaxDegradation string }
+
 // experimentForm holds what was typed, to show it again with the errors.
 type experimentForm struct {
 	Key, Name, Metric, Strategy                               string
 	Rows                                                      []variantInput
+	MetricRows                                                []metricInput
 	Control                                                   int
 	MinSamples, DecisionThreshold, LossThreshold, WeightFloor string
 	Traffic, Seed                                             string
@@ -598,6 +605,9 @@ var (
 func (d *Dashboard) newExperimentPage(r *http.Request, s *session, f experimentForm) newExperimentPage {
 	for len(f.Rows) < formRows {
 		f.Rows = append(f.Rows, variantInput{})
+	}
+	for len(f.MetricRows) < metricFormRows {
+		f.MetricRows = append(f.MetricRows, metricInput{Type: "binary", Role: "guardrail", Direction: "decrease"})
 	}
 	return newExperimentPage{pageBase: d.base(r, s, "New experiment"), F: f, Errors: map[string]string{},
 		Metrics: metricOptions, Strategies: strategyOptions, Defaults: map[string]string{
@@ -643,6 +653,13 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 			Payload: strings.TrimSpace(r.PostFormValue(fmt.Sprintf("variant.%d.payload", i))),
 		})
 	}
+	for i := range metricFormRows {
+		field := func(part string) string {
+			return strings.TrimSpace(r.PostFormValue(fmt.Sprintf("metric.%d.%s", i, part)))
+		}
+		f.MetricRows = append(f.MetricRows, metricInput{Key: field("key"), Type: field("type"), Role: field("role"),
+			Direction: field("direction"), MaxDegradation: field("max_degradation")})
+	}
 	page := d.newExperimentPage(r, s, f)
 	addErr := func(field, label, reason string) {
 		if _, dup := page.Errors[field]; !dup {
@@ -677,6 +694,32 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 				fmt.Sprintf("variant.%d.%s", i, part), fmt.Sprintf("Variant %d %s", i+1, part)}
 		}
 		spec.Variants = append(spec.Variants, vs)
+	}
+	// A metric row counts when its key is filled in; the service names its
+	// fields "metrics[j].role", shown next to the form's row.
+	for i, row := range f.MetricRows {
+		if row.Key == "" {
+			continue
+		}
+		ms := optimize.MetricSpec{Key: row.Key, Type: row.Type, Role: row.Role, Direction: row.Direction}
+		if row.Role == "secondary" {
+			// The row's direction select always has a value; a secondary
+			// metric's default direction (increase) is the service's.
+			ms.Direction = ""
+		}
+		if row.MaxDegradation != "" && row.Role != "secondary" {
+			x, err := strconv.ParseFloat(row.MaxDegradation, 64)
+			if err != nil {
+				addErr(fmt.Sprintf("metric.%d.max_degradation", i), fmt.Sprintf("Metric %d allowed degradation", i+1), "must be a number, such as 0.1 for 10%")
+			} else {
+				ms.MaxDegradation = &x
+			}
+		}
+		for _, part := range []string{"key", "type", "role", "direction", "max_degradation"} {
+			variantFields[fmt.Sprintf("metrics[%d].%s", len(spec.Metrics), part)] = formField{
+				fmt.Sprintf("metric.%d.%s", i, part), fmt.Sprintf("Metric %d %s", i+1, strings.ReplaceAll(part, "_", " "))}
+		}
+		spec.Metrics = append(spec.Metrics, ms)
 	}
 	integer := func(field, text string) *int64 {
 		if text == "" {
