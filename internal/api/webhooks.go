@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/human"
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/webhook"
@@ -127,7 +128,7 @@ func knownEventTypes() string {
 	for i, t := range store.EventTypes {
 		list[i] = string(t)
 	}
-	return joinOr(list)
+	return human.JoinOr(list)
 }
 
 // webhookID returns the {id} of the path, or the 404 of an id that cannot
@@ -342,19 +343,4 @@ func (s *server) handleRetryDelivery(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	return respond(w, http.StatusAccepted, toDeliveryJSON(d))
-}
-
-// joinOr joins list as "a, b or c".
-func joinOr(list []string) string {
-	switch len(list) {
-	case 0:
-		return ""
-	case 1:
-		return list[0]
-	}
-	out := list[0]
-	for _, s := range list[1 : len(list)-1] {
-		out += ", " + s
-	}
-	return out + " or " + list[len(list)-1]
 }

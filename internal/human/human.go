@@ -1,4 +1,4 @@
-// Package human formats numbers for people: decimal notation with a given
+// Package human formats numbers and lists for people: decimal notation with a given
 // number of significant digits, never scientific notation (2.6e-05 reads as
 // noise to most people), with "<0.000001" where the digits would run away.
 // The dashboard and the CLI's text output share it; JSON keeps full floats.
@@ -48,4 +48,15 @@ func Signed(x float64, digits int) string {
 		return "+" + s
 	}
 	return s
+}
+
+// JoinOr joins list as "a, b or c", for messages that name the choices.
+func JoinOr(list []string) string {
+	switch len(list) {
+	case 0:
+		return ""
+	case 1:
+		return list[0]
+	}
+	return strings.Join(list[:len(list)-1], ", ") + " or " + list[len(list)-1]
 }

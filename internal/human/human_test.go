@@ -27,3 +27,14 @@ func TestSigNeverScientific(t *testing.T) {
 		t.Errorf("Signed = %q", got)
 	}
 }
+
+func TestJoinOr(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{{nil, ""}, {[]string{"a"}, "a"}, {[]string{"a", "b"}, "a or b"}, {[]string{"a", "b", "c"}, "a, b or c"}} {
+		if got := JoinOr(c.in); got != c.want {
+			t.Errorf("JoinOr(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
+	"github.com/samplit/samplit/internal/human"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/webhook"
 )
@@ -104,21 +105,7 @@ func wrongStatus(k Kind, a Action, t transition, cur store.Status) error {
 		from[i] = string(st)
 	}
 	return apperr.New(apperr.Conflict, "cannot %s an experiment that is %s (current status: %s); %s needs status %s",
-		a, cur, cur, a, joinOr(from))
-}
-
-func joinOr(list []string) string {
-	switch len(list) {
-	case 0:
-		return ""
-	case 1:
-		return list[0]
-	}
-	out := list[0]
-	for _, s := range list[1 : len(list)-1] {
-		out += ", " + s
-	}
-	return out + " or " + list[len(list)-1]
+		a, cur, cur, a, human.JoinOr(from))
 }
 
 // lifecycle applies action a to one object of kind k whose status is cur:
