@@ -268,26 +268,11 @@ func (l *Loop) evaluateAll(ctx context.Context, claimed []store.DecideObject) in
 	for i, o := range claimed {
 		ids[i] = o.ID
 	}
-	rctx, stopRenew := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		t := time.NewTicker(l.opts.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-				// Leases already released by FinishDecision are not
-				// this owner's any more and stay released.
-				if _, err := l.st.RenewDecisionLeases(rctx, l.opts.Owner, ids, l.opts.Now().Add(l.opts.Lease)); err != nil && rctx.Err() == nil {
-					l.opts.Logger.Warn("renew decision leases", "err", err)
-				}
-			}
-		}
-	}()
-	defer func() { stopRenew(); <-renewed }()
+	// Leases already released by FinishDecision are not this owner's any
+	// more and stay released.
+	defer renewLeases(ctx, l.st, l.opts.Owner, ids, l.opts.Lease, l.opts.Now, func(err error) {
+		l.opts.Logger.Warn("renew decision leases", "err", err)
+	})()
 
 	n := 0
 	var cut []store.DecideObject // not evaluated: the loop is stopping
@@ -382,4 +367,29 @@ func (l *Loop) evaluate(ctx context.Context, o store.DecideObject) error {
 		return fmt.Errorf("evaluate %s %s: %w", o.Kind, o.ID, err)
 	}
 	return nil
+}
+
+// renewLeases renews owner's leases on ids every third of lease until the
+// returned stop is called, which waits for the renewals to end. A failed
+// renewal (not caused by stopping) goes to failed, when set.
+func renewLeases(ctx context.Context, st store.DecideLeases, owner string, ids []string, lease time.Duration,
+	now func() time.Time, failed func(error)) (stop func()) {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				if _, err := st.RenewDecisionLeases(rctx, owner, ids, now().Add(lease)); err != nil && rctx.Err() == nil && failed != nil {
+					failed(err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

@@ -69,24 +69,9 @@ func (j *Job) TryRun(ctx context.Context, task func(ctx context.Context) error) 
 		return false, nil
 	}
 	ids := []string{j.obj.ID}
-	rctx, stop := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		t := time.NewTicker(j.opts.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-				_, _ = j.st.RenewDecisionLeases(rctx, j.owner, ids, j.opts.Now().Add(j.opts.Lease))
-			}
-		}
-	}()
+	stop := renewLeases(ctx, j.st, j.owner, ids, j.opts.Lease, j.opts.Now, nil)
 	err = task(ctx)
 	stop()
-	<-renewed
 	// Keep the lease until the next period from when this run started
 	// (not ended: the period does not drift by the task's duration). A
 	// failed run keeps it too: retried next period, not in a tight loop

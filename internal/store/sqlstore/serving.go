@@ -188,11 +188,7 @@ func (s *Store) Assign(ctx context.Context, batches []store.AssignBatch) ([][]st
 // of batches. The one order of locking is what keeps two group commits over
 // the same parents from deadlocking.
 func eachInTx[B, R any](ctx context.Context, s *Store, batches []B, experiment func(B) string, one func(context.Context, *sql.Tx, B) (R, error)) ([]R, error) {
-	order := make([]int, len(batches))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(experiment(batches[a]), experiment(batches[b])) })
+	order := lockOrder(batches, experiment)
 	var out []R
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		out = make([]R, len(batches)) // anew on every retry of the transaction
@@ -211,15 +207,22 @@ func eachInTx[B, R any](ctx context.Context, s *Store, batches []B, experiment f
 	return out, nil
 }
 
-// eachInPipeTx is eachInTx for the serving path's pipelined transactions
-// (see pipe): one's statements left queued when it returns go out with the
-// next batch's first ones, or with the COMMIT.
-func eachInPipeTx[B, R any](ctx context.Context, s *Store, batches []B, experiment func(B) string, one func(*pipe, B) (R, error)) ([]R, error) {
+// lockOrder is the order eachInTx and eachInPipeTx apply batches in: by
+// parent id, stable (see eachInTx).
+func lockOrder[B any](batches []B, object func(B) string) []int {
 	order := make([]int, len(batches))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(experiment(batches[a]), experiment(batches[b])) })
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(object(batches[a]), object(batches[b])) })
+	return order
+}
+
+// eachInPipeTx is eachInTx for the serving path's pipelined transactions
+// (see pipe): one's statements left queued when it returns go out with the
+// next batch's first ones, or with the COMMIT.
+func eachInPipeTx[B, R any](ctx context.Context, s *Store, batches []B, experiment func(B) string, one func(*pipe, B) (R, error)) ([]R, error) {
+	order := lockOrder(batches, experiment)
 	var out []R
 	err := s.inPipeTx(ctx, func(p *pipe) error {
 		out = make([]R, len(batches)) // anew on every retry of the transaction
