@@ -410,23 +410,30 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 			}
 		}
 	}
+	var err error
+	out.chosen, err = chosenVariants(in)
+	return out, err
+}
+
+// chosenVariants analyses the funnel and returns, per step, the variant the
+// strategy itself favours: its weight is its P(best) on the strategy's own
+// objective (-1 for a step without variants).
+func chosenVariants(in engine.FunnelInput) ([]int, error) {
 	res, err := engine.AnalyzeFunnel(in)
 	if err != nil {
-		return out, err
+		return nil, err
 	}
-	out.chosen = make([]int, m)
+	chosen := make([]int, len(res.Steps))
 	for k, sr := range res.Steps {
-		out.chosen[k] = -1
+		chosen[k] = -1
 		best := -1.0
 		for i, v := range sr.Variants {
-			// The variant the strategy itself favours: its weight is its
-			// P(best) on the strategy's own objective.
 			if v.Weight > best {
-				out.chosen[k], best = i, v.Weight
+				chosen[k], best = i, v.Weight
 			}
 		}
 	}
-	return out, nil
+	return chosen, nil
 }
 
 // hasFunnelFlag reports whether the simulate arguments ask for a funnel

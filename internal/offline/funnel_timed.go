@@ -218,19 +218,7 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 	for k := range low {
 		out.swung = out.swung || low[k]
 	}
-	res, err := engine.AnalyzeFunnel(in)
-	if err != nil {
-		return out, err
-	}
-	out.chosen = make([]int, m)
-	for k, sr := range res.Steps {
-		out.chosen[k] = -1
-		bw := -1.0
-		for i, v := range sr.Variants {
-			if v.Weight > bw {
-				out.chosen[k], bw = i, v.Weight
-			}
-		}
-	}
-	return out, nil
+	var err error
+	out.chosen, err = chosenVariants(in)
+	return out, err
 }
