@@ -3,10 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 )
 
 // Rows is what a statement's result rows offer to the code that reads them:
@@ -112,23 +109,7 @@ func (s *Store) inPipeTx(ctx context.Context, fn func(p *pipe) error) error {
 			return p.flush()
 		})
 	}
-	var err error
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		if attempt > 0 {
-			d := time.Duration(1<<min(attempt, 6)) * time.Millisecond
-			d += rand.N(d)
-			select {
-			case <-ctx.Done():
-				return errors.Join(err, ctx.Err())
-			case <-time.After(d):
-			}
-		}
-		err = s.tryPipeTx(ctx, fn)
-		if err == nil || !s.dialect.IsRetryable(err) {
-			return err
-		}
-	}
-	return fmt.Errorf("giving up after %d attempts: %w", maxAttempts, err)
+	return s.retrying(ctx, func() error { return s.tryPipeTx(ctx, fn) })
 }
 
 func (s *Store) tryPipeTx(ctx context.Context, fn func(p *pipe) error) error {

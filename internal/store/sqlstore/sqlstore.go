@@ -161,6 +161,18 @@ const maxAttempts = 8
 // therefore have no effect outside the transaction other than on values it
 // rebuilds from scratch on every call.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.retrying(ctx, func() error {
+		err := s.tryTx(ctx, fn)
+		if err == nil && s.dialect.CacheStatements {
+			s.preparePending(ctx)
+		}
+		return err
+	})
+}
+
+// retrying runs try, and again from the start while it fails with an error
+// the dialect calls retryable, at most maxAttempts times.
+func (s *Store) retrying(ctx context.Context, try func() error) error {
 	var err error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
@@ -174,10 +186,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			case <-time.After(d):
 			}
 		}
-		err = s.tryTx(ctx, fn)
-		if err == nil && s.dialect.CacheStatements {
-			s.preparePending(ctx)
-		}
+		err = try()
 		if err == nil || !s.dialect.IsRetryable(err) {
 			return err
 		}
