@@ -153,9 +153,11 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		t.Fatalf("no webhook delivered:\n%s", stderr.String())
 	}
 	var after map[string]float64
-	for time.Now().Before(deadline) { // the attempt is recorded after the answer
+	// The attempt is recorded after the answer, and the backlog is read
+	// from the database at each scrape: wait until both show the delivery.
+	for time.Now().Before(deadline) {
 		after = scrape(t, metricsURL)
-		if after[`samplit_webhook_attempts_total{result="succeeded"}`] >= 1 {
+		if after[`samplit_webhook_attempts_total{result="succeeded"}`] >= 1 && after[`samplit_webhook_backlog`] == 0 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
