@@ -32,8 +32,12 @@ import (
 	"github.com/samplit/samplit/internal/webhook"
 )
 
-// every is the decision loops' period in these tests.
-const every = 200 * time.Millisecond
+// every is the decision loops' period in these tests. The bound checked is
+// the (an event within twice the period of its data); 200 ms made
+// that bound 400 ms of wall time, which a loaded 2-core CI machine under
+// -race exceeded now and then, so the period is longer than the server's
+// would need.
+const every = 500 * time.Millisecond
 
 // received is one webhook delivery the receiver got.
 type received struct {
@@ -110,7 +114,7 @@ func (r *receiver) await(t *testing.T, typ, what string, timeout time.Duration) 
 // (under one webhook-id: the event was recorded once).
 func (r *receiver) once(t *testing.T, typ, what string) {
 	t.Helper()
-	time.Sleep(5 * every)
+	time.Sleep(4 * every)
 	got := r.of(typ, what)
 	ids := map[string]bool{}
 	for _, g := range got {
