@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,7 +19,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/samplit/samplit/internal/apikey"
@@ -30,6 +26,7 @@ import (
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 // env is one API server over HTTP on a real store, with the bootstrap admin
@@ -73,7 +70,7 @@ func (s *syncBuffer) String() string {
 // schema.
 func backends(t testing.TB) []string {
 	b := []string{"sqlite"}
-	if os.Getenv("SAMPLIT_TEST_POSTGRES_URL") != "" {
+	if dbtest.HasPostgres(t) {
 		b = append(b, "postgres")
 	}
 	return b
@@ -94,7 +91,7 @@ func openStore(t testing.TB, kind string) store.Store {
 	ctx := context.Background()
 	dsn := filepath.Join(t.TempDir(), "s.db")
 	if kind == "postgres" {
-		dsn = freshPostgresSchema(t)
+		dsn = dbtest.PostgresSchema(t, "api_test_")
 	}
 	st, err := backend.Open(ctx, dsn, backend.Options{AutoMigrate: true})
 	if err != nil {
@@ -102,39 +99,6 @@ func openStore(t testing.TB, kind string) store.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
-}
-
-// freshPostgresSchema creates a schema of its own for the test and returns
-// a DSN whose search_path points at it, so that tests can run in parallel
-// on one database; the schema is dropped at the end.
-func freshPostgresSchema(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("SAMPLIT_TEST_POSTGRES_URL")
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	schema := fmt.Sprintf("api_test_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		db.Exec("DROP SCHEMA " + schema + " CASCADE")
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func newEnv(t testing.TB, kind string, opts Options) *env {

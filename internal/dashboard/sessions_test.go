@@ -2,50 +2,17 @@ package dashboard
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"database/sql"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
-
-// backends runs fn over a fresh SQLite file and, when
-// SAMPLIT_TEST_POSTGRES_URL is set, a fresh PostgreSQL schema.
-func backends(t *testing.T, fn func(t *testing.T, dsn string)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "s.db")) })
-	t.Run("postgres", func(t *testing.T) {
-		u := os.Getenv("SAMPLIT_TEST_POSTGRES_URL")
-		if u == "" {
-			t.Skip("SAMPLIT_TEST_POSTGRES_URL is not set")
-		}
-		db, err := sql.Open("pgx", u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		schema := "dashboard_" + strings.ToLower(rand.Text()[:12])
-		if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			db.Close()
-		})
-		pu, _ := url.Parse(u)
-		q := pu.Query()
-		q.Set("search_path", schema)
-		pu.RawQuery = q.Encode()
-		fn(t, pu.String())
-	})
-}
 
 // on returns the same browser (its cookies) talking to another replica.
 func (b *browser) on(e *env) *browser { return &browser{e: e, client: b.client} }
@@ -69,7 +36,7 @@ func (b *browser) signedIn() bool {
 // token; a sign-out on either ends it on both. The database holds neither
 // the cookie's token nor the API key.
 func TestSessionsAcrossReplicas(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.EachBackend(t, "dashboard_", func(t *testing.T, dsn string) {
 		a := newEnvOn(t, dsn, Options{})
 		b := newEnvOn(t, dsn, Options{})
 		onA := a.browser()
@@ -144,7 +111,7 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 // end another key's session (today's admin must not be signed out by a
 // script signing in with a write key).
 func TestSessionsPerKey(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.EachBackend(t, "dashboard_", func(t *testing.T, dsn string) {
 		e := newEnvOn(t, dsn, Options{SessionsPerKey: 3})
 		admin := e.browser()
 		admin.signIn(e.admin)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,15 +11,10 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/samplit/samplit/internal/api"
 	"github.com/samplit/samplit/internal/apikey"
@@ -29,6 +23,7 @@ import (
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/webhook"
 )
 
@@ -294,23 +289,12 @@ func (e *env) clearWinner(exp string) time.Time {
 	return time.Now()
 }
 
-func backends(t *testing.T, fn func(t *testing.T, dsn string)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "s.db")) })
-	t.Run("postgres", func(t *testing.T) {
-		u := os.Getenv("SAMPLIT_TEST_POSTGRES_URL")
-		if u == "" {
-			t.Skip("SAMPLIT_TEST_POSTGRES_URL is not set")
-		}
-		fn(t, freshSchema(t, u))
-	})
-}
-
 // TestDecisionsWithoutReaders: with nobody reading results, the server
 // decides by itself within two rounds of the data that makes a decision
 // true, and each decision arrives once although three loops (replicas)
 // evaluate.
 func TestDecisionsWithoutReaders(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.EachBackend(t, "decide_", func(t *testing.T, dsn string) {
 		e := newEnv(t, dsn)
 		variants := []map[string]any{{"key": "control", "control": true}, {"key": "b"}}
 
@@ -467,27 +451,4 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			e.recv.once(t, "funnel.winner_found", "fnl/landing")
 		})
 	})
-}
-
-// freshSchema returns a URL of the PostgreSQL database whose search_path
-// is a new schema, dropped when the test ends.
-func freshSchema(t *testing.T, base string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := "decide_" + strings.ToLower(rand.Text()[:12])
-	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		db.Close()
-	})
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

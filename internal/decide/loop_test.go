@@ -12,6 +12,7 @@ import (
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 // fakeEvaluator counts evaluations; fail, when set, makes them fail.
@@ -157,7 +158,7 @@ func (d dueAnyway) DueForDecision(ctx context.Context, now, staleBefore time.Tim
 // it completed. Re-evaluating it could record a decision about a campaign
 // that is over (a winner or a guardrail trip on its late events).
 func TestCompletedCampaignsAreNotEvaluated(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.EachBackend(t, "decide_", func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		st, err := backend.Open(ctx, dsn, backend.Options{AutoMigrate: true})
 		if err != nil {

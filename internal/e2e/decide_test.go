@@ -16,6 +16,7 @@ import (
 	samplit "github.com/samplit/samplit/client"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 // decideEvery is the replicas' --decide-every in these tests, and
@@ -122,7 +123,7 @@ type decideCluster struct {
 func startDecideCluster(t *testing.T) *decideCluster {
 	t.Setenv("SAMPLIT_DECIDE_EVERY", decideEvery.String())
 	t.Setenv("SAMPLIT_WEBHOOK_ALLOW_PRIVATE", "true")
-	c := &decideCluster{dsn: freshPostgres(t), reps: make([]*server, replicaCount)}
+	c := &decideCluster{dsn: dbtest.PostgresSchema(t, "e2e_"), reps: make([]*server, replicaCount)}
 	binary(t)
 	errs := make([]error, replicaCount)
 	var wg sync.WaitGroup

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 const (
@@ -27,7 +29,7 @@ const (
 // winner is declared once (one "winner found" among the three logs, however
 // many replicas asked for results at once) and is the same everywhere.
 func TestReplicas(t *testing.T) {
-	dsn := freshPostgres(t)
+	dsn := dbtest.PostgresSchema(t, "e2e_")
 	binary(t) // build before the replicas start together
 
 	// The replicas start together: migrations and the bootstrap key race.

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"crypto/rand"
-
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 // adminKey is the bootstrap admin key every test server is started with.
@@ -301,57 +297,11 @@ func (r results) conversions() int64 {
 	return n
 }
 
-// postgresURL returns SAMPLIT_TEST_POSTGRES_URL; without it the test is
-// skipped, except in CI, where PostgreSQL must be tested.
-func postgresURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("SAMPLIT_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SAMPLIT_TEST_POSTGRES_URL is not set; CI must test PostgreSQL")
-		}
-		t.Skip("SAMPLIT_TEST_POSTGRES_URL is not set")
-	}
-	return u
-}
-
-// freshPostgres creates a schema of its own for the test and returns a URL
-// whose search_path points at it (pgx sends it at connection start, so the
-// servers' migrations and queries all land there). The schema is dropped at
-// the end, after the servers started later have been killed.
-func freshPostgres(t testing.TB) string {
-	t.Helper()
-	base := postgresURL(t)
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := "e2e_" + strings.ToLower(rand.Text()[:16])
-	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		db.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		defer db.Close()
-		if _, err := db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // dsnFor returns a fresh database of the backend.
 func dsnFor(t testing.TB, backend string) string {
 	t.Helper()
 	if backend == "postgres" {
-		return freshPostgres(t)
+		return dbtest.PostgresSchema(t, "e2e_")
 	}
 	return filepath.Join(t.TempDir(), "samplit.db")
 }

@@ -1,66 +1,27 @@
 package retention
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/store/sqlstore"
 )
-
-// backends runs fn over a fresh SQLite file and, when
-// SAMPLIT_TEST_POSTGRES_URL is set, a fresh PostgreSQL schema.
-func backends(t *testing.T, fn func(t *testing.T, dsn string)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "s.db")) })
-	t.Run("postgres", func(t *testing.T) {
-		u := os.Getenv("SAMPLIT_TEST_POSTGRES_URL")
-		if u == "" {
-			t.Skip("SAMPLIT_TEST_POSTGRES_URL is not set")
-		}
-		fn(t, freshSchema(t, u))
-	})
-}
-
-// freshSchema returns a URL of the PostgreSQL database whose search_path
-// is a new schema, dropped when the test ends.
-func freshSchema(t *testing.T, base string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := "retention_" + strings.ToLower(rand.Text()[:12])
-	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		db.Close()
-	})
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func open(t *testing.T, dsn string) store.Store {
 	t.Helper()
@@ -215,7 +176,7 @@ func (f fixture) write(t *testing.T, st store.Store, at time.Time, tr traffic, s
 // delete what is due once per period between them, and what is not due
 // stays; the deletions reach the Prometheus counter.
 func TestOnceAmongReplicas(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.EachBackend(t, "retention_", func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		st := open(t, dsn)
 		clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -360,7 +321,7 @@ func TestStorageLevelsOff(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a measurement of sizes, single-threaded; too slow under -race")
 	}
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.EachBackend(t, "retention_", func(t *testing.T, dsn string) {
 		st := open(t, dsn)
 		clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 		f := newFixture(t, st, clk.Now())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/store/postgres"
 	"github.com/samplit/samplit/internal/store/sqlstore"
 )
@@ -25,7 +26,7 @@ import (
 // the dialect's Pipeline removed, so that each statement is its own round
 // trip through database/sql, as before issue 16.
 func BenchmarkGroupCommit(b *testing.B) {
-	testURL(b)
+	dbtest.PostgresURL(b)
 	for _, mode := range []string{"pipeline", "one-by-one"} {
 		b.Run(mode, func(b *testing.B) {
 			st := openSchema(b, postgres.Options{})

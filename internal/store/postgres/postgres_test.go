@@ -20,24 +20,11 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/store/postgres"
 	"github.com/samplit/samplit/internal/store/sqlstore"
 	"github.com/samplit/samplit/internal/store/storetest"
 )
-
-// testURL returns SAMPLIT_TEST_POSTGRES_URL. Without it the test is skipped,
-// except in CI, where a missing database must fail the run.
-func testURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("SAMPLIT_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SAMPLIT_TEST_POSTGRES_URL is not set; CI must test PostgreSQL")
-		}
-		t.Skip("SAMPLIT_TEST_POSTGRES_URL is not set")
-	}
-	return u
-}
 
 var (
 	adminOnce sync.Once
@@ -49,7 +36,7 @@ var (
 // per-test schemas and databases.
 func admin(t testing.TB) *sql.DB {
 	t.Helper()
-	u := testURL(t)
+	u := dbtest.PostgresURL(t)
 	adminOnce.Do(func() {
 		adminDB, adminErr = sql.Open("pgx", u)
 		if adminErr == nil {
@@ -68,19 +55,6 @@ func uniqueName(prefix string) string {
 	return prefix + strings.ToLower(rand.Text()[:16])
 }
 
-// withParam returns the URL with a query parameter set.
-func withParam(t testing.TB, raw, key, value string) string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("parse SAMPLIT_TEST_POSTGRES_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set(key, value)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // openSchema returns a migrated store in a new schema of the test database,
 // dropped when the test ends. The schema is chosen by the search_path
 // runtime parameter, which pgx sends at connection start, so that every
@@ -97,7 +71,7 @@ func openSchema(t testing.TB, opts postgres.Options) *sqlstore.Store {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-	s, err := postgres.Open(withParam(t, testURL(t), "search_path", schema), opts)
+	s, err := postgres.Open(dbtest.WithParam(t, dbtest.PostgresURL(t), "search_path", schema), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,14 +83,14 @@ func openSchema(t testing.TB, opts postgres.Options) *sqlstore.Store {
 }
 
 func TestConformance(t *testing.T) {
-	testURL(t)
+	dbtest.PostgresURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return openSchema(t, postgres.Options{}) })
 }
 
 // TestConformanceSimpleProtocol runs the suite without prepared statements
 // on a direct connection: the query text pgx interpolates must work too.
 func TestConformanceSimpleProtocol(t *testing.T) {
-	testURL(t)
+	dbtest.PostgresURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return openSchema(t, postgres.Options{SimpleProtocol: true}) })
 }
 
@@ -130,7 +104,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u := withParam(t, testURL(t), "search_path", schema)
+	u := dbtest.WithParam(t, dbtest.PostgresURL(t), "search_path", schema)
 	const replicas = 3
 	var wg sync.WaitGroup
 	applied := make([]int, replicas)
@@ -194,7 +168,7 @@ func BenchmarkRecordEvents1000(b *testing.B) {
 // created on the direct connection; the "*" entry of pgbouncer's [databases]
 // forwards any database name to the same server.
 func TestConformancePgbouncer(t *testing.T) {
-	u := testURL(t)
+	u := dbtest.PostgresURL(t)
 	bouncer := startPgbouncer(t, u)
 	db := admin(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
