@@ -25,6 +25,7 @@ import (
 	"github.com/samplit/samplit/internal/store/backend"
 	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/webhook"
+	"github.com/samplit/samplit/internal/webhook/webhooktest"
 )
 
 // every is the decision loops' period in these tests. The bound checked is
@@ -34,92 +35,6 @@ import (
 // would need.
 const every = 500 * time.Millisecond
 
-// received is one webhook delivery the receiver got.
-type received struct {
-	id   string // webhook-id
-	typ  string
-	what string // the object's key (and step or variant)
-	at   time.Time
-}
-
-// receiver is a real webhook endpoint on loopback.
-type receiver struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got []received
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		var p struct {
-			Type string `json:"type"`
-			Data struct {
-				Experiment struct{ Key string } `json:"experiment"`
-				Funnel     struct{ Key string } `json:"funnel"`
-				Campaign   struct{ Key string } `json:"campaign"`
-				Step       string               `json:"step"`
-				Variant    string               `json:"variant"`
-			} `json:"data"`
-		}
-		_ = json.Unmarshal(body, &p)
-		what := p.Data.Experiment.Key + p.Data.Funnel.Key + p.Data.Campaign.Key
-		if p.Data.Step != "" {
-			what += "/" + p.Data.Step
-		}
-		if p.Data.Variant != "" {
-			what += "/" + p.Data.Variant
-		}
-		r.mu.Lock()
-		r.got = append(r.got, received{id: req.Header.Get("webhook-id"), typ: p.Type, what: what, at: time.Now()})
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// of returns the deliveries of the event type about what.
-func (r *receiver) of(typ, what string) []received {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []received
-	for _, g := range r.got {
-		if g.typ == typ && g.what == what {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-// await waits until a delivery of the type about what arrives, and
-// returns it; the test fails after timeout.
-func (r *receiver) await(t *testing.T, typ, what string, timeout time.Duration) received {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if got := r.of(typ, what); len(got) > 0 {
-			return got[0]
-		}
-	}
-	t.Fatalf("no %s about %s within %v", typ, what, timeout)
-	return received{}
-}
-
-// once checks, a few rounds later, that the event arrived exactly once
-// (under one webhook-id: the event was recorded once).
-func (r *receiver) once(t *testing.T, typ, what string) {
-	t.Helper()
-	time.Sleep(4 * every)
-	got := r.of(typ, what)
-	ids := map[string]bool{}
-	for _, g := range got {
-		ids[g.id] = true
-	}
-	if len(ids) != 1 {
-		t.Errorf("%s about %s recorded %d times, want once: %+v", typ, what, len(ids), got)
-	}
-}
-
 // env is a server over one database with several in-process replicas'
 // decision loops: the API (nobody reads results), the webhook worker,
 // and a receiver subscribed to every event.
@@ -128,7 +43,7 @@ type env struct {
 	st   store.Store
 	base string
 	key  string
-	recv *receiver
+	recv *webhooktest.Receiver
 	ws   string
 }
 
@@ -186,8 +101,8 @@ func newEnv(t *testing.T, dsn string) *env {
 	}
 	t.Cleanup(func() { stop(); wg.Wait() })
 
-	e := &env{t: t, st: st, base: srv.URL, key: key, recv: newReceiver(t), ws: ws.ID}
-	e.call("POST", "/v1/webhooks", map[string]any{"url": e.recv.srv.URL, "events": []string{
+	e := &env{t: t, st: st, base: srv.URL, key: key, recv: webhooktest.New(t), ws: ws.ID}
+	e.call("POST", "/v1/webhooks", map[string]any{"url": e.recv.URL, "events": []string{
 		"experiment.completed", "experiment.winner_found", "experiment.srm_detected", "experiment.no_difference",
 		"experiment.guardrail_tripped", "funnel.winner_found", "campaign.winner_found", "campaign.guardrail_tripped"}}, nil)
 	return e
@@ -303,12 +218,12 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			e.call("POST", "/v1/experiments", map[string]any{"key": "win", "metric": "binary", "strategy": "adaptive",
 				"variants": variants, "settings": map[string]any{"seed": 3}, "start": true}, nil)
 			at := e.clearWinner("win")
-			got := e.recv.await(t, "experiment.winner_found", "win", 10*time.Second)
-			t.Logf("experiment.winner_found arrived %v after the data", got.at.Sub(at))
-			if d := got.at.Sub(at); d > 2*every {
+			got := e.recv.Await(t, "experiment.winner_found", "win", 10*time.Second)
+			t.Logf("experiment.winner_found arrived %v after the data", got.At.Sub(at))
+			if d := got.At.Sub(at); d > 2*every {
 				t.Errorf("experiment.winner_found arrived %v after the data, want within %v", d, 2*every)
 			}
-			e.recv.once(t, "experiment.winner_found", "win")
+			e.recv.Once(t, "experiment.winner_found", "win", 4*every)
 		})
 
 		t.Run("auto_complete", func(t *testing.T) {
@@ -316,8 +231,8 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			e.call("POST", "/v1/experiments", map[string]any{"key": "auto", "metric": "binary", "strategy": "adaptive",
 				"variants": variants, "settings": map[string]any{"seed": 4, "auto_complete": true}, "start": true}, nil)
 			at := e.clearWinner("auto")
-			got := e.recv.await(t, "experiment.completed", "auto", 10*time.Second)
-			t.Logf("experiment.completed arrived %v after the data", got.at.Sub(at))
+			got := e.recv.Await(t, "experiment.completed", "auto", 10*time.Second)
+			t.Logf("experiment.completed arrived %v after the data", got.At.Sub(at))
 			var exp struct {
 				Status string  `json:"status"`
 				Winner *string `json:"winner"`
@@ -332,8 +247,8 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 					t.Fatalf("unit %s served %s after auto_complete, want the winner b", u, v)
 				}
 			}
-			e.recv.once(t, "experiment.completed", "auto")
-			e.recv.once(t, "experiment.winner_found", "auto")
+			e.recv.Once(t, "experiment.completed", "auto", 4*every)
+			e.recv.Once(t, "experiment.winner_found", "auto", 4*every)
 		})
 
 		t.Run("srm", func(t *testing.T) {
@@ -356,9 +271,9 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 				t.Fatal(err)
 			}
 			at := time.Now()
-			got := e.recv.await(t, "experiment.srm_detected", "srm", 10*time.Second)
-			t.Logf("experiment.srm_detected arrived %v after the data", got.at.Sub(at))
-			e.recv.once(t, "experiment.srm_detected", "srm")
+			got := e.recv.Await(t, "experiment.srm_detected", "srm", 10*time.Second)
+			t.Logf("experiment.srm_detected arrived %v after the data", got.At.Sub(at))
+			e.recv.Once(t, "experiment.srm_detected", "srm", 4*every)
 		})
 
 		t.Run("guardrail", func(t *testing.T) {
@@ -381,9 +296,9 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			}
 			e.call("POST", "/v1/experiments/grd/events", map[string]any{"events": evs}, nil)
 			at := time.Now()
-			got := e.recv.await(t, "experiment.guardrail_tripped", "grd/b", 10*time.Second)
-			t.Logf("experiment.guardrail_tripped arrived %v after the data", got.at.Sub(at))
-			if d := got.at.Sub(at); d > 2*every {
+			got := e.recv.Await(t, "experiment.guardrail_tripped", "grd/b", 10*time.Second)
+			t.Logf("experiment.guardrail_tripped arrived %v after the data", got.At.Sub(at))
+			if d := got.At.Sub(at); d > 2*every {
 				t.Errorf("experiment.guardrail_tripped arrived %v after the data, want within %v", d, 2*every)
 			}
 			served := e.assignAll("grd", names("grd-after", 200))
@@ -392,7 +307,7 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 					t.Fatalf("unit %s got the tripped variant b", u)
 				}
 			}
-			e.recv.once(t, "experiment.guardrail_tripped", "grd/b")
+			e.recv.Once(t, "experiment.guardrail_tripped", "grd/b", 4*every)
 		})
 
 		t.Run("campaign", func(t *testing.T) {
@@ -419,11 +334,11 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			}
 			e.call("POST", "/v1/campaigns/cmp/events", map[string]any{"events": evs}, nil)
 			at := time.Now()
-			trip := e.recv.await(t, "campaign.guardrail_tripped", "cmp/s3", 10*time.Second)
-			win := e.recv.await(t, "campaign.winner_found", "cmp", 10*time.Second)
-			t.Logf("campaign.guardrail_tripped arrived %v, campaign.winner_found %v after the data", trip.at.Sub(at), win.at.Sub(at))
-			e.recv.once(t, "campaign.guardrail_tripped", "cmp/s3")
-			e.recv.once(t, "campaign.winner_found", "cmp")
+			trip := e.recv.Await(t, "campaign.guardrail_tripped", "cmp/s3", 10*time.Second)
+			win := e.recv.Await(t, "campaign.winner_found", "cmp", 10*time.Second)
+			t.Logf("campaign.guardrail_tripped arrived %v, campaign.winner_found %v after the data", trip.At.Sub(at), win.At.Sub(at))
+			e.recv.Once(t, "campaign.guardrail_tripped", "cmp/s3", 4*every)
+			e.recv.Once(t, "campaign.winner_found", "cmp", 4*every)
 		})
 
 		t.Run("funnel", func(t *testing.T) {
@@ -446,9 +361,9 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 				e.call("POST", "/v1/funnels/fnl/progress", map[string]any{"unit_id": u, "step": "done"}, nil)
 			}
 			at := time.Now()
-			got := e.recv.await(t, "funnel.winner_found", "fnl/landing", 10*time.Second)
-			t.Logf("funnel.winner_found arrived %v after the data", got.at.Sub(at))
-			e.recv.once(t, "funnel.winner_found", "fnl/landing")
+			got := e.recv.Await(t, "funnel.winner_found", "fnl/landing", 10*time.Second)
+			t.Logf("funnel.winner_found arrived %v after the data", got.At.Sub(at))
+			e.recv.Once(t, "funnel.winner_found", "fnl/landing", 4*every)
 		})
 	})
 }

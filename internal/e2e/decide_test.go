@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,99 +15,20 @@ import (
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
 	"github.com/samplit/samplit/internal/store/dbtest"
+	"github.com/samplit/samplit/internal/webhook/webhooktest"
 )
 
 // decideEvery is the replicas' --decide-every in these tests, and
 // decideLease the lease that implies (3 × decide-every, internal/decide).
+// The bound checked is the issue's (an event within twice the period of
+// its data); with 200 ms that is 400 ms of wall time for three real
+// binaries on a loaded 2-core machine, hence a longer period. settle is how
+// long Once waits for a duplicate that should not come.
 const (
-	decideEvery = 200 * time.Millisecond
+	decideEvery = 500 * time.Millisecond
 	decideLease = 3 * decideEvery
+	settle      = 4 * decideEvery
 )
-
-// hookEvent is one delivery a receiver got.
-type hookEvent struct {
-	id, typ, what string
-	at            time.Time
-}
-
-// hookReceiver is a real webhook endpoint on loopback that verifies every
-// signature.
-type hookReceiver struct {
-	srv    *httptest.Server
-	secret string
-	mu     sync.Mutex
-	got    []hookEvent
-	bad    int
-}
-
-func newHookReceiver(t *testing.T) *hookReceiver {
-	r := &hookReceiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		var p struct {
-			Type string `json:"type"`
-			Data struct {
-				Experiment struct{ Key string } `json:"experiment"`
-				Funnel     struct{ Key string } `json:"funnel"`
-				Campaign   struct{ Key string } `json:"campaign"`
-				Step       string               `json:"step"`
-				Variant    string               `json:"variant"`
-			} `json:"data"`
-		}
-		_ = json.Unmarshal(body, &p)
-		what := p.Data.Experiment.Key + p.Data.Funnel.Key + p.Data.Campaign.Key
-		for _, s := range []string{p.Data.Step, p.Data.Variant} {
-			if s != "" {
-				what += "/" + s
-			}
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if samplit.VerifyWebhook(r.secret, req.Header, body, time.Now()) != nil {
-			r.bad++
-		}
-		r.got = append(r.got, hookEvent{id: req.Header.Get("webhook-id"), typ: p.Type, what: what, at: time.Now()})
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *hookReceiver) of(typ, what string) []hookEvent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []hookEvent
-	for _, g := range r.got {
-		if g.typ == typ && g.what == what {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-func (r *hookReceiver) await(t *testing.T, typ, what string, timeout time.Duration) hookEvent {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if got := r.of(typ, what); len(got) > 0 {
-			return got[0]
-		}
-	}
-	t.Fatalf("no %s about %s within %v", typ, what, timeout)
-	return hookEvent{}
-}
-
-// once checks, some rounds later, that the event was sent under one
-// webhook-id: it was recorded once among all replicas.
-func (r *hookReceiver) once(t *testing.T, typ, what string) {
-	t.Helper()
-	time.Sleep(5 * decideEvery)
-	ids := map[string]bool{}
-	for _, g := range r.of(typ, what) {
-		ids[g.id] = true
-	}
-	if len(ids) != 1 {
-		t.Errorf("%s about %s was recorded %d times, want exactly once", typ, what, len(ids))
-	}
-}
 
 // decideCluster is three replicas with a short --decide-every over one
 // PostgreSQL database, a receiver subscribed to every decision, and nobody
@@ -117,7 +36,7 @@ func (r *hookReceiver) once(t *testing.T, typ, what string) {
 type decideCluster struct {
 	dsn  string
 	reps []*server
-	recv *hookReceiver
+	recv *webhooktest.Receiver
 }
 
 func startDecideCluster(t *testing.T) *decideCluster {
@@ -136,16 +55,16 @@ func startDecideCluster(t *testing.T) *decideCluster {
 			t.Fatal(err)
 		}
 	}
-	c.recv = newHookReceiver(t)
+	c.recv = webhooktest.New(t)
 	var hook struct {
 		Secret string `json:"secret"`
 	}
-	c.reps[0].must(t, "POST", "/v1/webhooks", map[string]any{"url": c.recv.srv.URL, "events": []string{
+	c.reps[0].must(t, "POST", "/v1/webhooks", map[string]any{"url": c.recv.URL, "events": []string{
 		"experiment.completed", "experiment.winner_found", "experiment.srm_detected",
 		"funnel.winner_found", "campaign.winner_found", "campaign.guardrail_tripped"}}, &hook)
-	c.recv.mu.Lock()
-	c.recv.secret = hook.Secret
-	c.recv.mu.Unlock()
+	c.recv.VerifyWith(func(h http.Header, body []byte) error {
+		return samplit.VerifyWebhook(hook.Secret, h, body, time.Now())
+	})
 	return c
 }
 
@@ -193,12 +112,12 @@ func TestDecideReplicas(t *testing.T) {
 	t.Run("winner", func(t *testing.T) {
 		c.experiment(t, "d-win", "adaptive", map[string]any{"seed": 3})
 		at := c.clearWinner(t, "d-win")
-		got := c.recv.await(t, "experiment.winner_found", "d-win", 10*time.Second)
-		t.Logf("experiment.winner_found arrived %v after the data", got.at.Sub(at))
-		if d := got.at.Sub(at); d > 2*decideEvery {
+		got := c.recv.Await(t, "experiment.winner_found", "d-win", 10*time.Second)
+		t.Logf("experiment.winner_found arrived %v after the data", got.At.Sub(at))
+		if d := got.At.Sub(at); d > 2*decideEvery {
 			t.Errorf("experiment.winner_found arrived %v after the data, want within %v", d, 2*decideEvery)
 		}
-		c.recv.once(t, "experiment.winner_found", "d-win")
+		c.recv.Once(t, "experiment.winner_found", "d-win", settle)
 		// The replicas' /metrics count what their loops evaluated.
 		var ok float64
 		for _, r := range c.reps {
@@ -212,8 +131,8 @@ func TestDecideReplicas(t *testing.T) {
 	t.Run("auto_complete", func(t *testing.T) {
 		c.experiment(t, "d-auto", "adaptive", map[string]any{"seed": 4, "auto_complete": true})
 		at := c.clearWinner(t, "d-auto")
-		got := c.recv.await(t, "experiment.completed", "d-auto", 10*time.Second)
-		t.Logf("experiment.completed (auto_complete) arrived %v after the data", got.at.Sub(at))
+		got := c.recv.Await(t, "experiment.completed", "d-auto", 10*time.Second)
+		t.Logf("experiment.completed (auto_complete) arrived %v after the data", got.At.Sub(at))
 		for i, r := range c.reps {
 			var e experiment
 			r.must(t, "GET", "/v1/experiments/d-auto", nil, &e)
@@ -226,8 +145,8 @@ func TestDecideReplicas(t *testing.T) {
 				t.Errorf("replica %d served %v after auto_complete, want the winner b", i+1, a.Variant)
 			}
 		}
-		c.recv.once(t, "experiment.completed", "d-auto")
-		c.recv.once(t, "experiment.winner_found", "d-auto")
+		c.recv.Once(t, "experiment.completed", "d-auto", settle)
+		c.recv.Once(t, "experiment.winner_found", "d-auto", settle)
 	})
 
 	t.Run("srm", func(t *testing.T) {
@@ -256,9 +175,9 @@ func TestDecideReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		at := time.Now()
-		got := c.recv.await(t, "experiment.srm_detected", "d-srm", 10*time.Second)
-		t.Logf("experiment.srm_detected arrived %v after the data", got.at.Sub(at))
-		c.recv.once(t, "experiment.srm_detected", "d-srm")
+		got := c.recv.Await(t, "experiment.srm_detected", "d-srm", 10*time.Second)
+		t.Logf("experiment.srm_detected arrived %v after the data", got.At.Sub(at))
+		c.recv.Once(t, "experiment.srm_detected", "d-srm", settle)
 	})
 
 	t.Run("campaign", func(t *testing.T) {
@@ -290,11 +209,11 @@ func TestDecideReplicas(t *testing.T) {
 		}
 		c.reps[2].must(t, "POST", "/v1/campaigns/d-cmp/events", map[string]any{"events": evs}, nil)
 		at := time.Now()
-		trip := c.recv.await(t, "campaign.guardrail_tripped", "d-cmp/s3", 10*time.Second)
-		win := c.recv.await(t, "campaign.winner_found", "d-cmp", 10*time.Second)
-		t.Logf("campaign.guardrail_tripped arrived %v and campaign.winner_found %v after the data", trip.at.Sub(at), win.at.Sub(at))
-		c.recv.once(t, "campaign.guardrail_tripped", "d-cmp/s3")
-		c.recv.once(t, "campaign.winner_found", "d-cmp")
+		trip := c.recv.Await(t, "campaign.guardrail_tripped", "d-cmp/s3", 10*time.Second)
+		win := c.recv.Await(t, "campaign.winner_found", "d-cmp", 10*time.Second)
+		t.Logf("campaign.guardrail_tripped arrived %v and campaign.winner_found %v after the data", trip.At.Sub(at), win.At.Sub(at))
+		c.recv.Once(t, "campaign.guardrail_tripped", "d-cmp/s3", settle)
+		c.recv.Once(t, "campaign.winner_found", "d-cmp", settle)
 	})
 
 	t.Run("funnel", func(t *testing.T) {
@@ -315,17 +234,15 @@ func TestDecideReplicas(t *testing.T) {
 		for i, u := range converts {
 			c.reps[i%len(c.reps)].must(t, "POST", "/v1/funnels/d-fnl/progress", map[string]any{"unit_id": u, "step": "done"}, nil)
 		}
-		got := c.recv.await(t, "funnel.winner_found", "d-fnl/landing", 10*time.Second)
-		t.Logf("funnel.winner_found arrived at %v", got.at.Format(time.StampMilli))
-		c.recv.once(t, "funnel.winner_found", "d-fnl/landing")
+		got := c.recv.Await(t, "funnel.winner_found", "d-fnl/landing", 10*time.Second)
+		t.Logf("funnel.winner_found arrived at %v", got.At.Format(time.StampMilli))
+		c.recv.Once(t, "funnel.winner_found", "d-fnl/landing", settle)
 	})
 
 	t.Run("kill the lease holder", func(t *testing.T) { testKillLeaseHolder(t, c) })
 
-	c.recv.mu.Lock()
-	defer c.recv.mu.Unlock()
-	if c.recv.bad > 0 {
-		t.Errorf("%d deliveries failed signature verification", c.recv.bad)
+	if n := c.recv.Unverified(); n > 0 {
+		t.Errorf("%d deliveries failed signature verification", n)
 	}
 }
 
@@ -390,17 +307,17 @@ func testKillLeaseHolder(t *testing.T, c *decideCluster) {
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	got := c.recv.await(t, "experiment.winner_found", "d-kill", 10*time.Second)
+	got := c.recv.Await(t, "experiment.winner_found", "d-kill", 10*time.Second)
 	newOwner, _ := owner()
 	t.Logf("killed %s holding the lease (until %v after the kill); winner_found arrived %v after the kill",
-		victim.name, until.Sub(killed).Round(time.Millisecond), got.at.Sub(killed))
-	if d := got.at.Sub(killed); d > decideLease+decideEvery+200*time.Millisecond {
+		victim.name, until.Sub(killed).Round(time.Millisecond), got.At.Sub(killed))
+	if d := got.At.Sub(killed); d > decideLease+decideEvery+200*time.Millisecond {
 		t.Errorf("winner_found arrived %v after the lease holder was killed, want within the lease (%v) and a round (%v)", d, decideLease, decideEvery)
 	}
 	if newOwner == holder {
 		t.Errorf("the lease is still %q's", holder)
 	}
-	c.recv.once(t, "experiment.winner_found", "d-kill")
+	c.recv.Once(t, "experiment.winner_found", "d-kill", settle)
 }
 
 // metric returns the value of the sample (name and labels as exposed) in
