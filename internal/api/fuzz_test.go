@@ -64,3 +64,73 @@ func FuzzCreateExperiment(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServing posts arbitrary bodies to the serving and layer routes of a
+// running experiment that has secondary and guardrail metrics, targeting
+// rules and a layer: the assign answer (with attributes), events (naming
+// metrics), and layer creation. As for FuzzCreateExperiment, the answer
+// must be a success or a client error matching the OpenAPI document.
+//
+//	go test -run '^$' -fuzz FuzzServing -fuzztime 3m ./internal/api/
+func FuzzServing(f *testing.F) {
+	routes := []struct{ pattern, path string }{
+		{"POST /v1/experiments/{ref}/assign", "/v1/experiments/fz/assign"},
+		{"POST /v1/experiments/{ref}/events", "/v1/experiments/fz/events"},
+		{"POST /v1/layers", "/v1/layers"},
+	}
+	seeds := []struct {
+		route uint8
+		body  string
+	}{
+		{0, `{"unit_id":"u1","attributes":{"country":"ES","app_version":"2.4.0","paid":true,"age":31}}`},
+		{0, `{"unit_ids":["u1","u2"],"attributes":{"country":"FR"}}`},
+		{0, `{"unit_id":"u2","attributes":{"app_version":"not-a-version","country":["ES"]}}`},
+		{0, `{"unit_id":"u3","attributes":{"country":null,"x":{"y":1}}}`},
+		{1, `{"events":[{"unit_id":"u1","value":1,"idempotency_key":"k1"},{"unit_id":"u1","metric":"revenue","value":12.5},{"unit_id":"u1","metric":"refunds"}]}`},
+		{1, `{"events":[{"unit_id":"u1","metric":"nope"},{"unit_id":"never","value":-1e308}]}`},
+		{1, `{"unit_id":"u1","metric":"revenue","value":1e309}`},
+		{2, `{"key":"checkout","name":"Checkout"}`},
+		{2, `{"key":""}`},
+		{2, `{"key":"l","name":"\ud800"}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.route, s.body)
+	}
+	e := newEnv(f, "sqlite", Options{})
+	e.must(201, "POST", "/v1/layers", e.admin, `{"key":"fz-layer"}`)
+	e.must(201, "POST", "/v1/experiments", e.admin, `{"key":"fz","metric":"binary","start":true,
+		"variants":[{"key":"control","control":true},{"key":"green"}],
+		"metrics":[{"key":"revenue","type":"continuous","role":"secondary"},
+		           {"key":"refunds","type":"binary","role":"guardrail","direction":"decrease","max_degradation":0.1}],
+		"targeting":{"any":[{"attribute":"country","op":"in","values":["ES","MX"]},
+		                    {"attribute":"app_version","op":"semver_gte","value":"2.3.0"},
+		                    {"attribute":"age","op":"gt","value":30}]},
+		"layer":"fz-layer","layer_share":0.9}`)
+	client := &http.Client{Timeout: 3 * time.Second}
+	f.Fuzz(func(t *testing.T, route uint8, body string) {
+		r := routes[int(route)%len(routes)]
+		req, err := http.NewRequest("POST", e.http.URL+r.path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			var stacks strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+			t.Fatalf("%s body %q: %v\n%s", r.path, body, err, stacks.String())
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode >= 500 {
+			t.Fatalf("status %d for %s body %q:\n%s", resp.StatusCode, r.path, body, got)
+		}
+		if err := validateResponse(req, r.pattern, resp.StatusCode, resp.Header, got); err != nil {
+			t.Fatalf("response for %s body %q does not match the OpenAPI document: %v\n%s", r.path, body, err, got)
+		}
+	})
+}
