@@ -209,25 +209,37 @@ func input(e *store.Experiment, counters []store.Counters, st engine.State, now 
 	return engine.Input{Metric: engine.Metric(e.Metric), Arms: arms, Settings: set, State: st, Now: now}
 }
 
-// constrained is input with the guardrails' constraints (metricsEval) on
-// the arms, and the evaluation of the other metrics.
-//
-// With a conversion window the primary arms are matured first (units still
-// inside their window count by the chance their outcome has arrived); raw
-// keeps the counts as stored and mat the maturity (nil without a window).
-func (x *Experiments) constrained(ctx context.Context, e *store.Experiment, counters []store.Counters, st engine.State, now time.Time) (in, raw engine.Input, mat map[string]maturity, ev *metricsEval, err error) {
-	raw = input(e, counters, st, now)
-	mat, _, err = x.experimentMaturity(ctx, e, now)
+// constrainedInput is what the allocation and the analysis are computed
+// from.
+type constrainedInput struct {
+	// in is the engine's input with the guardrails' constraints
+	// (metricsEval) on the arms; with a conversion window its primary arms
+	// are matured (units still inside their window count by the chance
+	// their outcome has arrived).
+	in engine.Input
+	// raw keeps the counts as stored, and mat the maturity (nil without a
+	// window).
+	raw engine.Input
+	mat map[string]maturity
+	// metrics is the evaluation of the other metrics.
+	metrics *metricsEval
+}
+
+// constrained returns the experiment's input with the guardrails applied.
+func (x *Experiments) constrained(ctx context.Context, e *store.Experiment, counters []store.Counters, st engine.State, now time.Time) (constrainedInput, error) {
+	c := constrainedInput{raw: input(e, counters, st, now)}
+	mat, _, err := x.experimentMaturity(ctx, e, now)
 	if err != nil {
-		return raw, raw, nil, nil, err
+		return c, err
 	}
-	in = matureInput(e, raw, mat)
-	ev, err = x.evalMetrics(ctx, e, in.Arms, in.Settings)
+	c.mat = mat
+	c.in = matureInput(e, c.raw, mat)
+	c.metrics, err = x.evalMetrics(ctx, e, c.in.Arms, c.in.Settings)
 	if err != nil {
-		return in, raw, mat, nil, err
+		return c, err
 	}
-	ev.constrain(in.Arms)
-	return in, raw, mat, ev, nil
+	c.metrics.constrain(c.in.Arms)
+	return c, nil
 }
 
 // policyFor returns the experiment's current allocation, rebuilding it from
@@ -264,10 +276,11 @@ func (x *Experiments) buildPolicy(ctx context.Context, e *store.Experiment, now 
 		if err != nil {
 			return nil, fmt.Errorf("load counters of %s: %w", e.ID, err)
 		}
-		in, _, _, _, err := x.constrained(ctx, e, counters, prev.Engine, now)
+		c, err := x.constrained(ctx, e, counters, prev.Engine, now)
 		if err != nil {
 			return nil, err
 		}
+		in := c.in
 		next, err := strat.Update(in)
 		if err != nil {
 			return nil, apperr.Wrap(apperr.Invalid, err, "experiment %s cannot be optimized", e.Key)
@@ -621,10 +634,11 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 	now := x.now()
 	// The guardrails first: a variant they stop has weight 0 and cannot be
 	// the winner of the analysis below.
-	in, raw, mat, ev, err := x.constrained(ctx, e, counters, prev.Engine, now)
+	c, err := x.constrained(ctx, e, counters, prev.Engine, now)
 	if err != nil {
 		return nil, err
 	}
+	in, raw, mat, ev := c.in, c.raw, c.mat, c.metrics
 	if ev.recorded {
 		x.forgetPolicy(e.ID)
 	}
