@@ -116,6 +116,20 @@ func delayPoints(window time.Duration) ([]time.Duration, [DelayBuckets]int) {
 // the comment at the top of this file). A slot's sends are all at least
 // now − slot.Last old, so the slot shows every delay up to that age.
 func EstimateDelays(slots []CampaignSlot, now time.Time, window time.Duration) DelayModel {
+	return estimateDelays(slots, now, window, false)
+}
+
+// EstimateDelaysLongest is EstimateDelays with the longest horizon that has
+// a delay observed (as first built), for the callers that count every
+// outcome that has arrived rather than MatureSlots' successes: experiments
+// with a conversion window, whose inverse-propensity sums are kept whole.
+// Without the cut at the horizon a shorter horizon would bias the variants
+// with the earlier traffic upward more, so they keep the longest.
+func EstimateDelaysLongest(slots []CampaignSlot, now time.Time, window time.Duration) DelayModel {
+	return estimateDelays(slots, now, window, true)
+}
+
+func estimateDelays(slots []CampaignSlot, now time.Time, window time.Duration, longest bool) DelayModel {
 	pts, at := delayPoints(window)
 	k := len(pts)
 	// below[j] and upto[j]: over the slots mature to pts[j], the delays in
@@ -169,6 +183,9 @@ func EstimateDelays(slots []CampaignSlot, now time.Time, window time.Duration) D
 		c.CDF[h] = 1
 		for j := h; j > 0; j-- {
 			c.CDF[j-1] = c.CDF[j] * r[j]
+		}
+		if longest {
+			return c
 		}
 		if p := c.precision(slots, now, vr); p > best || m.Points == nil {
 			m, best = c, p
