@@ -34,15 +34,19 @@ import (
 // F(e_k)/F(e_{k+1}) is estimated from the slots old enough to have shown
 // every delay up to e_{k+1}, as the share of their delays ≤ e_{k+1} that are
 // ≤ e_k, and F is the product of these ratios from the top. Beyond the
-// oldest age with data (the horizon) nothing is known: F is then relative to
-// the horizon, which estimates p_h = P(the outcome arrives within the
-// horizon) for every variant alike, so comparisons between variants stay
-// fair, and the horizon grows to the window as the campaign ages. A send
-// older than the horizon counts as a whole trial with every success it has
-// shown: a small bias toward the variants with old sends, at most the
-// outcomes between the horizon and the send's age (the next bucket at most);
-// leaving those successes out measured no better in the simulations and
-// hides clicks that were seen. With no delay observed yet, F ≡ 1.
+// horizon nothing is used: F is relative to it, which estimates p_h =
+// P(the outcome arrives within the horizon) for every variant alike, so
+// comparisons between variants stay fair, and the horizon grows to the
+// window as the campaign ages. A send older than the horizon counts as a
+// whole trial with the successes that arrived within the horizon
+// (withinHorizon, from its delay histogram): counting also those after the
+// horizon biased the variants with old sends upward, by up to the mass of F
+// in the next (doubling) bucket, and swung a funnel's weights each time the
+// horizon moved (docs/funnels.md). The successes left out count again once
+// the horizon passes them. The horizon is the point, among those with a
+// delay observed, at which the pooled rate is estimated most precisely
+// (DelayModel.precision): the longest one rests F on the few slots old
+// enough to show it. With no delay observed yet, F ≡ 1.
 //
 // The delay that matters is the one until the server learns of the outcome,
 // not the one until it happened: a sender that reports a wave's clicks only
@@ -77,8 +81,9 @@ func DelayBucket(d time.Duration) int {
 type DelayModel struct {
 	// Window is the attribution window: a send older than it is mature.
 	Window time.Duration `json:"window"`
-	// Horizon is the largest age at which F is estimated (F is relative to
-	// it); 0 when no delay has been observed, and F ≡ 1.
+	// Horizon is the age up to which F is estimated (F is relative to it,
+	// and only outcomes within it count); 0 when no delay has been
+	// observed, and F ≡ 1.
 	Horizon time.Duration `json:"horizon"`
 	// Events is the number of observed delays the estimate rests on: those
 	// of the slots old enough to show delays up to the horizon.
@@ -322,7 +327,8 @@ func (m DelayModel) withinHorizon(s CampaignSlot) float64 {
 // weighed by F at the age of its sends (the slot's mean send time), and, for
 // a positive half-life, discounted by that age as DiscountSlots does. A slot
 // never counts fewer trials than it has successes. Successes and values are
-// counted as they are: what has arrived.
+// what has arrived within the model's horizon of the send (withinHorizon;
+// all that has arrived once the horizon is the window, or without a model).
 func MatureSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration, m DelayModel) LearnCounts {
 	var out LearnCounts
 	gamma := DiscountGamma(halfLife)
