@@ -392,7 +392,11 @@ func (c *CampaignAnalysis) allocate() error {
 	if err := in.Settings.Validate(len(arms)); err != nil {
 		return err
 	}
-	ps := posteriors(in.Metric, learn, in.Settings)
+	// Allocation, P(best) and the decision shrink toward the pooled rate
+	// (pooledPrior); the reported intervals keep the settings' prior.
+	pooled := in.Settings
+	pooled.PooledPriorCV = PooledPriorCV
+	ps := posteriors(in.Metric, learn, pooled)
 	pbest, loss := bestProbabilities(ps)
 	c.plan = newPlan(ein, func(cs []int) sampler { return &thompsonSampler{ps: subset(ps, cs)} })
 	c.plan.prime(pbest)

@@ -34,15 +34,19 @@ import (
 // F(e_k)/F(e_{k+1}) is estimated from the slots old enough to have shown
 // every delay up to e_{k+1}, as the share of their delays ≤ e_{k+1} that are
 // ≤ e_k, and F is the product of these ratios from the top. Beyond the
-// oldest age with data (the horizon) nothing is known: F is then relative to
-// the horizon, which estimates p_h = P(the outcome arrives within the
-// horizon) for every variant alike, so comparisons between variants stay
-// fair, and the horizon grows to the window as the campaign ages. A send
-// older than the horizon counts as a whole trial with every success it has
-// shown: a small bias toward the variants with old sends, at most the
-// outcomes between the horizon and the send's age (the next bucket at most);
-// leaving those successes out measured no better in the simulations and
-// hides clicks that were seen. With no delay observed yet, F ≡ 1.
+// horizon nothing is used: F is relative to it, which estimates p_h =
+// P(the outcome arrives within the horizon) for every variant alike, so
+// comparisons between variants stay fair, and the horizon grows to the
+// window as the campaign ages. A send older than the horizon counts as a
+// whole trial with the successes that arrived within the horizon
+// (withinHorizon, from its delay histogram): counting also those after the
+// horizon biased the variants with old sends upward, by up to the mass of F
+// in the next (doubling) bucket, and swung a funnel's weights each time the
+// horizon moved (docs/funnels.md). The successes left out count again once
+// the horizon passes them. The horizon is the point, among those with a
+// delay observed, at which the pooled rate is estimated most precisely
+// (DelayModel.precision): the longest one rests F on the few slots old
+// enough to show it. With no delay observed yet, F ≡ 1.
 //
 // The delay that matters is the one until the server learns of the outcome,
 // not the one until it happened: a sender that reports a wave's clicks only
@@ -77,8 +81,9 @@ func DelayBucket(d time.Duration) int {
 type DelayModel struct {
 	// Window is the attribution window: a send older than it is mature.
 	Window time.Duration `json:"window"`
-	// Horizon is the largest age at which F is estimated (F is relative to
-	// it); 0 when no delay has been observed, and F ≡ 1.
+	// Horizon is the age up to which F is estimated (F is relative to it,
+	// and only outcomes within it count); 0 when no delay has been
+	// observed, and F ≡ 1.
 	Horizon time.Duration `json:"horizon"`
 	// Events is the number of observed delays the estimate rests on: those
 	// of the slots old enough to show delays up to the horizon.
@@ -116,6 +121,20 @@ func delayPoints(window time.Duration) ([]time.Duration, [DelayBuckets]int) {
 // the comment at the top of this file). A slot's sends are all at least
 // now − slot.Last old, so the slot shows every delay up to that age.
 func EstimateDelays(slots []CampaignSlot, now time.Time, window time.Duration) DelayModel {
+	return estimateDelays(slots, now, window, false)
+}
+
+// EstimateDelaysLongest is EstimateDelays with the longest horizon that has
+// a delay observed (as first built), for the callers that count every
+// outcome that has arrived rather than MatureSlots' successes: experiments
+// with a conversion window, whose inverse-propensity sums are kept whole.
+// Without the cut at the horizon a shorter horizon would bias the variants
+// with the earlier traffic upward more, so they keep the longest.
+func EstimateDelaysLongest(slots []CampaignSlot, now time.Time, window time.Duration) DelayModel {
+	return estimateDelays(slots, now, window, true)
+}
+
+func estimateDelays(slots []CampaignSlot, now time.Time, window time.Duration, longest bool) DelayModel {
 	pts, at := delayPoints(window)
 	k := len(pts)
 	// below[j] and upto[j]: over the slots mature to pts[j], the delays in
@@ -148,28 +167,94 @@ func EstimateDelays(slots []CampaignSlot, now time.Time, window time.Duration) D
 			upto[j] += cum
 		}
 	}
+	// The ratios F(pts[j−1])/F(pts[j]) and the relative variance of each,
+	// binomial, (1 − r)/(r·n), with half an event below so that a ratio of 0
+	// stays finite; a ratio of 1 adds none, so a longer horizon that adds no
+	// outcome ties with the shorter and is kept.
+	r, vr := make([]float64, k), make([]float64, k)
+	for j := 1; j < k; j++ {
+		if upto[j] > 0 {
+			r[j] = below[j] / upto[j]
+			vr[j] = (upto[j] - below[j]) / ((below[j] + 0.5) * upto[j])
+		}
+	}
 	m := DelayModel{Window: window}
-	h := -1
-	for j := k - 1; j >= 0; j-- {
-		if upto[j] > 0 {
-			h = j
-			break
+	best := 0.0
+	for h := k - 1; h >= 0; h-- {
+		if upto[h] == 0 {
+			continue
 		}
-	}
-	if h < 0 {
-		return m
-	}
-	m.Horizon, m.Events = pts[h], int64(upto[h])
-	m.Points, m.CDF = pts[:h+1], make([]float64, h+1)
-	m.CDF[h] = 1
-	for j := h; j > 0; j-- {
-		r := 0.0
-		if upto[j] > 0 {
-			r = below[j] / upto[j]
+		c := DelayModel{Window: window, Horizon: pts[h], Events: int64(upto[h]), Points: pts[:h+1], CDF: make([]float64, h+1)}
+		c.CDF[h] = 1
+		for j := h; j > 0; j-- {
+			c.CDF[j-1] = c.CDF[j] * r[j]
 		}
-		m.CDF[j-1] = m.CDF[j] * r
+		if longest {
+			return c
+		}
+		if p := c.precision(slots, now, vr); p > best || m.Points == nil {
+			m, best = c, p
+		}
 	}
 	return m
+}
+
+// precision returns the precision (the inverse of the relative variance,
+// by the delta method) of the pooled rate the model estimates from the
+// slots: successes within the horizon S over matured trials D, the first
+// Poisson (relative variance 1/S), the second carrying the error of the
+// estimated ratios of F (vr, relative variances), which the trials younger
+// than a ratio's point depend on.
+//
+// Why the horizon is chosen by it. Any horizon gives an unbiased comparison
+// of the variants (the outcomes after it are left out, withinHorizon), so
+// the choice is one of variance only: a longer horizon counts more outcomes
+// but rests F(horizon)/F(shorter ages) on the few slots old enough to show
+// it. Taking the longest horizon with any delay observed (as first built)
+// made F rest on one or two events each time the oldest slot crossed an
+// edge, and the matured counts jumped by half: measured, it swung a funnel's
+// weights from 0.99 to 0.49 and back within two hours (docs/funnels.md).
+func (m DelayModel) precision(slots []CampaignSlot, now time.Time, vr []float64) float64 {
+	h := len(m.Points) - 1
+	dep := make([]float64, h+1) // trials that depend on ratio i (i ≥ 1)
+	var succ, trials float64
+	for _, s := range slots {
+		mean := s.Mean
+		if mean.IsZero() {
+			mean = s.Start
+		}
+		age := now.Sub(mean)
+		w := m.withinHorizon(s)
+		succ += w * s.Successes
+		f := m.Matured(age)
+		trials += max(s.Trials*f, w*s.Successes)
+		if age >= m.Horizon || age <= 0 {
+			continue
+		}
+		j := 0
+		for j < h && age >= m.Points[j] {
+			j++
+		}
+		// F(age) interpolates CDF[j−1] and CDF[j]: every ratio above j
+		// scales both, ratio j only the first.
+		for i := j + 1; i <= h; i++ {
+			dep[i] += s.Trials * f
+		}
+		if j >= 1 {
+			lo := m.Points[j-1]
+			t := float64(age-lo) / float64(m.Points[j]-lo)
+			dep[j] += s.Trials * (1 - t) * m.CDF[j-1]
+		}
+	}
+	if succ <= 0 || trials <= 0 {
+		return 0
+	}
+	v := 1 / succ
+	for i := 1; i <= h; i++ {
+		x := dep[i] / trials
+		v += x * x * vr[i]
+	}
+	return 1 / v
 }
 
 // Matured returns F(age): the probability that the outcome of a send of
@@ -209,11 +294,41 @@ func (m DelayModel) Quantile(q float64) time.Duration {
 	return m.Horizon
 }
 
+// withinHorizon returns the share of a slot's outcomes whose delay was
+// below the horizon (from its delay histogram; 1 without a horizon short of
+// the window, or without delays recorded). F is relative to the horizon: a
+// send's matured weight estimates the chance that its outcome arrives
+// within the horizon, so only the outcomes that did are its successes. A
+// send older than the horizon that also counted the outcomes it showed
+// after the horizon would estimate a larger rate than a young one, and the
+// variants that got the early traffic would look better than those that
+// got the recent traffic, by up to the mass of F between the horizon and
+// the next edge, which the doubling buckets make large: measured, this bias
+// swung the funnels' allocation (docs/funnels.md). The outcomes left out
+// count again once the horizon passes them.
+func (m DelayModel) withinHorizon(s CampaignSlot) float64 {
+	if len(m.Points) == 0 || (m.Window > 0 && m.Horizon >= m.Window) {
+		return 1
+	}
+	var in, all int64
+	for b, n := range s.Delays {
+		all += n
+		if b < len(DelayEdges) && DelayEdges[b] <= m.Horizon {
+			in += n
+		}
+	}
+	if all == 0 {
+		return 1
+	}
+	return float64(in) / float64(all)
+}
+
 // MatureSlots returns the slots' counts with the trials of each slot
 // weighed by F at the age of its sends (the slot's mean send time), and, for
 // a positive half-life, discounted by that age as DiscountSlots does. A slot
 // never counts fewer trials than it has successes. Successes and values are
-// counted as they are: what has arrived.
+// what has arrived within the model's horizon of the send (withinHorizon;
+// all that has arrived once the horizon is the window, or without a model).
 func MatureSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration, m DelayModel) LearnCounts {
 	var out LearnCounts
 	gamma := DiscountGamma(halfLife)
@@ -226,11 +341,12 @@ func MatureSlots(slots []CampaignSlot, now time.Time, halfLife time.Duration, m 
 		if mean.IsZero() {
 			mean = s.Start
 		}
-		trials := max(s.Trials*m.Matured(now.Sub(mean)), s.Successes)
+		h := m.withinHorizon(s)
+		trials := max(s.Trials*m.Matured(now.Sub(mean)), h*s.Successes)
 		out.Trials += f * trials
-		out.Successes += f * s.Successes
-		out.Sum += f * s.Sum
-		out.SumSquares += f * s.SumSquares
+		out.Successes += f * h * s.Successes
+		out.Sum += f * h * s.Sum
+		out.SumSquares += f * h * s.SumSquares
 	}
 	out.Successes = min(out.Successes, out.Trials)
 	return out
@@ -284,9 +400,11 @@ func MatureFunnel(in *FunnelInput, slots []FunnelSlot, now time.Time, window tim
 	perStep := make([][]CampaignSlot, len(in.Steps))
 	perArm := make([][][]CampaignSlot, len(in.Steps))
 	recent := make([][]float64, len(in.Steps))
+	recentConv := make([][]float64, len(in.Steps))
 	for k := range in.Steps {
 		perArm[k] = make([][]CampaignSlot, len(in.Steps[k].Arms))
 		recent[k] = make([]float64, len(in.Steps[k].Arms))
+		recentConv[k] = make([]float64, len(in.Steps[k].Arms))
 	}
 	for _, s := range slots {
 		if s.Step < 0 || s.Step >= len(in.Steps) || s.Arm < 0 || s.Arm >= len(in.Steps[s.Step].Arms) {
@@ -295,6 +413,7 @@ func MatureFunnel(in *FunnelInput, slots []FunnelSlot, now time.Time, window tim
 		perStep[s.Step] = append(perStep[s.Step], s.CampaignSlot)
 		perArm[s.Step][s.Arm] = append(perArm[s.Step][s.Arm], s.CampaignSlot)
 		recent[s.Step][s.Arm] += s.Trials
+		recentConv[s.Step][s.Arm] += s.Successes
 	}
 	for k := range in.Steps {
 		model := EstimateDelays(perStep[k], now, window)
@@ -303,8 +422,10 @@ func MatureFunnel(in *FunnelInput, slots []FunnelSlot, now time.Time, window tim
 		}
 		for j := range in.Steps[k].Arms {
 			a := &in.Steps[k].Arms[j]
-			m := float64(a.Units) - recent[k][j] + MatureSlots(perArm[k][j], now, 0, model).Trials
-			a.Matured = &m
+			mc := MatureSlots(perArm[k][j], now, 0, model)
+			m := float64(a.Units) - recent[k][j] + mc.Trials
+			c := max(0, float64(a.Conversions)-recentConv[k][j]+mc.Successes)
+			a.Matured, a.MaturedConversions = &m, &c
 		}
 	}
 }

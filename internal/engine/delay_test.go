@@ -140,3 +140,45 @@ func TestDelayBucket(t *testing.T) {
 		}
 	}
 }
+
+// The horizon does not move to the next edge on the one or two delays seen
+// there (F(shorter ages)/F(horizon) would rest on them), and a slot older
+// than the horizon counts only the outcomes that arrived within it: every
+// send then estimates the same rate, whatever its age.
+func TestDelayHorizonByPrecisionAndCut(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	slot := func(h time.Duration, n float64, delays map[time.Duration]int64) CampaignSlot {
+		s := CampaignSlot{Start: t0.Add(h), Trials: n}
+		s.Mean, s.Last = s.Start, s.Start
+		for d, k := range delays {
+			s.Delays[DelayBucket(d)] += k
+			s.Successes += float64(k)
+		}
+		return s
+	}
+	now := t0.Add(4*time.Hour + 30*time.Minute)
+	// Only the oldest slot (4h30m) shows delays up to 4 h: two, one of
+	// them after 2 h. The others show 50 outcomes before 2 h.
+	slots := []CampaignSlot{
+		slot(0, 1000, map[time.Duration]int64{90 * time.Minute: 1, 3 * time.Hour: 1}),
+		slot(time.Hour, 1000, map[time.Duration]int64{45 * time.Minute: 10, 90 * time.Minute: 10}),
+		slot(2*time.Hour, 1000, map[time.Duration]int64{45 * time.Minute: 10, 90 * time.Minute: 10}),
+		slot(3*time.Hour, 1000, map[time.Duration]int64{45 * time.Minute: 8}),
+		slot(4*time.Hour, 1000, map[time.Duration]int64{10 * time.Minute: 2}),
+	}
+	longest := EstimateDelaysLongest(slots, now, 72*time.Hour)
+	if longest.Horizon != 4*time.Hour || longest.Events != 2 {
+		t.Fatalf("longest: horizon %v on %d events, want 4h on 2", longest.Horizon, longest.Events)
+	}
+	m := EstimateDelays(slots, now, 72*time.Hour)
+	if m.Horizon != 2*time.Hour {
+		t.Fatalf("horizon %v on %d events, want 2h", m.Horizon, m.Events)
+	}
+	// The oldest slot is older than the horizon: its 3 h outcome is left out.
+	if got := MatureSlots(slots[:1], now, 0, m); got.Trials != 1000 || got.Successes != 1 {
+		t.Errorf("old slot counts %+v, want 1000 trials and the 1 outcome within 2h", got)
+	}
+	if got := MatureSlots(slots[:1], now, 0, longest); got.Successes != 2 {
+		t.Errorf("within the longest horizon both outcomes count: %+v", got)
+	}
+}

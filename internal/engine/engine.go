@@ -272,6 +272,11 @@ type Settings struct {
 	// PriorAlpha and PriorBeta are the Beta prior of binary metrics.
 	PriorAlpha float64 `json:"prior_alpha,omitempty"`
 	PriorBeta  float64 `json:"prior_beta,omitempty"`
+	// PooledPriorCV, when positive, replaces the Beta prior of the arms of a
+	// binary metric by one centred on the pooled rate of all arms with this
+	// coefficient of variation (pooledPrior). Set by the campaign and funnel
+	// analyses (PooledPriorCV), not by users.
+	PooledPriorCV float64 `json:"-"`
 }
 
 // DefaultWeightFloorFor returns the weight floor a strategy gets when none is

@@ -58,6 +58,10 @@ type FunnelArm struct {
 	// completion has arrived. Nil counts every unit (open ones as not
 	// converted so far).
 	Matured *float64
+	// MaturedConversions, set with Matured, are the conversions that count
+	// against it: those that arrived within the delay model's horizon of
+	// reaching the step (DelayModel.withinHorizon).
+	MaturedConversions *float64
 }
 
 // endToEndArm is the arm of the step variant's end-to-end conversion,
@@ -65,6 +69,9 @@ type FunnelArm struct {
 func (a FunnelArm) endToEndArm() Arm {
 	arm := Arm{Key: a.Key, Control: a.Control, Units: a.Units, Conversions: a.Conversions, Sum: float64(a.Conversions)}
 	if a.Matured != nil {
+		if a.MaturedConversions != nil {
+			arm.Conversions = min(arm.Conversions, int64(math.Round(*a.MaturedConversions)))
+		}
 		arm = MatureArm(arm, *a.Matured)
 		arm.Sum = float64(arm.Conversions)
 	}
@@ -169,6 +176,7 @@ func PlanFunnel(in FunnelInput) ([]*Plan, error) {
 		return nil, err
 	}
 	ts, _ := Lookup("adaptive")
+	in.Settings.PooledPriorCV = PooledPriorCV
 	plans := make([]*Plan, len(in.Steps))
 	for k, s := range in.Steps {
 		if !s.HasVariants() {
@@ -295,6 +303,8 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 	if err := in.Settings.Validate(2); err != nil {
 		return nil, err
 	}
+	// As PlanFunnel: the weights shown are those served.
+	in.Settings.PooledPriorCV = PooledPriorCV
 	ts, _ := Lookup("adaptive")
 	res := &FunnelResult{Strategy: in.Strategy, Steps: make([]FunnelStepResult, len(in.Steps)), BestPath: map[string]*string{}}
 	goal := in.Steps[len(in.Steps)-1].total()

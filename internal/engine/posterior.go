@@ -60,6 +60,9 @@ func (p posterior) quantile(q float64) float64 {
 // (and the share of traffic Thompson sampling gives it) is not above the others'
 // merely because it is unknown. (Its shown interval is [0, 1]: binaryIntervals.)
 //
+// With Settings.PooledPriorCV (campaigns and funnels), the prior of the arms
+// with units is pooledPrior instead of Beta(α0, β0).
+//
 // Continuous: the t model (continuousPosteriors); counts carry no log statistics,
 // so the log-normal model is not available here.
 func posteriors(m Metric, cs []counts, s Settings) []posterior {
@@ -69,9 +72,13 @@ func posteriors(m Metric, cs []counts, s Settings) []posterior {
 		for _, c := range cs {
 			pn, pc = pn+c.n, pc+c.c
 		}
+		a0, b0 := s.PriorAlpha, s.PriorBeta
+		if s.PooledPriorCV > 0 {
+			a0, b0 = pooledPrior(cs, s)
+		}
 		for i, c := range cs {
 			if c.n > 0 {
-				ps[i] = posterior{a: s.PriorAlpha + c.c, b: s.PriorBeta + c.n - c.c}
+				ps[i] = posterior{a: a0 + c.c, b: b0 + c.n - c.c}
 			} else {
 				ps[i] = posterior{a: s.PriorAlpha + pc, b: s.PriorBeta + pn - pc}
 			}
@@ -550,4 +557,42 @@ func trigamma(x float64) float64 {
 	}
 	x2 := 1 / (x * x)
 	return r + 1/x + x2/2 + x2/x*(1.0/6-x2*(1.0/30-x2*(1.0/42-x2/30)))
+}
+
+// PooledPriorCV is the coefficient of variation of the pooled prior of the
+// campaigns' and funnels' allocation (Settings.PooledPriorCV): a priori, a
+// variant's rate is within about ±50% of the rate of all variants together.
+const PooledPriorCV = 0.5
+
+// pooledPrior returns the empirical-Bayes prior of binary arms: a Beta
+// centred on the pooled rate m of all arms (under the settings' prior, so
+// that it is defined before any outcome), with coefficient of variation
+// s.PooledPriorCV: Beta(κm, κ(1−m)) with κ + 1 = (1 − m)/(m·cv²). For a
+// small rate its weight is about 1/cv² outcomes (4 at cv = ½) over
+// 1/(m·cv²) trials, whatever the scale of the rate.
+//
+// Why. The uniform Beta(1, 1) prior says a variant's rate is as likely 60%
+// as 3%; on a campaign's first clicks (1 to 3 per subject when an hour-old
+// wave has shown 4% of its clicks) it makes a click the difference between
+// rates that differ several-fold, so P(best), and the share of the next
+// wave, jumps to 0.5–0.7 on one or two clicks and away again on the next
+// ones (collapses, docs/campaigns.md). Variants of one message differ by
+// tens of percent, not by factors: the prior says so, and its weight, a
+// few outcomes, fades as they accumulate. Measured on the 24-hour scenario
+// (400 runs): collapses 14 → 2 of 400 at the same clicks (651.4 → 652.2);
+// cv = 0.35 removes them all at 0.8% of the clicks, cv = 1 (one outcome's
+// weight) leaves 6. ½ is the weakest of these that makes collapses rare,
+// and "within about ±50%" is what one expects of variants of one message.
+func pooledPrior(cs []counts, s Settings) (float64, float64) {
+	var pn, pc float64
+	for _, c := range cs {
+		pn, pc = pn+c.n, pc+c.c
+	}
+	m := (s.PriorAlpha + pc) / (s.PriorAlpha + s.PriorBeta + pn)
+	cv := s.PooledPriorCV
+	k := (1-m)/(m*cv*cv) - 1
+	if k <= 0 || math.IsNaN(k) {
+		return s.PriorAlpha, s.PriorBeta
+	}
+	return k * m, k * (1 - m)
 }

@@ -61,7 +61,7 @@ func (x *Experiments) experimentMaturity(ctx context.Context, e *store.Experimen
 	}
 	// One delay distribution for the experiment, from every variant's
 	// slots: the delay is a property of the product, not of the variant.
-	model := engine.EstimateDelays(all, now, w)
+	model := engine.EstimateDelaysLongest(all, now, w)
 	for v, ss := range by {
 		m := out[v]
 		m.trials = engine.MatureSlots(ss, now, 0, model).Trials
