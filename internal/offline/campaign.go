@@ -327,7 +327,7 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 		}
 		var model engine.DelayModel // F ≡ 1: raw counts
 		if !p.RawCounts {
-			model = engine.EstimateDelays(all, at, window)
+			model = engine.EstimateDelaysLongest(all, at, window)
 		}
 		for i, v := range sc.Variants {
 			a := engine.CampaignArm{Key: v.Key, Stopped: stopped[i]}

@@ -165,7 +165,7 @@ func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time
 		all = append(all, es)
 	}
 	// One delay distribution for the campaign, from every variant's slots.
-	delays := engine.EstimateDelays(all, now, c.Settings.AttributionWindow)
+	delays := engine.EstimateDelaysLongest(all, now, c.Settings.AttributionWindow)
 	in := engine.CampaignInput{Metric: CampaignMetric(c.Objective), Mode: c.Mode, Settings: CampaignEngineSettings(c.Settings),
 		Sent: c.Sent, TestSends: TestSends(c), Winner: c.Winner, Pick: c.SplitPick}
 	if g := c.Settings.Guardrail; g != nil {
