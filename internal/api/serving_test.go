@@ -952,12 +952,13 @@ func TestTimeseries(t *testing.T) {
 // HTTP API, Thompson sampling moves most traffic to the best of three
 // variants and declares it the winner.
 //
-// Pure Thompson sampling (weight_floor 0) starves a clearly worse arm so
-// thoroughly that it may never reach min_samples, and the decision rule
-// then never fires (a run gave b 197 of 40,000 units). The experiment
-// therefore sets weight_floor 0.03: every arm keeps at least 3% of the
-// traffic, so each reaches min_samples = 200 within about 6,700 units, and
-// the test also shows the floor honoured.
+// The winner needs c's always-valid interval above zero against b (0.12
+// against 0.08), and that interval rests on inverse-propensity weights of
+// b's units: the lower b's floor, the wider it stays. With weight_floor
+// 0.03 the declaration came after 5,500 to 25,250 units in 8 runs, and
+// after more than 40,000 in a CI run; with 0.1 after 2,500 to 12,500 in 10
+// runs, while c still gets 72–77% of all units and 79–81% of the last
+// half. The test also shows the floor honoured.
 //
 // The test's own draws (who converts) come from a fixed seed; the
 // experiment's draws are seeded too, but their stream also depends on the
@@ -979,7 +980,7 @@ func TestSimulation(t *testing.T) {
 	)
 	rates := map[string]float64{"a": 0.05, "b": 0.08, "c": 0.12}
 	eachBackendWith(t, fastRefresh, func(t *testing.T, e *env) {
-		e.experiment(`{"key":"sim","metric":"binary","strategy":"adaptive","start":true,"settings":{"seed":2026,"min_samples":200,"weight_floor":0.03},
+		e.experiment(`{"key":"sim","metric":"binary","strategy":"adaptive","start":true,"settings":{"seed":2026,"min_samples":200,"weight_floor":0.1},
 			"variants":[{"key":"a","control":true},{"key":"b"},{"key":"c"}]}`)
 		rng := rand.New(rand.NewPCG(2026, 4))
 		var seq []string // variant of each unit, in order
@@ -1021,16 +1022,18 @@ func TestSimulation(t *testing.T) {
 		if r.Winner == nil || *r.Winner != "c" || r.Decision.State != engine.StateWinnerFound {
 			t.Fatalf("after %d units: winner %v, decision %+v", len(seq), r.Winner, r.Decision)
 		}
-		// Uniform allocation would give c a third; Thompson sampling gives
-		// the best arm most of the traffic once the others look worse.
-		if overall <= 0.5 || lastHalf <= 0.6 {
-			t.Errorf("c got %.1f%% of all units and %.1f%% of the last half; want > 50%% and > 60%%", 100*overall, 100*lastHalf)
+		// Uniform allocation would give c a third, the floors at most 80%;
+		// Thompson sampling gives it most of what the floors leave once the
+		// others look worse (measured 72–77% of all units, 79–81% of the
+		// last half).
+		if overall <= 0.65 || lastHalf <= 0.72 {
+			t.Errorf("c got %.1f%% of all units and %.1f%% of the last half; want > 65%% and > 72%%", 100*overall, 100*lastHalf)
 		}
 		// The floor holds in the weights and in the traffic (binomial: an
-		// arm at 3% of several thousand units is above 2% by far).
+		// arm at 10% of several thousand units is above 8% by far).
 		for _, v := range r.Variants {
-			if v.Weight < 0.03-1e-9 || float64(v.Units) < 0.02*float64(r.TotalUnits) {
-				t.Errorf("%s: weight %.4f, %d of %d units; the floor is 3%%", v.Key, v.Weight, v.Units, r.TotalUnits)
+			if v.Weight < 0.1-1e-9 || float64(v.Units) < 0.08*float64(r.TotalUnits) {
+				t.Errorf("%s: weight %.4f, %d of %d units; the floor is 10%%", v.Key, v.Weight, v.Units, r.TotalUnits)
 			}
 		}
 		// Moving weights are no sample ratio mismatch.
