@@ -206,7 +206,9 @@ class SDKTest(unittest.TestCase):
 
     def test_background_thread_retries_with_the_same_keys(self) -> None:
         exp = fresh("retry")
-        srv.experiment(exp)
+        # Continuous values without caller keys: only the SDK's own idempotency keys keep
+        # a retried batch from adding its values twice (a binary unit converts once anyway).
+        srv.experiment(exp, metric="continuous")
         proxy = Proxy(srv.url)
         self.addCleanup(proxy.close)
         s = self.sdk(proxy.url, flush_interval=0.02)
@@ -216,12 +218,12 @@ class SDKTest(unittest.TestCase):
             proxy.script = ["drop", 503, 429]
             proxy.seen.clear()
         for i in range(5):
-            s.track(exp, f"u{i}")
+            s.track(exp, f"u{i}", value=2)
         wait_for(lambda: s.pending == 0, 15, "the retries to deliver")
         sends = [r for r in proxy.seen if r["path"].endswith("/events")]
         self.assertEqual([r["action"] for r in sends], ["drop", 503, 429, "pass"])
         self.assertTrue(all(r["body"] == sends[0]["body"] for r in sends), "every retry sends the same events and keys")
-        self.assertEqual(srv.counts(exp), {"units": 5, "conversions": 5, "sum": 5}, "the lost answer's events count once")
+        self.assertEqual(srv.counts(exp)["sum"], 10, "the lost answer's events count once")
         _, again = srv.api("POST", f"/v1/experiments/{exp}/events", json.loads(sends[0]["body"]))
         self.assertEqual(again["duplicates"], 5)
 
