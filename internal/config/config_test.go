@@ -181,3 +181,42 @@ func TestDecideEvery(t *testing.T) {
 		t.Fatalf("help does not list --decide-every: %v\n%s", err, help.String())
 	}
 }
+
+// The operator's guide lists every setting with its environment variable and
+// default, so that an operator need not read --help to find one.
+func TestOperationsDocumentsEverySetting(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Settings\n")
+	if !ok {
+		t.Fatal("docs/operations.md has no Settings section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rows := map[string]string{}
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "| `--") {
+			name := strings.TrimPrefix(strings.SplitN(line, "`", 3)[1], "--")
+			rows[name] = line
+		}
+	}
+	def := Default()
+	for _, s := range settings {
+		line, ok := rows[s.name]
+		if !ok {
+			t.Errorf("docs/operations.md has no row for --%s", s.name)
+			continue
+		}
+		if s.name != "db" && !strings.Contains(line, "`"+s.env()+"`") {
+			t.Errorf("the row of --%s does not name %s", s.name, s.env())
+		}
+		want := "(none)"
+		if v := s.get(&def); v != "" {
+			want = "`" + v + "`"
+		}
+		if !strings.Contains(line, "| "+want+" |") {
+			t.Errorf("the row of --%s does not give its default %s: %s", s.name, want, line)
+		}
+	}
+}
