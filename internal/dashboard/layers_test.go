@@ -84,15 +84,23 @@ func TestCreateExperimentFormTargetingAndLayer(t *testing.T) {
 			t.Errorf("the API shows layer %v share %v range %v, %d conditions", api.Layer, api.LayerShare, api.LayerRange, len(api.Targeting.All))
 		}
 
-		// "any" of one condition, a boolean.
+		// "any": a boolean, and exists without a value and with false
+		// (whatever the row's type).
 		p = b.post("/experiments", experimentFormValues(csrf, "key", "anyone", "targeting.match", "any",
-			"condition.1.attribute", "beta", "condition.1.op", "eq", "condition.1.type", "boolean", "condition.1.value", "True"))
+			"condition.1.attribute", "beta", "condition.1.op", "eq", "condition.1.type", "boolean", "condition.1.value", "True",
+			"condition.2.attribute", "email", "condition.2.op", "exists", "condition.2.type", "number",
+			"condition.3.attribute", "legacy", "condition.3.op", "exists", "condition.3.type", "text", "condition.3.value", "false"))
 		if p.Status != http.StatusSeeOther {
 			t.Fatalf("create with any: status %d\n%s", p.Status, p.Body)
 		}
-		if x, _ := e.st.GetExperiment(ctx, e.defaultWorkspace(), "anyone"); x.Targeting == nil ||
-			!cmp.Equal(*x.Targeting, targeting.Rules{Any: []targeting.Condition{{Attribute: "beta", Op: targeting.OpEq, Value: true}}}) {
-			t.Errorf("stored targeting %+v", x.Targeting)
+		x, err = e.st.GetExperiment(ctx, e.defaultWorkspace(), "anyone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = &targeting.Rules{Any: []targeting.Condition{{Attribute: "beta", Op: targeting.OpEq, Value: true},
+			{Attribute: "email", Op: targeting.OpExists}, {Attribute: "legacy", Op: targeting.OpExists, Value: false}}}
+		if diff := cmp.Diff(want, x.Targeting); diff != "" {
+			t.Errorf("stored targeting with any mismatch (-want +got):\n%s", diff)
 		}
 
 		refused := func(name string, status int, form url.Values, wantIn ...string) {
@@ -204,12 +212,12 @@ func TestLayersPage(t *testing.T) {
 			t.Errorf("no csrf: status %d", p.Status)
 		}
 
-		// Three experiments: 0.3, 0.2, 0.1 at [0, .3), [.3, .5), [.5, .6);
-		// completing the second frees [.3, .5).
+		// Three experiments: 0.1, 0.5, 0.2 at [0, .1), [.1, .6), [.6, .8);
+		// completing the second frees [.1, .6), the largest free range.
 		for _, x := range []struct {
 			key   string
 			share float64
-		}{{"first", 0.3}, {"second", 0.2}, {"third", 0.1}} {
+		}{{"first", 0.1}, {"second", 0.5}, {"third", 0.2}} {
 			e.api("POST", "/v1/experiments", e.admin, map[string]any{"key": x.key, "variants": []map[string]any{{"key": "a"}, {"key": "b"}},
 				"start": true, "layer": "checkout", "layer_share": x.share}, 201, nil)
 		}
@@ -226,17 +234,17 @@ func TestLayersPage(t *testing.T) {
 			t.Error("another workspace's layer is listed")
 		}
 		sec := tags(p.Body, "section", "data-layer=")
-		if len(sec) != 1 || sec[0]["data-layer"] != "checkout" || sec[0]["data-free"] != "0.6" || sec[0]["data-largest"] != "0.4" {
+		if len(sec) != 1 || sec[0]["data-layer"] != "checkout" || sec[0]["data-free"] != "0.7" || sec[0]["data-largest"] != "0.5" {
 			t.Errorf("layer sections %v", sec)
 		}
 		var got [][3]string
 		for _, r := range tags(p.Body, "tr", "data-experiment") {
 			got = append(got, [3]string{r["data-experiment"], r["data-from"], r["data-to"]})
 		}
-		if diff := cmp.Diff([][3]string{{"first", "0", "0.3"}, {"third", "0.5", "0.6"}}, got); diff != "" {
+		if diff := cmp.Diff([][3]string{{"first", "0", "0.1"}, {"third", "0.6", "0.8"}}, got); diff != "" {
 			t.Errorf("ranges mismatch (-want +got):\n%s", diff)
 		}
-		for _, w := range []string{"60.0% free", "at most 40.0% in one range", `href="/experiments/new?layer=checkout"`, `href="/experiments/first"`} {
+		for _, w := range []string{"70.0% free", "at most 50.0% in one range", `href="/experiments/new?layer=checkout"`, `href="/experiments/first"`} {
 			if !strings.Contains(p.Body, w) {
 				t.Errorf("the page lacks %s", w)
 			}
