@@ -193,6 +193,9 @@ func TestLayersPage(t *testing.T) {
 		if p := b.get("/layers?created=checkout"); !strings.Contains(p.Body, `id="layer-created"`) {
 			t.Error("no confirmation after creating a layer")
 		}
+		if p := b.get("/layers?created=nonesuch"); strings.Contains(p.Body, `id="layer-created"`) {
+			t.Error("the page confirms a layer that does not exist")
+		}
 		// Refusals: next to the key, with what was typed.
 		p = b.post("/layers", url.Values{"csrf": {csrf}, "key": {"checkout"}, "name": {"Again"}})
 		if p.Status != http.StatusConflict || !strings.Contains(p.Body, `id="layer-key-error"`) ||
