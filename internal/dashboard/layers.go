@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/samplit/samplit/internal/apperr"
@@ -128,7 +129,9 @@ func (d *Dashboard) handleLayerList(w http.ResponseWriter, r *http.Request, s *s
 		d.fail(w, r, err)
 		return
 	}
-	if key := r.URL.Query().Get("created"); key != "" && len(key) <= 100 {
+	// The confirmation names a layer of the list only: an address cannot
+	// make the page claim anything else.
+	if key := r.URL.Query().Get("created"); key != "" && slices.ContainsFunc(page.Rows, func(l layerRow) bool { return l.Key == key }) {
 		page.Flash = fmt.Sprintf("Layer %q created. Experiments join it when they are created: choose it in the new-experiment form.", key)
 	}
 	d.render(w, r, http.StatusOK, "layers", page)
