@@ -204,6 +204,56 @@ func TestBrowser(t *testing.T) {
 	shot("2-list.png")
 	do("form at laptop width", chromedp.Navigate(base+"/experiments/new"), chromedp.WaitVisible(id("create")))
 	shot("2-new.png")
+
+	// Layers: create one on its page, then, from its link, an experiment in
+	// it with a targeting rule, through the form (first with a share the
+	// service refuses, shown next to the field); the layers page shows its
+	// range, at laptop and at phone width.
+	do("layers page", chromedp.Navigate(base+"/layers"), chromedp.WaitVisible(id("create-layer")))
+	do("create a layer",
+		chromedp.SetValue(id("layer-key"), "checkout", visible),
+		chromedp.SetValue(id("layer-name"), "Checkout"),
+		chromedp.Click(id("create-layer"), visible),
+		chromedp.WaitVisible(id("layer-created")),
+	)
+	do("new experiment in the layer",
+		chromedp.Click(chromedp.CSS(`a[href="/experiments/new?layer=checkout"]`), visible),
+		chromedp.WaitVisible(id("create")),
+		chromedp.SetValue(id("key"), "layered", visible),
+		chromedp.SetValue(id("c0attribute"), "country"),
+		chromedp.SetValue(id("c0op"), "in"),
+		chromedp.SetValue(id("c0value"), "ES, MX"),
+		chromedp.SetValue(id("layer_share"), "1.5"),
+		chromedp.Click(id("create"), visible),
+		chromedp.WaitVisible(id("layer_share-error")),
+	)
+	if msg := text("#layer_share-error"); !strings.Contains(msg, "must be from") {
+		t.Errorf("layer share message %q", msg)
+	}
+	if v, err := chromedp.Run(bctx, chromedp.Value(id("c0value"))); err != nil || v != "ES, MX" {
+		t.Errorf("the refused form lost the condition's value: %q (%v)", v, err)
+	}
+	shot("4-layer-form-error.png")
+	do("phone width", chromedp.EmulateViewport(390, 844))
+	overflow("the refused form")
+	shot("4-layer-form-error-phone.png")
+	do("laptop width", chromedp.EmulateViewport(1280, 900))
+	do("valid share",
+		chromedp.SetValue(id("layer_share"), "0.7", visible),
+		chromedp.Click(id("create"), visible),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if x, err := e.st.GetExperiment(context.Background(), e.defaultWorkspace(), "layered"); err != nil || x.LayerKey != "checkout" ||
+		x.LayerTo-x.LayerFrom != 7000 || x.Targeting == nil || len(x.Targeting.All) != 1 || len(x.Targeting.All[0].Values) != 2 {
+		t.Errorf("experiment made in the browser: %+v, %v", x, err)
+	}
+	do("layers with a range", chromedp.Navigate(base+"/layers"), chromedp.WaitVisible(chromedp.CSS(`tr[data-experiment="layered"]`)))
+	shot("4-layers.png")
+	do("phone width", chromedp.EmulateViewport(390, 844))
+	overflow("the layers page")
+	shot("4-layers-phone.png")
+	do("laptop width", chromedp.EmulateViewport(1280, 900))
+
 	do("back to the experiment", chromedp.Navigate(base+"/experiments/"+ref), chromedp.WaitVisible(id("action-pause")))
 
 	// Pause with the button; the confirmation is accepted. The live refresh

@@ -19,8 +19,8 @@
 // Pages read and write through the same layer the API uses, always with the
 // session's workspace id: the store for lists, and the optimizers
 // (optimize.Services) for results, timeseries, creating experiments
-// (Experiments.Create) and every lifecycle change (each object's Optimizer's
-// Transition). The validation, the status machine, the webhook events of a
+// (Experiments.Create) and layers (Experiments.CreateLayer), and every
+// lifecycle change (each object's Optimizer's Transition). The validation, the status machine, the webhook events of a
 // transition and the invalidation of the API's experiment cache live there,
 // so the dashboard's changes obey the same rules and its forms show the same
 // messages as the API's, without a round trip through HTTP and JSON. Key and
@@ -194,6 +194,9 @@ func (d *Dashboard) routes(mux *http.ServeMux) {
 	mux.Handle("GET /experiments/{ref}", d.authed(d.handleExperiment))
 	mux.Handle("GET /experiments/{ref}/live", d.authed(d.handleExperimentLive))
 	mux.Handle("POST /experiments/{ref}/{action}", d.authed(d.handleExperimentAction))
+
+	mux.Handle("GET /layers", d.authed(d.handleLayerList))
+	mux.Handle("POST /layers", d.authed(d.handleCreateLayer))
 
 	mux.Handle("GET /funnels", d.authed(d.handleFunnelList))
 	mux.Handle("GET /funnels/{ref}", d.authed(d.handleFunnel))

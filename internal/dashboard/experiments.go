@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -560,6 +561,15 @@ const metricFormRows = 3
 
 type metricInput struct{ Key, Type, Role, Direction, MaxDegradation string }
 
+// conditionFormRows is the number of targeting conditions of the create
+// form; the API takes up to targeting.MaxConditions.
+const conditionFormRows = 4
+
+// conditionInput is one targeting row as typed: Type says how Value is
+// read (text, number or boolean); Value holds the values of in and not_in
+// separated by commas.
+type conditionInput struct{ Attribute, Op, Type, Value string }
+
 // experimentForm holds what was typed, to show it again with the errors.
 type experimentForm struct {
 	Key, Name, Metric, Strategy                               string
@@ -569,6 +579,11 @@ type experimentForm struct {
 	MinSamples, DecisionThreshold, LossThreshold, WeightFloor string
 	Traffic, Seed                                             string
 	Start                                                     bool
+	// Match is "all" or "any" of the Conditions; Layer the key of the
+	// layer to join ("" none) and LayerShare its share as typed.
+	Match             string
+	Conditions        []conditionInput
+	Layer, LayerShare string
 }
 
 type option struct{ Value, Label string }
@@ -580,6 +595,10 @@ type newExperimentPage struct {
 	Summary    []string
 	Metrics    []option
 	Strategies []option
+	// Ops are the targeting operators; Layers the workspace's layers with
+	// what is free in each, for the layer selector.
+	Ops    []option
+	Layers []layerRow
 	// Defaults are the engine's defaults, shown as placeholders.
 	Defaults map[string]string
 }
@@ -600,28 +619,136 @@ var (
 		}
 		return opts
 	}()
+	// opOptions are the targeting operators, in the documentation's order.
+	opOptions = func() []option {
+		labels := map[targeting.Op]string{
+			targeting.OpEq: "equals", targeting.OpNeq: "does not equal",
+			targeting.OpIn: "is one of", targeting.OpNotIn: "is none of",
+			targeting.OpGt: "greater than", targeting.OpGte: "at least",
+			targeting.OpLt: "less than", targeting.OpLte: "at most",
+			targeting.OpSemverEq: "version equals", targeting.OpSemverGt: "version above",
+			targeting.OpSemverGte: "version at least", targeting.OpSemverLt: "version below",
+			targeting.OpSemverLte: "version at most", targeting.OpExists: "is sent",
+		}
+		opts := make([]option, len(targeting.Ops))
+		for i, op := range targeting.Ops {
+			opts[i] = option{string(op), string(op) + " — " + labels[op]}
+		}
+		return opts
+	}()
 )
 
-func (d *Dashboard) newExperimentPage(r *http.Request, s *session, f experimentForm) newExperimentPage {
+// newExperimentPage is the create form with f's values, the rows padded to
+// the form's size, and the workspace's layers for the selector.
+func (d *Dashboard) newExperimentPage(r *http.Request, s *session, f experimentForm) (newExperimentPage, error) {
 	for len(f.Rows) < formRows {
 		f.Rows = append(f.Rows, variantInput{})
 	}
 	for len(f.MetricRows) < metricFormRows {
 		f.MetricRows = append(f.MetricRows, metricInput{Type: "binary", Role: "guardrail", Direction: "decrease"})
 	}
+	for len(f.Conditions) < conditionFormRows {
+		f.Conditions = append(f.Conditions, conditionInput{Op: string(targeting.OpEq), Type: "text"})
+	}
+	layers, _, err := d.layerRows(r.Context(), s.workspaceID)
+	if err != nil {
+		return newExperimentPage{}, err
+	}
+	if f.Layer != "" && !slices.ContainsFunc(layers, func(l layerRow) bool { return l.Key == f.Layer }) {
+		// Kept, so that the form shows what was chosen and the service's
+		// refusal next to it.
+		layers = append(layers, layerRow{Layer: store.Layer{Key: f.Layer}, Unknown: true})
+	}
 	return newExperimentPage{pageBase: d.base(r, s, "New experiment"), F: f, Errors: map[string]string{},
-		Metrics: metricOptions, Strategies: strategyOptions, Defaults: map[string]string{
+		Metrics: metricOptions, Strategies: strategyOptions, Ops: opOptions, Layers: layers, Defaults: map[string]string{
 			"min_samples":        strconv.FormatInt(int64(engine.DefaultMinSamples), 10),
 			"decision_threshold": exact(engine.DefaultDecisionThreshold),
 			"loss_threshold":     exact(engine.DefaultLossThreshold),
 			"weight_floor":       exact(engine.DefaultWeightFloor),
-		}}
+		}}, nil
 }
 
 func (d *Dashboard) handleNewExperiment(w http.ResponseWriter, r *http.Request, s *session) {
-	f := experimentForm{Metric: "binary", Strategy: "adaptive", Start: true,
+	f := experimentForm{Metric: "binary", Strategy: "adaptive", Start: true, Match: "all",
 		Rows: []variantInput{{Key: "control"}, {Key: "treatment"}}}
-	d.render(w, r, http.StatusOK, "new_experiment", d.newExperimentPage(r, s, f))
+	// /experiments/new?layer=checkout, the layers page's link, proposes
+	// that layer.
+	if l := r.URL.Query().Get("layer"); len(l) <= 100 {
+		f.Layer = l
+	}
+	page, err := d.newExperimentPage(r, s, f)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "new_experiment", page)
+}
+
+// conditionValue reads one typed value of a targeting row: text as it is,
+// a number, or true/false. It returns the reason when the text is not of
+// the type.
+func conditionValue(text, typ string) (any, string) {
+	switch typ {
+	case "number":
+		x, err := strconv.ParseFloat(text, 64)
+		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+			return nil, fmt.Sprintf("%q is not a number: type a number such as 3 or 2.5, or choose the type text", text)
+		}
+		return x, ""
+	case "boolean":
+		switch strings.ToLower(text) {
+		case "true":
+			return true, ""
+		case "false":
+			return false, ""
+		}
+		return nil, fmt.Sprintf("%q is not true or false", text)
+	case "text", "":
+		return text, ""
+	}
+	return nil, "the type must be text, number or true/false"
+}
+
+// conditionOf turns a targeting row into the service's condition. The
+// value's type follows the row's type, except that versions are always
+// text and exists takes nothing, true or false. An empty value is left
+// out, so that the service says it is required; the values of in and
+// not_in are separated by commas. It returns the reason the row's value
+// cannot be read ("" when it can).
+func conditionOf(row conditionInput) (targeting.Condition, string) {
+	c := targeting.Condition{Attribute: row.Attribute, Op: targeting.Op(row.Op)}
+	switch {
+	case c.Op == targeting.OpIn || c.Op == targeting.OpNotIn:
+		c.Values = []any{}
+		for _, part := range strings.Split(row.Value, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			v, reason := conditionValue(part, row.Type)
+			if reason != "" {
+				return c, reason
+			}
+			c.Values = append(c.Values, v)
+		}
+	case row.Value == "":
+		// Left out: required by every operator but exists.
+	case c.Op == targeting.OpExists:
+		v, reason := conditionValue(row.Value, "boolean")
+		if reason != "" {
+			return c, reason + ": leave it empty for \"is sent\", or type false for \"is not sent\""
+		}
+		c.Value = v
+	case strings.HasPrefix(row.Op, "semver_"):
+		c.Value = row.Value
+	default:
+		v, reason := conditionValue(row.Value, row.Type)
+		if reason != "" {
+			return c, reason
+		}
+		c.Value = v
+	}
+	return c, ""
 }
 
 // fieldLabels name the API's fields as the form does, for the summary.
@@ -630,6 +757,7 @@ var fieldLabels = map[string]string{
 	"settings.min_samples": "Minimum units per variant", "settings.decision_threshold": "Decision threshold",
 	"settings.loss_threshold": "Loss threshold", "settings.weight_floor": "Weight floor",
 	"settings.traffic": "Traffic share", "settings.seed": "Seed",
+	"targeting": "Targeting", "layer": "Layer", "layer_share": "Share of the layer",
 }
 
 // handleCreateExperiment turns the form into an optimize.ExperimentSpec and
@@ -644,6 +772,8 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 		LossThreshold: strings.TrimSpace(r.PostFormValue("loss_threshold")), WeightFloor: strings.TrimSpace(r.PostFormValue("weight_floor")),
 		Traffic: strings.TrimSpace(r.PostFormValue("traffic")), Seed: strings.TrimSpace(r.PostFormValue("seed")),
 		Start: r.PostFormValue("start") != "",
+		Match: r.PostFormValue("targeting.match"), Layer: strings.TrimSpace(r.PostFormValue("layer")),
+		LayerShare: strings.TrimSpace(r.PostFormValue("layer_share")),
 	}
 	f.Control, _ = strconv.Atoi(r.PostFormValue("control"))
 	for i := range formRows {
@@ -660,7 +790,18 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 		f.MetricRows = append(f.MetricRows, metricInput{Key: field("key"), Type: field("type"), Role: field("role"),
 			Direction: field("direction"), MaxDegradation: field("max_degradation")})
 	}
-	page := d.newExperimentPage(r, s, f)
+	for i := range conditionFormRows {
+		field := func(part string) string {
+			return strings.TrimSpace(r.PostFormValue(fmt.Sprintf("condition.%d.%s", i, part)))
+		}
+		f.Conditions = append(f.Conditions, conditionInput{Attribute: field("attribute"), Op: field("op"),
+			Type: field("type"), Value: field("value")})
+	}
+	page, err := d.newExperimentPage(r, s, f)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
 	addErr := func(field, label, reason string) {
 		if _, dup := page.Errors[field]; !dup {
 			page.Errors[field] = reason
@@ -721,6 +862,59 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 		}
 		spec.Metrics = append(spec.Metrics, ms)
 	}
+	// A targeting row counts when its attribute or value is filled in; the
+	// service names its fields "targeting.all[j].value", shown next to
+	// the form's row.
+	var conditions []targeting.Condition
+	for i, row := range f.Conditions {
+		if row.Attribute == "" && row.Value == "" {
+			continue
+		}
+		c, reason := conditionOf(row)
+		if reason != "" {
+			addErr(fmt.Sprintf("condition.%d.value", i), fmt.Sprintf("Condition %d value", i+1), reason)
+		}
+		for _, list := range []string{"all", "any"} {
+			at := fmt.Sprintf("targeting.%s[%d].", list, len(conditions))
+			for _, part := range []string{"attribute", "op", "value", "values"} {
+				ff := formField{fmt.Sprintf("condition.%d.%s", i, part), fmt.Sprintf("Condition %d %s", i+1, part)}
+				switch part {
+				case "op":
+					ff.label = fmt.Sprintf("Condition %d operator", i+1)
+				case "values":
+					ff = formField{fmt.Sprintf("condition.%d.value", i), fmt.Sprintf("Condition %d values", i+1)}
+				}
+				variantFields[at+part] = ff
+			}
+			for k := range c.Values {
+				variantFields[fmt.Sprintf("%svalues[%d]", at, k)] = formField{fmt.Sprintf("condition.%d.value", i),
+					fmt.Sprintf("Condition %d value %d", i+1, k+1)}
+			}
+		}
+		conditions = append(conditions, c)
+	}
+	if conditions != nil {
+		switch f.Match {
+		case "all":
+			spec.Targeting = &targeting.Rules{All: conditions}
+		case "any":
+			spec.Targeting = &targeting.Rules{Any: conditions}
+		default:
+			addErr("targeting", "Targeting", "choose whether all or any of the conditions must hold")
+		}
+	}
+	for _, list := range []string{"all", "any"} {
+		variantFields["targeting."+list] = formField{"targeting", "Targeting"}
+	}
+	spec.Layer = f.Layer
+	if f.LayerShare != "" {
+		x, err := strconv.ParseFloat(f.LayerShare, 64)
+		if err != nil {
+			addErr("layer_share", fieldLabels["layer_share"], "must be a number, such as 0.5 for half of the layer's units")
+		} else {
+			spec.LayerShare = &x
+		}
+	}
 	integer := func(field, text string) *int64 {
 		if text == "" {
 			return nil
@@ -778,6 +972,10 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 	}
 	if len(page.Summary) == 0 {
 		page.Summary = []string{msg}
+	} else if status == http.StatusConflict {
+		// The conflict's sentence says more than its field's reason: how
+		// much of the layer is free, or which key is taken.
+		page.Summary = append([]string{sentence(msg)}, page.Summary...)
 	}
 	d.render(w, r, status, "new_experiment", page)
 }

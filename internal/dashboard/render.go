@@ -21,7 +21,7 @@ import (
 // pageBase is what the layout of every page needs.
 type pageBase struct {
 	Title     string
-	Nav       string // "experiments", "funnels", "campaigns", "webhooks" or "keys": the current section
+	Nav       string // "experiments", "layers", "funnels", "campaigns", "webhooks" or "keys": the current section
 	Workspace string // empty when signed out
 	CSRF      string
 	Asset     string // the static files' version
@@ -38,6 +38,8 @@ func (d *Dashboard) base(r *http.Request, s *session, title string) pageBase {
 		b.Nav = "funnels"
 	case strings.HasPrefix(r.URL.Path, "/experiments"):
 		b.Nav = "experiments"
+	case strings.HasPrefix(r.URL.Path, "/layers"):
+		b.Nav = "layers"
 	case strings.HasPrefix(r.URL.Path, "/campaigns"):
 		b.Nav = "campaigns"
 	case strings.HasPrefix(r.URL.Path, "/webhooks"):
@@ -50,7 +52,7 @@ func (d *Dashboard) base(r *http.Request, s *session, title string) pageBase {
 
 // The pages; each is parsed with the layout and the shared partials.
 var pageNames = []string{"signin", "error", "experiments", "experiment", "experiment_live", "new_experiment", "funnels", "funnel", "funnel_live",
-	"campaigns", "campaign", "campaign_live", "webhooks", "webhook", "keys"}
+	"campaigns", "campaign", "campaign_live", "webhooks", "webhook", "keys", "layers"}
 
 func parsePages() map[string]*template.Template {
 	partials, err := fs.Glob(templateFS, "templates/_*.html")
@@ -120,9 +122,12 @@ var funcs = template.FuncMap{
 	"asset":       func(v, name string) string { return path.Join("/static", name) + "?v=" + v },
 	"rowField":    func(i int, f string) string { return fmt.Sprintf("variant.%d.%s", i, f) },
 	"metricField": func(i int, f string) string { return fmt.Sprintf("metric.%d.%s", i, f) },
+	"condField":   func(i int, f string) string { return fmt.Sprintf("condition.%d.%s", i, f) },
 	"exact":       exact,
-	"latency":     latency,
-	"sentence":    sentence,
+	// permille places a share of a layer on its bar, 1000 wide.
+	"permille": func(x float64) string { return strconv.FormatFloat(1000*x, 'f', 1, 64) },
+	"latency":  latency,
+	"sentence": sentence,
 	"signedPct": func(p *float64) string {
 		if p == nil {
 			return "–"
