@@ -114,7 +114,7 @@ func toAssignmentJSON(a optimize.Assignment) assignmentJSON {
 // ({"unit_id"}) or a batch ({"unit_ids"}).
 func (s *server) handleAssign(w http.ResponseWriter, r *http.Request) error {
 	var body assignRequest
-	if err := decode(r, &body); err != nil {
+	if err := decodeFast(r, &body, decodeAssignFast); err != nil {
 		return err
 	}
 	var fe fieldErrors
