@@ -286,16 +286,21 @@ func (r *rowsBuilder) add(template string, args ...any) {
 		r.b.WriteString(", ")
 	}
 	r.n++
-	i := 0
-	for _, c := range []byte(template) {
-		if c == '?' {
-			r.args = append(r.args, args[i])
-			i++
-			r.b.WriteByte('$')
-			r.b.WriteString(strconv.Itoa(len(r.args)))
-			continue
+	// The text between the '?'s is copied whole, and the numbers written
+	// without a string each: for the 1000 units of an events batch this
+	// loop, byte by byte with strconv.Itoa, was a twentieth of the CPU.
+	var num [20]byte
+	for i := 0; ; i++ {
+		j := strings.IndexByte(template, '?')
+		if j < 0 {
+			r.b.WriteString(template)
+			return
 		}
-		r.b.WriteByte(c)
+		r.b.WriteString(template[:j])
+		r.args = append(r.args, args[i])
+		r.b.WriteByte('$')
+		r.b.Write(strconv.AppendInt(num[:0], int64(len(r.args)), 10))
+		template = template[j+1:]
 	}
 }
 
