@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 )
 
@@ -30,11 +33,13 @@ func BenchmarkAssignNewUnit(b *testing.B) {
 }
 
 func benchAssignNewUnit(b *testing.B, kind string) {
-	e := newEnv(b, kind, Options{})
+	reg := prometheus.NewRegistry()
+	e := newEnvWith(b, kind, Options{}, optimize.Options{Registerer: reg})
 	e.must(201, "POST", "/v1/experiments", e.admin,
 		`{"key":"bench","variants":[{"key":"a"},{"key":"b"},{"key":"c"}],"start":true}`)
 	var n atomic.Int64
 	b.SetParallelism(16)
+	cpu := startCPU(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -48,6 +53,33 @@ func benchAssignNewUnit(b *testing.B, kind string) {
 			}
 		}
 	})
+	b.StopTimer()
+	cpu.report()
+	reportGroupCommits(b, reg, "assign")
+}
+
+// reportGroupCommits reports the mean number of requests per group commit
+// of the queue (samplit_group_commit_size) as the benchmark's reqs/commit:
+// how well the committer batches at the benchmark's concurrency, a figure
+// that the machine's load moves less than the wall time.
+func reportGroupCommits(b *testing.B, reg *prometheus.Registry, queue string) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "samplit_group_commit_size" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "queue" && l.GetValue() == queue && m.GetHistogram().GetSampleCount() > 0 {
+					h := m.GetHistogram()
+					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "reqs/commit")
+				}
+			}
+		}
+	}
 }
 
 // BenchmarkBreakdown measures GET …/results?breakdown=country — the whole
@@ -132,7 +164,8 @@ func BenchmarkEventsBatch(b *testing.B) {
 
 func benchEventsBatch(b *testing.B, kind string) {
 	const units, batch = 10000, 1000
-	e := newEnv(b, kind, Options{})
+	reg := prometheus.NewRegistry()
+	e := newEnvWith(b, kind, Options{}, optimize.Options{Registerer: reg})
 	e.must(201, "POST", "/v1/experiments", e.admin,
 		`{"key":"bench","metric":"continuous","variants":[{"key":"a"},{"key":"b"}],"start":true}`)
 	for lo := 0; lo < units; lo += 1000 {
@@ -144,6 +177,7 @@ func benchEventsBatch(b *testing.B, kind string) {
 	}
 	var n atomic.Int64
 	b.SetParallelism(4)
+	cpu := startCPU(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var sb strings.Builder
@@ -166,4 +200,7 @@ func benchEventsBatch(b *testing.B, kind string) {
 			}
 		}
 	})
+	b.StopTimer()
+	cpu.report()
+	reportGroupCommits(b, reg, "event")
 }

@@ -159,9 +159,11 @@ func toExperimentJSON(e store.Experiment) experimentJSON {
 // 404, so that a key cannot even learn that an id exists elsewhere.
 func (s *server) experimentByRef(ctx context.Context, ref string) (store.Experiment, error) {
 	p := principalFrom(ctx)
-	notFound := apperr.New(apperr.NotFound, "no experiment %q in this workspace", ref)
+	// Made only when it is the answer: formatting it for every request was
+	// two allocations of the assign route's few dozen.
+	notFound := func() error { return apperr.New(apperr.NotFound, "no experiment %q in this workspace", ref) }
 	if !isSlug(ref) { // neither an id nor a key: no need to ask the database
-		return store.Experiment{}, notFound
+		return store.Experiment{}, notFound()
 	}
 	// The serving routes may use an experiment read less than
 	// experimentCacheTTL ago (cache.go); the others always read it.
@@ -174,14 +176,14 @@ func (s *server) experimentByRef(ctx context.Context, ref string) (store.Experim
 	}
 	e, err := s.store.GetExperiment(ctx, p.WorkspaceID, ref)
 	if apperr.Is(err, apperr.NotFound) {
-		return store.Experiment{}, notFound
+		return store.Experiment{}, notFound()
 	}
 	if err != nil {
 		return store.Experiment{}, fmt.Errorf("get experiment %q: %w", ref, err)
 	}
 	if e.WorkspaceID != "" && e.WorkspaceID != p.WorkspaceID {
 		// Defence in depth: the store scopes by workspace already.
-		return store.Experiment{}, notFound
+		return store.Experiment{}, notFound()
 	}
 	if cacheable {
 		s.experimentCache.put(cref, e, experimentCacheTTL)

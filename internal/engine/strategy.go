@@ -173,6 +173,12 @@ func (p *Plan) Keys() []string { return slices.Clone(p.keys) }
 // order. They sum to 1. For Thompson sampling they come from the numerical P(best)
 // integral, computed once per Plan on first use.
 func (p *Plan) Weights() []float64 {
+	return slices.Clone(p.weights())
+}
+
+// weights returns the plan's weights, computing them on first use; callers
+// must not change them (Weights hands out a copy).
+func (p *Plan) weights() []float64 {
 	p.once.Do(func() {
 		w := make([]float64, len(p.keys))
 		bw := p.base.weights()
@@ -185,7 +191,7 @@ func (p *Plan) Weights() []float64 {
 		}
 		p.w = w
 	})
-	return slices.Clone(p.w)
+	return p.w
 }
 
 // Draw chooses the arm for one unit and returns its index. It does not compute the
@@ -204,8 +210,7 @@ func (p *Plan) Draw(r *rand.Rand) int {
 // Pick chooses the arm for one unit and reports its propensity.
 func (p *Plan) Pick(r *rand.Rand) Pick {
 	i := p.Draw(r)
-	p.Weights()
-	return Pick{Index: i, Key: p.keys[i], Propensity: p.w[i]}
+	return Pick{Index: i, Key: p.keys[i], Propensity: p.weights()[i]}
 }
 
 // PickN chooses the arms for a batch of n units. Each pick is an independent draw
@@ -213,10 +218,10 @@ func (p *Plan) Pick(r *rand.Rand) Pick {
 // made before any of their outcomes is known.
 func (p *Plan) PickN(r *rand.Rand, n int) []Pick {
 	out := make([]Pick, n)
-	p.Weights()
+	w := p.weights()
 	for k := range out {
 		i := p.Draw(r)
-		out[k] = Pick{Index: i, Key: p.keys[i], Propensity: p.w[i]}
+		out[k] = Pick{Index: i, Key: p.keys[i], Propensity: w[i]}
 	}
 	return out
 }

@@ -31,17 +31,22 @@ const (
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
 
-// New returns a new id with the prefix, such as "exp_01jd6m3x…".
+// New returns a new id with the prefix, such as "exp_01jd6m3x…". It is
+// built in one allocation: every request gets one (its request id).
 func New(prefix string) string {
 	u := uuid.Must(uuid.NewV7())
-	return prefix + "_" + encode(u)
+	var buf [64]byte
+	b := append(buf[:0], prefix...)
+	b = append(b, '_')
+	return string(appendEncoded(b, u))
 }
 
 // encode writes the 128 bits of u as 26 base32 characters, most significant
 // first, so that lexical order equals numeric (and so time) order.
-func encode(u uuid.UUID) string {
-	var b strings.Builder
-	b.Grow(26)
+func encode(u uuid.UUID) string { return string(appendEncoded(nil, u)) }
+
+// appendEncoded appends encode(u) to b.
+func appendEncoded(b []byte, u uuid.UUID) []byte {
 	// 128 bits = 2 leading bits + 25 groups of 5 bits.
 	var hi, lo uint64
 	for i := 0; i < 8; i++ {
@@ -59,9 +64,9 @@ func encode(u uuid.UUID) string {
 		default:
 			v = lo >> shift
 		}
-		b.WriteByte(crockford[v&31])
+		b = append(b, crockford[v&31])
 	}
-	return b.String()
+	return b
 }
 
 // HasPrefix reports whether s looks like an id of the kind (prefix + "_").

@@ -2,7 +2,6 @@ package optimize
 
 import (
 	"context"
-	"hash/fnv"
 	"sync"
 	"time"
 )
@@ -70,10 +69,8 @@ func newCommitter[Req, Resp any](workers, maxBatch int, timeout time.Duration, f
 func (c *committer[Req, Resp]) do(ctx context.Context, key string, req Req) (Resp, error) {
 	j := &job[Req, Resp]{req: req, done: make(chan struct{})}
 	var zero Resp
-	h := fnv.New32a()
-	h.Write([]byte(key))
 	select {
-	case c.queues[h.Sum32()%uint32(len(c.queues))] <- j:
+	case c.queues[fnv32a(key)%uint32(len(c.queues))] <- j:
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	case <-c.stop:
@@ -85,6 +82,18 @@ func (c *committer[Req, Resp]) do(ctx context.Context, key string, req Req) (Res
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
+}
+
+// fnv32a is FNV-1a of s (hash/fnv's New32a over its bytes, without the
+// hash object and the copy of s that cost two allocations per request).
+func fnv32a(s string) uint32 {
+	const offset, prime = 2166136261, 16777619
+	h := uint32(offset)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= prime
+	}
+	return h
 }
 
 func (c *committer[Req, Resp]) loop(jobs chan *job[Req, Resp]) {

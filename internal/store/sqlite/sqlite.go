@@ -48,6 +48,7 @@ var Dialect = sqlstore.Dialect{
 	// server) holds the write lock longer than busy_timeout; in one process
 	// the single writer connection queues writers in Go instead.
 	IsRetryable: hasPrimaryCode(sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED), BatchRows: 64, CacheStatements: true,
+	AnonymousParams: true,
 }
 
 // hasCode returns a predicate matching SQLite extended result codes.

@@ -555,9 +555,19 @@ func (s *Store) recordEvents(p *pipe, b store.EventBatch) ([]store.EventResult, 
 	// deleted, so this check cannot be invalidated before the commit. The
 	// reads go out with the bump, and so does the read of the experiment's
 	// other metrics when an event names one.
+	//
+	// The common batch (primary metric only, no idempotency keys, no
+	// conversion window) needs nothing of the assignments before its
+	// UPDATE, which probes the same rows and returns what the counters
+	// need: its units are not read first, and the units the UPDATE did not
+	// return are looked at afterwards (rejectUnassigned). The read was a
+	// sixth of the CPU of a batch of 1000 events on SQLite.
+	readFirst := b.Window > 0 || slices.ContainsFunc(events, func(e store.Event) bool {
+		return e.IdempotencyKey != "" || (e.Metric != "" && e.Metric != store.PrimaryMetric)
+	})
 	assigned := map[string]store.Assignment{}
 	var defs map[string]store.MetricDef
-	if len(events) > 0 {
+	if len(events) > 0 && readFirst {
 		queueLoadAssignments(p, s.maxRows, experimentID, dedupe(unitsOf(events)), assigned)
 		if slices.ContainsFunc(events, func(e store.Event) bool { return e.Metric != "" && e.Metric != store.PrimaryMetric }) {
 			defs = map[string]store.MetricDef{}
@@ -573,9 +583,11 @@ func (s *Store) recordEvents(p *pipe, b store.EventBatch) ([]store.EventResult, 
 	if len(events) == 0 {
 		return res, nil
 	}
-	for i, e := range events {
-		if _, ok := assigned[e.UnitID]; !ok {
-			res[i] = store.EventResult{Outcome: store.OutcomeRejected, Reason: ReasonNotAssigned}
+	if readFirst {
+		for i, e := range events {
+			if _, ok := assigned[e.UnitID]; !ok {
+				res[i] = store.EventResult{Outcome: store.OutcomeRejected, Reason: ReasonNotAssigned}
+			}
 		}
 	}
 
@@ -620,6 +632,13 @@ func (s *Store) recordEvents(p *pipe, b store.EventBatch) ([]store.EventResult, 
 	}
 	if err := p.flush(); err != nil {
 		return nil, err
+	}
+	if !readFirst {
+		for _, o := range outs {
+			if err := s.rejectUnassigned(p, o, experimentID, events, res); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// The counters go out with the COMMIT (or the next batch's first
 	// statements).
@@ -856,6 +875,51 @@ func readEventRows(rows Rows, o *outcomeBatch, res []store.EventResult) error {
 		}
 	}
 	return rows.Err()
+}
+
+// rejectUnassigned is step 1 for a batch whose assignments were not read
+// first (recordEvents): the events of a unit the UPDATE did not return are
+// rejected when the unit has no assignment. A continuous metric's UPDATE
+// returns every assigned unit, so none of those has one; a binary one's
+// skips a unit that had converted (its events are duplicates, see
+// queueOutcomeCounters), so those units are read, which costs a round trip
+// only when there are any.
+//
+// Every event of a rejected unit is rejected, including a binary unit's
+// second conversion in the batch, which queueUpdates had called a
+// duplicate: as if the unit had been read first.
+func (s *Store) rejectUnassigned(p *pipe, o *outcomeBatch, experimentID string, events []store.Event, res []store.EventResult) error {
+	var missing []string
+	for _, u := range o.units {
+		if ev := o.byUnit[u].events; len(ev) > 0 && res[ev[0]].Outcome == "" {
+			missing = append(missing, u)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	found := map[string]store.Assignment{}
+	if o.metric == store.MetricBinary {
+		queueLoadAssignments(p, s.maxRows, experimentID, missing, found)
+		if err := p.flush(); err != nil {
+			return err
+		}
+	}
+	rejected := map[string]bool{}
+	for _, u := range missing {
+		if _, ok := found[u]; !ok {
+			rejected[u] = true
+		}
+	}
+	if len(rejected) == 0 {
+		return nil
+	}
+	for _, i := range o.idx {
+		if rejected[events[i].UnitID] {
+			res[i] = store.EventResult{Outcome: store.OutcomeRejected, Reason: ReasonNotAssigned}
+		}
+	}
+	return nil
 }
 
 // queueOutcomeCounters takes the UPDATE's results and queues the metric's

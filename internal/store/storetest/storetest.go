@@ -994,6 +994,24 @@ func testBinaryEvents(t *testing.T, s store.Store) {
 		{Outcome: store.OutcomeDuplicate, Reason: "idempotency key already used"},
 		{Outcome: store.OutcomeAccepted},
 	}, res)
+
+	// Without idempotency keys the store does not read the units before
+	// its UPDATE: the outcomes must be the same as if it had.
+	res, err = recordEvents(ctx, s, a.ID, e.ID, store.MetricBinary, []store.Event{
+		{UnitID: "nobody", Value: 1, At: at},
+		{UnitID: "nobody", Value: 1, At: at}, // every event of an unassigned unit is rejected
+		{UnitID: "u1", Value: 1, At: at},     // converted in an earlier call
+		{UnitID: "u3", Value: 1, At: at},
+		{UnitID: "u3", Value: 1, At: at},
+	})
+	must(t, err, "record without keys")
+	diff(t, "outcomes of the call without keys", []store.EventResult{
+		{Outcome: store.OutcomeRejected, Reason: "unit was never assigned in this experiment"},
+		{Outcome: store.OutcomeRejected, Reason: "unit was never assigned in this experiment"},
+		{Outcome: store.OutcomeDuplicate, Reason: "unit already converted"},
+		{Outcome: store.OutcomeDuplicate, Reason: "unit already converted"},
+		{Outcome: store.OutcomeDuplicate, Reason: "unit already converted"},
+	}, res)
 	diff(t, "Counters", []store.Counters{
 		{VariantID: c, Units: 2, Conversions: 2, Sum: 2, SumSq: 2, Expected: 1.5},
 		{VariantID: tr, Units: 1, Conversions: 1, Sum: 1, SumSq: 1, Expected: 1.5},
