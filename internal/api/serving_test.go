@@ -1024,10 +1024,13 @@ func TestSimulation(t *testing.T) {
 		}
 		// Uniform allocation would give c a third, the floors at most 80%;
 		// Thompson sampling gives it most of what the floors leave once the
-		// others look worse (measured 72–77% of all units, 79–81% of the
-		// last half).
-		if overall <= 0.65 || lastHalf <= 0.72 {
-			t.Errorf("c got %.1f%% of all units and %.1f%% of the last half; want > 65%% and > 72%%", 100*overall, 100*lastHalf)
+		// others look worse: measured 70.6–76.2% of all units and 78.6–80.8%
+		// of the last half in 16 runs (both backends, quiet machine); one
+		// run under -race at a load average of 10 gave 62.8% of all units,
+		// hence the lower bound on the whole run. The last half is the claim
+		// about where the allocation settles.
+		if overall <= 0.60 || lastHalf <= 0.72 {
+			t.Errorf("c got %.1f%% of all units and %.1f%% of the last half; want > 60%% and > 72%%", 100*overall, 100*lastHalf)
 		}
 		// The floor holds in the weights and in the traffic (binomial: an
 		// arm at 10% of several thousand units is above 8% by far).
