@@ -182,3 +182,34 @@ func TestDelayHorizonByPrecisionAndCut(t *testing.T) {
 		t.Errorf("within the longest horizon both outcomes count: %+v", got)
 	}
 }
+
+// TestBurnInCountsServedUnits: the burn-in (burnInSampler) serves the arms
+// that have been served fewer than MinSamples units, whatever share of
+// them has matured. Counting matured units, an arm served 300 units of
+// which 90 had matured got all the traffic while the other, with 110
+// matured, got none: in the timed funnel the best path's weight jumped to 1
+// and back within an hour (docs/funnels.md).
+func TestBurnInCountsServedUnits(t *testing.T) {
+	a := MatureArm(Arm{Key: "a", Units: 300, Conversions: 9}, 90)
+	b := MatureArm(Arm{Key: "b", Units: 300, Conversions: 11}, 110)
+	if a.Units != 90 || a.Served != 300 || b.Units != 110 {
+		t.Fatalf("matured arms %+v %+v", a, b)
+	}
+	for _, name := range []string{"adaptive", "fast_learning"} {
+		s, _ := Lookup(name)
+		p, err := s.Plan(Input{Metric: Binary, Arms: []Arm{a, b}, Settings: Settings{MinSamples: 100}.WithDefaults()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := p.Weights(); w[0] > 0.9 || w[1] < 0.1 {
+			t.Errorf("%s: weights %.2f, want no burn-in (both arms were served 300 units)", name, w)
+		}
+	}
+	// An arm served fewer than MinSamples is still burnt in.
+	c := MatureArm(Arm{Key: "c", Units: 80, Conversions: 1}, 40)
+	s, _ := Lookup("adaptive")
+	p, _ := s.Plan(Input{Metric: Binary, Arms: []Arm{b, c}, Settings: Settings{MinSamples: 100}.WithDefaults()})
+	if w := p.Weights(); w[1] != 1 {
+		t.Errorf("weights %.2f, want the under-served arm c to get every unit", w)
+	}
+}

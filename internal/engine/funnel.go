@@ -176,7 +176,7 @@ func PlanFunnel(in FunnelInput) ([]*Plan, error) {
 		return nil, err
 	}
 	ts, _ := Lookup("adaptive")
-	in.Settings.PooledPriorCV = PooledPriorCV
+	in.Settings.PooledPriorCV = FunnelPriorCV
 	plans := make([]*Plan, len(in.Steps))
 	for k, s := range in.Steps {
 		if !s.HasVariants() {
@@ -304,7 +304,7 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 		return nil, err
 	}
 	// As PlanFunnel: the weights shown are those served.
-	in.Settings.PooledPriorCV = PooledPriorCV
+	in.Settings.PooledPriorCV = FunnelPriorCV
 	ts, _ := Lookup("adaptive")
 	res := &FunnelResult{Strategy: in.Strategy, Steps: make([]FunnelStepResult, len(in.Steps)), BestPath: map[string]*string{}}
 	goal := in.Steps[len(in.Steps)-1].total()

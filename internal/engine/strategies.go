@@ -70,7 +70,7 @@ func (thompson) Plan(in Input) (*Plan, error) {
 func burnInSampler(in Input, c []int) sampler {
 	var under []int
 	for j, i := range c {
-		if in.Arms[i].Units < in.Settings.MinSamples {
+		if max(in.Arms[i].Units, in.Arms[i].Served) < in.Settings.MinSamples {
 			under = append(under, j)
 		}
 	}
