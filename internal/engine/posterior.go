@@ -572,8 +572,7 @@ func trigamma(x float64) float64 {
 // 25 of 2,400 campaigns at ½, 3 at 0.3 and 1 at ¼ (0 on seeds 1 and 2), for
 // 1.5% of the clicks at ¼ (643.7 against 653.5 per campaign, the split
 // 612.4); the one-wave-lag, email, guardrail and push scenarios moved within
-// their noise, except that the push scenario's switch to the message that
-// lasts came later (90.2 h against 83.8 h, one seed). Variants of one message differ by tens of percent, not by
+// their noise. Variants of one message differ by tens of percent, not by
 // factors, so ¼ is also what one expects a priori (in that scenario the true
 // rates, 2–4%, have a coefficient of variation of 0.26). Funnel steps keep
 // ½: at ¼ the timed funnel of docs/funnels.md swung in 7% and 6% of 400
