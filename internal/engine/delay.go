@@ -387,7 +387,6 @@ func MatureArm(a Arm, trials float64) Arm {
 		return a
 	}
 	r := float64(n) / float64(a.Units)
-	a.Served = max(a.Served, a.Units)
 	a.Units = n
 	a.InvP *= r
 	a.InvP2 *= r

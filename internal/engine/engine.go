@@ -81,9 +81,10 @@ type Arm struct {
 	LogSum        float64 `json:"log_sum,omitempty"`
 	LogSumSquares float64 `json:"log_sum_squares,omitempty"`
 
-	// Served, when above Units, is the number of units the arm was served
-	// before MatureArm counted only their matured share as Units: the
-	// burn-in (burnInSampler) counts the units served, not the matured ones.
+	// Served, when above Units, is the number of units the arm was served,
+	// of which Units counts only the matured share (MatureArm): the burn-in
+	// (burnInSampler) then counts the units served. Set for funnel steps
+	// only (FunnelArm.endToEndArm).
 	Served int64 `json:"-"`
 
 	// Stopped marks an arm that a guardrail metric has shown to be harmful
