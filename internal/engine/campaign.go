@@ -395,7 +395,7 @@ func (c *CampaignAnalysis) allocate() error {
 	// Allocation, P(best) and the decision shrink toward the pooled rate
 	// (pooledPrior); the reported intervals keep the settings' prior.
 	pooled := in.Settings
-	pooled.PooledPriorCV = PooledPriorCV
+	pooled.PooledPriorCV = CampaignPriorCV
 	ps := posteriors(in.Metric, learn, pooled)
 	pbest, loss := bestProbabilities(ps)
 	c.plan = newPlan(ein, func(cs []int) sampler { return &thompsonSampler{ps: subset(ps, cs)} })

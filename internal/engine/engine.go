@@ -81,6 +81,12 @@ type Arm struct {
 	LogSum        float64 `json:"log_sum,omitempty"`
 	LogSumSquares float64 `json:"log_sum_squares,omitempty"`
 
+	// Served, when above Units, is the number of units the arm was served,
+	// of which Units counts only the matured share (MatureArm): the burn-in
+	// (burnInSampler) then counts the units served. Set for funnel steps
+	// only (FunnelArm.endToEndArm).
+	Served int64 `json:"-"`
+
 	// Stopped marks an arm that a guardrail metric has shown to be harmful
 	// (GuardrailTrips): it gets weight 0, and can never be the winner. The
 	// control cannot be stopped.
@@ -275,7 +281,7 @@ type Settings struct {
 	// PooledPriorCV, when positive, replaces the Beta prior of the arms of a
 	// binary metric by one centred on the pooled rate of all arms with this
 	// coefficient of variation (pooledPrior). Set by the campaign and funnel
-	// analyses (PooledPriorCV), not by users.
+	// analyses (CampaignPriorCV, FunnelPriorCV), not by users.
 	PooledPriorCV float64 `json:"-"`
 }
 

@@ -67,10 +67,12 @@ func (thompson) Plan(in Input) (*Plan, error) {
 // stay below MinSamples for ever, and an adaptive experiment would never
 // declare its winner. Serving the under-sampled arms first costs at most
 // K·MinSamples units of exploration, which the decision needed anyway.
+// An arm's units are its Served units when it has them (funnel steps:
+// FunnelArm.endToEndArm says why), else its Units.
 func burnInSampler(in Input, c []int) sampler {
 	var under []int
 	for j, i := range c {
-		if in.Arms[i].Units < in.Settings.MinSamples {
+		if max(in.Arms[i].Units, in.Arms[i].Served) < in.Settings.MinSamples {
 			under = append(under, j)
 		}
 	}

@@ -73,7 +73,10 @@ func TestCampaignGuardrailStopsClickbait(t *testing.T) {
 func TestCampaignLateClicks(t *testing.T) {
 	statistical(t)
 	sc := loadScenario(t, "late-clicks.json")
-	res, err := RunCampaignSimulation(sc, 60, 1)
+	// 400 runs: over 60 the split's standard error (10 clicks) exceeds
+	// the difference (waves 716.6, split 718.5 on seed 1; over 400, 720.7
+	// ± 1.7 against 706.2 ± 4.6).
+	res, err := RunCampaignSimulation(sc, 400, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +87,7 @@ func TestCampaignLateClicks(t *testing.T) {
 	if waves.Rewards < split.Rewards || waves.Rewards < rawWaves.Rewards+3*rawWaves.RewardsSE {
 		t.Errorf("waves %.1f, split %.1f, waves on raw counts %.1f", waves.Rewards, split.Rewards, rawWaves.Rewards)
 	}
-	if waves.Collapses != 0 || rawWaves.Collapses < 30 {
+	if waves.Collapses != 0 || rawWaves.Collapses < 200 { // 0 and 281 measured
 		t.Errorf("collapses: waves %d, on raw counts %d", waves.Collapses, rawWaves.Collapses)
 	}
 }
@@ -95,8 +98,10 @@ func TestCampaignLateClicks(t *testing.T) {
 // uniform Beta(1, 1) prior one click made P(best), and the next wave's
 // share, jump to 0.5–0.7, and the next few clicks away again: the best
 // subject's share collapsed below 10% after it had led in 17 of 400 runs.
-// The pooled prior (engine.PooledPriorCV) shrinks toward the rate of all
-// subjects and leaves 4 of 400, at the same clicks (docs/campaigns.md).
+// The pooled prior shrinks toward the rate of all subjects: with a
+// coefficient of variation of ½ it left 4 of 400 (this test then fails),
+// with engine.CampaignPriorCV (¼) none, for 1.4% of the clicks (645.5
+// against 654.6; docs/campaigns.md).
 func TestCampaignLateClicks24h(t *testing.T) {
 	statistical(t)
 	sc := loadScenario(t, "late-clicks-24h.json")
@@ -109,10 +114,10 @@ func TestCampaignLateClicks24h(t *testing.T) {
 	for _, r := range res {
 		t.Logf("%-22s clicks %.1f ± %.1f, collapses %d, best share %.2f", r.Label, r.Rewards, r.RewardsSE, r.Collapses, r.BestShare)
 	}
-	if waves.Collapses > 6 {
-		t.Errorf("waves collapsed in %d of 400 runs, want at most 6 (4 measured, 17 without the pooled prior)", waves.Collapses)
+	if waves.Collapses != 0 {
+		t.Errorf("waves collapsed in %d of 400 runs, want none (0 measured; 4 with a prior cv of ½, 17 without the pooled prior)", waves.Collapses)
 	}
-	if waves.Rewards < split.Rewards+3*split.RewardsSE || waves.Rewards < 645 {
-		t.Errorf("waves %.1f ± %.1f clicks, split %.1f ± %.1f (waves measured 654.6)", waves.Rewards, waves.RewardsSE, split.Rewards, split.RewardsSE)
+	if waves.Rewards < split.Rewards+3*split.RewardsSE || waves.Rewards < 640 {
+		t.Errorf("waves %.1f ± %.1f clicks, split %.1f ± %.1f (waves measured 645.5, split 623.9)", waves.Rewards, waves.RewardsSE, split.Rewards, split.RewardsSE)
 	}
 }

@@ -154,14 +154,17 @@ func TestTimedFunnelDelayModel(t *testing.T) {
 
 // TestTimedFunnelSwings: the same timed funnel, 60 runs: the best path's
 // variant weight must not fall below one half after reaching 0.9 in more
-// than 15% of runs. It did in 27% of 100 runs with the delay model (12%
+// than 4 runs (7%). It did in 27% of 100 runs with the delay model (12%
 // without): a unit older than the model's horizon counted every conversion
 // it had shown against F relative to the horizon (the variants with early
 // traffic looked better), the horizon moved to the next edge as soon as one
 // delay was seen beyond it, and P(best) on the first few dozen conversions
 // swung under the uniform prior. With the outcomes cut at the horizon, the
-// horizon chosen by the precision of the estimate and the pooled prior:
-// 8% of 100 runs (docs/funnels.md).
+// horizon chosen by the precision of the estimate and the pooled prior, 8
+// of 60 here; then the burn-in counted matured units, so an arm served 171
+// units of which 99 had matured got all the traffic (weight 1) while the
+// other had 112 matured: with the burn-in on the units served (Arm.Served),
+// 4 of 60 (docs/funnels.md).
 func TestTimedFunnelSwings(t *testing.T) {
 	statistical(t)
 	sc, err := LoadFunnelScenario(signupScenario)
@@ -177,8 +180,8 @@ func TestTimedFunnelSwings(t *testing.T) {
 	}
 	t.Logf("%.0f ± %.0f conversions, best path in %.0f%% of runs, swings in %.0f%%",
 		res.Conversions, res.ConversionsSE, 100*res.BestPathRate, 100**res.SwingRate)
-	if *res.SwingRate > 0.15 {
-		t.Errorf("swings in %.0f%% of 60 runs, want at most 15%%", 100**res.SwingRate)
+	if *res.SwingRate > 4.0/60 {
+		t.Errorf("swings in %.0f of 60 runs, want at most 4 (4 measured; 8 with the burn-in on matured units)", 60**res.SwingRate)
 	}
 	if res.Conversions < 0.95*res.OracleConversions {
 		t.Errorf("%.0f conversions, want ≥ 95%% of the oracle's %.0f", res.Conversions, res.OracleConversions)
