@@ -48,6 +48,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	logger := newLogger(cfg, stderr)
+	tuneGC(getenv)
 
 	// Key material first: a missing or bad key must stop start-up before
 	// anything touches the database.
