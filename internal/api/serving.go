@@ -84,11 +84,11 @@ type controlJSON struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-// controlOf returns the experiment's control variant, or nil when it has none.
 // nullJSON is the payload of a variant without one. Shared, read only: a
 // conversion of the literal per answer was an allocation each.
 var nullJSON = json.RawMessage("null")
 
+// controlOf returns the experiment's control variant, or nil when it has none.
 func controlOf(e *store.Experiment) *controlJSON {
 	for _, v := range e.Variants {
 		if v.Control {
