@@ -13,58 +13,29 @@ package api
 // one shape, with the string's characters checked as the JSON grammar
 // wants them (no control character, no quote or backslash).
 func decodeAssignFast(raw []byte, body *assignRequest) bool {
-	const name = `"unit_id"`
-	i := 0
-	skipSpace := func() {
-		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-			i++
-		}
-	}
-	skipSpace()
-	if i >= len(raw) || raw[i] != '{' {
+	s := fastScan{raw: raw}
+	s.space()
+	if !s.next('{') {
 		return false
 	}
-	i++
-	skipSpace()
-	if len(raw)-i < len(name) || string(raw[i:i+len(name)]) != name {
+	s.space()
+	if name, ok := s.str(); !ok || string(name) != "unit_id" {
 		return false
 	}
-	i += len(name)
-	skipSpace()
-	if i >= len(raw) || raw[i] != ':' {
+	s.space()
+	if !s.next(':') {
 		return false
 	}
-	i++
-	skipSpace()
-	if i >= len(raw) || raw[i] != '"' {
+	s.space()
+	unit, ok := s.str()
+	if !ok {
 		return false
 	}
-	start := i + 1
-	end := -1
-	for j := start; j < len(raw); j++ {
-		c := raw[j]
-		if c == '"' {
-			end = j
-			break
-		}
-		if c == '\\' || c < 0x20 {
-			return false
-		}
-	}
-	if end < 0 {
+	s.space()
+	if !s.next('}') || !s.end() {
 		return false
 	}
-	i = end + 1
-	skipSpace()
-	if i >= len(raw) || raw[i] != '}' {
-		return false
-	}
-	i++
-	skipSpace()
-	if i != len(raw) {
-		return false
-	}
-	u := string(raw[start:end])
+	u := string(unit)
 	*body = assignRequest{UnitID: &u}
 	return true
 }

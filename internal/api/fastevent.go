@@ -17,100 +17,71 @@ import (
 // checks of syntax the general decoder makes: a number token here is a
 // valid JSON number, which strconv.ParseFloat reads as encoding/json does.
 func decodeEventFast(raw []byte, ev *eventRequest) bool {
-	i := 0
-	skipSpace := func() {
-		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-			i++
-		}
-	}
-	// str reads a string without escapes and returns its contents.
-	str := func() (string, bool) {
-		if i >= len(raw) || raw[i] != '"' {
-			return "", false
-		}
-		start := i + 1
-		for j := start; j < len(raw); j++ {
-			switch raw[j] {
-			case '\\':
-				return "", false
-			case '"':
-				i = j + 1
-				return string(raw[start:j]), true
-			}
-		}
-		return "", false
-	}
+	s := fastScan{raw: raw}
 	// member reads one "name": value pair into out.
 	member := func(out *eventRequest) bool {
-		name, ok := str()
+		name, ok := s.str()
 		if !ok {
 			return false
 		}
-		skipSpace()
-		if i >= len(raw) || raw[i] != ':' {
+		s.space()
+		if !s.next(':') {
 			return false
 		}
-		i++
-		skipSpace()
-		switch name {
+		s.space()
+		switch string(name) {
 		case "unit_id", "idempotency_key":
-			v, ok := str()
+			v, ok := s.str()
 			if !ok {
 				return false
 			}
-			if name == "unit_id" {
-				out.UnitID = v
+			if string(name) == "unit_id" {
+				out.UnitID = string(v)
 			} else {
-				out.IdempotencyKey = v
+				out.IdempotencyKey = string(v)
 			}
 		case "value":
-			j := i
+			j := s.i
 			for j < len(raw) && (raw[j] >= '0' && raw[j] <= '9' || raw[j] == '-' || raw[j] == '+' || raw[j] == '.' || raw[j] == 'e' || raw[j] == 'E') {
 				j++
 			}
-			if j == i {
+			if j == s.i {
 				return false // null, a string, …: the general path says what is wrong
 			}
-			f, err := strconv.ParseFloat(string(raw[i:j]), 64)
+			f, err := strconv.ParseFloat(string(raw[s.i:j]), 64)
 			if err != nil {
 				return false // out of range: the general path's error
 			}
 			out.Value = &f
-			i = j
+			s.i = j
 		default:
 			return false
 		}
 		return true
 	}
-	skipSpace()
-	if i >= len(raw) || raw[i] != '{' {
+	s.space()
+	if !s.next('{') {
 		return false
 	}
-	i++
 	var out eventRequest
-	skipSpace()
-	if i < len(raw) && raw[i] == '}' {
-		i++
-	} else {
+	s.space()
+	if !s.next('}') {
 		for {
 			if !member(&out) {
 				return false
 			}
-			skipSpace()
-			if i < len(raw) && raw[i] == ',' {
-				i++
-				skipSpace()
+			s.space()
+			if s.next(',') {
+				s.space()
 				continue
 			}
-			if i < len(raw) && raw[i] == '}' {
-				i++
+			if s.next('}') {
 				break
 			}
 			return false
 		}
 	}
-	skipSpace()
-	if i != len(raw) {
+	if !s.end() {
 		return false
 	}
 	*ev = out

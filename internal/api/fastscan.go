@@ -1,0 +1,53 @@
+package api
+
+// fastScan reads the few JSON shapes of the fast decoders (decodeAssignFast,
+// decodeEventFast) from a body that passed checkJSONText. Each method moves
+// past what it read and reports false, at once, on anything it does not
+// expect: the caller then gives the body to the general decoder, which says
+// what is wrong.
+type fastScan struct {
+	raw []byte
+	i   int
+}
+
+// space skips JSON whitespace.
+func (s *fastScan) space() {
+	for s.i < len(s.raw) && (s.raw[s.i] == ' ' || s.raw[s.i] == '\t' || s.raw[s.i] == '\n' || s.raw[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// next reports whether c comes next, and then moves past it.
+func (s *fastScan) next(c byte) bool {
+	if s.i < len(s.raw) && s.raw[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string without escapes and returns its contents, a part of
+// raw. A control character is refused as the JSON grammar wants: the body
+// may not have been checked as JSON beyond its text (decodeAssignFast).
+func (s *fastScan) str() ([]byte, bool) {
+	if !s.next('"') {
+		return nil, false
+	}
+	for j := s.i; j < len(s.raw); j++ {
+		switch c := s.raw[j]; {
+		case c == '"':
+			out := s.raw[s.i:j]
+			s.i = j + 1
+			return out, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// end reports whether only whitespace is left.
+func (s *fastScan) end() bool {
+	s.space()
+	return s.i == len(s.raw)
+}
