@@ -86,6 +86,11 @@ type Arm struct {
 	// (burnInSampler) then counts the units served. Set for funnel steps
 	// only (FunnelArm.endToEndArm).
 	Served int64 `json:"-"`
+	// EvidenceShare, when in (0, 1), is the share of the arm's counts the
+	// posterior learns from: its Units are matured trials resting on an
+	// estimated delay distribution, whose error the counts do not show
+	// (FunnelArm.endToEndArm). 0 means all of them.
+	EvidenceShare float64 `json:"-"`
 
 	// Stopped marks an arm that a guardrail metric has shown to be harmful
 	// (GuardrailTrips): it gets weight 0, and can never be the winner. The
@@ -245,6 +250,11 @@ const (
 type Settings struct {
 	// MinSamples is the number of units every variant needs before a decision.
 	MinSamples int64 `json:"min_samples"`
+	// MinConversions is the number of matured conversions every competing
+	// variant whose outcomes mature with a delay (Arm.Served set) needs
+	// before the Thompson strategies leave their burn-in (burnInSampler);
+	// 0 for none. Funnels set FunnelMinConversions.
+	MinConversions int64 `json:"-"`
 	// DecisionThreshold is the P(best) a winner needs, in (0, 1).
 	DecisionThreshold float64 `json:"decision_threshold"`
 	// LossThreshold is the expected loss a winner may not exceed, in the metric's unit.

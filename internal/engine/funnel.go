@@ -62,6 +62,9 @@ type FunnelArm struct {
 	// against it: those that arrived within the delay model's horizon of
 	// reaching the step (DelayModel.withinHorizon).
 	MaturedConversions *float64
+	// MaturedVariance is the variance of Matured that the error of the
+	// estimated delay distribution gives it (DelayModel.TrialsVariance).
+	MaturedVariance float64
 }
 
 // endToEndArm is the arm of the step variant's end-to-end conversion,
@@ -87,8 +90,30 @@ func (a FunnelArm) endToEndArm() Arm {
 		// units); serving every arm uniformly while any lacks matured
 		// units suited experiments but not this funnel (6 of 60 swings).
 		arm.Served = a.Units
+		arm.EvidenceShare = a.evidenceShare(arm)
 	}
 	return arm
+}
+
+// evidenceShare returns the share of the matured arm's counts that its
+// posterior may learn from, so that its variance is that of the matured rate
+// r = c/n with the delay model's error included, by the delta method:
+//
+//	var(r) ≈ r(1−r)/n + r²·var(n)/n²  =  r(1−r)/(n·share),
+//	share = 1 / (1 + r·var(n) / ((1−r)·n)).
+//
+// In a step's first hours F rests on a few dozen completions, and the
+// matured trials of the arm with the youngest units (the one that got the
+// recent traffic) can be off by half for an hour; Thompson sampling read those
+// counts as exact and gave that arm, or took from it, 90% of the traffic
+// (docs/funnels.md: the swings). 1 when the error is negligible.
+func (a FunnelArm) evidenceShare(arm Arm) float64 {
+	n := float64(arm.Units)
+	if a.MaturedVariance <= 0 || n <= 0 {
+		return 1
+	}
+	r := (float64(arm.Conversions) + 1) / (n + 2)
+	return 1 / (1 + r*a.MaturedVariance/((1-r)*n))
 }
 
 // FunnelStepInput is one step. A step with variants has at least two Arms;
@@ -190,6 +215,7 @@ func PlanFunnel(in FunnelInput) ([]*Plan, error) {
 	}
 	ts, _ := Lookup("adaptive")
 	in.Settings.PooledPriorCV = FunnelPriorCV
+	in.Settings.MinConversions = FunnelMinConversions
 	plans := make([]*Plan, len(in.Steps))
 	for k, s := range in.Steps {
 		if !s.HasVariants() {

@@ -64,8 +64,14 @@ type counts struct {
 }
 
 func armCounts(a Arm) counts {
-	return counts{n: float64(a.Units), c: float64(a.Conversions), sum: a.Sum, sumSq: a.SumSquares,
+	c := counts{n: float64(a.Units), c: float64(a.Conversions), sum: a.Sum, sumSq: a.SumSquares,
 		logKnown: true, pos: float64(a.Positive), neg: float64(a.Negative), logSum: a.LogSum, logSumSq: a.LogSumSquares}
+	if f := a.EvidenceShare; f > 0 && f < 1 {
+		// The same means and rates on fewer observations: a wider posterior.
+		c.n, c.c, c.sum, c.sumSq = f*c.n, f*c.c, f*c.sum, f*c.sumSq
+		c.pos, c.neg, c.logSum, c.logSumSq = f*c.pos, f*c.neg, f*c.logSum, f*c.logSumSq
+	}
+	return c
 }
 
 // discounted returns the state after folding in.Arms at in.Now with discount Gamma:

@@ -271,12 +271,18 @@ type FunnelSimResult struct {
 	// after it had first reached 0.9 (a swing).
 	DelayModel *bool    `json:"delay_model,omitempty"`
 	SwingRate  *float64 `json:"swing_rate,omitempty"`
+	// CollapseRate is the share of runs in which, at some step, the best
+	// path's variant had its weight fall below CollapseFloor after it had
+	// been above CollapseLead: the campaigns' rule (a collapse), the kind
+	// of swing the issue saw (96% → 2% → 97%).
+	CollapseRate *float64 `json:"collapse_rate,omitempty"`
 }
 
 type funnelRun struct {
 	conversions int
 	chosen      []int
 	swung       bool
+	collapsed   bool
 }
 
 // RunFunnelSimulation runs the simulation in parallel; the result does not
@@ -342,14 +348,18 @@ func RunFunnelSimulation(cfg FunnelSimConfig) (FunnelSimResult, error) {
 	}
 	res.BestPathRate /= n
 	if sc.Delay != nil {
-		model, swings := !cfg.NoDelayModel, 0.0
+		model, swings, collapses := !cfg.NoDelayModel, 0.0, 0.0
 		for _, r := range runs {
 			if r.swung {
 				swings++
 			}
+			if r.collapsed {
+				collapses++
+			}
 		}
 		swings /= n
-		res.DelayModel, res.SwingRate = &model, &swings
+		collapses /= n
+		res.DelayModel, res.SwingRate, res.CollapseRate = &model, &swings, &collapses
 	}
 	return res, nil
 }
@@ -544,7 +554,7 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%-28s  conversions %.0f ± %.0f (mean ± s.e.)  best path chosen in %.0f%% of runs", label, r.Conversions, r.ConversionsSE, 100*r.BestPathRate)
 		if r.SwingRate != nil {
-			fmt.Fprintf(stdout, "  swings in %.0f%% of runs", 100**r.SwingRate)
+			fmt.Fprintf(stdout, "  swings in %.1f%% of runs, collapses in %.1f%%", 100**r.SwingRate, 100**r.CollapseRate)
 		}
 		fmt.Fprintf(stdout, "  choices %v\n", r.Chosen)
 	}

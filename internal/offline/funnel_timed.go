@@ -110,6 +110,9 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 	// The best variant's weight per step, looked at once an hour (as a
 	// dashboard would): reached 0.9, and fell below ½ after that.
 	top, low := make([]bool, m), make([]bool, m)
+	// And the campaigns' collapse: above CollapseLead, later below
+	// CollapseFloor.
+	led, fell := make([]bool, m), make([]bool, m)
 	looked := time.Duration(-1)
 	replan := func(now time.Duration) error {
 		for k := range in.Steps {
@@ -149,6 +152,10 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 				low[k] = true
 			}
 			top[k] = top[k] || w >= 0.9
+			if led[k] && w < CollapseFloor {
+				fell[k] = true
+			}
+			led[k] = led[k] || w > CollapseLead
 		}
 		return nil
 	}
@@ -217,6 +224,7 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 	}
 	for k := range low {
 		out.swung = out.swung || low[k]
+		out.collapsed = out.collapsed || fell[k]
 	}
 	var err error
 	out.chosen, err = chosenVariants(in)
