@@ -305,29 +305,49 @@ func TestEvidenceShareWidensThePosterior(t *testing.T) {
 }
 
 // TestFunnelMinConversions: a funnel step whose outcomes mature with a delay
-// (Served set) serves its variants alike until each has FunnelMinConversions
-// matured conversions; without a delay model the burn-in is on units only.
+// (Served set) serves its variants alike until they have FunnelMinConversions
+// matured conversions per variant together — a variant with few of its own
+// does not hold the step (the worst one held it for a day in
+// TestConversionsOverHoursFunnel); without a delay model the burn-in is on
+// units only.
 func TestFunnelMinConversions(t *testing.T) {
 	f := func(x float64) *float64 { return &x }
+	// step returns the weights served, after checking that the results
+	// show the same ones (they once left the burn-in out).
 	step := func(arms ...FunnelArm) []float64 {
-		plans, err := PlanFunnel(FunnelInput{Strategy: MultiStep, Settings: Settings{}.WithDefaults(), Steps: []FunnelStepInput{
-			{Key: "s", Arms: arms}, {Key: "goal", Arms: []FunnelArm{{}}}}})
+		t.Helper()
+		in := FunnelInput{Strategy: MultiStep, Settings: Settings{}.WithDefaults(), Steps: []FunnelStepInput{
+			{Key: "s", Arms: arms}, {Key: "goal", Arms: []FunnelArm{{}}}}}
+		plans, err := PlanFunnel(in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return plans[0].Weights()
+		res, err := AnalyzeFunnel(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := plans[0].Weights()
+		for i, v := range res.Steps[0].Variants {
+			if math.Abs(v.Weight-w[i]) > 1e-9 {
+				t.Errorf("variant %s: the results show weight %.4f, the plan serves %.4f", v.Key, v.Weight, w[i])
+			}
+		}
+		return w
 	}
-	few := int64(FunnelMinConversions - 1)
-	a := FunnelArm{Key: "a", Units: 3000, Conversions: few, Matured: f(2000), MaturedConversions: f(float64(few))}
-	b := FunnelArm{Key: "b", Units: 3000, Conversions: 3 * few, Matured: f(2000), MaturedConversions: f(float64(3 * few))}
+	conv := func(a *FunnelArm, c int64) { a.Conversions, a.MaturedConversions = c, f(float64(c)) }
+	a := FunnelArm{Key: "a", Units: 3000, Matured: f(2000)}
+	b := FunnelArm{Key: "b", Units: 3000, Matured: f(2000)}
+	conv(&a, 5)
+	conv(&b, 2*FunnelMinConversions-6)
 	if w := step(a, b); w[0] != 0.5 {
-		t.Errorf("weights %.3f with %d matured conversions on a, want the burn-in's ½", w, few)
+		t.Errorf("weights %.3f with %d matured conversions in all, want the burn-in's ½", w, a.Conversions+b.Conversions)
 	}
-	a.Conversions, a.MaturedConversions = FunnelMinConversions, f(FunnelMinConversions)
+	conv(&b, 2*FunnelMinConversions-5)
 	if w := step(a, b); w[1] < 0.99 {
-		t.Errorf("weights %.3f once a has %d, want Thompson sampling's for b", w, FunnelMinConversions)
+		t.Errorf("weights %.3f once a and b have %d together (a %d), want Thompson sampling's for b", w, 2*FunnelMinConversions, a.Conversions)
 	}
-	a.Conversions, a.Matured, a.MaturedConversions, b.Matured, b.MaturedConversions = few, nil, nil, nil, nil
+	conv(&b, 20)
+	a.Matured, a.MaturedConversions, b.Matured, b.MaturedConversions = nil, nil, nil, nil
 	if w := step(a, b); w[1] < 0.99 {
 		t.Errorf("weights %.3f without a delay model, want Thompson sampling's for b", w)
 	}

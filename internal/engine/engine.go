@@ -250,10 +250,10 @@ const (
 type Settings struct {
 	// MinSamples is the number of units every variant needs before a decision.
 	MinSamples int64 `json:"min_samples"`
-	// MinConversions is the number of matured conversions every competing
-	// variant whose outcomes mature with a delay (Arm.Served set) needs
-	// before the Thompson strategies leave their burn-in (burnInSampler);
-	// 0 for none. Funnels set FunnelMinConversions.
+	// MinConversions is the number of matured conversions per competing
+	// variant that variants whose outcomes mature with a delay (Arm.Served
+	// set) need together before the Thompson strategies leave their
+	// burn-in (burnInSampler); 0 for none. Funnels set FunnelMinConversions.
 	MinConversions int64 `json:"-"`
 	// DecisionThreshold is the P(best) a winner needs, in (0, 1).
 	DecisionThreshold float64 `json:"decision_threshold"`

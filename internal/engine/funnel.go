@@ -206,6 +206,18 @@ func endToEnd(s FunnelStepInput, set Settings) Input {
 	return Input{Metric: Binary, Arms: arms, Settings: set}
 }
 
+// funnelSettings returns the settings with which a funnel's steps are
+// planned and analysed: the empirical-Bayes prior (FunnelPriorCV) and the
+// conversions burn-in (FunnelMinConversions). One place for both, so that
+// the weights the results show are those served: the results once left the
+// burn-in out and showed Thompson weights while every variant was served
+// alike.
+func funnelSettings(s Settings) Settings {
+	s.PooledPriorCV = FunnelPriorCV
+	s.MinConversions = FunnelMinConversions
+	return s
+}
+
 // PlanFunnel returns one Plan per step, nil for a step without variants:
 // Thompson sampling on the strategy's objective. Draw a unit's variant at
 // step k with plans[k].Pick(rng) when it first reaches k.
@@ -214,8 +226,7 @@ func PlanFunnel(in FunnelInput) ([]*Plan, error) {
 		return nil, err
 	}
 	ts, _ := Lookup("adaptive")
-	in.Settings.PooledPriorCV = FunnelPriorCV
-	in.Settings.MinConversions = FunnelMinConversions
+	in.Settings = funnelSettings(in.Settings)
 	plans := make([]*Plan, len(in.Steps))
 	for k, s := range in.Steps {
 		if !s.HasVariants() {
@@ -343,7 +354,7 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 		return nil, err
 	}
 	// As PlanFunnel: the weights shown are those served.
-	in.Settings.PooledPriorCV = FunnelPriorCV
+	in.Settings = funnelSettings(in.Settings)
 	ts, _ := Lookup("adaptive")
 	res := &FunnelResult{Strategy: in.Strategy, Steps: make([]FunnelStepResult, len(in.Steps)), BestPath: map[string]*string{}}
 	goal := in.Steps[len(in.Steps)-1].total()

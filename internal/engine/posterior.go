@@ -586,21 +586,29 @@ const (
 )
 
 // FunnelMinConversions is the number of end-to-end conversions (matured,
-// within the delay model's horizon) each variant of a funnel step whose
-// outcomes mature with a delay needs before Thompson sampling moves its
-// traffic: until then the step serves its variants alike (burnInSampler).
+// within the delay model's horizon) per variant that the variants of a
+// funnel step whose outcomes mature with a delay need together before
+// Thompson sampling moves its traffic: until then the step serves its
+// variants alike (burnInSampler).
 //
 // P(best) on a handful of conversions per variant moves with every one of
 // them: in the timed funnel of docs/funnels.md the landing page's best
 // variant, 33% better end to end, fell below a 10% share after leading in 7%
 // of 400 runs, at hours 5–9 with 4–30 conversions per variant (5 against 12
-// gave it 8%). At 30 (about 18% relative precision per variant) 2.5–2.8%
-// collapsed and 1.5–2.5% swung (from 7.2% and 5.0–6.2%), for about 12
-// conversions of 2650 per run. 50 halved the collapses again but kept a
-// funnel converting 3–5.5% end to end uniform for a day (the server's
-// TestConversionsOverHoursFunnel: 1 of 8 runs never reached 0.9). Without a
-// delay model (every completion at once) there is no such burn-in: there it
-// cost the right signup form in 2–5% of the untimed trap's runs.
+// gave it 8%). At 30 (about 18% relative precision per variant) 2.5–3.0%
+// collapsed and 2.0–2.5% swung (from 7.2% and 5.0–6.2%), for about 15
+// conversions of 2655 per run. 50 halved the collapses again but kept a
+// funnel converting 3–5.5% end to end uniform for a day.
+//
+// Together, not on every variant: the worst variant, with fewest
+// conversions, held the whole step uniform until it had 30 of its own —
+// the server's TestConversionsOverHoursFunnel (rates 3%, 4%, 5.5%, 20 runs)
+// stayed uniform until hours 20–26 in 2 runs, which never gave the best
+// variant 0.9, and in one of them it then fell to 0.05. With 30 per variant
+// on average, 0 of 20 runs swung; the simulator's numbers stayed within
+// their noise (docs/funnels.md). Without a delay model (every completion at
+// once) there is no such burn-in: there it cost the right signup form in
+// 2–5% of the untimed trap's runs.
 const FunnelMinConversions = 30
 
 // pooledPrior returns the empirical-Bayes prior of binary arms: a Beta

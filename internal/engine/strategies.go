@@ -62,7 +62,8 @@ func (thompson) Plan(in Input) (*Plan, error) {
 // burnInSampler returns a sampler for the burn-in of the competing arms
 // (indices c), or nil when every arm has MinSamples units: the arms short of
 // them, uniformly — or, at funnel steps whose outcomes mature with a delay
-// (Arm.Served set), every arm alike while any is short.
+// (Arm.Served set), every arm alike while any is short or the arms have
+// too few conversions.
 //
 // The decision rule needs MinSamples units on every arm, and Thompson
 // sampling (like top-two) starves a clearly worse arm: left alone it can
@@ -80,18 +81,26 @@ func (thompson) Plan(in Input) (*Plan, error) {
 // 1 did not converge (0 and 0 this way).
 //
 // An arm's units are its Served units when it has them (funnel steps:
-// FunnelArm.endToEndArm says why), else its Units; such an arm also needs
-// Settings.MinConversions matured conversions (FunnelMinConversions says
-// why).
+// FunnelArm.endToEndArm says why), else its Units. Such steps also serve
+// every arm alike until the competing arms together have
+// Settings.MinConversions matured conversions per arm (FunnelMinConversions
+// says why and why together).
 func burnInSampler(in Input, c []int) sampler {
 	var under []int
 	funnel := false
+	var conv int64
 	for j, i := range c {
 		a := in.Arms[i]
 		funnel = funnel || a.Served > 0
-		if max(a.Units, a.Served) < in.Settings.MinSamples || (a.Served > 0 && a.Conversions < in.Settings.MinConversions) {
+		if a.Served > 0 {
+			conv += a.Conversions
+		}
+		if max(a.Units, a.Served) < in.Settings.MinSamples {
 			under = append(under, j)
 		}
+	}
+	if funnel && conv < int64(len(c))*in.Settings.MinConversions {
+		return fixedSampler(c)
 	}
 	switch {
 	case len(under) == 0:

@@ -114,8 +114,12 @@ func TestScenarioValidation(t *testing.T) {
 // their window count by the chance their completion has arrived; without
 // it they count as not converted so far, the leader (which got the most
 // recent units) looks worse than it is, and its share lags. Measured with
-// 10 runs of 20,000 units (seed 1): 2669 conversions with the model
-// against 2520 without, the best path chosen in every run by both.
+// 40 runs of 20,000 units (seed 1): 2643 ± 10 conversions with the model
+// against 2531 ± 11 without (400 runs, two seeds: 2640–2641 against
+// 2523–2528), the best path chosen in every run by both; the bounds sit
+// about two standard errors below (at least 80 more, 95% of the oracle's
+// 2760). Once measured on 10 runs, where 2619 ± 21 against 2550 ± 21 failed
+// bounds that one seed had passed.
 func TestTimedFunnelDelayModel(t *testing.T) {
 	if raceEnabled {
 		t.Skip("statistical simulation: run without -race")
@@ -128,7 +132,7 @@ func TestTimedFunnelDelayModel(t *testing.T) {
 	sc.Hours, sc.Window = 48, Duration(72*time.Hour)
 	got := map[bool]FunnelSimResult{}
 	for _, model := range []bool{true, false} {
-		res, err := RunFunnelSimulation(FunnelSimConfig{Scenario: sc, Strategy: engine.MultiStep, Units: 20000, Runs: 10, Seed: 1,
+		res, err := RunFunnelSimulation(FunnelSimConfig{Scenario: sc, Strategy: engine.MultiStep, Units: 20000, Runs: 40, Seed: 1,
 			Batch: 100, Settings: engine.Settings{MinSamples: engine.DefaultMinSamples}, NoDelayModel: !model})
 		if err != nil {
 			t.Fatal(err)
@@ -144,29 +148,31 @@ func TestTimedFunnelDelayModel(t *testing.T) {
 	if with.BestPathRate < 0.9 {
 		t.Errorf("with the delay model the best path was chosen in %.0f%% of runs", 100*with.BestPathRate)
 	}
-	if with.Conversions < without.Conversions+100 {
-		t.Errorf("with the delay model %.0f conversions, without %.0f: want at least 100 more", with.Conversions, without.Conversions)
+	if with.Conversions < without.Conversions+80 {
+		t.Errorf("with the delay model %.0f conversions, without %.0f: want at least 80 more", with.Conversions, without.Conversions)
 	}
 	if with.Conversions < 0.95*with.OracleConversions {
 		t.Errorf("with the delay model %.0f conversions, want ≥ 95%% of the oracle's %.0f", with.Conversions, with.OracleConversions)
 	}
 }
 
-// TestTimedFunnelSwings: the same timed funnel, 240 runs (seed 1). A swing:
+// TestTimedFunnelSwings: the same timed funnel, 400 runs (seed 1). A swing:
 // the best path's variant's weight falls below one half after reaching 0.9;
 // a collapse (the campaigns' rule): below 10% after being above one half.
 // Each bound sits at the count measured here plus about two binomial
-// standard errors: 4 swings and 7 collapses measured, at most 8 and 12
+// standard errors: 10 swings and 12 collapses measured, at most 16 and 18
 // allowed (with outcomes that arrive at once the same funnel swings in
-// 0–0.5% of runs). It swung in 27% of 100 runs when first built: a unit
-// older than the model's horizon counted every conversion it had shown
+// 0–0.5% of runs). Without the conversions burn-in (FunnelMinConversions)
+// it measures 28 swings and 21 collapses; with 30 conversions on every
+// variant instead of 30 per variant together, 6 and 11 (the server's test
+// says why not that rule). It swung in 27% of 100 runs when first built: a
+// unit older than the model's horizon counted every conversion it had shown
 // against F relative to the horizon, the horizon moved as soon as one delay
 // was seen beyond it, and P(best) rested on a few conversions under the
 // uniform prior. Then, measured on 400 runs (docs/funnels.md): the burn-in
 // gave the arm short of MinSamples every unit (weight 1, then 0.34), and
-// Thompson sampling moved on 4–30 matured conversions per variant
-// (FunnelMinConversions). Without the conversions burn-in: 15 swings and 10
-// collapses; with a burn-in serving only the short arms: 43 and 86.
+// Thompson sampling moved on 4–30 matured conversions per variant. With a
+// burn-in serving only the short arms: 43 swings and 86 collapses of 240.
 func TestTimedFunnelSwings(t *testing.T) {
 	statistical(t)
 	sc, err := LoadFunnelScenario(signupScenario)
@@ -175,7 +181,7 @@ func TestTimedFunnelSwings(t *testing.T) {
 	}
 	sc.Delay = &DelayDist{Dist: "lognormal", Median: Duration(4 * time.Hour), Sigma: 1}
 	sc.Hours, sc.Window = 48, Duration(72*time.Hour)
-	const runs = 240
+	const runs = 400
 	res, err := RunFunnelSimulation(FunnelSimConfig{Scenario: sc, Strategy: engine.MultiStep, Units: 20000, Runs: runs, Seed: 1,
 		Batch: 100, Settings: engine.Settings{MinSamples: engine.DefaultMinSamples}})
 	if err != nil {
@@ -184,11 +190,11 @@ func TestTimedFunnelSwings(t *testing.T) {
 	swings, collapses := runs**res.SwingRate, runs**res.CollapseRate
 	t.Logf("%.0f ± %.0f conversions, best path in %.0f%% of runs, %.0f swings and %.0f collapses in %d runs",
 		res.Conversions, res.ConversionsSE, 100*res.BestPathRate, swings, collapses, runs)
-	if swings > 8 {
-		t.Errorf("swings in %.0f of %d runs, want at most 8", swings, runs)
+	if swings > 16 {
+		t.Errorf("swings in %.0f of %d runs, want at most 16", swings, runs)
 	}
-	if collapses > 12 {
-		t.Errorf("collapses in %.0f of %d runs, want at most 12", collapses, runs)
+	if collapses > 18 {
+		t.Errorf("collapses in %.0f of %d runs, want at most 18", collapses, runs)
 	}
 	if res.Conversions < 0.95*res.OracleConversions {
 		t.Errorf("%.0f conversions, want ≥ 95%% of the oracle's %.0f", res.Conversions, res.OracleConversions)
