@@ -225,14 +225,17 @@ type FunnelStepResult struct {
 	Units int64  `json:"units"`
 	// DropOff is the share of the previous step's units that did not reach
 	// this one; nil for the first step.
-	DropOff     *float64              `json:"drop_off"`
-	Conversions int64                 `json:"conversions"`
-	Rate        float64               `json:"rate"`
-	OpenUnits   int64                 `json:"open_units"`
-	Late        int64                 `json:"late_conversions"`
-	Variants    []FunnelVariantResult `json:"variants"`
-	Winner      *string               `json:"winner"`
-	Decision    *Decision             `json:"decision"`
+	DropOff     *float64 `json:"drop_off"`
+	Conversions int64    `json:"conversions"`
+	Rate        float64  `json:"rate"`
+	OpenUnits   int64    `json:"open_units"`
+	Late        int64    `json:"late_conversions"`
+	// MaturedWithin is the delay within which the matured rates count
+	// completions when it is short of the window; nil otherwise.
+	MaturedWithin *string               `json:"matured_within"`
+	Variants      []FunnelVariantResult `json:"variants"`
+	Winner        *string               `json:"winner"`
+	Decision      *Decision             `json:"decision"`
 }
 
 // FunnelVariantResult is one variant of a funnel step; its rates are end to

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"html"
 	"html/template"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samplit/samplit/internal/engine"
 	"github.com/samplit/samplit/internal/engine/stats"
 	"github.com/samplit/samplit/internal/store"
 )
@@ -652,6 +654,25 @@ func TestFunnelPages(t *testing.T) {
 	}
 	if !strings.Contains(p.Body, "conversion window 7d") {
 		t.Error("the funnel's conversion window is not shown")
+	}
+	if res.Steps[0].MaturedWithin != nil || strings.Contains(p.Body, "Rates count the completions within") {
+		t.Errorf("rates said to be within %v while no delay has been estimated", res.Steps[0].MaturedWithin)
+	}
+}
+
+// TestFunnelMaturedWithinShown: while a step's rates count completions
+// within a delay short of the window (engine.FunnelStepResult's
+// MaturedWithin), the step says so above its variants.
+func TestFunnelMaturedWithinShown(t *testing.T) {
+	h := "24h0m0s"
+	live := funnelLive{Steps: []funnelStepView{{FunnelStepResult: engine.FunnelStepResult{Key: "landing", MaturedWithin: &h}, Position: 1,
+		Rows: []funnelVariantRow{{FunnelVariantResult: engine.FunnelVariantResult{Key: "a"}}, {FunnelVariantResult: engine.FunnelVariantResult{Key: "b"}}}}}}
+	var buf bytes.Buffer
+	if err := parsePages()["funnel_live"].ExecuteTemplate(&buf, "funnel_live.html", live); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "Rates count the completions within 24h0m0s of reaching the step") {
+		t.Errorf("matured within not shown:\n%s", buf.String())
 	}
 }
 

@@ -490,6 +490,9 @@ func MatureFunnel(in *FunnelInput, slots []FunnelSlot, now time.Time, window tim
 		if model.Events == 0 {
 			continue
 		}
+		if model.cut && model.Horizon < window {
+			in.Steps[k].Horizon = model.Horizon
+		}
 		for j := range in.Steps[k].Arms {
 			a := &in.Steps[k].Arms[j]
 			mc := MatureSlots(perArm[k][j], now, 0, model)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/samplit/samplit/internal/engine/stats"
 )
@@ -121,6 +122,10 @@ func (a FunnelArm) evidenceShare(arm Arm) float64 {
 type FunnelStepInput struct {
 	Key  string
 	Arms []FunnelArm
+	// Horizon, set with the arms' Matured (MatureFunnel), is the delay
+	// within which the matured conversions count completions: the delay
+	// model's horizon when it is short of the window, else 0.
+	Horizon time.Duration
 }
 
 // HasVariants reports whether the step carries variants.
@@ -282,6 +287,14 @@ type FunnelStepResult struct {
 	Rate        float64  `json:"rate"`
 	OpenUnits   int64    `json:"open_units"`
 	Late        int64    `json:"late_conversions"`
+	// MaturedWithin is the delay within which the variants' matured rates
+	// count completions (a Go duration), when it is short of the window:
+	// the oldest units have not yet been old enough to show the later ones,
+	// so the rate read is that within this delay, lower than the rate
+	// within the window by the share of completions that come later (the
+	// same for every variant, so their comparison is not biased). Nil when
+	// the rates are within the whole window, or without a delay model.
+	MaturedWithin *string `json:"matured_within"`
 	// Variants is empty for a step without variants.
 	Variants []FunnelVariantResult `json:"variants"`
 	// Winner is the variant the decision rule picks on the strategy's
@@ -365,6 +378,10 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 		t := s.total()
 		sr := FunnelStepResult{Key: s.Key, Units: t.Units, Conversions: t.Conversions, Rate: rate(t.Conversions, t.Units),
 			OpenUnits: t.Open, Late: t.Late, Variants: []FunnelVariantResult{}}
+		if s.Horizon > 0 {
+			h := s.Horizon.String()
+			sr.MaturedWithin = &h
+		}
 		if k > 0 {
 			prev := in.Steps[k-1].total().Units
 			d := 0.0
