@@ -91,22 +91,19 @@ func burnInSampler(in Input, c []int) sampler {
 	var conv int64
 	for j, i := range c {
 		a := in.Arms[i]
-		funnel = funnel || a.Served > 0
 		if a.Served > 0 {
+			funnel = true
 			conv += a.Conversions
 		}
 		if max(a.Units, a.Served) < in.Settings.MinSamples {
 			under = append(under, j)
 		}
 	}
-	if funnel && conv < int64(len(c))*in.Settings.MinConversions {
-		return fixedSampler(c)
-	}
 	switch {
+	case funnel && (len(under) > 0 || conv < int64(len(c))*in.Settings.MinConversions):
+		return fixedSampler(c)
 	case len(under) == 0:
 		return nil
-	case funnel:
-		return fixedSampler(c)
 	}
 	return &setSampler{n: len(c), set: under}
 }
