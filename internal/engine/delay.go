@@ -377,7 +377,7 @@ func (m DelayModel) Quantile(q float64) time.Duration {
 // swung the funnels' allocation (docs/funnels.md). The outcomes left out
 // count again once the horizon passes them.
 func (m DelayModel) withinHorizon(s CampaignSlot) float64 {
-	if !m.cut || len(m.Points) == 0 || (m.Window > 0 && m.Horizon >= m.Window) {
+	if !m.cutShort() {
 		return 1
 	}
 	var in, all int64
@@ -391,6 +391,13 @@ func (m DelayModel) withinHorizon(s CampaignSlot) float64 {
 		return 1
 	}
 	return float64(in) / float64(all)
+}
+
+// cutShort reports whether the model counts only the outcomes within a
+// horizon short of the window: then the matured rates are those within the
+// horizon (withinHorizon, FunnelStepInput.Horizon).
+func (m DelayModel) cutShort() bool {
+	return m.cut && len(m.Points) > 0 && !(m.Window > 0 && m.Horizon >= m.Window)
 }
 
 // MatureSlots returns the slots' counts with the trials of each slot
@@ -490,7 +497,7 @@ func MatureFunnel(in *FunnelInput, slots []FunnelSlot, now time.Time, window tim
 		if model.Events == 0 {
 			continue
 		}
-		if model.cut && model.Horizon < window {
+		if model.cutShort() {
 			in.Steps[k].Horizon = model.Horizon
 		}
 		for j := range in.Steps[k].Arms {
