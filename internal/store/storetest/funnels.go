@@ -184,6 +184,41 @@ func testFunnelProgress(t *testing.T, s store.Store) {
 		key(map[int]string{1: variantID(f, 1, 1)}):                        {Path: map[int]string{1: variantID(f, 1, 1)}, Units: 1},
 	}, paths)
 
+	// The reach-time slots that the delay model reads (engine.MatureFunnel)
+	// carry each completion's delay from reaching the step: u1's
+	// completion came 2 minutes after its landing and 1 after its signup;
+	// u2's, after its window, is in no histogram.
+	_, early := stepCounters(t, s, f, at.Add(30*time.Minute))
+	type slotKey struct {
+		step    int
+		variant string
+	}
+	got := map[slotKey]store.StepSlot{}
+	for _, sl := range early.Slots {
+		if sl.Start.Before(at.Add(30 * time.Minute)) { // not u4's, later
+			if _, dup := got[slotKey{sl.Step, sl.VariantID}]; dup {
+				t.Errorf("two slots of step %d variant %s before u4", sl.Step, sl.VariantID)
+			}
+			got[slotKey{sl.Step, sl.VariantID}] = sl
+		}
+	}
+	var d2, d1 [12]int64
+	d2[0], d1[0] = 1, 1 // both below the first edge, 5 minutes
+	for key, want := range map[slotKey]struct {
+		units, conversions int64
+		delays             [12]int64
+	}{
+		{0, variantID(f, 0, 1)}: {1, 1, d2},
+		{0, variantID(f, 0, 0)}: {1, 0, [12]int64{}},
+		{1, variantID(f, 1, 0)}: {1, 1, d1},
+	} {
+		sl, ok := got[key]
+		if !ok || sl.Units != want.units || sl.Conversions != want.conversions || sl.Delays != want.delays {
+			t.Errorf("slot of step %d variant %s: %+v (found %v), want %d units, %d conversions, delays %v",
+				key.step, key.variant, sl, ok, want.units, want.conversions, want.delays)
+		}
+	}
+
 	// Later, every window has closed: nothing is open any more.
 	c, _ = stepCounters(t, s, f, at.Add(5*time.Hour))
 	for key, sc := range c {
