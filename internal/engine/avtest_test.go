@@ -50,15 +50,15 @@ func TestDecisionRule(t *testing.T) {
 	}{
 		{"burn-in", StateCollecting, "", "green has 50 of the 100 units every variant needs before a decision",
 			fixedInput(set, []string{"control", "green"}, [2]int64{200, 20}, [2]int64{50, 40})},
-		{"clear winner", StateWinnerFound, "green", "green beats control: +30.0% [+10.6%, +49.4%], always-valid at 95.0%",
+		{"clear winner", StateWinnerFound, "green", "green beats control: +30.0% [+10.1%, +49.9%], always-valid at 95.0%",
 			fixedInput(set, []string{"control", "green"}, [2]int64{5000, 500}, [2]int64{5000, 650})},
-		{"not sure yet", StateCollecting, "", "no winner yet: green leads (vs control: +8.0% [−36.5%, +52.5%]); a winner needs its always-valid 95.0% interval above zero against every variant",
+		{"not sure yet", StateCollecting, "", "no winner yet: green leads (vs control: +8.0% [−36.9%, +52.9%]); a winner needs its always-valid 95.0% interval above zero against every variant",
 			fixedInput(set, []string{"control", "green"}, [2]int64{1000, 100}, [2]int64{1000, 108})},
-		{"test yes, loss too high", StateCollecting, "", "no winner yet: green beats control: +30.0% [+10.6%, +49.4%], always-valid at 95.0%, but its expected loss 1.6e-09 is above 1e-10",
+		{"test yes, loss too high", StateCollecting, "", "no winner yet: green beats control: +30.0% [+10.1%, +49.9%], always-valid at 95.0%, but its expected loss 1.6e-09 is above 1e-10",
 			fixedInput(Settings{MinSamples: 100, LossThreshold: 1e-10}, []string{"control", "green"}, [2]int64{5000, 500}, [2]int64{5000, 650})},
-		{"three arms", StateWinnerFound, "b", "b beats every other variant (vs a: +30.0% [+10.0%, +50.0%]), always-valid at 95.0%",
+		{"three arms", StateWinnerFound, "b", "b beats every other variant (vs a: +30.0% [+9.6%, +50.4%]), always-valid at 95.0%",
 			fixedInput(set, []string{"a", "b", "c"}, [2]int64{6000, 600}, [2]int64{6000, 780}, [2]int64{6000, 640})},
-		{"control wins", StateWinnerFound, "control", "control beats green: +30.0% [+10.6%, +49.4%], always-valid at 95.0%",
+		{"control wins", StateWinnerFound, "control", "control beats green: +30.0% [+10.1%, +49.9%], always-valid at 95.0%",
 			fixedInput(set, []string{"control", "green"}, [2]int64{5000, 650}, [2]int64{5000, 500})},
 		{"no difference", StateNoDifference, "", "no difference: every variant is within ±5.0% of a (min_effect, relative to the average 0.5), always-valid at 95.0%",
 			fixedInput(set, []string{"a", "b"}, [2]int64{2_000_000, 1_000_400}, [2]int64{2_000_000, 999_600})},
@@ -91,7 +91,9 @@ func TestDecisionRule(t *testing.T) {
 
 // Under fixed weights the inverse-propensity test is the difference of means
 // with its usual standard error: the estimate is x̄_v − x̄_c and the interval's
-// half-width is the normal-mixture boundary times √(s_v²/n_v + s_c²/n_c).
+// half-width is the normal-mixture boundary times √(s_v²/n_v + s_c²/n_c),
+// each s² the larger of the arm's own second moment around the pooled mean
+// and the pooled variance (the two-proportion z-test's under the null).
 func TestAVTestsReduceToDifferenceOfMeans(t *testing.T) {
 	in := fixedInput(Settings{}, []string{"c", "v"}, [2]int64{4000, 400}, [2]int64{4000, 480})
 	in, err := in.validate()
@@ -105,12 +107,11 @@ func TestAVTestsReduceToDifferenceOfMeans(t *testing.T) {
 	}
 	// Pooled centre c = 0.11. Per arm, the realised Σ(y−c)²/w² divided by
 	// n² is m2_arm/n_arm, m2 the arm's second moment around c; the predictable
-	// one is the same with m2_arm shrunk by one pseudo-unit towards the pooled
-	// c(1−c) (every unit had weight ½); the larger counts.
+	// one is the same with m2_arm never below the pooled c(1−c) (every unit
+	// had weight ½); the larger counts. The arm at 0.10 gets the pooled one.
 	c := 0.11
 	m2 := func(rate float64) float64 {
-		arm := rate*(1-c)*(1-c) + (1-rate)*c*c
-		return math.Max(arm, (4000*arm+c*(1-c))/4001)
+		return math.Max(rate*(1-c)*(1-c)+(1-rate)*c*c, c*(1-c))
 	}
 	v := m2(0.12)/4000 + m2(0.10)/4000
 	r := in.Settings.Tau2 * 8000

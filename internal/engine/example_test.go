@@ -43,8 +43,8 @@ func ExampleAnalyze() {
 	// control mean 0.100  95% CI [0.0829, 0.1202]  P(best) 0.0386  loss 0.02517  weight 0.5000
 	// green   mean 0.125  95% CI [0.1059, 0.1470]  P(best) 0.9614  loss 0.00022  weight 0.5000
 	// lift 0.250 [-0.024, 0.602]
-	// difference 0.025, always-valid [-0.021, 0.071], p = 0.61
-	// collecting: no winner yet: green leads (vs control: +25.0% [−21.1%, +71.1%]); a winner needs its always-valid 95.0% interval above zero against every variant
+	// difference 0.025, always-valid [-0.022, 0.072], p = 0.64
+	// collecting: no winner yet: green leads (vs control: +25.0% [−22.2%, +72.2%]); a winner needs its always-valid 95.0% interval above zero against every variant
 }
 
 // With a control share of 20% and a floor of 5%, the control gets exactly 0.2 and the

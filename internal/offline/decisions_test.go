@@ -39,29 +39,31 @@ func statistical(t *testing.T) {
 }
 
 // TestAAFalseWinnersReduced: identical arms, looked at every 100 units up to
-// 20,000 units, 400 runs with fixed seeds. The claim is a false-winner rate of
-// at most alpha = 5%; each bound sits near the rate measured here (adaptive
-// 5 in 400, uniform 14 in 400, fast_learning with three arms 0 in 400), about
-// two binomial standard errors above it and never above alpha, so a change
-// that makes the test looser shows. The broken variants fail it by far: the
-// old posterior rule declares in 57–65% of these runs, the inverse-propensity
-// test without the predictable variance in 9.2% (adaptive); the per-pair
-// level without the Bonferroni division is caught by
-// TestSimultaneousCoverageAA.
+// 20,000 units, with fixed seeds. The claim is a false-winner rate of at most
+// alpha = 5%; each bound sits near the rate measured here (adaptive 2 in
+// 1,000, explore 1 in 1,000, uniform 12 in 400, fast_learning with three arms
+// 0 in 400), about two binomial standard errors above it and never above
+// alpha, so a change that makes the test looser shows. The broken variants
+// fail it: the old posterior rule declares in 57–65% of these runs; the
+// inverse-propensity test without the predictable variance in 9.2%
+// (adaptive, 400 runs); each arm's variance taken from its own units alone,
+// without the pooled floor, in 1.7% of the adaptive runs and 2.2% of the
+// ε-greedy ones (uniform 3.5%). The per-pair level without the Bonferroni
+// division is caught by TestSimultaneousCoverageAA.
 func TestAAFalseWinnersReduced(t *testing.T) {
 	statistical(t)
 	for _, c := range []struct {
 		strategy string
-		k        int
+		k, runs  int
 		max      float64
-	}{{"adaptive", 2, 0.025}, {"uniform", 2, 0.05}, {"fast_learning", 3, 0.01}} {
-		r, err := RunSimulation(decisionConfig(c.strategy, equalRates(c.k, 0.1), 20000, 400, 11), nil)
+	}{{"adaptive", 2, 1000, 0.005}, {"explore", 2, 1000, 0.003}, {"uniform", 2, 400, 0.045}, {"fast_learning", 3, 400, 0.01}} {
+		r, err := RunSimulation(decisionConfig(c.strategy, equalRates(c.k, 0.1), 20000, c.runs, 11), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s, %d arms: declared %.4f ± %.4f", c.strategy, c.k, r.DeclaredRate, binomSE(r.DeclaredRate, 400))
+		t.Logf("%s, %d arms: declared %.4f ± %.4f", c.strategy, c.k, r.DeclaredRate, binomSE(r.DeclaredRate, c.runs))
 		if r.DeclaredRate > c.max {
-			t.Errorf("%s with %d identical arms declared a winner in %.2f%% of runs (bound %.0f%%, alpha 5%%)", c.strategy, c.k, 100*r.DeclaredRate, 100*c.max)
+			t.Errorf("%s with %d identical arms declared a winner in %.2f%% of runs (bound %.1f%%, alpha 5%%)", c.strategy, c.k, 100*r.DeclaredRate, 100*c.max)
 		}
 	}
 }
@@ -69,11 +71,13 @@ func TestAAFalseWinnersReduced(t *testing.T) {
 // TestWrongWinnersUnderRealisticLifts: true relative lifts drawn from N(0, 3%)
 // (most small, either sign), 400 runs of 20,000 units. What the anytime-valid
 // test promises is a per-run bound: a winner in the wrong direction in at
-// most alpha/2 of runs; measured here 3 of 400 (adaptive) and 0 (uniform),
-// so at most 7 of 400 are allowed (the count plus two standard errors).
+// most alpha/2 of runs; measured here 0 of 400 (adaptive) and 0 (uniform),
+// 3 and 0 before each arm's variance had the pooled floor, so at most 2 of
+// 400 are allowed. (This count does not tell the floor's absence: the
+// A/A test above does.)
 // Under the old posterior rule about a quarter of all runs declared the
 // worse arm. The share among declared winners that issue 11 asked to keep
-// at 5% is logged, not asserted: it is not met at this horizon (8–48% over
+// at 5% is logged, not asserted: it is not met at this horizon (6–33% over
 // 1,000 runs, docs/decisions.md), and an earlier version of this test that
 // asserted it passed only because its seed gave 0 wrong of 8 declared.
 func TestWrongWinnersUnderRealisticLifts(t *testing.T) {
@@ -88,8 +92,8 @@ func TestWrongWinnersUnderRealisticLifts(t *testing.T) {
 		}
 		wrong := math.Round(runs * r.DeclaredRate * r.WrongWinnerShare)
 		t.Logf("%s: declared %.3f, wrong among declared %.3f, wrong in %.0f of %d runs", s, r.DeclaredRate, r.WrongWinnerShare, wrong, runs)
-		if wrong > 7 {
-			t.Errorf("%s: a worse arm declared the winner in %.0f of %d runs, want at most 7", s, wrong, runs)
+		if wrong > 2 {
+			t.Errorf("%s: a worse arm declared the winner in %.0f of %d runs, want at most 2", s, wrong, runs)
 		}
 	}
 }
