@@ -243,5 +243,6 @@ func (x *Experiments) forgetPolicy(experimentID string) {
 	}
 	en.mu.Lock()
 	en.pol = nil
+	en.gen++
 	en.mu.Unlock()
 }
