@@ -32,80 +32,95 @@ func (s *slowCounters) Counters(ctx context.Context, workspaceID, experimentID s
 	return s.Store.Counters(ctx, workspaceID, experimentID)
 }
 
+// rebuildCaught is an experiment whose allocation one request (assigning
+// u-1) is rebuilding, held inside the rebuild's read of the counters until
+// st.release is closed; rebuilt is closed when that request returns.
+type rebuildCaught struct {
+	x          *optimize.Experiments
+	st         *slowCounters
+	e          *store.Experiment
+	firstEpoch int64 // the epoch of the allocation being replaced
+	rebuilt    chan struct{}
+}
+
+// epoch returns the epoch unit was assigned under, as stored.
+func (r *rebuildCaught) epoch(t *testing.T, unit string) int64 {
+	t.Helper()
+	got, err := r.st.Store.Assignments(context.Background(), r.e.WorkspaceID, r.e.ID, []string{unit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got[unit].Epoch
+}
+
+func catchRebuild(t *testing.T) *rebuildCaught {
+	t.Helper()
+	r := &rebuildCaught{st: &slowCounters{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}, rebuilt: make(chan struct{})}
+	clock := time.Now()
+	var clockMu sync.Mutex
+	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	r.x = optimize.NewExperiments(r.st, keyring(t, newKey(t)), now, nil, optimize.Options{RefreshEvery: time.Second})
+	t.Cleanup(r.x.Close)
+	r.e = experiment(t, r.st, "adaptive")
+	mustAssign(t, r.x, r.e, "u-0")
+	r.firstEpoch = r.epoch(t, "u-0")
+
+	clockMu.Lock()
+	clock = clock.Add(2 * time.Second) // the allocation is now stale
+	clockMu.Unlock()
+	r.st.mu.Lock()
+	r.st.armed = true
+	r.st.mu.Unlock()
+	go func() {
+		defer close(r.rebuilt)
+		if _, err := r.x.Assign(context.Background(), r.e, []string{"u-1"}); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-r.st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stale allocation was not rebuilt")
+	}
+	return r
+}
+
 // TestRefreshDoesNotStallAssignments: while one request rebuilds a stale
 // allocation (reading the counters, writing the next epoch), the others are
 // served from the allocation being replaced instead of queueing behind the
 // rebuild, which under load made every request in flight wait once per
 // RefreshEvery. The rebuilding request gets the new epoch. Holding the
-// experiment's lock through the rebuild (the code before) deadlocks the
-// second request here, and the test fails at its timeout.
+// experiment's lock through the rebuild (the code before) makes the second
+// request wait for the first, and the test fails at its timeout.
 func TestRefreshDoesNotStallAssignments(t *testing.T) {
-	st := &slowCounters{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}
-	clock := time.Now()
-	var clockMu sync.Mutex
-	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
-	x := optimize.NewExperiments(st, keyring(t, newKey(t)), now, nil, optimize.Options{RefreshEvery: time.Second})
-	t.Cleanup(x.Close)
-	e := experiment(t, st, "adaptive")
-	epoch := func(unit string) int64 {
-		t.Helper()
-		got, err := st.Store.Assignments(context.Background(), e.WorkspaceID, e.ID, []string{unit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got[unit].Epoch
-	}
-	mustAssign(t, x, e, "u-0")
-	firstEpoch := epoch("u-0")
-
-	clockMu.Lock()
-	clock = clock.Add(2 * time.Second) // the allocation is now stale
-	clockMu.Unlock()
-	st.mu.Lock()
-	st.armed = true
-	st.mu.Unlock()
-
-	rebuilt := make(chan struct{})
-	go func() {
-		defer close(rebuilt)
-		if _, err := x.Assign(context.Background(), e, []string{"u-1"}); err != nil {
-			t.Error(err)
-		}
-	}()
-	select {
-	case <-st.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stale allocation was not rebuilt")
-	}
-	// The rebuild is stuck in Counters. Another request must be served now,
-	// from the allocation being replaced.
+	r := catchRebuild(t)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		if _, err := x.Assign(context.Background(), e, []string{"u-2", "u-3"}); err != nil {
+		if _, err := r.x.Assign(context.Background(), r.e, []string{"u-2", "u-3"}); err != nil {
 			t.Error(err)
 		}
 	}()
 	select {
 	case <-served:
 		for _, u := range []string{"u-2", "u-3"} {
-			if got := epoch(u); got != firstEpoch {
-				t.Errorf("%s served under epoch %d during the rebuild, want the old allocation's %d", u, got, firstEpoch)
+			if got := r.epoch(t, u); got != r.firstEpoch {
+				t.Errorf("%s served under epoch %d during the rebuild, want the old allocation's %d", u, got, r.firstEpoch)
 			}
 		}
 	case <-time.After(10 * time.Second):
-		close(st.release)
+		close(r.st.release)
 		t.Fatal("an assignment waited for another request's rebuild of the allocation")
 	}
-	close(st.release)
-	<-rebuilt
-	if got := epoch("u-1"); got != firstEpoch+1 {
-		t.Errorf("the rebuilding request got epoch %d, want %d", got, firstEpoch+1)
+	close(r.st.release)
+	<-r.rebuilt
+	if got := r.epoch(t, "u-1"); got != r.firstEpoch+1 {
+		t.Errorf("the rebuilding request got epoch %d, want %d", got, r.firstEpoch+1)
 	}
 	// And the next request is served from the new allocation.
-	mustAssign(t, x, e, "u-4")
-	if got := epoch("u-4"); got != firstEpoch+1 {
-		t.Errorf("after the rebuild: epoch %d, want %d", got, firstEpoch+1)
+	mustAssign(t, r.x, r.e, "u-4")
+	if got := r.epoch(t, "u-4"); got != r.firstEpoch+1 {
+		t.Errorf("after the rebuild: epoch %d, want %d", got, r.firstEpoch+1)
 	}
 }
 
@@ -116,46 +131,21 @@ func TestRefreshDoesNotStallAssignments(t *testing.T) {
 // epoch after the rebuild it threw away. Without the generation check the
 // stale rebuild is installed and served.
 func TestRefreshAfterForgetIsNotInstalled(t *testing.T) {
-	st := &slowCounters{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}
-	clock := time.Now()
-	var clockMu sync.Mutex
-	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
-	x := optimize.NewExperiments(st, keyring(t, newKey(t)), now, nil, optimize.Options{RefreshEvery: time.Second})
-	t.Cleanup(x.Close)
-	e := experiment(t, st, "adaptive")
-	epoch := func(unit string) int64 {
-		t.Helper()
-		got, err := st.Store.Assignments(context.Background(), e.WorkspaceID, e.ID, []string{unit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got[unit].Epoch
-	}
-	mustAssign(t, x, e, "u-0")
-	firstEpoch := epoch("u-0")
-
-	clockMu.Lock()
-	clock = clock.Add(2 * time.Second)
-	clockMu.Unlock()
-	st.mu.Lock()
-	st.armed = true
-	st.mu.Unlock()
-	done := make(chan struct{})
+	r := catchRebuild(t)
+	forgot := make(chan struct{})
 	go func() {
-		defer close(done)
-		if _, err := x.Assign(context.Background(), e, []string{"u-1"}); err != nil {
-			t.Error(err)
-		}
+		defer close(forgot)
+		optimize.ForgetPolicy(r.x, r.e.ID)
 	}()
 	select {
-	case <-st.entered:
+	case <-forgot:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the stale allocation was not rebuilt")
+		close(r.st.release)
+		t.Fatal("dropping the allocation waited for the rebuild")
 	}
-	optimize.ForgetPolicy(x, e.ID)
-	close(st.release)
-	<-done
-	if got := epoch("u-1"); got != firstEpoch+2 {
-		t.Errorf("u-1 assigned under epoch %d, want %d (the rebuild begun before the drop discarded, another made)", got, firstEpoch+2)
+	close(r.st.release)
+	<-r.rebuilt
+	if got := r.epoch(t, "u-1"); got != r.firstEpoch+2 {
+		t.Errorf("u-1 assigned under epoch %d, want %d (the rebuild begun before the drop discarded, another made)", got, r.firstEpoch+2)
 	}
 }
