@@ -287,10 +287,11 @@ func (x *Experiments) policyFor(ctx context.Context, e *store.Experiment, en *en
 		// from what came before: build again, everyone waiting.
 		return x.policyFor(ctx, e, en)
 	}
-	if now.After(en.builtAt) {
-		en.pol, en.builtAt = p, now
-	}
-	return en.pol, nil
+	// Nothing else installed an allocation meanwhile: the others served
+	// the old one (refreshing), and only forgetPolicy's drop leads to a
+	// build by another request, which the generation caught above.
+	en.pol, en.builtAt = p, now
+	return p, nil
 }
 
 // buildPolicy reads the counters and the sealed state, folds the new data

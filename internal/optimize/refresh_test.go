@@ -53,6 +53,27 @@ func (r *rebuildCaught) epoch(t *testing.T, unit string) int64 {
 	return got[unit].Epoch
 }
 
+// meanwhile runs f while the rebuild is held and waits for it to return;
+// if it does not (f waits for the rebuild), the rebuild is let go, both are
+// waited for (so that neither reports after the test) and the test fails
+// with what.
+func (r *rebuildCaught) meanwhile(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		close(r.st.release)
+		<-done
+		<-r.rebuilt
+		t.Fatal(what)
+	}
+}
+
 func catchRebuild(t *testing.T) *rebuildCaught {
 	t.Helper()
 	r := &rebuildCaught{st: &slowCounters{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}, rebuilt: make(chan struct{})}
@@ -94,23 +115,15 @@ func catchRebuild(t *testing.T) *rebuildCaught {
 // request wait for the first, and the test fails at its timeout.
 func TestRefreshDoesNotStallAssignments(t *testing.T) {
 	r := catchRebuild(t)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
+	r.meanwhile(t, "an assignment waited for another request's rebuild of the allocation", func() {
 		if _, err := r.x.Assign(context.Background(), r.e, []string{"u-2", "u-3"}); err != nil {
 			t.Error(err)
 		}
-	}()
-	select {
-	case <-served:
-		for _, u := range []string{"u-2", "u-3"} {
-			if got := r.epoch(t, u); got != r.firstEpoch {
-				t.Errorf("%s served under epoch %d during the rebuild, want the old allocation's %d", u, got, r.firstEpoch)
-			}
+	})
+	for _, u := range []string{"u-2", "u-3"} {
+		if got := r.epoch(t, u); got != r.firstEpoch {
+			t.Errorf("%s served under epoch %d during the rebuild, want the old allocation's %d", u, got, r.firstEpoch)
 		}
-	case <-time.After(10 * time.Second):
-		close(r.st.release)
-		t.Fatal("an assignment waited for another request's rebuild of the allocation")
 	}
 	close(r.st.release)
 	<-r.rebuilt
@@ -132,17 +145,7 @@ func TestRefreshDoesNotStallAssignments(t *testing.T) {
 // stale rebuild is installed and served.
 func TestRefreshAfterForgetIsNotInstalled(t *testing.T) {
 	r := catchRebuild(t)
-	forgot := make(chan struct{})
-	go func() {
-		defer close(forgot)
-		optimize.ForgetPolicy(r.x, r.e.ID)
-	}()
-	select {
-	case <-forgot:
-	case <-time.After(10 * time.Second):
-		close(r.st.release)
-		t.Fatal("dropping the allocation waited for the rebuild")
-	}
+	r.meanwhile(t, "dropping the allocation waited for the rebuild", func() { optimize.ForgetPolicy(r.x, r.e.ID) })
 	close(r.st.release)
 	<-r.rebuilt
 	if got := r.epoch(t, "u-1"); got != r.firstEpoch+2 {
