@@ -220,3 +220,35 @@ func TestMetricsOnPublicListenerByDefault(t *testing.T) {
 		t.Errorf("public /metrics lacks samplit_webhook_backlog")
 	}
 }
+
+// TestPprofOnlyOnMetricsListener: --pprof serves the profiler on the
+// metrics listener and nowhere else, and is refused without one (the
+// profiler reveals the binary and costs CPU: never on the public port).
+func TestPprofOnlyOnMetricsListener(t *testing.T) {
+	const key = "sk_pproftestkey_ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	db := filepath.Join(t.TempDir(), "samplit.db")
+	base, stderr, _ := startServer(t, []string{"--db", db, "--metrics-addr", "127.0.0.1:0", "--pprof"},
+		map[string]string{"SAMPLIT_BOOTSTRAP_KEY": key})
+	m := regexp.MustCompile(`"msg":"metrics listening","addr":"([^"]+)"`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics listening line:\n%s", stderr.String())
+	}
+	resp, err := http.Get("http://" + m[1] + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("metrics listener /debug/pprof/goroutine: %d %.80q", resp.StatusCode, body)
+	}
+	if code, _ := request(t, "GET", base+"/debug/pprof/goroutine?debug=1", key, ""); code == 200 {
+		t.Error("public listener serves the profiler")
+	}
+
+	var out strings.Builder
+	err = run(t.Context(), []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "x.db"), "--pprof"}, envOf(nil), nil, io.Discard, &out)
+	if err == nil || !strings.Contains(err.Error(), "pprof") {
+		t.Errorf("--pprof without --metrics-addr: %v, want a configuration error naming pprof", err)
+	}
+}

@@ -35,6 +35,9 @@ type Config struct {
 	// instead of Addr (which then does not serve it); empty serves it on
 	// Addr.
 	MetricsAddr string
+	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
+	// MetricsAddr, which it requires: never on the public listener.
+	Pprof bool
 	// DatabaseURL is a SQLite file path or a postgres:// URL.
 	DatabaseURL string
 	// PGSimpleProtocol turns off prepared statements, as Supabase's
@@ -166,6 +169,9 @@ func (c Config) Validate() error {
 		bad("addr", "port %q is not a number from 0 to 65535", port)
 	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 		bad("addr", "host %q is not an IP address or host name", host)
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		bad("pprof", "needs --metrics-addr: the profiler is never served on the public listener")
 	}
 	if c.MetricsAddr != "" {
 		if host, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
@@ -403,6 +409,9 @@ var settings = func() []setting {
 		row("metrics-addr", "address (host:port) to serve /metrics on, away from the public listener; empty: /metrics is served on --addr", func() (func(*Config) string, func(*Config, string) error) {
 			return str(func(c *Config) *string { return &c.MetricsAddr })
 		}),
+		row("pprof", "serve Go's profiler at /debug/pprof/ on --metrics-addr (which it requires; never on --addr)", func() (func(*Config) string, func(*Config, string) error) {
+			return boolean(func(c *Config) *bool { return &c.Pprof })
+		}),
 		row("db", "database: a SQLite file path, or a postgres:// URL (Supabase included)", func() (func(*Config) string, func(*Config, string) error) {
 			return str(func(c *Config) *string { return &c.DatabaseURL })
 		}),
@@ -477,7 +486,7 @@ var settings = func() []setting {
 		}),
 	}
 	for i := range rows {
-		rows[i].isBool = rows[i].name == "pg-simple-protocol" || rows[i].name == "webhook-allow-private"
+		rows[i].isBool = rows[i].name == "pg-simple-protocol" || rows[i].name == "webhook-allow-private" || rows[i].name == "pprof"
 	}
 	return rows
 }()
