@@ -15,14 +15,20 @@ var _ store.DecideLeases = (*Store)(nil)
 // (kind, id, workspace, data version, last evaluation). $1 is now, $2 the
 // staleness bound. The status condition repeats the partial indexes'
 // predicates (migration 00007) so that the planners can use them.
-func dueQuery(table string, kind store.DecideKind) string {
-	return `SELECT '` + string(kind) + `' AS kind, o.id AS id, o.workspace_id AS workspace_id, o.data_version AS data_version,
+func dueQuery(table string, kind store.DecideKind, version string) string {
+	return `SELECT '` + string(kind) + `' AS kind, o.id AS id, o.workspace_id AS workspace_id, ` + version + ` AS data_version,
 	     COALESCE(l.evaluated_at, 0) AS evaluated_at
 	 FROM ` + table + ` o LEFT JOIN decide_leases l ON l.object_id = o.id
 	 WHERE o.status IN ('running', 'paused')
 	   AND (l.object_id IS NULL
-	        OR (l.lease_until < $1 AND (l.evaluated_version <> o.data_version OR l.evaluated_at < $2)))`
+	        OR (l.lease_until < $1 AND (l.evaluated_version <> ` + version + ` OR l.evaluated_at < $2)))`
 }
+
+// experimentVersion is an experiment's data version: its data_version,
+// which events and some assignments bump, plus the units its counters
+// hold, which every new assignment adds to without taking the experiment's
+// row (assignBatch). Both only grow, so the sum changes with every write.
+const experimentVersion = `o.data_version + COALESCE((SELECT CAST(SUM(c.units) AS BIGINT) FROM counters c WHERE c.experiment_id = o.id), 0)`
 
 // DueForDecision implements store.DecideLeases: one read over the three
 // tables of active objects, through the read pool.
@@ -32,9 +38,9 @@ func (s *Store) DueForDecision(ctx context.Context, now, staleBefore time.Time, 
 	}
 	rows, err := s.read.QueryContext(ctx,
 		`SELECT kind, id, workspace_id, data_version FROM (`+
-			dueQuery("experiments", store.DecideExperiment)+` UNION ALL `+
-			dueQuery("funnels", store.DecideFunnel)+` UNION ALL `+
-			dueQuery("campaigns", store.DecideCampaign)+
+			dueQuery("experiments", store.DecideExperiment, experimentVersion)+` UNION ALL `+
+			dueQuery("funnels", store.DecideFunnel, "o.data_version")+` UNION ALL `+
+			dueQuery("campaigns", store.DecideCampaign, "o.data_version")+
 			`) due
 		 ORDER BY evaluated_at, id LIMIT $3`,
 		micros(now), micros(staleBefore), limit)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -96,6 +97,9 @@ func metricTables(metricID string) outcomeTables {
 var counterStats = []string{"units", "conversions", "value_sum", "value_sum_sq", "expected", "expected_sq", "inv_expected",
 	"inv_p", "inv_p2", "y_inv_p", "y_inv_p2", "y2_inv_p2", "positive", "negative", "log_sum", "log_sum_sq"}
 
+// bucketStats are the additive columns of buckets.
+var bucketStats = []string{"units", "conversions", "value_sum", "value_sum_sq", "expected"}
+
 // counterUpsert is the "col = col + excluded.col" upsert of a counters table.
 func counterUpsert(table, parentCol, values string) string {
 	var set strings.Builder
@@ -105,9 +109,18 @@ func counterUpsert(table, parentCol, values string) string {
 		}
 		set.WriteString(c + " = " + table + "." + c + " + excluded." + c)
 	}
-	return `INSERT INTO ` + table + ` (` + parentCol + `, variant_id, ` + strings.Join(counterStats, ", ") + `)
+	return `INSERT INTO ` + table + ` (` + parentCol + `, variant_id, shard, ` + strings.Join(counterStats, ", ") + `)
 		 VALUES ` + values + `
-		 ON CONFLICT (` + parentCol + `, variant_id) DO UPDATE SET ` + set.String()
+		 ON CONFLICT (` + parentCol + `, variant_id, shard) DO UPDATE SET ` + set.String()
+}
+
+// counterShard picks the shard a transaction adds its increments to (see
+// Dialect.CounterShards).
+func (s *Store) counterShard() int {
+	if n := s.dialect.CounterShards; n > 1 {
+		return rand.IntN(n)
+	}
+	return 0
 }
 
 // queueIncrements queues the increments of one metric's counters (and, for
@@ -120,10 +133,13 @@ func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, wrap f
 		return
 	}
 	parent := t.parent
+	// One shard for all of the transaction's rows of this object: its
+	// locks are then taken in variant (and hour) order like everyone's.
+	shard := s.counterShard()
 	rb := newRowsBuilder(parent)
 	for _, v := range sortedKeys(in.counters) {
 		d := in.counters[v]
-		rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", v, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected,
+		rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", v, shard, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected,
 			d.ExpectedSquares, d.InvExpected, d.InvP, d.InvP2, d.YInvP, d.YInvP2, d.Y2InvP2, d.Positive, d.Negative, d.LogSum, d.LogSumSquares)
 	}
 	p.queue(PipeStmt{Query: counterUpsert(t.counters, t.parentCol, rb.String()), Args: rb.args,
@@ -140,11 +156,11 @@ func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, wrap f
 		rb := newRowsBuilder(parent)
 		for _, k := range keys {
 			d := in.buckets[k]
-			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", k.variant, k.hour, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected)
+			rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?)", k.variant, k.hour, shard, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected)
 		}
-		p.queue(PipeStmt{Query: `INSERT INTO buckets (experiment_id, variant_id, hour, units, conversions, value_sum, value_sum_sq, expected)
+		p.queue(PipeStmt{Query: `INSERT INTO buckets (experiment_id, variant_id, hour, shard, units, conversions, value_sum, value_sum_sq, expected)
 			 VALUES ` + rb.String() + `
-			 ON CONFLICT (experiment_id, variant_id, hour) DO UPDATE SET
+			 ON CONFLICT (experiment_id, variant_id, hour, shard) DO UPDATE SET
 			     units = buckets.units + excluded.units,
 			     conversions = buckets.conversions + excluded.conversions,
 			     value_sum = buckets.value_sum + excluded.value_sum,
@@ -242,21 +258,35 @@ func eachInPipeTx[B, R any](ctx context.Context, s *Store, batches []B, experime
 }
 
 func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, error) {
-	// Count the write in the experiment's data version (the decision loop's
-	// watermark), which also checks that the experiment is in the
-	// workspace. It takes the experiment's row lock first, as RecordEvents
-	// does, so that the two lock the experiment and then its counters in
-	// one order.
-	found := queueBump(p, b.WorkspaceID, b.ExperimentID)
 	// The first item of each unit, in unit order so that concurrent batches
 	// insert (and lock) overlapping units in the same order.
 	first := make(map[string]store.Assignment, len(b.Items))
+	segmented := false
 	for _, it := range b.Items {
 		if _, ok := first[it.UnitID]; !ok {
 			first[it.UnitID] = it
+			segmented = segmented || len(it.Segments) > 0
 		}
 	}
 	units := sortedKeys(first)
+
+	// A batch with breakdown segments or a conversion window takes the
+	// experiment's row lock first (queueBump), as RecordEvents does: the
+	// segment caps are exact only if one transaction at a time admits
+	// values, and the maturity rows are locked in the one order experiment,
+	// then its rows. Any other batch only checks that the experiment is in
+	// the workspace, so that the transactions of several replicas assigning
+	// new units overlap instead of queueing on that row until each other's
+	// commit (with sharded counters they touch different rows too). It
+	// waits for nothing RecordEvents holds: it inserts units no event can
+	// have reached yet and takes counter rows last. The decision loop's
+	// watermark counts its new units (dueQuery).
+	var found *bool
+	if segmented || b.Window > 0 {
+		found = queueBump(p, b.WorkspaceID, b.ExperimentID)
+	} else {
+		found = queueExists(p, b.WorkspaceID, b.ExperimentID)
+	}
 
 	// The breakdown segments each unit would be counted in, should it be
 	// new (a returning unit's values may thus take a place under the caps
@@ -426,6 +456,24 @@ func queueBump(p *pipe, workspaceID, experimentID string) *bool {
 			return rows.Err()
 		},
 		Wrap: func(err error) error { return fmt.Errorf("lock experiment %s: %w", experimentID, err) },
+	})
+	return found
+}
+
+// queueExists queues the check that the experiment is in the workspace,
+// without a lock; after the flush, *found says whether it is.
+func queueExists(p *pipe, workspaceID, experimentID string) *bool {
+	found := new(bool)
+	p.queue(PipeStmt{
+		Query: `SELECT id FROM experiments WHERE id = $1 AND workspace_id = $2`,
+		Args:  []any{experimentID, workspaceID},
+		Rows: func(rows Rows) error {
+			for rows.Next() {
+				*found = true
+			}
+			return rows.Err()
+		},
+		Wrap: func(err error) error { return fmt.Errorf("find experiment %s: %w", experimentID, err) },
 	})
 	return found
 }
@@ -954,6 +1002,25 @@ func unitsOf(events []store.Event) []string {
 const counterColumns = `COALESCE(c.units, 0), COALESCE(c.conversions, 0), COALESCE(c.value_sum, 0),
 	COALESCE(c.value_sum_sq, 0), COALESCE(c.expected, 0)`
 
+// shardSums is the select list that sums a counters table's shards (see
+// Dialect.CounterShards), each under its column's name. Integer columns are
+// cast back to BIGINT: PostgreSQL sums them as numeric.
+func shardSums(cols []string) string {
+	var b strings.Builder
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		switch c {
+		case "units", "conversions", "positive", "negative":
+			b.WriteString("CAST(SUM(" + c + ") AS BIGINT) AS " + c)
+		default:
+			b.WriteString("SUM(" + c + ") AS " + c)
+		}
+	}
+	return b.String()
+}
+
 // testColumns are the counters' statistics of the anytime-valid tests and of
 // the revenue model (store.Counters), which buckets do not have.
 const testColumns = `COALESCE(c.expected_sq, 0), COALESCE(c.inv_expected, 0), COALESCE(c.inv_p, 0), COALESCE(c.inv_p2, 0), COALESCE(c.y_inv_p, 0),
@@ -967,7 +1034,8 @@ func (s *Store) Counters(ctx context.Context, workspaceID, experimentID string) 
 		`SELECT v.id, `+counterColumns+`, `+testColumns+`
 		 FROM experiments e
 		 JOIN variants v ON v.experiment_id = e.id
-		 LEFT JOIN counters c ON c.experiment_id = v.experiment_id AND c.variant_id = v.id
+		 LEFT JOIN (SELECT variant_id, `+shardSums(counterStats)+` FROM counters WHERE experiment_id = $2 GROUP BY variant_id) c
+		      ON c.variant_id = v.id
 		 WHERE e.workspace_id = $1 AND e.id = $2
 		 ORDER BY v.position`, workspaceID, experimentID)
 	if err != nil {
@@ -1005,7 +1073,10 @@ func (s *Store) MetricCounters(ctx context.Context, workspaceID, experimentID st
 		`SELECT m.key, v.id, `+counterColumns+`, `+testColumns+`
 		 FROM experiment_metrics m
 		 JOIN variants v ON v.experiment_id = m.experiment_id
-		 LEFT JOIN metric_counters c ON c.metric_id = m.id AND c.variant_id = v.id
+		 LEFT JOIN (SELECT metric_id, variant_id, `+shardSums(counterStats)+` FROM metric_counters
+		            WHERE metric_id IN (SELECT id FROM experiment_metrics WHERE experiment_id = $1)
+		            GROUP BY metric_id, variant_id) c
+		      ON c.metric_id = m.id AND c.variant_id = v.id
 		 WHERE m.experiment_id = $1
 		 ORDER BY m.position, v.position`, experimentID)
 	if err != nil {
@@ -1035,10 +1106,12 @@ func (s *Store) Buckets(ctx context.Context, workspaceID, experimentID string, f
 	}
 	rows, err := s.read.QueryContext(ctx,
 		`SELECT c.hour, c.variant_id, `+counterColumns+`
-		 FROM buckets c
+		 FROM (SELECT experiment_id, variant_id, hour, `+shardSums(bucketStats)+` FROM buckets
+		       WHERE experiment_id = $2 AND hour >= $3 AND hour < $4
+		       GROUP BY experiment_id, variant_id, hour) c
 		 JOIN experiments e ON e.id = c.experiment_id
-		 JOIN variants v ON v.id = c.variant_id
-		 WHERE e.workspace_id = $1 AND c.experiment_id = $2 AND c.hour >= $3 AND c.hour < $4
+		 JOIN variants v ON v.experiment_id = c.experiment_id AND v.id = c.variant_id
+		 WHERE e.workspace_id = $1
 		 ORDER BY c.hour, v.position`, workspaceID, experimentID, micros(from), micros(to))
 	if err != nil {
 		return nil, fmt.Errorf("load buckets of %s: %w", experimentID, err)

@@ -89,6 +89,14 @@ type Dialect struct {
 	// a round trip per point where the code needs a result, not one per
 	// statement. Nil runs the statements one by one through database/sql.
 	Pipeline func(ctx context.Context, raw any, stmts []PipeStmt) error
+	// CounterShards is how many rows per variant (and per variant and hour)
+	// the counters, buckets and metric_counters tables spread an object's
+	// increments over; zero means 1. A transaction adds its increments to
+	// one shard picked at random, and readers sum the shards, so that the
+	// transactions of several replicas do not queue on the same counter rows
+	// until each other's commit. SQLite has one writer and nothing to gain:
+	// one shard keeps its counters one row each.
+	CounterShards int
 }
 
 // Store implements store.Store over database/sql.
@@ -119,6 +127,10 @@ func New(read, write *sql.DB, d Dialect) *Store {
 	}
 	return &Store{read: read, write: write, dialect: d, maxRows: min(rows, 2000)}
 }
+
+// CounterShards returns how many rows each counter is spread over (see
+// Dialect.CounterShards).
+func (s *Store) CounterShards() int { return max(1, s.dialect.CounterShards) }
 
 // Dialect returns the store's dialect.
 func (s *Store) Dialect() Dialect { return s.dialect }

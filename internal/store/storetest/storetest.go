@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsConcurrentBinary", testEventsConcurrentBinary},
 		{"EventsConcurrentContinuous", testEventsConcurrentContinuous},
 		{"Buckets", testBuckets},
+		{"CounterShards", testCounterShards},
 		{"DecisionStatistics", testDecisionStatistics},
 		{"States", testStates},
 		{"StatesConcurrent", testStatesConcurrent},
