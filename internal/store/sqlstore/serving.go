@@ -128,14 +128,17 @@ func (s *Store) counterShard() int {
 // upserts, in variant then hour order so that concurrent transactions lock
 // counter rows in the same order. wrap turns a statement's error into the
 // caller's.
-func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, wrap func(error) error) {
+//
+// shard is the counter rows' shard (Dialect.CounterShards): one for all
+// of the transaction's rows of this object, so that its locks are taken in
+// variant (and hour) order like everyone's. A transaction that holds the
+// experiment's row lock passes 0, since spreading would only multiply the
+// rows: transactions like it queue on that lock anyway.
+func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, shard int, wrap func(error) error) {
 	if len(in.counters) == 0 {
 		return
 	}
 	parent := t.parent
-	// One shard for all of the transaction's rows of this object: its
-	// locks are then taken in variant (and hour) order like everyone's.
-	shard := s.counterShard()
 	rb := newRowsBuilder(parent)
 	for _, v := range sortedKeys(in.counters) {
 		d := in.counters[v]
@@ -282,10 +285,12 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 	// have reached yet and takes counter rows last. The decision loop's
 	// watermark counts its new units (dueQuery).
 	var found *bool
+	shard := 0
 	if segmented || b.Window > 0 {
 		found = queueBump(p, b.WorkspaceID, b.ExperimentID)
 	} else {
 		found = queueExists(p, b.WorkspaceID, b.ExperimentID)
+		shard = s.counterShard()
 	}
 
 	// The breakdown segments each unit would be counted in, should it be
@@ -410,7 +415,7 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 	}
 	// The counters and breakdown counters go out with the COMMIT (or the
 	// next batch's first statements).
-	s.queueIncrements(p, primaryTables(b.ExperimentID), in, func(err error) error {
+	s.queueIncrements(p, primaryTables(b.ExperimentID), in, shard, func(err error) error {
 		if s.dialect.IsForeignKeyViolation(err) {
 			return apperr.Wrap(apperr.Invalid, err, "weights name a variant that is not in experiment %s", b.ExperimentID)
 		}
@@ -982,7 +987,7 @@ func (s *Store) queueOutcomeCounters(p *pipe, o *outcomeBatch, res []store.Event
 			}
 		}
 	}
-	s.queueIncrements(p, o.t, o.in, func(err error) error { return err })
+	s.queueIncrements(p, o.t, o.in, 0, func(err error) error { return err }) // under the experiment's lock
 	if o.primary() {
 		s.queueSegments(p, o.t.parent, o.segIn)
 		if len(o.mat) > 0 {
