@@ -35,7 +35,7 @@ func TestHelpOfEveryCommand(t *testing.T) {
 		// simulate has three modes, all in one help: rates, --funnel, --campaign.
 		{args: []string{"simulate"}, usage: "samplit simulate", flags: []string{
 			"rates", "strategy", "horizon", "runs", "seed", "batch", "look", "min-samples", "weight-floor", "alpha", "tau2", "min-effect", "lift-sd", "json",
-			"funnel", "units", "delay", "delay-model", "hours", "window", "campaign"}},
+			"delay-median", "delay-sigma", "funnel", "units", "delay", "delay-model", "hours", "window", "campaign"}},
 		{args: []string{"healthcheck"}, usage: "samplit healthcheck", flags: []string{"addr", "timeout"}},
 		{args: []string{"version"}, usage: "samplit version", flags: []string{}},
 		{args: []string{"serve"}, usage: "samplit serve", flags: nil},

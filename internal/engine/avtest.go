@@ -104,9 +104,11 @@ func propensitiesLogged(arms []Arm) bool {
 	return true
 }
 
-// newAVTests computes every pair's anytime-valid interval from in.Arms.
+// newAVTests computes every pair's anytime-valid interval from the test
+// arms (Input.TestArms; in.Arms without them).
 func newAVTests(in Input, strategy string) *avTests {
-	k := len(in.Arms)
+	arms := in.testArms()
+	k := len(arms)
 	s := in.Settings
 	t := &avTests{Pairs: k * (k - 1) / 2}
 	t.Level = s.Alpha / float64(t.Pairs)
@@ -114,12 +116,12 @@ func newAVTests(in Input, strategy string) *avTests {
 		t.Why = "ucb1 without a weight floor assigns deterministically, so no always-valid comparison exists; set weight_floor above 0"
 		return t
 	}
-	if !propensitiesLogged(in.Arms) {
+	if !propensitiesLogged(arms) {
 		t.Why = "the counters carry no logged propensities (data recorded before this version); no always-valid comparison can be made"
 		return t
 	}
 	var n, sum float64
-	for _, a := range in.Arms {
+	for _, a := range arms {
 		n += float64(a.Units)
 		sum += a.Sum
 	}
@@ -139,14 +141,14 @@ func newAVTests(in Input, strategy string) *avTests {
 		return a.SumSquares
 	}
 	var pooledSq float64
-	for _, a := range in.Arms {
+	for _, a := range arms {
 		pooledSq += sumSq(a)
 	}
 	m2 := math.Max(0, pooledSq/n-c*c)
 	A := make([]float64, k)
 	Q := make([]float64, k)
 	t.Means = make([]float64, k)
-	for i, a := range in.Arms {
+	for i, a := range arms {
 		A[i] = a.YInvP - c*a.InvP
 		// The larger of the realised Σ(y−c)²/p² and the predictable
 		// m2_arm·Σ1/w: while an arm has a small weight, few of its units carry

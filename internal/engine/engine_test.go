@@ -513,3 +513,25 @@ func TestEveryStrategyIsDescribed(t *testing.T) {
 		}
 	}
 }
+
+// TestTestArmsValidated: test arms that do not match the variants are
+// refused, not silently used for the anytime-valid tests.
+func TestTestArmsValidated(t *testing.T) {
+	arms := []Arm{{Key: "a", Control: true, Units: 10}, {Key: "b", Units: 10}}
+	s, err := Lookup("adaptive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]Arm{
+		{{Key: "a", Units: 10}},
+		{{Key: "a", Units: 10}, {Key: "c", Units: 10}},
+		{{Key: "a", Units: 10}, {Key: "b", Units: -1}},
+	} {
+		if _, _, err := Decide(s, Input{Metric: Binary, Arms: arms, TestArms: bad}); err == nil {
+			t.Errorf("test arms %+v accepted", bad)
+		}
+	}
+	if _, _, err := Decide(s, Input{Metric: Binary, Arms: arms, TestArms: arms}); err != nil {
+		t.Errorf("matching test arms refused: %v", err)
+	}
+}

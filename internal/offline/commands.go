@@ -265,6 +265,9 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	tau2 := fs.Float64("tau2", engine.DefaultTau2, "mixing scale of the anytime-valid tests, per unit")
 	minEffect := fs.Float64("min-effect", engine.DefaultMinEffect, "relative difference within which arms are declared equal (no_difference)")
 	liftSD := fs.Float64("lift-sd", 0, "draw each run's true rates: every arm but the first gets rate·(1 + lift-sd·Z)")
+	delayMedian := fs.Float64("delay-median", 0, "delay every conversion by D units of traffic, D log-normal with this median (0: conversions are known at once)")
+	delaySigma := fs.Float64("delay-sigma", 1, "σ of the log-normal delay (with --delay-median)")
+	window := fs.Int("window", 0, "conversion window in units of traffic (with --delay-median): later conversions are not counted, and plans and decisions use the matured counts, as the server does with conversion_window")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	help, err := parseFlags(c, args, stdout)
 	if help {
@@ -292,6 +295,9 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	if *horizon < 1 || *runs < 1 || *batch < 1 || *look < 1 || *minSamples < 0 || *liftSD < 0 {
 		return fail(stderr, "simulate", errors.New("--horizon, --runs, --batch and --look must be positive, --min-samples and --lift-sd not negative"))
 	}
+	if !(*delayMedian >= 0) || !(*delaySigma > 0) || *window < 0 || (*window > 0 && *delayMedian == 0) {
+		return fail(stderr, "simulate", errors.New("--delay-median and --window must not be negative, --delay-sigma must be positive, and --window needs --delay-median"))
+	}
 	if _, err := engine.Lookup(*strategy); err != nil {
 		return fail(stderr, "simulate", err)
 	}
@@ -299,6 +305,7 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 		*floor = engine.DefaultWeightFloorFor(*strategy)
 	}
 	cfg := SimConfig{Rates: rates, Strategy: *strategy, Horizon: *horizon, Runs: *runs, Seed: *seed, Batch: *batch, Look: *look, LiftSD: *liftSD,
+		DelayMedian: *delayMedian, DelaySigma: *delaySigma, Window: *window,
 		Settings: engine.Settings{MinSamples: *minSamples, WeightFloor: *floor, Alpha: *alpha, Tau2: *tau2, MinEffect: *minEffect}}
 	bar := newProgress(stderr, *runs)
 	res, err := RunSimulation(cfg, bar.update)

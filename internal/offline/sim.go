@@ -43,6 +43,24 @@ type SimConfig struct {
 	// control gets rate·(1 + LiftSD·Z), Z standard normal (a prior of true
 	// effects as growth teams meet them: most small, either sign).
 	LiftSD float64
+	// DelayMedian, when positive, delays every conversion: it is known only
+	// D units of traffic after its unit's assignment, D log-normal with this
+	// median and σ = DelaySigma (1 when zero). Plans and decisions see what
+	// has arrived, as the server does with outcomes that come hours after
+	// the send.
+	DelayMedian float64
+	DelaySigma  float64
+	// Window, when positive, is the experiment's conversion window in units
+	// of traffic: a conversion later than it is never counted, and plans and
+	// decisions see each arm's matured view (engine.MatureArm) with the
+	// trials Σ G(age) over its units, G the delay's distribution within the
+	// window. The simulator knows G; the server estimates it from the
+	// delays it has seen.
+	Window int
+	// MaturedTests runs the anytime-valid tests on the matured view as
+	// well, instead of the raw counts the server gives them: the old rule,
+	// kept to measure it (docs/decisions.md).
+	MaturedTests bool
 }
 
 // SimResult summarises the runs. The JSON keys are those of `samplit simulate --json`.
@@ -239,6 +257,8 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 		}
 	}
 
+	late := newLateOutcomes(cfg, k)
+
 	in := engine.Input{Metric: engine.Binary, Arms: make([]engine.Arm, k), Settings: cfg.Settings}
 	for i := range in.Arms {
 		in.Arms[i] = engine.Arm{Key: fmt.Sprintf("arm%d", i), Control: i == 0}
@@ -250,7 +270,8 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 	var winner *string
 	nextLook := cfg.Look
 	for t := 0; t < cfg.Horizon; {
-		plan, err := s.Plan(in)
+		late.arrive(in.Arms, t)
+		plan, err := s.Plan(late.view(in, t))
 		if err != nil {
 			return res, err
 		}
@@ -272,11 +293,14 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 			} else {
 				a.Units++
 			}
+			late.assigned(i, t)
 			if r.Float64() < rates[i] {
+				var p float64
 				if w != nil {
-					a.AddOutcome(w[i], 0, 1, true)
-				} else {
-					a.Conversions++
+					p = w[i]
+				}
+				if !late.convert(r, i, p, t) {
+					addConversion(a, p)
 				}
 			}
 			res.regret += rates[best] - rates[i]
@@ -288,12 +312,14 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 		}
 		if cfg.Look > 0 && winner == nil && !res.noDiff && t >= nextLook {
 			nextLook += cfg.Look
-			st, err := s.Update(in)
+			late.arrive(in.Arms, t)
+			din := late.view(in, t)
+			st, err := s.Update(din)
 			if err != nil {
 				return res, err
 			}
-			in.State = st
-			w, d, err := engine.Decide(s, in)
+			in.State, din.State = st, st
+			w, d, err := engine.Decide(s, din)
 			if err != nil {
 				return res, err
 			}

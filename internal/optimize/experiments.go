@@ -239,7 +239,12 @@ func (x *Experiments) constrained(ctx context.Context, e *store.Experiment, coun
 	}
 	c.mat = mat
 	c.in = matureInput(e, c.raw, mat)
-	c.metrics, err = x.evalMetrics(ctx, e, c.in.Arms, c.in.Settings)
+	if mat != nil {
+		// The posterior and the allocation see the matured view, the
+		// anytime-valid tests the raw counts (engine.Input.TestArms).
+		c.in.TestArms = c.raw.Arms
+	}
+	c.metrics, err = x.evalMetrics(ctx, e, c.in.Arms, c.in.TestArms, c.in.Settings)
 	if err != nil {
 		return c, err
 	}

@@ -60,6 +60,9 @@ type GuardrailTrip struct {
 type metricsEval struct {
 	// arms are every other metric's arms, by key (engine.MetricArms).
 	arms map[string][]engine.Arm
+	// testArms are, with a conversion window, the same from the primary
+	// arms' raw counts, for the anytime-valid tests (engine.Input.TestArms).
+	testArms map[string][]engine.Arm
 	// verdicts are every guardrail's findings, by metric key.
 	verdicts map[string][]engine.GuardrailVerdict
 	// trips are the recorded trips (those found now included), by variant key.
@@ -94,8 +97,13 @@ func armOf(v store.Variant, c store.Counters) engine.Arm {
 // loses its traffic at the next refresh whoever looks first. A trip, once
 // recorded, stays: a stopped variant gets no more units, so no later data
 // could clear it.
-func (x *Experiments) evalMetrics(ctx context.Context, e *store.Experiment, primary []engine.Arm, set engine.Settings) (*metricsEval, error) {
-	ev := &metricsEval{arms: map[string][]engine.Arm{}, verdicts: map[string][]engine.GuardrailVerdict{}, trips: map[string]store.GuardrailTrip{}}
+//
+// rawPrimary, when not nil, are the primary arms' raw counts where primary
+// is their matured view (a conversion window): the metrics' anytime-valid
+// tests then count units from them (engine.Input.TestArms).
+func (x *Experiments) evalMetrics(ctx context.Context, e *store.Experiment, primary, rawPrimary []engine.Arm, set engine.Settings) (*metricsEval, error) {
+	ev := &metricsEval{arms: map[string][]engine.Arm{}, testArms: map[string][]engine.Arm{},
+		verdicts: map[string][]engine.GuardrailVerdict{}, trips: map[string]store.GuardrailTrip{}}
 	if len(e.Metrics) == 0 {
 		return ev, nil
 	}
@@ -126,10 +134,13 @@ func (x *Experiments) evalMetrics(ctx context.Context, e *store.Experiment, prim
 		}
 		arms := engine.MetricArms(primary, outcomes)
 		ev.arms[m.Key] = arms
+		if rawPrimary != nil {
+			ev.testArms[m.Key] = engine.MetricArms(rawPrimary, outcomes)
+		}
 		if m.Role != store.RoleGuardrail {
 			continue
 		}
-		in := engine.Input{Metric: engine.Metric(m.Type), Arms: arms, Settings: set}
+		in := engine.Input{Metric: engine.Metric(m.Type), Arms: arms, TestArms: ev.testArms[m.Key], Settings: set}
 		verdicts, err := engine.CheckGuardrail(e.Strategy, m.Key, in, engine.GuardrailRule{Direction: m.Direction, MaxDegradation: m.MaxDegradation}, g)
 		if err != nil {
 			return nil, apperr.Wrap(apperr.Invalid, err, "guardrail %s of experiment %s cannot be checked", m.Key, e.Key)
@@ -187,7 +198,7 @@ func (ev *metricsEval) results(e *store.Experiment, set engine.Settings) (map[st
 	}
 	out := make(map[string]MetricResults, len(e.Metrics))
 	for _, m := range e.Metrics {
-		lines, err := engine.AnalyzeMetric(e.Strategy, engine.Input{Metric: engine.Metric(m.Type), Arms: ev.arms[m.Key], Settings: set})
+		lines, err := engine.AnalyzeMetric(e.Strategy, engine.Input{Metric: engine.Metric(m.Type), Arms: ev.arms[m.Key], TestArms: ev.testArms[m.Key], Settings: set})
 		if err != nil {
 			return nil, apperr.Wrap(apperr.Invalid, err, "metric %s of experiment %s cannot be analysed", m.Key, e.Key)
 		}
