@@ -123,13 +123,8 @@ type entry struct {
 	mu  sync.Mutex
 	rng *rand.Rand
 
-	pol     *policy // nil until first built
-	builtAt time.Time
-	// refreshing is set while a request rebuilds pol without holding mu
-	// (policyFor); gen counts forgetPolicy calls, so that a rebuild begun
-	// before one is not installed after it.
-	refreshing bool
-	gen        uint64
+	// pol is the allocation, rebuilt every RefreshEvery (policyFor).
+	pol rebuilt[*policy]
 }
 
 // policy is one epoch of an experiment's allocation: immutable once built.
@@ -252,51 +247,13 @@ func (x *Experiments) constrained(ctx context.Context, e *store.Experiment, coun
 	return c, nil
 }
 
-// policyFor returns the experiment's current allocation, rebuilding it from
-// the stored counters and state when it is older than RefreshEvery. The
-// caller holds en.mu; policyFor may release it while it rebuilds, and holds
-// it again when it returns.
-//
-// The request that finds the allocation stale rebuilds it, without holding
-// en.mu: the rebuild reads the counters and the state and writes the next
-// epoch, milliseconds under load, and the requests that come meanwhile are
-// served from the allocation being replaced (at most a rebuild older than
-// RefreshEvery) instead of all queueing behind it once a second. Only
-// without an allocation (the first, or one dropped by forgetPolicy after a
-// guardrail trip, which must not be served again) does every request wait
-// for the rebuild.
+// policyFor returns the experiment's current allocation, rebuilt from the
+// stored counters and state when older than RefreshEvery (see rebuilt: the
+// rebuilding request releases en.mu, the others are served the allocation
+// being replaced). The caller holds en.mu, and holds it again on return.
 func (x *Experiments) policyFor(ctx context.Context, e *store.Experiment, en *entry) (*policy, error) {
 	now := x.now()
-	if en.pol != nil && (now.Sub(en.builtAt) < x.opts.RefreshEvery || en.refreshing) {
-		return en.pol, nil
-	}
-	if en.pol == nil {
-		p, err := x.buildPolicy(ctx, e, now)
-		if err != nil {
-			return nil, err
-		}
-		en.pol, en.builtAt = p, now
-		return p, nil
-	}
-	en.refreshing = true
-	gen := en.gen
-	en.mu.Unlock()
-	p, err := x.buildPolicy(ctx, e, now)
-	en.mu.Lock()
-	en.refreshing = false
-	if err != nil {
-		return nil, err
-	}
-	if en.gen != gen {
-		// forgetPolicy dropped the allocation while this one was built
-		// from what came before: build again, everyone waiting.
-		return x.policyFor(ctx, e, en)
-	}
-	// Nothing else installed an allocation meanwhile: the others served
-	// the old one (refreshing), and only forgetPolicy's drop leads to a
-	// build by another request, which the generation caught above.
-	en.pol, en.builtAt = p, now
-	return p, nil
+	return en.pol.get(&en.mu, now, x.opts.RefreshEvery, func() (*policy, error) { return x.buildPolicy(ctx, e, now) })
 }
 
 // buildPolicy reads the counters and the sealed state, folds the new data

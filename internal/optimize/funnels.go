@@ -58,10 +58,11 @@ func (x *Funnels) Close() { x.progressQ.close() }
 // funnelEntry is what a replica keeps in memory for one funnel: its random
 // source (one stream for a seeded funnel) and the current plans.
 type funnelEntry struct {
-	mu      sync.Mutex
-	rng     *rand.Rand
-	plans   []*engine.Plan // by step position; nil for steps without variants
-	builtAt time.Time
+	mu  sync.Mutex
+	rng *rand.Rand
+	// plans are by step position, nil for steps without variants; rebuilt
+	// every RefreshEvery (plansFor).
+	plans rebuilt[[]*engine.Plan]
 }
 
 func (x *Funnels) entryOf(f *store.Funnel) *funnelEntry {
@@ -126,22 +127,22 @@ func funnelInput(f *store.Funnel, c store.FunnelCounts, now time.Time) engine.Fu
 }
 
 // plansFor returns the funnel's current plans, rebuilt from the stored
-// counters when older than RefreshEvery. The caller holds en.mu.
+// counters when older than RefreshEvery (see rebuilt: the rebuilding
+// request releases en.mu, the others are served the plans being replaced).
+// The caller holds en.mu, and holds it again on return.
 func (x *Funnels) plansFor(ctx context.Context, f *store.Funnel, en *funnelEntry) ([]*engine.Plan, error) {
 	now := x.now()
-	if en.plans != nil && now.Sub(en.builtAt) < x.opts.RefreshEvery {
-		return en.plans, nil
-	}
-	c, err := x.st.FunnelCounts(ctx, f.WorkspaceID, f.ID, now)
-	if err != nil {
-		return nil, fmt.Errorf("load counters of %s: %w", f.ID, err)
-	}
-	plans, err := engine.PlanFunnel(funnelInput(f, c, now))
-	if err != nil {
-		return nil, apperr.Wrap(apperr.Invalid, err, "funnel %s cannot be optimized", f.Key)
-	}
-	en.plans, en.builtAt = plans, now
-	return plans, nil
+	return en.plans.get(&en.mu, now, x.opts.RefreshEvery, func() ([]*engine.Plan, error) {
+		c, err := x.st.FunnelCounts(ctx, f.WorkspaceID, f.ID, now)
+		if err != nil {
+			return nil, fmt.Errorf("load counters of %s: %w", f.ID, err)
+		}
+		plans, err := engine.PlanFunnel(funnelInput(f, c, now))
+		if err != nil {
+			return nil, apperr.Wrap(apperr.Invalid, err, "funnel %s cannot be optimized", f.Key)
+		}
+		return plans, nil
+	})
 }
 
 // Reached is the answer to one unit reaching one step.

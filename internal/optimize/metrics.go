@@ -253,7 +253,6 @@ func (x *Experiments) forgetPolicy(experimentID string) {
 		return
 	}
 	en.mu.Lock()
-	en.pol = nil
-	en.gen++
+	en.pol.forget()
 	en.mu.Unlock()
 }

@@ -2,10 +2,13 @@ package optimize_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 )
@@ -151,4 +154,84 @@ func TestRefreshAfterForgetIsNotInstalled(t *testing.T) {
 	if got := r.epoch(t, "u-1"); got != r.firstEpoch+2 {
 		t.Errorf("u-1 assigned under epoch %d, want %d (the rebuild begun before the drop discarded, another made)", got, r.firstEpoch+2)
 	}
+}
+
+// slowFunnelCounts is the real store whose FunnelCounts, once armed, waits
+// until released: a rebuild of a funnel's plans caught in the middle.
+type slowFunnelCounts struct {
+	store.Store
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowFunnelCounts) FunnelCounts(ctx context.Context, workspaceID, funnelID string, now time.Time) (store.FunnelCounts, error) {
+	s.mu.Lock()
+	armed := s.armed
+	s.armed = false
+	s.mu.Unlock()
+	if armed {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Store.FunnelCounts(ctx, workspaceID, funnelID, now)
+}
+
+// TestFunnelRefreshDoesNotStallProgress: as for experiments, while one
+// request rebuilds a funnel's stale plans the others are served the plans
+// being replaced. Holding the funnel's lock through the rebuild (the code
+// before) makes the second request wait, and the test fails at its timeout.
+func TestFunnelRefreshDoesNotStallProgress(t *testing.T) {
+	st := &slowFunnelCounts{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	ctx := context.Background()
+	e := lateExperiment(t, st.Store, 1, 0, 2) // for its workspace
+	f := store.Funnel{ID: id.New(id.Funnel), WorkspaceID: e.WorkspaceID, Key: "refresh", Name: "refresh",
+		Strategy: "multi_step", Status: store.StatusRunning,
+		Settings: store.FunnelSettings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001},
+		Steps: []store.FunnelStep{
+			{ID: id.New("stp"), Key: "landing", Name: "landing", Position: 0},
+			{ID: id.New("stp"), Key: "purchase", Name: "purchase", Position: 1},
+		}}
+	for i := range 2 {
+		k := fmt.Sprintf("v%d", i)
+		f.Steps[0].Variants = append(f.Steps[0].Variants, store.Variant{ID: id.New(id.Variant), Key: k, Name: k, Control: i == 0,
+			Payload: json.RawMessage("null"), Position: i})
+	}
+	if err := st.CreateFunnel(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{}
+	c.set(time.Now())
+	x := optimize.NewFunnels(st, c.now, nil, optimize.Options{RefreshEvery: time.Second})
+	t.Cleanup(x.Close)
+	progress := func(unit string) {
+		if _, err := x.Progress(ctx, &f, unit, "landing", 0); err != nil {
+			t.Error(err)
+		}
+	}
+	progress("u-0")
+	c.set(c.now().Add(2 * time.Second)) // the plans are now stale
+	st.mu.Lock()
+	st.armed = true
+	st.mu.Unlock()
+	rebuilt := make(chan struct{})
+	go func() { defer close(rebuilt); progress("u-1") }()
+	select {
+	case <-st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stale plans were not rebuilt")
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); progress("u-2") }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		close(st.release)
+		<-done
+		<-rebuilt
+		t.Fatal("a unit's progress waited for another request's rebuild of the funnel's plans")
+	}
+	close(st.release)
+	<-rebuilt
 }
