@@ -7,10 +7,11 @@ import "testing"
 // σ = 1), counted within a 5,000-unit conversion window, looked at every
 // 100 units up to 20,000: the anytime-valid tests must still hold their
 // level under adaptive allocation. Measured (300 runs, seed 5): Thompson
-// sampling 0 runs declared a winner, ε-greedy 0. The bound is 3 of 300.
-// Running the tests on the matured view (engine.MatureArm), as the server
-// did before engine.Input.TestArms, declares in 13.7% of 1,000 Thompson
-// runs (41 of 300 here): the mutation fails this test.
+// sampling declared a winner in 1 run, ε-greedy in 0. The bound is 3 of
+// 300. Running the tests on the matured view (engine.MatureArm), as the
+// server did before engine.Input.TestArms, declares in 13.7% of 1,000
+// Thompson runs (45 of 300 here); an engine that ignores TestArms fails
+// the first case (15.0%).
 func TestLateOutcomesKeepLevel(t *testing.T) {
 	statistical(t)
 	for _, c := range []struct {
