@@ -400,96 +400,91 @@ func row(name, help string, gs func() (func(*Config) string, func(*Config, strin
 	return setting{name: name, help: help, get: g, set: s}
 }
 
+// boolRow is the row of a true/false setting: a flag given without a value
+// (--pprof) means true.
+func boolRow(name, help string, p func(*Config) *bool) setting {
+	g, s := boolean(p)
+	return setting{name: name, help: help, get: g, set: s, isBool: true}
+}
+
 // settings is the table of every setting. Order is the order of --help.
-var settings = func() []setting {
-	rows := []setting{
-		row("addr", "address (host:port) to listen on", func() (func(*Config) string, func(*Config, string) error) {
-			return str(func(c *Config) *string { return &c.Addr })
-		}),
-		row("metrics-addr", "address (host:port) to serve /metrics on, away from the public listener; empty: /metrics is served on --addr", func() (func(*Config) string, func(*Config, string) error) {
-			return str(func(c *Config) *string { return &c.MetricsAddr })
-		}),
-		row("pprof", "serve Go's profiler at /debug/pprof/ on --metrics-addr (which it requires; never on --addr)", func() (func(*Config) string, func(*Config, string) error) {
-			return boolean(func(c *Config) *bool { return &c.Pprof })
-		}),
-		row("db", "database: a SQLite file path, or a postgres:// URL (Supabase included)", func() (func(*Config) string, func(*Config, string) error) {
-			return str(func(c *Config) *string { return &c.DatabaseURL })
-		}),
-		row("pg-simple-protocol", "PostgreSQL: no prepared statements (needed behind pgbouncer/Supabase transaction pooler, port 6543)", func() (func(*Config) string, func(*Config, string) error) {
-			return boolean(func(c *Config) *bool { return &c.PGSimpleProtocol })
-		}),
-		row("pg-max-conns", "PostgreSQL: connection pool size of this replica", func() (func(*Config) string, func(*Config, string) error) {
-			return integer(func(c *Config) *int { return &c.PGMaxConns })
-		}),
-		row("bootstrap-key", "admin key to create on first start instead of a random one (sk_...)", func() (func(*Config) string, func(*Config, string) error) {
-			return str(func(c *Config) *string { return &c.BootstrapKey })
-		}),
-		row("state-key", "base64 32-byte key sealing optimizer state (required with PostgreSQL; with SQLite a key file is generated beside the database)", func() (func(*Config) string, func(*Config, string) error) {
-			return str(func(c *Config) *string { return &c.StateKey })
-		}),
-		row("state-key-file", "file holding the base64 state key (instead of --state-key)", func() (func(*Config) string, func(*Config, string) error) {
-			return str(func(c *Config) *string { return &c.StateKeyFile })
-		}),
-		row("state-old-keys", "comma-separated base64 keys kept for reading state sealed before a key rotation", func() (func(*Config) string, func(*Config, string) error) {
-			return list(func(c *Config) *[]string { return &c.StateOldKeys })
-		}),
-		row("log-format", "log format: json, text or auto (text on a terminal, else json)", func() (func(*Config) string, func(*Config, string) error) {
-			return str(func(c *Config) *string { return &c.LogFormat })
-		}),
-		row("log-level", "log level: debug, info, warn or error", func() (func(*Config) string, func(*Config, string) error) {
-			return str(func(c *Config) *string { return &c.LogLevel })
-		}),
-		row("max-body-bytes", "largest request body accepted, in bytes", func() (func(*Config) string, func(*Config, string) error) {
-			return int64s(func(c *Config) *int64 { return &c.MaxBodyBytes })
-		}),
-		row("rate-limit", "requests per second allowed per API key on this replica, answered 429 above it (0 = no limit)", func() (func(*Config) string, func(*Config, string) error) {
-			return float(func(c *Config) *float64 { return &c.RateLimit })
-		}),
-		row("rate-burst", "burst of requests allowed per API key above the rate limit", func() (func(*Config) string, func(*Config, string) error) {
-			return integer(func(c *Config) *int { return &c.RateBurst })
-		}),
-		row("read-timeout", "time allowed to read a request", func() (func(*Config) string, func(*Config, string) error) {
-			return duration(func(c *Config) *time.Duration { return &c.ReadTimeout })
-		}),
-		row("write-timeout", "time allowed to write a response", func() (func(*Config) string, func(*Config, string) error) {
-			return duration(func(c *Config) *time.Duration { return &c.WriteTimeout })
-		}),
-		row("idle-timeout", "how long an idle keep-alive connection stays open", func() (func(*Config) string, func(*Config, string) error) {
-			return duration(func(c *Config) *time.Duration { return &c.IdleTimeout })
-		}),
-		row("shutdown-timeout", "how long a graceful shutdown waits for requests in flight", func() (func(*Config) string, func(*Config, string) error) {
-			return duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })
-		}),
-		row("webhook-allow-private", "let webhooks reach loopback/private addresses over plain http (tests, closed networks)", func() (func(*Config) string, func(*Config, string) error) {
-			return boolean(func(c *Config) *bool { return &c.WebhookAllowPrivate })
-		}),
-		row("max-connections", "most client connections open at once on this replica; at the cap the longest-idle one is closed to make room, and a new one is refused when all are busy", func() (func(*Config) string, func(*Config, string) error) {
-			return integer(func(c *Config) *int { return &c.MaxConnections })
-		}),
-		row("auth-fail-limit", "failed authentications (unknown or revoked API keys, failed dashboard sign-ins) one client address may make per minute before it gets 429 (0 = no limit)", func() (func(*Config) string, func(*Config, string) error) {
-			return integer(func(c *Config) *int { return &c.AuthFailLimit })
-		}),
-		row("retention-every", "how often retention deletes expired and old rows, once among all replicas (0 = not on this replica)", func() (func(*Config) string, func(*Config, string) error) {
-			return duration(func(c *Config) *time.Duration { return &c.RetentionEvery })
-		}),
-		row("retain-event-keys", "how long event idempotency keys are kept: an event retried later than that counts again", func() (func(*Config) string, func(*Config, string) error) {
-			return duration(func(c *Config) *time.Duration { return &c.RetainEventKeys })
-		}),
-		row("retain-webhooks", "how long delivered or abandoned webhook deliveries, their attempts and events are kept (pending ones are kept until done)", func() (func(*Config) string, func(*Config, string) error) {
-			return duration(func(c *Config) *time.Duration { return &c.RetainWebhooks })
-		}),
-		row("sessions-per-key", "dashboard sessions one API key may hold; a sign-in beyond it ends that key's oldest session", func() (func(*Config) string, func(*Config, string) error) {
-			return integer(func(c *Config) *int { return &c.SessionsPerKey })
-		}),
-		row("decide-every", "how often the decision loop evaluates running experiments, funnels and campaigns with new data and records winners, alerts and trips (0 = off on this replica)", func() (func(*Config) string, func(*Config, string) error) {
-			return duration(func(c *Config) *time.Duration { return &c.DecideEvery })
-		}),
-	}
-	for i := range rows {
-		rows[i].isBool = rows[i].name == "pg-simple-protocol" || rows[i].name == "webhook-allow-private" || rows[i].name == "pprof"
-	}
-	return rows
-}()
+var settings = []setting{
+	row("addr", "address (host:port) to listen on", func() (func(*Config) string, func(*Config, string) error) {
+		return str(func(c *Config) *string { return &c.Addr })
+	}),
+	row("metrics-addr", "address (host:port) to serve /metrics on, away from the public listener; empty: /metrics is served on --addr", func() (func(*Config) string, func(*Config, string) error) {
+		return str(func(c *Config) *string { return &c.MetricsAddr })
+	}),
+	boolRow("pprof", "serve Go's profiler at /debug/pprof/ on --metrics-addr (which it requires; never on --addr)", func(c *Config) *bool { return &c.Pprof }),
+	row("db", "database: a SQLite file path, or a postgres:// URL (Supabase included)", func() (func(*Config) string, func(*Config, string) error) {
+		return str(func(c *Config) *string { return &c.DatabaseURL })
+	}),
+	boolRow("pg-simple-protocol", "PostgreSQL: no prepared statements (needed behind pgbouncer/Supabase transaction pooler, port 6543)", func(c *Config) *bool { return &c.PGSimpleProtocol }),
+	row("pg-max-conns", "PostgreSQL: connection pool size of this replica", func() (func(*Config) string, func(*Config, string) error) {
+		return integer(func(c *Config) *int { return &c.PGMaxConns })
+	}),
+	row("bootstrap-key", "admin key to create on first start instead of a random one (sk_...)", func() (func(*Config) string, func(*Config, string) error) {
+		return str(func(c *Config) *string { return &c.BootstrapKey })
+	}),
+	row("state-key", "base64 32-byte key sealing optimizer state (required with PostgreSQL; with SQLite a key file is generated beside the database)", func() (func(*Config) string, func(*Config, string) error) {
+		return str(func(c *Config) *string { return &c.StateKey })
+	}),
+	row("state-key-file", "file holding the base64 state key (instead of --state-key)", func() (func(*Config) string, func(*Config, string) error) {
+		return str(func(c *Config) *string { return &c.StateKeyFile })
+	}),
+	row("state-old-keys", "comma-separated base64 keys kept for reading state sealed before a key rotation", func() (func(*Config) string, func(*Config, string) error) {
+		return list(func(c *Config) *[]string { return &c.StateOldKeys })
+	}),
+	row("log-format", "log format: json, text or auto (text on a terminal, else json)", func() (func(*Config) string, func(*Config, string) error) {
+		return str(func(c *Config) *string { return &c.LogFormat })
+	}),
+	row("log-level", "log level: debug, info, warn or error", func() (func(*Config) string, func(*Config, string) error) {
+		return str(func(c *Config) *string { return &c.LogLevel })
+	}),
+	row("max-body-bytes", "largest request body accepted, in bytes", func() (func(*Config) string, func(*Config, string) error) {
+		return int64s(func(c *Config) *int64 { return &c.MaxBodyBytes })
+	}),
+	row("rate-limit", "requests per second allowed per API key on this replica, answered 429 above it (0 = no limit)", func() (func(*Config) string, func(*Config, string) error) {
+		return float(func(c *Config) *float64 { return &c.RateLimit })
+	}),
+	row("rate-burst", "burst of requests allowed per API key above the rate limit", func() (func(*Config) string, func(*Config, string) error) {
+		return integer(func(c *Config) *int { return &c.RateBurst })
+	}),
+	row("read-timeout", "time allowed to read a request", func() (func(*Config) string, func(*Config, string) error) {
+		return duration(func(c *Config) *time.Duration { return &c.ReadTimeout })
+	}),
+	row("write-timeout", "time allowed to write a response", func() (func(*Config) string, func(*Config, string) error) {
+		return duration(func(c *Config) *time.Duration { return &c.WriteTimeout })
+	}),
+	row("idle-timeout", "how long an idle keep-alive connection stays open", func() (func(*Config) string, func(*Config, string) error) {
+		return duration(func(c *Config) *time.Duration { return &c.IdleTimeout })
+	}),
+	row("shutdown-timeout", "how long a graceful shutdown waits for requests in flight", func() (func(*Config) string, func(*Config, string) error) {
+		return duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })
+	}),
+	boolRow("webhook-allow-private", "let webhooks reach loopback/private addresses over plain http (tests, closed networks)", func(c *Config) *bool { return &c.WebhookAllowPrivate }),
+	row("max-connections", "most client connections open at once on this replica; at the cap the longest-idle one is closed to make room, and a new one is refused when all are busy", func() (func(*Config) string, func(*Config, string) error) {
+		return integer(func(c *Config) *int { return &c.MaxConnections })
+	}),
+	row("auth-fail-limit", "failed authentications (unknown or revoked API keys, failed dashboard sign-ins) one client address may make per minute before it gets 429 (0 = no limit)", func() (func(*Config) string, func(*Config, string) error) {
+		return integer(func(c *Config) *int { return &c.AuthFailLimit })
+	}),
+	row("retention-every", "how often retention deletes expired and old rows, once among all replicas (0 = not on this replica)", func() (func(*Config) string, func(*Config, string) error) {
+		return duration(func(c *Config) *time.Duration { return &c.RetentionEvery })
+	}),
+	row("retain-event-keys", "how long event idempotency keys are kept: an event retried later than that counts again", func() (func(*Config) string, func(*Config, string) error) {
+		return duration(func(c *Config) *time.Duration { return &c.RetainEventKeys })
+	}),
+	row("retain-webhooks", "how long delivered or abandoned webhook deliveries, their attempts and events are kept (pending ones are kept until done)", func() (func(*Config) string, func(*Config, string) error) {
+		return duration(func(c *Config) *time.Duration { return &c.RetainWebhooks })
+	}),
+	row("sessions-per-key", "dashboard sessions one API key may hold; a sign-in beyond it ends that key's oldest session", func() (func(*Config) string, func(*Config, string) error) {
+		return integer(func(c *Config) *int { return &c.SessionsPerKey })
+	}),
+	row("decide-every", "how often the decision loop evaluates running experiments, funnels and campaigns with new data and records winners, alerts and trips (0 = off on this replica)", func() (func(*Config) string, func(*Config, string) error) {
+		return duration(func(c *Config) *time.Duration { return &c.DecideEvery })
+	}),
+}
 
 func settingByField(name string) setting {
 	for _, s := range settings {
