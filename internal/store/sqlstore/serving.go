@@ -116,12 +116,7 @@ func counterUpsert(table, parentCol, values string) string {
 
 // counterShard picks the shard a transaction adds its increments to (see
 // Dialect.CounterShards).
-func (s *Store) counterShard() int {
-	if n := s.dialect.CounterShards; n > 1 {
-		return rand.IntN(n)
-	}
-	return 0
-}
+func (s *Store) counterShard() int { return rand.IntN(s.CounterShards()) }
 
 // queueIncrements queues the increments of one metric's counters (and, for
 // the primary metric, its hourly buckets) as "col = col + excluded.col"
@@ -450,27 +445,24 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 // (store.DecideLeases), which takes its row lock. After the flush, *found
 // says whether the experiment is in the workspace (NotFound otherwise).
 func queueBump(p *pipe, workspaceID, experimentID string) *bool {
-	found := new(bool)
-	p.queue(PipeStmt{
-		Query: `UPDATE experiments SET data_version = data_version + 1 WHERE id = $1 AND workspace_id = $2 RETURNING id`,
-		Args:  []any{experimentID, workspaceID},
-		Rows: func(rows Rows) error {
-			for rows.Next() {
-				*found = true
-			}
-			return rows.Err()
-		},
-		Wrap: func(err error) error { return fmt.Errorf("lock experiment %s: %w", experimentID, err) },
-	})
-	return found
+	return queueFindExperiment(p, workspaceID, experimentID,
+		`UPDATE experiments SET data_version = data_version + 1 WHERE id = $1 AND workspace_id = $2 RETURNING id`, "lock")
 }
 
 // queueExists queues the check that the experiment is in the workspace,
 // without a lock; after the flush, *found says whether it is.
 func queueExists(p *pipe, workspaceID, experimentID string) *bool {
+	return queueFindExperiment(p, workspaceID, experimentID,
+		`SELECT id FROM experiments WHERE id = $1 AND workspace_id = $2`, "find")
+}
+
+// queueFindExperiment queues query, which returns the experiment's id
+// ($1) if it is in the workspace ($2), and returns where the flush says
+// whether it did. verb names the step in an error.
+func queueFindExperiment(p *pipe, workspaceID, experimentID, query, verb string) *bool {
 	found := new(bool)
 	p.queue(PipeStmt{
-		Query: `SELECT id FROM experiments WHERE id = $1 AND workspace_id = $2`,
+		Query: query,
 		Args:  []any{experimentID, workspaceID},
 		Rows: func(rows Rows) error {
 			for rows.Next() {
@@ -478,7 +470,7 @@ func queueExists(p *pipe, workspaceID, experimentID string) *bool {
 			}
 			return rows.Err()
 		},
-		Wrap: func(err error) error { return fmt.Errorf("find experiment %s: %w", experimentID, err) },
+		Wrap: func(err error) error { return fmt.Errorf("%s experiment %s: %w", verb, experimentID, err) },
 	})
 	return found
 }
