@@ -313,6 +313,23 @@ func (s lateScenario) runExperiment(t *testing.T, seed uint64, window time.Durat
 		})
 }
 
+// landingFunnel returns an unsaved running funnel of two steps: landing,
+// with k variants (v0 the control), then the goal, purchase.
+func landingFunnel(funnelID, workspaceID, key string, k int, set store.FunnelSettings) store.Funnel {
+	f := store.Funnel{ID: funnelID, WorkspaceID: workspaceID, Key: key, Name: key,
+		Strategy: "multi_step", Status: store.StatusRunning, Settings: set,
+		Steps: []store.FunnelStep{
+			{ID: id.New("stp"), Key: "landing", Name: "landing", Position: 0},
+			{ID: id.New("stp"), Key: "purchase", Name: "purchase", Position: 1},
+		}}
+	for i := range k {
+		v := fmt.Sprintf("v%d", i)
+		f.Steps[0].Variants = append(f.Steps[0].Variants, store.Variant{ID: id.New(id.Variant), Key: v, Name: v, Control: i == 0,
+			Payload: json.RawMessage("null"), Position: i})
+	}
+	return f
+}
+
 // lateExperiment stores a running adaptive experiment with k variants and
 // the conversion window, in a workspace of its own.
 func lateExperiment(t *testing.T, st store.Store, seed uint64, window time.Duration, k int) *store.Experiment {
@@ -360,20 +377,10 @@ func (s lateScenario) runFunnel(t *testing.T, seed uint64) lateRun {
 	ctx := t.Context()
 	e := lateExperiment(t, st, seed, 0, 2) // for its workspace
 	sd := int64(seed)
-	f := store.Funnel{ID: fmt.Sprintf("fnl_late%d", seed), WorkspaceID: e.WorkspaceID, Key: "late-funnel", Name: "late",
-		Strategy: "multi_step", Status: store.StatusRunning,
-		Settings: store.FunnelSettings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001, Seed: &sd,
+	f := landingFunnel(fmt.Sprintf("fnl_late%d", seed), e.WorkspaceID, "late-funnel", len(s.rates),
+		store.FunnelSettings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001, Seed: &sd,
 			// The API's bucket width: the window over 168 buckets, at most an hour.
-			AttributionWindow: s.window, BucketWidth: min(s.window/168, time.Hour)},
-		Steps: []store.FunnelStep{
-			{ID: id.New("stp"), Key: "landing", Name: "landing", Position: 0},
-			{ID: id.New("stp"), Key: "purchase", Name: "purchase", Position: 1},
-		}}
-	for i := range s.rates {
-		k := fmt.Sprintf("v%d", i)
-		f.Steps[0].Variants = append(f.Steps[0].Variants, store.Variant{ID: id.New(id.Variant), Key: k, Name: k, Control: i == 0,
-			Payload: json.RawMessage("null"), Position: i})
-	}
+			AttributionWindow: s.window, BucketWidth: min(s.window/168, time.Hour)})
 	if err := st.CreateFunnel(ctx, f); err != nil {
 		t.Fatal(err)
 	}

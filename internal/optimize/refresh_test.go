@@ -2,8 +2,6 @@ package optimize_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,25 +11,42 @@ import (
 	"github.com/samplit/samplit/internal/store"
 )
 
-// slowCounters is the real store whose Counters, once armed, waits until
-// released: a rebuild of the allocation caught in the middle.
-type slowCounters struct {
-	store.Store
+// gate holds the first call that passes it after arm until release is
+// closed: a rebuild caught in the middle of its read.
+type gate struct {
 	mu      sync.Mutex
 	armed   bool
-	entered chan struct{}
-	release chan struct{}
+	entered chan struct{} // closed when the held call arrives
+	release chan struct{} // closed to let it go
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+func (g *gate) arm() {
+	g.mu.Lock()
+	g.armed = true
+	g.mu.Unlock()
+}
+
+func (g *gate) pass() {
+	g.mu.Lock()
+	armed := g.armed
+	g.armed = false
+	g.mu.Unlock()
+	if armed {
+		close(g.entered)
+		<-g.release
+	}
+}
+
+// slowCounters is the real store whose Counters passes a gate.
+type slowCounters struct {
+	store.Store
+	*gate
 }
 
 func (s *slowCounters) Counters(ctx context.Context, workspaceID, experimentID string) ([]store.Counters, error) {
-	s.mu.Lock()
-	armed := s.armed
-	s.armed = false
-	s.mu.Unlock()
-	if armed {
-		close(s.entered)
-		<-s.release
-	}
+	s.pass()
 	return s.Store.Counters(ctx, workspaceID, experimentID)
 }
 
@@ -79,7 +94,7 @@ func (r *rebuildCaught) meanwhile(t *testing.T, what string, f func()) {
 
 func catchRebuild(t *testing.T) *rebuildCaught {
 	t.Helper()
-	r := &rebuildCaught{st: &slowCounters{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}, rebuilt: make(chan struct{})}
+	r := &rebuildCaught{st: &slowCounters{Store: openStore(t), gate: newGate()}, rebuilt: make(chan struct{})}
 	clock := time.Now()
 	var clockMu sync.Mutex
 	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
@@ -92,9 +107,7 @@ func catchRebuild(t *testing.T) *rebuildCaught {
 	clockMu.Lock()
 	clock = clock.Add(2 * time.Second) // the allocation is now stale
 	clockMu.Unlock()
-	r.st.mu.Lock()
-	r.st.armed = true
-	r.st.mu.Unlock()
+	r.st.arm()
 	go func() {
 		defer close(r.rebuilt)
 		if _, err := r.x.Assign(context.Background(), r.e, []string{"u-1"}); err != nil {
@@ -156,25 +169,14 @@ func TestRefreshAfterForgetIsNotInstalled(t *testing.T) {
 	}
 }
 
-// slowFunnelCounts is the real store whose FunnelCounts, once armed, waits
-// until released: a rebuild of a funnel's plans caught in the middle.
+// slowFunnelCounts is the real store whose FunnelCounts passes a gate.
 type slowFunnelCounts struct {
 	store.Store
-	mu      sync.Mutex
-	armed   bool
-	entered chan struct{}
-	release chan struct{}
+	*gate
 }
 
 func (s *slowFunnelCounts) FunnelCounts(ctx context.Context, workspaceID, funnelID string, now time.Time) (store.FunnelCounts, error) {
-	s.mu.Lock()
-	armed := s.armed
-	s.armed = false
-	s.mu.Unlock()
-	if armed {
-		close(s.entered)
-		<-s.release
-	}
+	s.pass()
 	return s.Store.FunnelCounts(ctx, workspaceID, funnelID, now)
 }
 
@@ -183,21 +185,11 @@ func (s *slowFunnelCounts) FunnelCounts(ctx context.Context, workspaceID, funnel
 // being replaced. Holding the funnel's lock through the rebuild (the code
 // before) makes the second request wait, and the test fails at its timeout.
 func TestFunnelRefreshDoesNotStallProgress(t *testing.T) {
-	st := &slowFunnelCounts{Store: openStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	st := &slowFunnelCounts{Store: openStore(t), gate: newGate()}
 	ctx := context.Background()
 	e := lateExperiment(t, st.Store, 1, 0, 2) // for its workspace
-	f := store.Funnel{ID: id.New(id.Funnel), WorkspaceID: e.WorkspaceID, Key: "refresh", Name: "refresh",
-		Strategy: "multi_step", Status: store.StatusRunning,
-		Settings: store.FunnelSettings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001},
-		Steps: []store.FunnelStep{
-			{ID: id.New("stp"), Key: "landing", Name: "landing", Position: 0},
-			{ID: id.New("stp"), Key: "purchase", Name: "purchase", Position: 1},
-		}}
-	for i := range 2 {
-		k := fmt.Sprintf("v%d", i)
-		f.Steps[0].Variants = append(f.Steps[0].Variants, store.Variant{ID: id.New(id.Variant), Key: k, Name: k, Control: i == 0,
-			Payload: json.RawMessage("null"), Position: i})
-	}
+	f := landingFunnel(id.New(id.Funnel), e.WorkspaceID, "refresh", 2,
+		store.FunnelSettings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001})
 	if err := st.CreateFunnel(ctx, f); err != nil {
 		t.Fatal(err)
 	}
@@ -212,9 +204,7 @@ func TestFunnelRefreshDoesNotStallProgress(t *testing.T) {
 	}
 	progress("u-0")
 	c.set(c.now().Add(2 * time.Second)) // the plans are now stale
-	st.mu.Lock()
-	st.armed = true
-	st.mu.Unlock()
+	st.arm()
 	rebuilt := make(chan struct{})
 	go func() { defer close(rebuilt); progress("u-1") }()
 	select {

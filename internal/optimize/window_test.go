@@ -68,10 +68,7 @@ func TestWindowTestsUseRawCounts(t *testing.T) {
 	raw := make([]engine.Arm, len(e.Variants))
 	matured := make([]engine.Arm, len(e.Variants))
 	for i, v := range e.Variants {
-		k := counters[i]
-		raw[i] = engine.Arm{Key: v.Key, Control: v.Control, Units: k.Units, Conversions: k.Conversions, Sum: k.Sum, SumSquares: k.SumSq,
-			Expected: k.Expected, ExpectedSquares: k.ExpectedSq, InvExpected: k.InvExpected, InvP: k.InvP, InvP2: k.InvP2,
-			YInvP: k.YInvP, YInvP2: k.YInvP2, Y2InvP2: k.Y2InvP2}
+		raw[i] = optimize.ArmOf(v, counters[i])
 		mu := res.Variants[i].MaturedUnits
 		if mu == nil {
 			t.Fatalf("variant %s: no matured units with a window", v.Key)
