@@ -42,12 +42,10 @@ func testCounterShards(t *testing.T, s store.Store) {
 	if len(got) != 2 {
 		t.Fatalf("counters: %d rows, want one per variant: %+v", len(got), got)
 	}
-	for i, want := range []struct {
-		sum float64
-	}{{txs * 1}, {txs * 2}} {
+	for i, sum := range []float64{txs * 1, txs * 2} {
 		c := got[i]
-		if c.VariantID != e.Variants[i].ID || c.Units != txs || c.Conversions != txs || c.Sum != want.sum {
-			t.Errorf("variant %d: %+v, want %d units, %d conversions, sum %v", i, c, txs, txs, want.sum)
+		if c.VariantID != e.Variants[i].ID || c.Units != txs || c.Conversions != txs || c.Sum != sum {
+			t.Errorf("variant %d: %+v, want %d units, %d conversions, sum %v", i, c, txs, txs, sum)
 		}
 		// Each transaction assigned one unit under even weights: each
 		// variant expected half a unit per transaction.
