@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"sync"
 	"time"
@@ -39,40 +40,130 @@ const (
 // ttlCache is a small map with per-entry expiry, safe for concurrent use.
 // Its zero value is ready to use. Expiry uses the monotonic wall clock, not
 // the server's injectable clock: it bounds real staleness.
+//
+// Entries are read through load, which keeps a busy entry from ever
+// expiring under its callers. Without that, every request that found it
+// missing or expired read the database at once: 32 connections starting
+// together made 32 key and 32 experiment reads, queued for PostgreSQL's
+// pool while it opened its connections, and the first answers took 64–307
+// ms (docs/load.md, "Fifth pass"); the same happened on a smaller scale at
+// every expiry.
 type ttlCache[K comparable, V any] struct {
 	mu sync.Mutex
 	m  map[K]ttlEntry[V]
+	// flights are the reads in progress for missing or expired entries;
+	// gen counts deletions, so that a read begun before one is not stored
+	// after it.
+	flights map[K]*flight[V]
+	gen     uint64
+	// now is time.Now unless a test sets it.
+	now func() time.Time
+}
+
+func (c *ttlCache[K, V]) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
 }
 
 type ttlEntry[V any] struct {
 	v       V
 	expires time.Time
+	// refreshAt is when the next caller starts reading the entry anew
+	// while the others are still served it: the last quarter of its life.
+	refreshAt  time.Time
+	refreshing bool
 }
 
-func (c *ttlCache[K, V]) get(k K) (V, bool) {
+type flight[V any] struct {
+	done chan struct{}
+	v    V
+	err  error
+}
+
+// load returns the value of k, read by fetch when it is missing or expired.
+//
+//   - Concurrent callers that find it missing wait for one fetch and share
+//     its value. A failed fetch is not shared: each of them then fetches
+//     for itself, with its own context and checks (an unknown key, a
+//     cancelled request, a refused address are each caller's own).
+//   - From the last quarter of an entry's life, the first caller fetches it
+//     anew while the others are served the cached value, which is never
+//     served past its expiry. A failed refresh drops the entry, so that a
+//     revoked key or a deleted experiment is seen at once.
+func (c *ttlCache[K, V]) load(ctx context.Context, k K, ttl time.Duration, fetch func(context.Context) (V, error)) (V, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	now := c.clock()
 	e, ok := c.m[k]
-	if !ok || time.Now().After(e.expires) {
-		var zero V
-		return zero, false
+	if ok && now.Before(e.expires) {
+		if e.refreshing || now.Before(e.refreshAt) {
+			c.mu.Unlock()
+			return e.v, nil
+		}
+		e.refreshing = true
+		c.m[k] = e
+		gen := c.gen
+		c.mu.Unlock()
+		v, err := fetch(ctx)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.gen == gen {
+			if err != nil {
+				delete(c.m, k)
+			} else {
+				c.store(k, v, ttl)
+			}
+		}
+		return v, err
 	}
-	return e.v, true
+	if f, ok := c.flights[k]; ok {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			if f.err == nil {
+				return f.v, nil
+			}
+			return fetch(ctx)
+		case <-ctx.Done():
+			var zero V
+			return zero, ctx.Err()
+		}
+	}
+	f := &flight[V]{done: make(chan struct{})}
+	if c.flights == nil {
+		c.flights = make(map[K]*flight[V])
+	}
+	c.flights[k] = f
+	gen := c.gen
+	c.mu.Unlock()
+
+	f.v, f.err = fetch(ctx)
+	c.mu.Lock()
+	delete(c.flights, k)
+	if f.err == nil && c.gen == gen {
+		c.store(k, f.v, ttl)
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return f.v, f.err
 }
 
-func (c *ttlCache[K, V]) put(k K, v V, ttl time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// store puts v under k for ttl; the caller holds mu.
+func (c *ttlCache[K, V]) store(k K, v V, ttl time.Duration) {
 	if c.m == nil || len(c.m) >= cacheMaxEntries {
 		c.m = make(map[K]ttlEntry[V])
 	}
-	c.m[k] = ttlEntry[V]{v: v, expires: time.Now().Add(ttl)}
+	now := c.clock()
+	c.m[k] = ttlEntry[V]{v: v, expires: now.Add(ttl), refreshAt: now.Add(ttl - ttl/4)}
 }
 
-// deleteFunc drops every entry for which drop returns true.
+// deleteFunc drops every entry for which drop returns true; reads in
+// progress when it is called store nothing.
 func (c *ttlCache[K, V]) deleteFunc(drop func(K, V) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for k, e := range c.m {
 		if drop(k, e.v) {
 			delete(c.m, k)

@@ -167,31 +167,33 @@ func (s *server) experimentByRef(ctx context.Context, ref string) (store.Experim
 	}
 	// The serving routes may use an experiment read less than
 	// experimentCacheTTL ago (cache.go); the others always read it.
-	cacheable := cachedRoutes[infoFrom(ctx).Route]
-	cref := experimentRef{p.WorkspaceID, ref}
-	if cacheable {
-		if e, ok := s.experimentCache.get(cref); ok {
-			return e, nil
-		}
+	if cachedRoutes[infoFrom(ctx).Route] {
+		return s.experimentCache.load(ctx, experimentRef{p.WorkspaceID, ref}, experimentCacheTTL, func(ctx context.Context) (store.Experiment, error) {
+			return s.readExperiment(ctx, p.WorkspaceID, ref, notFound)
+		})
 	}
-	e, err := s.store.GetExperiment(ctx, p.WorkspaceID, ref)
+	e, err := s.readExperiment(ctx, p.WorkspaceID, ref, notFound)
+	if err == nil {
+		// A fresh read refreshes what the serving routes see too, so that
+		// results that recorded a winner (or anything read after a change)
+		// is not followed by older serving answers on this replica.
+		s.experimentCache.forget(e.ID)
+	}
+	return e, err
+}
+
+// readExperiment reads the experiment ref of workspace ws from the database.
+func (s *server) readExperiment(ctx context.Context, ws, ref string, notFound func() error) (store.Experiment, error) {
+	e, err := s.store.GetExperiment(ctx, ws, ref)
 	if apperr.Is(err, apperr.NotFound) {
 		return store.Experiment{}, notFound()
 	}
 	if err != nil {
 		return store.Experiment{}, fmt.Errorf("get experiment %q: %w", ref, err)
 	}
-	if e.WorkspaceID != "" && e.WorkspaceID != p.WorkspaceID {
+	if e.WorkspaceID != "" && e.WorkspaceID != ws {
 		// Defence in depth: the store scopes by workspace already.
 		return store.Experiment{}, notFound()
-	}
-	if cacheable {
-		s.experimentCache.put(cref, e, experimentCacheTTL)
-	} else {
-		// A fresh read refreshes what the serving routes see too, so that
-		// results that recorded a winner (or anything read after a change)
-		// is not followed by older serving answers on this replica.
-		s.experimentCache.forget(e.ID)
 	}
 	return e, nil
 }

@@ -250,24 +250,22 @@ func (s *server) authenticate(need store.Scope, next handlerFunc) handlerFunc {
 		// A key verified less than keyCacheTTL ago is trusted again without
 		// the database (cache.go says what that means for revocation).
 		sum := sha256.Sum256([]byte(token))
-		k, ok := s.keyCache.get(sum)
-		if !ok {
+		k, err := s.keyCache.load(r.Context(), sum, keyCacheTTL, func(ctx context.Context) (store.APIKey, error) {
 			// An address that failed too often is refused before its key
-			// costs a lookup; a key verified recently passed above.
+			// costs a lookup; a key in the cache never gets here.
 			addr := apikey.ClientAddr(r)
 			if wait, blocked := s.authFails.Blocked(addr); blocked {
 				w.Header().Set("Retry-After", apikey.RetryAfter(wait))
-				return apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
+				return store.APIKey{}, apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
 			}
-			var err error
-			k, err = apikey.Verify(r.Context(), s.store, token)
-			if err != nil {
-				if apperr.Is(err, apperr.Unauthorized) {
-					s.authFails.Failed(addr)
-				}
-				return err
+			k, err := apikey.Verify(ctx, s.store, token)
+			if apperr.Is(err, apperr.Unauthorized) {
+				s.authFails.Failed(addr)
 			}
-			s.keyCache.put(sum, k, keyCacheTTL)
+			return k, err
+		})
+		if err != nil {
+			return err
 		}
 		ri := infoFrom(r.Context())
 		ri.WorkspaceID, ri.KeyID = k.WorkspaceID, k.ID
