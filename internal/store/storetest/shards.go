@@ -89,4 +89,18 @@ func testCounterShards(t *testing.T, s store.Store) {
 			t.Errorf("%s: %d assignment transactions wrote %d shard(s) of %d", table, 2*txs, shards, db.CounterShards())
 		}
 	}
+	// Only events write metric counters, to shard 0, so their reader's sum
+	// is needed only when rows are in other shards: move them to shard 1
+	// (as a migration or a future writer might) and add one more event.
+	_, err = db.WriteDB().ExecContext(ctx, `UPDATE metric_counters SET shard = 1 WHERE metric_id = $1`, e.Metrics[0].ID)
+	must(t, err, "move metric counters to shard 1")
+	_, err = recordEvents(ctx, s, ws.ID, e.ID, store.MetricContinuous, []store.Event{
+		{UnitID: "t00", Value: 5, At: h0.Add(30 * time.Minute), Metric: "revenue"},
+	})
+	must(t, err, "record")
+	mc, err = s.MetricCounters(ctx, ws.ID, e.ID)
+	must(t, err, "metric counters")
+	if rev := mc["revenue"]; len(rev) != 2 || rev[1].Conversions != txs || rev[1].Sum != 5*(txs+1) {
+		t.Errorf("metric counters over two shards: %+v, want the treatment's %d conversions summing %d", rev, txs, 5*(txs+1))
+	}
 }
