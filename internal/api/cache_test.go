@@ -3,24 +3,10 @@ package api
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// fakeClock is a settable clock for ttlCache.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // blockingFetch counts its calls and holds each until release is closed.
 type blockingFetch struct {
@@ -123,17 +109,17 @@ func TestCacheFailedReadIsNotShared(t *testing.T) {
 // In the last quarter of an entry's life one caller reads it anew while the
 // others are served the cached value; past its expiry it is never served.
 func TestCacheRefreshesAheadOfExpiry(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
-	c := ttlCache[string, int]{now: clk.now}
+	clk := &clock{t: time.Unix(1e9, 0)}
+	c := ttlCache[string, int]{now: clk.Now}
 	ctx := context.Background()
 	if v, _ := c.load(ctx, "k", time.Second, instant(1)); v != 1 {
 		t.Fatal(v)
 	}
-	clk.add(700 * time.Millisecond) // before refreshAt (750 ms): served
+	clk.Advance(700 * time.Millisecond) // before refreshAt (750 ms): served
 	if v, _ := c.load(ctx, "k", time.Second, instant(2)); v != 1 {
 		t.Fatalf("at 700 ms: %d, want the cached 1", v)
 	}
-	clk.add(100 * time.Millisecond) // 800 ms: the next caller refreshes
+	clk.Advance(100 * time.Millisecond) // 800 ms: the next caller refreshes
 	f := newBlockingFetch(3, nil)
 	refreshed := make(chan int, 1)
 	go func() { v, _ := c.load(ctx, "k", time.Second, f.fetch); refreshed <- v }()
@@ -156,11 +142,11 @@ func TestCacheRefreshesAheadOfExpiry(t *testing.T) {
 	}
 	// Refreshed at 800 ms, so it expires at 1.8 s. A refresh stuck in
 	// flight does not keep the old value alive past that.
-	clk.add(800 * time.Millisecond)
+	clk.Advance(800 * time.Millisecond)
 	stuck := newBlockingFetch(5, nil)
 	go func() { _, _ = c.load(ctx, "k", time.Second, stuck.fetch) }()
 	stuck.waitStarted(t)
-	clk.add(300 * time.Millisecond) // 1.9 s: expired
+	clk.Advance(300 * time.Millisecond) // 1.9 s: expired
 	if v, _ := c.load(ctx, "k", time.Second, instant(6)); v != 6 {
 		t.Fatalf("past expiry: %d, want a new read (6)", v)
 	}
@@ -170,11 +156,11 @@ func TestCacheRefreshesAheadOfExpiry(t *testing.T) {
 // A refresh that fails drops the entry: a key revoked on another replica is
 // refused from then on, not served until it expires.
 func TestCacheFailedRefreshDropsEntry(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
-	c := ttlCache[string, int]{now: clk.now}
+	clk := &clock{t: time.Unix(1e9, 0)}
+	c := ttlCache[string, int]{now: clk.Now}
 	ctx := context.Background()
 	_, _ = c.load(ctx, "k", time.Second, instant(1))
-	clk.add(800 * time.Millisecond)
+	clk.Advance(800 * time.Millisecond)
 	revoked := errors.New("revoked")
 	if _, err := c.load(ctx, "k", time.Second, func(context.Context) (int, error) { return 0, revoked }); !errors.Is(err, revoked) {
 		t.Fatalf("refresh: %v, want revoked", err)

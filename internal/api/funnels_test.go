@@ -20,7 +20,7 @@ import (
 	"github.com/samplit/samplit/internal/store"
 )
 
-// clock is a settable clock for the attribution-window tests.
+// clock is a settable clock (attribution windows, cache expiry).
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
