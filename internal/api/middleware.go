@@ -252,7 +252,9 @@ func (s *server) authenticate(need store.Scope, next handlerFunc) handlerFunc {
 		sum := sha256.Sum256([]byte(token))
 		k, err := s.keyCache.load(r.Context(), sum, keyCacheTTL, func(ctx context.Context) (store.APIKey, error) {
 			// An address that failed too often is refused before its key
-			// costs a lookup; a key in the cache never gets here.
+			// costs a lookup. A cached key is served without this check;
+			// only the caller that refreshes it comes here, and a refusal
+			// then drops the entry, as any failed refresh does.
 			addr := apikey.ClientAddr(r)
 			if wait, blocked := s.authFails.Blocked(addr); blocked {
 				w.Header().Set("Retry-After", apikey.RetryAfter(wait))
