@@ -1,7 +1,6 @@
 package offline
 
 import (
-	"container/heap"
 	"math/rand/v2"
 	"time"
 
@@ -31,23 +30,12 @@ type reach struct {
 	step int
 }
 
-// reachQueue is a min-heap of reaches by time, then unit (deterministic).
-type reachQueue []reach
-
-func (q reachQueue) Len() int { return len(q) }
-func (q reachQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+// reachFirst orders reaches by time, then unit (deterministic).
+func reachFirst(a, b reach) bool {
+	if a.at != b.at {
+		return a.at < b.at
 	}
-	return q[i].unit < q[j].unit
-}
-func (q reachQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *reachQueue) Push(x any)   { *q = append(*q, x.(reach)) }
-func (q *reachQueue) Pop() any {
-	old := *q
-	r := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return r
+	return a.unit < b.unit
 }
 
 // timedSlot is one reach-time bucket of one arm of a step.
@@ -160,13 +148,13 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 		return nil
 	}
 
-	q := &reachQueue{}
+	q := newMinQueue(reachFirst)
 	next, served := 0, 0
 	var now time.Duration
 	for next < cfg.Units || q.Len() > 0 {
 		var r reach
 		entry := time.Duration(float64(spread) * float64(next) / float64(cfg.Units))
-		if next < cfg.Units && (q.Len() == 0 || entry <= (*q)[0].at) {
+		if next < cfg.Units && (q.Len() == 0 || entry <= q.peek().at) {
 			r = reach{at: entry, unit: next, step: 0}
 			seen[next], reached[next] = make([]int, m), make([]time.Duration, m)
 			for k := range seen[next] {
@@ -174,7 +162,7 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 			}
 			next++
 		} else {
-			r = heap.Pop(q).(reach)
+			r = q.pop()
 		}
 		now = r.at
 		if served%cfg.Batch == 0 {
@@ -216,7 +204,7 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 			continue
 		}
 		if rng.Float64() < sc.advance(k, seen[u]) {
-			heap.Push(q, reach{at: now + dist.draw(rng), unit: u, step: k + 1})
+			q.push(reach{at: now + dist.draw(rng), unit: u, step: k + 1})
 		}
 	}
 	if err := replan(now); err != nil {

@@ -1,7 +1,6 @@
 package offline
 
 import (
-	"container/heap"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -16,7 +15,7 @@ import (
 type lateOutcomes struct {
 	median, sigma float64
 	window        int
-	pending       arrivals
+	pending       *minQueue[arrival] // by arrival time
 	// Per arm, with a window: the assignment times of the units younger
 	// than the window (oldest first) and the count of older ones.
 	young  [][]int
@@ -32,7 +31,8 @@ type lateOutcomes struct {
 }
 
 func newLateOutcomes(cfg SimConfig, arms int) *lateOutcomes {
-	l := &lateOutcomes{median: cfg.DelayMedian, sigma: cfg.DelaySigma, window: cfg.Window, maturedTests: cfg.MaturedTests}
+	l := &lateOutcomes{median: cfg.DelayMedian, sigma: cfg.DelaySigma, window: cfg.Window, maturedTests: cfg.MaturedTests,
+		pending: newMinQueue(func(a, b arrival) bool { return a.at < b.at })}
 	if l.sigma <= 0 {
 		l.sigma = 1
 	}
@@ -63,14 +63,14 @@ func (l *lateOutcomes) convert(r *rand.Rand, arm int, p float64, t int) bool {
 	if l.window > 0 && d > float64(l.window) {
 		return true
 	}
-	heap.Push(&l.pending, arrival{at: float64(t) + d, arm: arm, p: p})
+	l.pending.push(arrival{at: float64(t) + d, arm: arm, p: p})
 	return true
 }
 
 // arrive counts the conversions known by time t.
 func (l *lateOutcomes) arrive(arms []engine.Arm, t int) {
-	for len(l.pending) > 0 && l.pending[0].at <= float64(t) {
-		a := heap.Pop(&l.pending).(arrival)
+	for l.pending.Len() > 0 && l.pending.peek().at <= float64(t) {
+		a := l.pending.pop()
 		addConversion(&arms[a.arm], a.p)
 	}
 }
@@ -133,18 +133,4 @@ type arrival struct {
 	at  float64
 	arm int
 	p   float64
-}
-
-// arrivals is a min-heap of pending conversions by arrival time.
-type arrivals []arrival
-
-func (h arrivals) Len() int           { return len(h) }
-func (h arrivals) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h arrivals) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *arrivals) Push(x any)        { *h = append(*h, x.(arrival)) }
-func (h *arrivals) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }
