@@ -100,18 +100,21 @@ var counterStats = []string{"units", "conversions", "value_sum", "value_sum_sq",
 // bucketStats are the additive columns of buckets.
 var bucketStats = []string{"units", "conversions", "value_sum", "value_sum_sq", "expected"}
 
-// counterUpsert is the "col = col + excluded.col" upsert of a counters table.
-func counterUpsert(table, parentCol, values string) string {
+// counterUpsert is the "col = col + excluded.col" upsert of a counters
+// table (counters, metric_counters, buckets): rows keyed by key, adding
+// stats.
+func counterUpsert(table string, key, stats []string, values string) string {
 	var set strings.Builder
-	for i, c := range counterStats {
+	for i, c := range stats {
 		if i > 0 {
 			set.WriteString(", ")
 		}
 		set.WriteString(c + " = " + table + "." + c + " + excluded." + c)
 	}
-	return `INSERT INTO ` + table + ` (` + parentCol + `, variant_id, shard, ` + strings.Join(counterStats, ", ") + `)
+	keys := strings.Join(key, ", ")
+	return `INSERT INTO ` + table + ` (` + keys + `, ` + strings.Join(stats, ", ") + `)
 		 VALUES ` + values + `
-		 ON CONFLICT (` + parentCol + `, variant_id, shard) DO UPDATE SET ` + set.String()
+		 ON CONFLICT (` + keys + `) DO UPDATE SET ` + set.String()
 }
 
 // counterShard picks the shard a transaction adds its increments to (see
@@ -140,7 +143,7 @@ func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, shard 
 		rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", v, shard, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected,
 			d.ExpectedSquares, d.InvExpected, d.InvP, d.InvP2, d.YInvP, d.YInvP2, d.Y2InvP2, d.Positive, d.Negative, d.LogSum, d.LogSumSquares)
 	}
-	p.queue(PipeStmt{Query: counterUpsert(t.counters, t.parentCol, rb.String()), Args: rb.args,
+	p.queue(PipeStmt{Query: counterUpsert(t.counters, []string{t.parentCol, "variant_id", "shard"}, counterStats, rb.String()), Args: rb.args,
 		Wrap: func(err error) error { return wrap(fmt.Errorf("update %s of %s: %w", t.counters, parent, err)) }})
 	if !t.buckets {
 		return
@@ -156,14 +159,7 @@ func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, shard 
 			d := in.buckets[k]
 			rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?)", k.variant, k.hour, shard, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected)
 		}
-		p.queue(PipeStmt{Query: `INSERT INTO buckets (experiment_id, variant_id, hour, shard, units, conversions, value_sum, value_sum_sq, expected)
-			 VALUES ` + rb.String() + `
-			 ON CONFLICT (experiment_id, variant_id, hour, shard) DO UPDATE SET
-			     units = buckets.units + excluded.units,
-			     conversions = buckets.conversions + excluded.conversions,
-			     value_sum = buckets.value_sum + excluded.value_sum,
-			     value_sum_sq = buckets.value_sum_sq + excluded.value_sum_sq,
-			     expected = buckets.expected + excluded.expected`, Args: rb.args,
+		p.queue(PipeStmt{Query: counterUpsert("buckets", []string{"experiment_id", "variant_id", "hour", "shard"}, bucketStats, rb.String()), Args: rb.args,
 			Wrap: func(err error) error { return wrap(fmt.Errorf("update buckets of %s: %w", parent, err)) }})
 		return nil
 	})
