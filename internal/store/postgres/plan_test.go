@@ -1,0 +1,192 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/samplit/samplit/internal/id"
+	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/dbtest"
+	"github.com/samplit/samplit/internal/store/postgres"
+	"github.com/samplit/samplit/internal/store/sqlstore"
+)
+
+// TestUnitLookupsProbeBeforeStatistics checks that the serving path's
+// statements that join a list of units with a table keyed by (parent,
+// unit) probe the primary key once per listed unit even when PostgreSQL has
+// no statistics of the table yet: a fresh experiment whose units were
+// assigned faster than autovacuum analyses them. With the parent written as
+// a constant ($1) the planner estimated a handful of rows for the
+// experiment and read all of its assignments once per statement: 1.6 s for
+// 60 events over 30,000 units, the events of a new experiment all but
+// stalled (probeJoin in sqlstore).
+//
+// The count is of tuples, not time: the rows the statements read from
+// assignments (pg_stat_user_tables: index fetches plus sequential reads),
+// flushed to the statistics when the store's connections close.
+func TestUnitLookupsProbeBeforeStatistics(t *testing.T) {
+	db := admin(t)
+	schema := uniqueName("samplit_test_")
+	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	u := dbtest.WithParam(t, dbtest.PostgresURL(t), "search_path", schema)
+	app := schema // application_name: which backends are this test's
+	u = dbtest.WithParam(t, u, "application_name", app)
+
+	t0 := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	s := openPlanStore(t, u)
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ws := store.Workspace{ID: id.New(id.Workspace), Name: "plan", CreatedAt: t0}
+	if err := s.CreateWorkspace(t.Context(), ws); err != nil {
+		t.Fatal(err)
+	}
+	e := store.Experiment{
+		ID: id.New(id.Experiment), WorkspaceID: ws.ID, Key: "plan", Name: "plan",
+		Kind: store.KindStandard, Metric: store.MetricBinary, Strategy: "thompson", Status: store.StatusRunning,
+		Settings:  store.Settings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.01, Alpha: 0.05, Traffic: 1},
+		CreatedAt: t0, UpdatedAt: t0, StartedAt: &t0,
+		Variants: []store.Variant{
+			{ID: id.New(id.Variant), Key: "a", Name: "a", Control: true, Position: 0},
+			{ID: id.New(id.Variant), Key: "b", Name: "b", Position: 1},
+		},
+	}
+	if err := s.CreateExperiment(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	weights := map[string]float64{e.Variants[0].ID: 0.5, e.Variants[1].ID: 0.5}
+	const units = 30_000
+	for from := 0; from < units; from += 1000 {
+		b := store.AssignBatch{WorkspaceID: ws.ID, ExperimentID: e.ID, Weights: weights}
+		for u := from; u < from+1000; u++ {
+			b.Items = append(b.Items, store.Assignment{UnitID: fmt.Sprintf("u%05d", u), VariantID: e.Variants[u%2].ID,
+				Propensity: 0.5, Epoch: 1, AssignedAt: t0})
+		}
+		if _, err := s.Assign(t.Context(), []store.AssignBatch{b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closePlanStore(t, db, s, app)
+	var analyzed sql.NullTime
+	if err := db.QueryRowContext(t.Context(), `SELECT COALESCE(last_analyze, last_autoanalyze) FROM pg_stat_user_tables
+		 WHERE schemaname = $1 AND relname = 'assignments'`, schema).Scan(&analyzed); err != nil {
+		t.Fatal(err)
+	}
+	if analyzed.Valid {
+		// autovacuum got there first: the case this test is about is gone.
+		t.Skipf("assignments was analyzed at %v, before the lookups", analyzed.Time)
+	}
+
+	// Each step opens the store anew, so that the tuples it reads are in
+	// the statistics once its connections are closed.
+	const n int64 = 60
+	var listed []string
+	for i := range n {
+		listed = append(listed, fmt.Sprintf("u%05d", i*(units/n)+7))
+	}
+	for _, step := range []struct {
+		name string
+		run  func(s *sqlstore.Store) error
+	}{
+		{"events (UPDATE … FROM VALUES)", func(s *sqlstore.Store) error {
+			var evs []store.Event
+			for _, u := range listed {
+				evs = append(evs, store.Event{UnitID: u, Value: 1, At: t0.Add(time.Hour)})
+			}
+			_, err := s.RecordEvents(t.Context(), []store.EventBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Metric: store.MetricBinary, Events: evs}})
+			return err
+		}},
+		{"assignments read (JOIN VALUES)", func(s *sqlstore.Store) error {
+			got, err := s.Assignments(t.Context(), ws.ID, e.ID, listed)
+			if err == nil && int64(len(got)) != n {
+				err = fmt.Errorf("read %d assignments of %d", len(got), n)
+			}
+			return err
+		}},
+	} {
+		before := tuplesRead(t, db, schema)
+		s := openPlanStore(t, u)
+		if err := step.run(s); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		closePlanStore(t, db, s, app)
+		read := tuplesSince(t, db, schema, before, n)
+		t.Logf("%s: %d tuples of assignments read for %d units", step.name, read, n)
+		// One probe per unit reads its row (the UPDATE's RETURNING adds
+		// nothing); 4 per unit leaves room for a retried statement, and a
+		// scan of the experiment reads 30,000.
+		if read > 4*n {
+			t.Errorf("%s read %d tuples of assignments for %d units of %d: it scanned the experiment instead of probing each unit", step.name, read, n, units)
+		}
+	}
+}
+
+func openPlanStore(t *testing.T, u string) *sqlstore.Store {
+	t.Helper()
+	s, err := postgres.Open(u, postgres.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// closePlanStore closes the store and waits until its backends have exited:
+// a backend flushes its table statistics when it exits (else up to a
+// second or more after its transactions).
+func closePlanStore(t *testing.T, db *sql.DB, s *sqlstore.Store, app string) {
+	t.Helper()
+	s.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var live int
+		if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		if live == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends of the closed store still running after 30 s", live)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tuplesSince returns the tuples read from the schema's assignments since
+// before, once at least least of them are in the statistics (every listed
+// unit's row is read at least once) and two reads 100 ms apart agree: an
+// exiting backend leaves pg_stat_activity before it flushes them.
+func tuplesSince(t *testing.T, db *sql.DB, schema string, before, least int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last := int64(-1)
+	for {
+		n := tuplesRead(t, db, schema) - before
+		if n >= least && n == last {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tuples of assignments in the statistics 30 s after the lookups, want at least %d", n, least)
+		}
+		last = n
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// tuplesRead returns the tuples read from the schema's assignments table so
+// far: fetched through indexes plus read by sequential scans.
+func tuplesRead(t *testing.T, db *sql.DB, schema string) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRowContext(t.Context(), `SELECT COALESCE(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_user_tables
+		 WHERE schemaname = $1 AND relname = 'assignments'`, schema).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
