@@ -202,6 +202,17 @@ func buildFunnel(body createFunnelRequest) (store.Funnel, error) {
 		}
 	}
 	// The decision settings are the experiments', validated the same way.
+	// Every step runs Thompson sampling, so the weight floor defaults as
+	// for the experiments' adaptive strategies: a step's winner is judged
+	// by its units weighted by their propensities, which must stay away
+	// from 0 (docs/funnels.md, "Winners").
+	if sr.WeightFloor == nil {
+		f := engine.DefaultAdaptiveWeightFloor
+		if f*float64(max(widest, MinVariants)) >= 1 {
+			f = 0
+		}
+		sr.WeightFloor = &f
+	}
 	s := buildSettings(&fe, settingsRequest{
 		MinSamples: sr.MinSamples, DecisionThreshold: sr.DecisionThreshold,
 		LossThreshold: sr.LossThreshold, WeightFloor: sr.WeightFloor, Seed: sr.Seed,

@@ -359,9 +359,13 @@ func TestFunnelWinnerFound(t *testing.T) {
 		  "steps":[{"key":"landing","variants":[{"key":"a"},{"key":"b"}]},{"key":"done"}]}`
 		e.must(201, "POST", "/v1/funnels", e.admin, body)
 		// Variant a always converts, b never: the decision rule must pick a
-		// and the funnel, with one step with variants, is decided.
+		// and the funnel, with one step with variants, is decided. The
+		// winner needs the anytime-valid test on the units' logged
+		// propensities as well as the posterior, so the results are read
+		// every 20 units until it is declared.
 		var nA, nB int
-		for i := 0; nA < 12 || nB < 12; i++ {
+		var res map[string]any
+		for i := 0; ; i++ {
 			u := fmt.Sprintf("u%d", i)
 			got := progress(t, e, e.admin, u, "landing", 200)
 			if got["variant"] == "a" {
@@ -370,14 +374,18 @@ func TestFunnelWinnerFound(t *testing.T) {
 			} else {
 				nB++
 			}
+			if i%20 != 19 {
+				continue
+			}
+			res = e.must(200, "GET", "/v1/funnels/signup-flow/results", e.admin, "").JSON(t)
+			if res["decision"].(map[string]any)["state"] == "winner_found" {
+				break
+			}
 			if i > 2000 {
-				t.Fatalf("Thompson sampling never gave b enough units (a %d, b %d)", nA, nB)
+				t.Fatalf("no winner after %d units (a %d, b %d): %v", i+1, nA, nB, res["steps"].([]any)[0].(map[string]any)["decision"])
 			}
 		}
-		res := e.must(200, "GET", "/v1/funnels/signup-flow/results", e.admin, "").JSON(t)
-		if res["decision"].(map[string]any)["state"] != "winner_found" {
-			t.Fatalf("decision %v", res["decision"])
-		}
+		t.Logf("winner after a %d, b %d units", nA, nB)
 		if d := cmp.Diff(map[string]any{"landing": "a"}, res["best_path"]); d != "" {
 			t.Errorf("best path (-want +got):\n%s", d)
 		}

@@ -346,8 +346,11 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			e.call("POST", "/v1/funnels", map[string]any{"key": "fnl", "start": true,
 				"settings": map[string]any{"min_samples": 10, "seed": 3},
 				"steps":    []map[string]any{{"key": "landing", "variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, {"key": "done"}}}, nil)
-			var winners []string // units of a, which always convert
-			for i := 0; i < 60; i++ {
+			// Units of a always convert, b's never; the step's winner needs
+			// the anytime-valid test on the units' propensities, which a
+			// difference this large passes after about a hundred units.
+			var winners []string
+			for i := 0; i < 300; i++ {
 				u := fmt.Sprintf("f%d", i)
 				var got struct {
 					Variant *string `json:"variant"`

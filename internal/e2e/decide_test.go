@@ -220,8 +220,11 @@ func TestDecideReplicas(t *testing.T) {
 		c.reps[0].must(t, "POST", "/v1/funnels", map[string]any{"key": "d-fnl", "start": true,
 			"settings": map[string]any{"min_samples": 10, "seed": 3},
 			"steps":    []map[string]any{{"key": "landing", "variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, {"key": "done"}}}, nil)
-		var converts []string // units of a, which always convert
-		for i := range 60 {
+		// Units of a always convert, b's never. A step's winner needs the
+		// anytime-valid test on the units' propensities, which a
+		// difference this large passes after about a hundred units.
+		var converts []string
+		for i := range 300 {
 			u := fmt.Sprintf("f%d", i)
 			var got struct {
 				Variant *string `json:"variant"`

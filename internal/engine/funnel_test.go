@@ -3,27 +3,47 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
 // twoStepFunnel is landing (a, b) → signup (counted) → purchase, where b
-// sends more units to signup (600 vs 400 of 1000) but fewer of them buy
-// (60 vs 100 end to end).
+// sends more units to signup (1800 vs 1200 of 3000) but fewer of them buy
+// (180 vs 300 end to end): a difference the anytime-valid test of a step's
+// winner shows at these counts (at a third of them it does not yet).
 func twoStepFunnel(strategy string) FunnelInput {
 	return FunnelInput{Strategy: strategy, Settings: Settings{MinSamples: 100},
 		Steps: []FunnelStepInput{
-			{Key: "landing", Arms: []FunnelArm{
-				{Key: "a", Control: true, Units: 1000, Conversions: 100, Advanced: 400, Open: 3},
-				{Key: "b", Units: 1000, Conversions: 60, Advanced: 600, Open: 2},
-			}},
-			{Key: "signup", Arms: []FunnelArm{{Units: 1000, Conversions: 160, Advanced: 160}}},
-			{Key: "purchase", Arms: []FunnelArm{{Units: 160, Conversions: 160}}},
+			{Key: "landing", Arms: evenlyLogged([]FunnelArm{
+				{Key: "a", Control: true, Units: 3000, Conversions: 300, Advanced: 1200, Open: 3},
+				{Key: "b", Units: 3000, Conversions: 180, Advanced: 1800, Open: 2},
+			})},
+			{Key: "signup", Arms: []FunnelArm{{Units: 3000, Conversions: 480, Advanced: 480}}},
+			{Key: "purchase", Arms: []FunnelArm{{Units: 480, Conversions: 480}}},
 		},
 		Paths: []FunnelPath{
-			{Variants: []string{"a", "", ""}, Units: 1000, Conversions: 100},
-			{Variants: []string{"b", "", ""}, Units: 1000, Conversions: 60},
+			{Variants: []string{"a", "", ""}, Units: 3000, Conversions: 300},
+			{Variants: []string{"b", "", ""}, Units: 3000, Conversions: 180},
 		},
 	}
+}
+
+// evenlyLogged fills in the arms' inverse-propensity sums as if every unit
+// of the step had been served each variant with the same probability.
+func evenlyLogged(arms []FunnelArm) []FunnelArm {
+	var n int64
+	for _, a := range arms {
+		n += a.Units
+	}
+	p := 1 / float64(len(arms))
+	for i := range arms {
+		a := &arms[i]
+		a.InvP, a.InvP2 = float64(a.Units)/p, float64(a.Units)/(p*p)
+		a.ConvInvP, a.ConvInvP2 = float64(a.Conversions)/p, float64(a.Conversions)/(p*p)
+		a.AdvInvP, a.AdvInvP2 = float64(a.Advanced)/p, float64(a.Advanced)/(p*p)
+		a.Expected, a.ExpectedSquares, a.InvExpected = float64(n)*p, float64(n)*p*p, float64(n)/p
+	}
+	return arms
 }
 
 func TestAnalyzeFunnelStrategiesDisagree(t *testing.T) {
@@ -52,7 +72,7 @@ func TestAnalyzeFunnelStrategiesDisagree(t *testing.T) {
 	if ms.Decision.State != StateWinnerFound || ms.MattersMost == nil || ms.MattersMost.Step != "landing" {
 		t.Errorf("decision %v, matters most %v", ms.Decision, ms.MattersMost)
 	}
-	if ms.TotalUnits != 2000 || ms.Conversions != 160 || ms.Steps[0].OpenUnits != 5 {
+	if ms.TotalUnits != 6000 || ms.Conversions != 480 || ms.Steps[0].OpenUnits != 5 {
 		t.Errorf("totals %d %d open %d", ms.TotalUnits, ms.Conversions, ms.Steps[0].OpenUnits)
 	}
 	if d := *ms.Steps[1].DropOff; d != 0.5 {
@@ -91,7 +111,7 @@ func TestAnalyzeFunnelInvalid(t *testing.T) {
 		t.Error("accepted an experiment strategy")
 	}
 	in = twoStepFunnel(MultiStep)
-	in.Steps[0].Arms[0].Conversions = 2000
+	in.Steps[0].Arms[0].Conversions = 6000
 	if _, err := AnalyzeFunnel(in); err == nil {
 		t.Error("accepted conversions above units")
 	}
@@ -131,5 +151,28 @@ func BenchmarkAnalyzeFunnel5x4(b *testing.B) {
 		if _, err := AnalyzeFunnel(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFunnelWinnerNeedsPropensities: counters without logged propensities
+// (written before they were kept) give a step no winner, however clear its
+// posterior, and the decision says why.
+func TestFunnelWinnerNeedsPropensities(t *testing.T) {
+	in := twoStepFunnel(MultiStep)
+	for i := range in.Steps[0].Arms {
+		a := &in.Steps[0].Arms[i]
+		a.InvP, a.InvP2, a.ConvInvP, a.ConvInvP2, a.AdvInvP, a.AdvInvP2 = 0, 0, 0, 0, 0, 0
+		a.Expected, a.ExpectedSquares, a.InvExpected = 0, 0, 0
+	}
+	res, err := AnalyzeFunnel(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr := res.Steps[0]
+	if sr.Winner != nil || sr.Decision.State != StateCollecting || !strings.Contains(sr.Decision.Reason, "propensities") {
+		t.Errorf("winner %v, decision %+v", sr.Winner, sr.Decision)
+	}
+	if sr.Variants[0].PBest < 0.99 {
+		t.Errorf("P(best) of a %v: the posterior still favours it", sr.Variants[0].PBest)
 	}
 }

@@ -191,7 +191,18 @@ func (sc *FunnelScenario) pathRate(path []int) float64 {
 }
 
 // bestPath enumerates every path and returns the truly best one and its rate.
-func (sc *FunnelScenario) bestPath() ([]int, float64) {
+func (sc *FunnelScenario) bestPath() ([]int, float64) { return sc.bestPathFixing(-1, 0) }
+
+// bestPathWith returns the rate of the best path that has variant v at
+// step k.
+func (sc *FunnelScenario) bestPathWith(k, v int) float64 {
+	_, r := sc.bestPathFixing(k, v)
+	return r
+}
+
+// bestPathFixing is bestPath among the paths with variant v at step k (any
+// path when k < 0).
+func (sc *FunnelScenario) bestPathFixing(fixed, fixedVariant int) ([]int, float64) {
 	path := make([]int, len(sc.Steps))
 	var best []int
 	bestRate := -1.0
@@ -209,12 +220,40 @@ func (sc *FunnelScenario) bestPath() ([]int, float64) {
 			return
 		}
 		for v := range sc.Steps[k].Variants {
+			if k == fixed && v != fixedVariant {
+				continue
+			}
 			path[k] = v
 			walk(k + 1)
 		}
 	}
 	walk(0)
 	return best, bestRate
+}
+
+// bestVariants returns, per step with variants, the variant of the best
+// path through it that no other variant's best path equals (-1 where the
+// best is tied, or for a step without variants): what a declared winner
+// of the step should be.
+func (sc *FunnelScenario) bestVariants() []int {
+	out := make([]int, len(sc.Steps))
+	for k, st := range sc.Steps {
+		out[k] = -1
+		top, second := -1.0, -1.0
+		for v := range st.Variants {
+			r := sc.bestPathWith(k, v)
+			switch {
+			case r > top:
+				top, second, out[k] = r, top, v
+			case r > second:
+				second = r
+			}
+		}
+		if top == second {
+			out[k] = -1
+		}
+	}
+	return out
 }
 
 func (sc FunnelScenario) pathString(path []int) string {
@@ -245,6 +284,10 @@ type FunnelSimConfig struct {
 	// NoDelayModel counts units inside their window as not converted so
 	// far, as the server did before the delay model (timed scenarios only).
 	NoDelayModel bool
+	// Look, when positive, runs the server's decision rule every Look units
+	// (untimed scenarios only) and records each step's first declared
+	// winner, as the server records it for good.
+	Look int
 }
 
 // FunnelSimResult summarises the runs. The JSON keys are those of
@@ -276,6 +319,12 @@ type FunnelSimResult struct {
 	// been above CollapseLead: the campaigns' rule (a collapse), the kind
 	// of swing the issue saw (96% → 2% → 97%).
 	CollapseRate *float64 `json:"collapse_rate,omitempty"`
+	// With Look: the share of runs in which some step declared a winner,
+	// and the share of the declared step winners that are not their
+	// step's truly best variant (every one, when the step's variants do
+	// not differ).
+	DeclaredRate     *float64 `json:"declared_rate,omitempty"`
+	WrongWinnerShare *float64 `json:"wrong_winner_share,omitempty"`
 }
 
 type funnelRun struct {
@@ -283,6 +332,9 @@ type funnelRun struct {
 	chosen      []int
 	swung       bool
 	collapsed   bool
+	// winners holds, per step, the variant first declared its winner (-1:
+	// none), with Look.
+	winners []int
 }
 
 // RunFunnelSimulation runs the simulation in parallel; the result does not
@@ -299,6 +351,9 @@ func RunFunnelSimulation(cfg FunnelSimConfig) (FunnelSimResult, error) {
 		return FunnelSimResult{}, fmt.Errorf("strategy must be %s or %s", engine.MultiStep, engine.PerStep)
 	}
 	cfg.Batch = max(cfg.Batch, 1)
+	if cfg.Look > 0 && sc.Delay != nil {
+		return FunnelSimResult{}, fmt.Errorf("decisions (look) are simulated for funnels without a delay only")
+	}
 	workers := cfg.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -347,6 +402,31 @@ func RunFunnelSimulation(cfg FunnelSimConfig) (FunnelSimResult, error) {
 		res.ConversionsSE = math.Sqrt(math.Max(0, sumSq/n-res.Conversions*res.Conversions) / (n - 1))
 	}
 	res.BestPathRate /= n
+	if cfg.Look > 0 {
+		right := sc.bestVariants()
+		var declared, winners, wrong float64
+		for _, r := range runs {
+			any := false
+			for k, w := range r.winners {
+				if w < 0 {
+					continue
+				}
+				any = true
+				winners++
+				if w != right[k] {
+					wrong++
+				}
+			}
+			if any {
+				declared++
+			}
+		}
+		declared /= n
+		if winners > 0 {
+			wrong /= winners
+		}
+		res.DeclaredRate, res.WrongWinnerShare = &declared, &wrong
+	}
 	if sc.Delay != nil {
 		model, swings, collapses := !cfg.NoDelayModel, 0.0, 0.0
 		for _, r := range runs {
@@ -383,13 +463,30 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 		in.Steps[k] = si
 	}
 	var out funnelRun
+	out.winners = make([]int, m)
+	for k := range out.winners {
+		out.winners[k] = -1
+	}
 	seen := make([]int, m)
+	props := make([]float64, m) // the propensity of each variant seen
 	var plans []*engine.Plan
+	weights := make([][]float64, m)
 	for u := range cfg.Units {
+		if cfg.Look > 0 && u > 0 && u%cfg.Look == 0 {
+			if err := declareStepWinners(in, out.winners); err != nil {
+				return out, err
+			}
+		}
 		if u%cfg.Batch == 0 {
 			var err error
 			if plans, err = engine.PlanFunnel(in); err != nil {
 				return out, err
+			}
+			for k, p := range plans {
+				weights[k] = nil
+				if p != nil {
+					weights[k] = p.Weights()
+				}
 			}
 		}
 		last := 0
@@ -400,6 +497,10 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 			last = k
 			if plans[k] != nil {
 				seen[k] = plans[k].Draw(rng)
+				props[k] = weights[k][seen[k]]
+				for j, w := range weights[k] {
+					in.Steps[k].Arms[j].AddExpected(w)
+				}
 			}
 			if k == m-1 || rng.Float64() >= sc.advance(k, seen) {
 				break
@@ -410,19 +511,43 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 			out.conversions++
 		}
 		for k := 0; k <= last; k++ {
+			p := 0.0 // a step without variants logs no propensity
+			if seen[k] >= 0 {
+				p = props[k]
+			}
 			a := &in.Steps[k].Arms[max(seen[k], 0)]
-			a.Units++
+			a.AddUnit(p)
 			if k < last {
-				a.Advanced++
+				a.AddAdvance(p)
 			}
 			if converted {
-				a.Conversions++
+				a.AddConversion(p)
 			}
 		}
 	}
 	var err error
 	out.chosen, err = chosenVariants(in)
 	return out, err
+}
+
+// declareStepWinners analyses the funnel as the server's decision loop does
+// and records in winners the first winner of each step.
+func declareStepWinners(in engine.FunnelInput, winners []int) error {
+	res, err := engine.AnalyzeFunnel(in)
+	if err != nil {
+		return err
+	}
+	for k, sr := range res.Steps {
+		if winners[k] >= 0 || sr.Winner == nil {
+			continue
+		}
+		for i, a := range in.Steps[k].Arms {
+			if a.Key == *sr.Winner {
+				winners[k] = i
+			}
+		}
+	}
+	return nil
 }
 
 // chosenVariants analyses the funnel and returns, per step, the variant the

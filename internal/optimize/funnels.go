@@ -99,7 +99,9 @@ func funnelInput(f *store.Funnel, c store.FunnelCounts, now time.Time) engine.Fu
 	}
 	arm := func(k string, control bool, sc store.StepCounters) engine.FunnelArm {
 		return engine.FunnelArm{Key: k, Control: control, Units: sc.Units, Conversions: sc.Conversions,
-			Advanced: sc.Advanced, Late: sc.Late, Open: sc.Open, Value: sc.Value}
+			Advanced: sc.Advanced, Late: sc.Late, Open: sc.Open, Value: sc.Value,
+			InvP: sc.InvP, InvP2: sc.InvP2, ConvInvP: sc.ConvInvP, ConvInvP2: sc.ConvInvP2, AdvInvP: sc.AdvInvP, AdvInvP2: sc.AdvInvP2,
+			Expected: sc.Expected, ExpectedSquares: sc.ExpectedSquares, InvExpected: sc.InvExpected}
 	}
 	keys := map[string]string{} // variant id → key
 	for i, st := range f.Steps {
@@ -224,9 +226,16 @@ func (x *Funnels) Progress(ctx context.Context, f *store.Funnel, unitID, stepKey
 			en.mu.Unlock()
 			return Reached{}, err
 		}
-		pick := plans[step.Position].Pick(en.rng)
+		plan := plans[step.Position]
+		pick := plan.Pick(en.rng)
 		en.mu.Unlock()
 		item.VariantID, item.Propensity = step.Variants[pick.Index].ID, pick.Propensity
+		// Every variant's weight now: the step's anytime-valid tests
+		// count each unit's chance of landing on every variant.
+		item.Weights = make(map[string]float64, len(step.Variants))
+		for i, w := range plan.Weights() {
+			item.Weights[step.Variants[i].ID] = w
+		}
 	}
 	item.At = x.now()
 	res, err := x.progressQ.do(ctx, f.ID, store.ProgressBatch{

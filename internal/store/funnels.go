@@ -90,6 +90,11 @@ type Progress struct {
 	// call makes the first visit: "" for a step without variants.
 	VariantID  string
 	Propensity float64
+	// Weights, with a variant on a first visit, are the weights every
+	// variant of the step had when the unit came, by variant id: the
+	// predictable part of the step's anytime-valid tests
+	// (StepCounters.Expected).
+	Weights map[string]float64
 	// Value is the conversion value added when Step is the goal.
 	Value float64
 	At    time.Time
@@ -155,6 +160,15 @@ type StepCounters struct {
 	// Open are units that reached the step less than a window ago and have
 	// not completed: they count as not converted so far.
 	Open int64
+	// The inverse-propensity sums of the step's anytime-valid tests
+	// (engine.FunnelArm): Σ1/p and Σ1/p² over Units, over Conversions and
+	// over Advanced, p the propensity each unit was served the variant
+	// with; Σw, Σw² and Σ1/w over every unit that reached the step of the
+	// weight w the variant had then.
+	InvP, InvP2                            float64
+	ConvInvP, ConvInvP2                    float64
+	AdvInvP, AdvInvP2                      float64
+	Expected, ExpectedSquares, InvExpected float64
 }
 
 // PathCounters count units by the variants they saw: Path maps a step

@@ -318,6 +318,9 @@ type stepKey struct {
 type stepDelta struct {
 	units, conversions, advanced, late int64
 	value                              float64
+	// The anytime-valid tests' sums (store.StepCounters; counters only).
+	invP, invP2, convInvP, convInvP2, advInvP, advInvP2 float64
+	expected, expectedSq, invExpected                   float64
 	// The buckets' reach times and delays (migration 00009).
 	reachedSum  float64
 	lastReached int64
@@ -454,7 +457,7 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 	rows, err := tx.QueryContext(ctx,
 		`UPDATE funnel_progress SET advanced_at = $4
 		 WHERE funnel_id = $1 AND unit_id = $2 AND step < $3 AND advanced_at IS NULL
-		 RETURNING step, variant_id, reached_at`, fid, it.UnitID, it.Step, now)
+		 RETURNING step, variant_id, reached_at, propensity`, fid, it.UnitID, it.Step, now)
 	if err != nil {
 		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
 	}
@@ -462,12 +465,17 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 		var step int
 		var v string
 		var reached int64
-		if err := rows.Scan(&step, &v, &reached); err != nil {
+		var p float64
+		if err := rows.Scan(&step, &v, &reached, &p); err != nil {
 			rows.Close()
 			return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
 		}
 		if now-reached <= window {
-			in.counter(step, v).advanced++
+			c := in.counter(step, v)
+			c.advanced++
+			if v != "" { // a step without variants has no propensities to weigh by
+				c.advInvP, c.advInvP2 = c.advInvP+inv(p), c.advInvP2+inv(p*p)
+			}
 		}
 	}
 	if err := rows.Close(); err != nil {
@@ -476,7 +484,15 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 	if err := rows.Err(); err != nil {
 		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
 	}
-	in.counter(it.Step, it.VariantID).units++
+	c := in.counter(it.Step, it.VariantID)
+	c.units++
+	if it.VariantID != "" {
+		c.invP, c.invP2 = c.invP+inv(it.Propensity), c.invP2+inv(it.Propensity*it.Propensity)
+		for v, w := range it.Weights {
+			e := in.counter(it.Step, v)
+			e.expected, e.expectedSq, e.invExpected = e.expected+w, e.expectedSq+w*w, e.invExpected+inv(w)
+		}
+	}
 	slot := slotOf(it.At, b.BucketWidth)
 	bd := in.bucket(it.Step, it.VariantID, slot)
 	bd.units++
@@ -535,7 +551,7 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch, it store.Progress, enteredAt int64, path string, window int64, in *funnelIncrements) error {
 	now := micros(it.At)
 	rows, err := tx.QueryContext(ctx,
-		`SELECT step, variant_id, reached_at FROM funnel_progress WHERE funnel_id = $1 AND unit_id = $2`,
+		`SELECT step, variant_id, reached_at, propensity FROM funnel_progress WHERE funnel_id = $1 AND unit_id = $2`,
 		b.FunnelID, it.UnitID)
 	if err != nil {
 		return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
@@ -545,7 +561,8 @@ func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch,
 		var step int
 		var v string
 		var reached int64
-		if err := rows.Scan(&step, &v, &reached); err != nil {
+		var p float64
+		if err := rows.Scan(&step, &v, &reached, &p); err != nil {
 			return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
 		}
 		c := in.counter(step, v)
@@ -554,6 +571,9 @@ func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch,
 			continue
 		}
 		c.conversions++
+		if v != "" {
+			c.convInvP, c.convInvP2 = c.convInvP+inv(p), c.convInvP2+inv(p*p)
+		}
 		c.value += it.Value
 		bd := in.bucket(step, v, slotOf(fromMicros(reached), b.BucketWidth))
 		bd.conversions++
@@ -566,6 +586,20 @@ func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch,
 		in.path(path).conversions++
 	}
 	return nil
+}
+
+// funnelCounterSums are funnel_counters' additive columns, in the order
+// applyFunnelIncrements writes and FunnelCounts reads them.
+var funnelCounterSums = []string{"units", "conversions", "advanced", "late", "value_sum",
+	"inv_p", "inv_p2", "conv_inv_p", "conv_inv_p2", "adv_inv_p", "adv_inv_p2", "expected", "expected_squares", "inv_expected"}
+
+// inv is 1/x, or 0 for a propensity or weight that is not positive (a step
+// without variants, or a row written before propensities were logged).
+func inv(x float64) float64 {
+	if x > 0 {
+		return 1 / x
+	}
+	return 0
 }
 
 // applyFunnelIncrements writes the increments as "col = col + excluded.col"
@@ -599,17 +633,18 @@ func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID 
 		rb := newRowsBuilder(funnelID)
 		for _, k := range ks {
 			d := in.counters[k]
-			rb.add("($1, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION))", k.step, k.variant, d.units, d.conversions, d.advanced, d.late, d.value)
+			rb.add("($1, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION)"+strings.Repeat(", CAST(? AS DOUBLE PRECISION)", 9)+")",
+				k.step, k.variant, d.units, d.conversions, d.advanced, d.late, d.value,
+				d.invP, d.invP2, d.convInvP, d.convInvP2, d.advInvP, d.advInvP2, d.expected, d.expectedSq, d.invExpected)
+		}
+		set := make([]string, len(funnelCounterSums))
+		for i, c := range funnelCounterSums {
+			set[i] = c + " = funnel_counters." + c + " + excluded." + c
 		}
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO funnel_counters (funnel_id, step, variant_id, units, conversions, advanced, late, value_sum)
+			`INSERT INTO funnel_counters (funnel_id, step, variant_id, `+strings.Join(funnelCounterSums, ", ")+`)
 			 VALUES `+rb.String()+`
-			 ON CONFLICT (funnel_id, step, variant_id) DO UPDATE SET
-			     units = funnel_counters.units + excluded.units,
-			     conversions = funnel_counters.conversions + excluded.conversions,
-			     advanced = funnel_counters.advanced + excluded.advanced,
-			     late = funnel_counters.late + excluded.late,
-			     value_sum = funnel_counters.value_sum + excluded.value_sum`, rb.args...)
+			 ON CONFLICT (funnel_id, step, variant_id) DO UPDATE SET `+strings.Join(set, ", "), rb.args...)
 		if err != nil {
 			return fmt.Errorf("update funnel counters of %s: %w", funnelID, err)
 		}
@@ -680,7 +715,7 @@ func (s *Store) FunnelCounts(ctx context.Context, workspaceID, funnelID string, 
 		return out, fmt.Errorf("load funnel %s: %w", funnelID, err)
 	}
 	rows, err := s.read.QueryContext(ctx,
-		`SELECT step, variant_id, units, conversions, advanced, late, value_sum FROM funnel_counters
+		`SELECT step, variant_id, `+strings.Join(funnelCounterSums, ", ")+` FROM funnel_counters
 		 WHERE funnel_id = $1 ORDER BY step, variant_id`, funnelID)
 	if err != nil {
 		return out, fmt.Errorf("load funnel counters of %s: %w", funnelID, err)
@@ -689,7 +724,8 @@ func (s *Store) FunnelCounts(ctx context.Context, workspaceID, funnelID string, 
 	idx := map[stepKey]int{}
 	for rows.Next() {
 		var c store.StepCounters
-		if err := rows.Scan(&c.Step, &c.VariantID, &c.Units, &c.Conversions, &c.Advanced, &c.Late, &c.Value); err != nil {
+		if err := rows.Scan(&c.Step, &c.VariantID, &c.Units, &c.Conversions, &c.Advanced, &c.Late, &c.Value,
+			&c.InvP, &c.InvP2, &c.ConvInvP, &c.ConvInvP2, &c.AdvInvP, &c.AdvInvP2, &c.Expected, &c.ExpectedSquares, &c.InvExpected); err != nil {
 			return out, fmt.Errorf("load funnel counters of %s: %w", funnelID, err)
 		}
 		idx[stepKey{step: c.Step, variant: c.VariantID}] = len(out.Steps)

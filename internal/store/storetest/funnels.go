@@ -48,8 +48,14 @@ func createFunnel(t *testing.T, s store.Store, ws store.Workspace, key string) s
 // reach records one progress item and returns its result.
 func reach(t *testing.T, s store.Store, f store.Funnel, unit string, step, variant int, at time.Time, value float64) store.ProgressResult {
 	t.Helper()
-	res, err := s.RecordProgress(t.Context(), []store.ProgressBatch{progressBatch(f, store.Progress{UnitID: unit, Step: step,
-		VariantID: variantID(f, step, variant), Propensity: 0.5, Value: value, At: at})})
+	it := store.Progress{UnitID: unit, Step: step, VariantID: variantID(f, step, variant), Propensity: 1, Value: value, At: at}
+	if variant >= 0 {
+		// The step's plan served its first variant a quarter of the units,
+		// the second three quarters (the propensities the counters weigh by).
+		it.Weights = map[string]float64{variantID(f, step, 0): 0.25, variantID(f, step, 1): 0.75}
+		it.Propensity = it.Weights[it.VariantID]
+	}
+	res, err := s.RecordProgress(t.Context(), []store.ProgressBatch{progressBatch(f, it)})
 	must(t, err, "record progress")
 	return res[0][0]
 }
@@ -164,14 +170,25 @@ func testFunnelProgress(t *testing.T, s store.Store) {
 	now := at.Add(110 * time.Minute)
 	c, counts := stepCounters(t, s, f, now)
 	k := func(step int, v string) [2]string { return [2]string{fmt.Sprint(step), v} }
+	// The inverse-propensity sums count each unit with its variant's
+	// propensity (¾ for the second variant, ¼ for the first): over the
+	// units, the conversions and the advances within the window; and every
+	// unit at a step adds both variants' weights to their Expected sums
+	// (three units landed, two reached signup). The goal, without
+	// variants, has none.
+	const q, h = 4.0 / 3, 16.0 / 9 // 1/p and 1/p² at p = ¾
 	diff(t, "counters", map[[2]string]store.StepCounters{
 		// u1 converted within the hour and advanced; u2 advanced and
 		// converted after the window; u4 is open.
-		k(0, variantID(f, 0, 1)): {Step: 0, VariantID: variantID(f, 0, 1), Units: 1, Conversions: 1, Advanced: 1, Value: 40},
-		k(0, variantID(f, 0, 0)): {Step: 0, VariantID: variantID(f, 0, 0), Units: 2, Late: 1, Open: 1},
-		k(1, variantID(f, 1, 0)): {Step: 1, VariantID: variantID(f, 1, 0), Units: 1, Conversions: 1, Advanced: 1, Value: 40},
-		k(1, variantID(f, 1, 1)): {Step: 1, VariantID: variantID(f, 1, 1), Units: 1},
-		k(2, ""):                 {Step: 2, VariantID: "", Units: 2, Conversions: 2, Value: 45},
+		k(0, variantID(f, 0, 1)): {Step: 0, VariantID: variantID(f, 0, 1), Units: 1, Conversions: 1, Advanced: 1, Value: 40,
+			InvP: q, InvP2: h, ConvInvP: q, ConvInvP2: h, AdvInvP: q, AdvInvP2: h, Expected: 3 * 0.75, ExpectedSquares: 3 * 0.5625, InvExpected: 3 * q},
+		k(0, variantID(f, 0, 0)): {Step: 0, VariantID: variantID(f, 0, 0), Units: 2, Late: 1, Open: 1,
+			InvP: 2 * 4, InvP2: 2 * 16, Expected: 3 * 0.25, ExpectedSquares: 3 * 0.0625, InvExpected: 3 * 4},
+		k(1, variantID(f, 1, 0)): {Step: 1, VariantID: variantID(f, 1, 0), Units: 1, Conversions: 1, Advanced: 1, Value: 40,
+			InvP: 4, InvP2: 16, ConvInvP: 4, ConvInvP2: 16, AdvInvP: 4, AdvInvP2: 16, Expected: 2 * 0.25, ExpectedSquares: 2 * 0.0625, InvExpected: 2 * 4},
+		k(1, variantID(f, 1, 1)): {Step: 1, VariantID: variantID(f, 1, 1), Units: 1,
+			InvP: q, InvP2: h, Expected: 2 * 0.75, ExpectedSquares: 2 * 0.5625, InvExpected: 2 * q},
+		k(2, ""): {Step: 2, VariantID: "", Units: 2, Conversions: 2, Value: 45},
 	}, c, approx)
 	paths := map[string]store.PathCounters{}
 	for _, p := range counts.Paths {
