@@ -3,6 +3,7 @@ package engine
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,5 +66,34 @@ func TestSplitAllocation(t *testing.T) {
 	// Three test sends continue the round robin (b, a, b), then five go to the leader b.
 	if got[0] != 1 || got[1] != 7 {
 		t.Errorf("allocation %v", got)
+	}
+}
+
+// TestCampaignWinnerNeedsTestedSends: however clear the posterior, a
+// campaign none of whose sends was drawn at random declares no winner, and
+// says why; with the same counts drawn evenly at random it does.
+func TestCampaignWinnerNeedsTestedSends(t *testing.T) {
+	in := CampaignInput{Metric: Binary, Mode: CampaignWaves, Settings: Settings{MinSamples: 100}, Arms: []CampaignArm{
+		{Key: "a", Trials: 5000, Successes: 1000}, {Key: "b", Trials: 5000, Successes: 1300}}}
+	an, err := AnalyzeCampaign(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if an.Winner != nil || !strings.Contains(an.Decision.Reason, "drawn at random") {
+		t.Errorf("untested: winner %v, decision %+v", an.Winner, an.Decision)
+	}
+	for i := range in.Arms {
+		a := &in.Arms[i]
+		// Every one of the 10,000 sends had probability ½ of either.
+		a.Tested, a.TestSum, a.TestSumSquares = a.Trials, float64(a.Successes), float64(a.Successes)
+		a.InvP, a.InvP2 = 2*float64(a.Trials), 4*float64(a.Trials)
+		a.YInvP, a.YInvP2, a.Y2InvP2 = 2*float64(a.Successes), 4*float64(a.Successes), 4*float64(a.Successes)
+		a.Expected, a.ExpectedSquares, a.InvExpected = 5000, 2500, 20000
+	}
+	if an, err = AnalyzeCampaign(in); err != nil {
+		t.Fatal(err)
+	}
+	if an.Winner == nil || *an.Winner != "b" || an.Decision.State != StateWinnerFound {
+		t.Errorf("tested: winner %v, decision %+v", an.Winner, an.Decision)
 	}
 }

@@ -213,15 +213,21 @@ func (sc CampaignScenario) best() int {
 		if sc.Guardrail != nil && v.GuardRate > sc.Guardrail.MaxRate {
 			continue
 		}
-		avg := 0.0
-		for c := range sc.Calls {
-			avg += sc.rate(i, time.Duration(sc.Interval)*time.Duration(c))
-		}
-		if avg > bv {
+		if avg := sc.meanRate(i); avg > bv {
 			b, bv = i, avg
 		}
 	}
 	return b
+}
+
+// meanRate is variant i's rate averaged over the calls (their sum, in fact:
+// it only ranks the variants).
+func (sc CampaignScenario) meanRate(i int) float64 {
+	avg := 0.0
+	for c := range sc.Calls {
+		avg += sc.rate(i, time.Duration(sc.Interval)*time.Duration(c))
+	}
+	return avg
 }
 
 // CampaignSimResult summarises one strategy over the runs.
@@ -253,6 +259,12 @@ type CampaignSimResult struct {
 	// one half; NeverSwitched counts the runs where that never happened.
 	SwitchHours   *float64 `json:"switch_hours,omitempty"`
 	NeverSwitched int      `json:"never_switched,omitempty"`
+	// Declared is the share of runs in which the decision rule, looked at
+	// before every call, declared a winner; WrongWinners the share of those
+	// winners that are not the truly best variant (all of them when no
+	// variant is).
+	Declared     float64 `json:"declared"`
+	WrongWinners float64 `json:"wrong_winners"`
 }
 
 // pending is a reward or guardrail event on its way.
@@ -261,22 +273,38 @@ type pending struct {
 	call    int
 	arm     int
 	guard   bool
+	// p is the probability the send had of getting its arm, when it was
+	// tested (engine.Allocation); 0 otherwise.
+	p float64
 }
 
 // runCampaign plays one run of the policy and returns the counted rewards,
 // the arm mostly sent in the last call, the sends per arm, which arms the
 // guardrail stopped, and the time of the first call after cross where the
 // tracked arm's share was below one half (-1: never).
-func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track int, cross time.Duration, best int) (rewards int, last int, sends []int, stopped []bool, switched time.Duration, shares []waveShare, err error) {
+// campaignRun is what one run of a policy did.
+type campaignRun struct {
+	rewards, last int
+	sends         []int
+	stopped       []bool
+	switched      time.Duration
+	shares        []waveShare
+	// winner is the first variant the decision rule declared (-1: none).
+	winner int
+}
+
+func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track int, cross time.Duration, best int) (campaignRun, error) {
 	k := len(sc.Variants)
-	sends, stopped = make([]int, k), make([]bool, k)
-	switched = -1
+	run := campaignRun{sends: make([]int, k), stopped: make([]bool, k), switched: -1, winner: -1}
+	sends, stopped := run.sends, run.stopped
 	// Per call and arm: sends, and the arrived rewards and guard events.
 	type cell struct {
 		n, succ, guard int
 		delays         [engine.DelayBuckets]int64
 	}
 	cells := make([][]cell, sc.Calls)
+	// The anytime-valid tests' sums, per arm (engine.CampaignArm).
+	tests := make([]engine.CampaignArm, k)
 	var queue []pending
 	window := time.Duration(sc.AttributionWindow)
 	dist := sc.delay()
@@ -303,6 +331,14 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 			if ev.guard {
 				x.guard++
 			} else {
+				if ev.p > 0 {
+					t := &tests[ev.arm]
+					t.TestSum++
+					t.TestSumSquares++
+					t.YInvP += 1 / ev.p
+					t.YInvP2 += 1 / (ev.p * ev.p)
+					t.Y2InvP2 += 1 / (ev.p * ev.p)
+				}
 				x.succ++
 				x.delays[engine.DelayBucket(ev.arrival-time.Duration(sc.Interval)*time.Duration(ev.call))]++
 			}
@@ -330,7 +366,8 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 			model = engine.EstimateDelaysLongest(all, at, window)
 		}
 		for i, v := range sc.Variants {
-			a := engine.CampaignArm{Key: v.Key, Stopped: stopped[i]}
+			a := tests[i]
+			a.Key, a.Stopped = v.Key, stopped[i]
 			for cc := range c {
 				x := cells[cc][i]
 				a.Trials += int64(x.n)
@@ -348,7 +385,14 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 		}
 		an, err := engine.AnalyzeCampaign(in)
 		if err != nil {
-			return 0, 0, nil, nil, 0, nil, err
+			return run, err
+		}
+		if an.Winner != nil && run.winner < 0 {
+			for i, v := range sc.Variants {
+				if v.Key == *an.Winner {
+					run.winner = i
+				}
+			}
 		}
 		for _, key := range an.Tripped {
 			for i, v := range sc.Variants {
@@ -375,14 +419,30 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 			an.SetPick(pick)
 		}
 		cells[c] = make([]cell, k)
-		for _, arm := range an.Allocate(r, n) {
+		alloc := an.AllocateTested(r, n)
+		for j, arm := range alloc.Arms {
 			cells[c][arm].n++
 			sends[arm]++
+			var p float64
+			if j < alloc.Tested {
+				p = alloc.Probs[arm]
+				t := &tests[arm]
+				t.Tested++
+				t.InvP += 1 / p
+				t.InvP2 += 1 / (p * p)
+				for i, w := range alloc.Probs {
+					if w > 0 {
+						tests[i].Expected += w
+						tests[i].ExpectedSquares += w * w
+						tests[i].InvExpected += 1 / w
+					}
+				}
+			}
 			if r.Float64() < sc.rate(arm, now) {
 				d := dist.draw(r)
 				if d <= window {
-					rewards++
-					queue = append(queue, pending{arrival: now + d, call: c, arm: arm})
+					run.rewards++
+					queue = append(queue, pending{arrival: now + d, call: c, arm: arm, p: p})
 				}
 			}
 			if g := sc.Variants[arm].GuardRate; g > 0 && r.Float64() < g {
@@ -396,16 +456,16 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 				top = i
 			}
 		}
-		shares = append(shares, waveShare{float64(cells[c][best].n) / float64(n), cells[c][best].n >= cells[c][top].n})
-		last = top
-		if track >= 0 && switched < 0 && now >= cross && 2*cells[c][track].n < n {
-			switched = now
+		run.shares = append(run.shares, waveShare{float64(cells[c][best].n) / float64(n), cells[c][best].n >= cells[c][top].n})
+		run.last = top
+		if track >= 0 && run.switched < 0 && now >= cross && 2*cells[c][track].n < n {
+			run.switched = now
 		}
 		if sent >= sc.Audience {
 			break
 		}
 	}
-	return rewards, last, sends, stopped, switched, shares, nil
+	return run, nil
 }
 
 // waveShare is the truly best variant's share of one call's sends, and
@@ -465,15 +525,19 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 		}
 	}
 	best := sc.best()
+	// tied: no variant is truly best (an A/A campaign), so every declared
+	// winner is a false one.
+	tied := false
+	for i := range sc.Variants {
+		if i != best && sc.meanRate(i) == sc.meanRate(best) {
+			tied = true
+		}
+	}
 	var out []CampaignSimResult
 	for _, p := range sc.Strategies {
 		type one struct {
-			rewards, last int
-			sends         []int
-			stopped       []bool
-			switched      time.Duration
-			shares        []waveShare
-			err           error
+			campaignRun
+			err error
 		}
 		res := make([]one, runs)
 		var wg sync.WaitGroup
@@ -483,7 +547,7 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 				for i := range jobs {
 					r := rand.New(rand.NewPCG(seed, uint64(i)))
 					var o one
-					o.rewards, o.last, o.sends, o.stopped, o.switched, o.shares, o.err = runCampaign(sc, p, r, track, cross, best)
+					o.campaignRun, o.err = runCampaign(sc, p, r, track, cross, best)
 					res[i] = o
 				}
 			})
@@ -514,6 +578,12 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 			if o.last == best {
 				picked++
 			}
+			if o.winner >= 0 {
+				sr.Declared++
+				if o.winner != best || tied {
+					sr.WrongWinners++
+				}
+			}
 			for i, v := range sc.Variants {
 				sr.Sends[v.Key] += float64(o.sends[i]) / float64(runs)
 				if o.stopped[i] {
@@ -537,6 +607,10 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 		sr.RewardsSD = math.Sqrt(math.Max(0, sumSq/n-sr.Rewards*sr.Rewards))
 		sr.RewardsSE = sr.RewardsSD / math.Sqrt(n)
 		sr.PickedBest = float64(picked) / n
+		if sr.Declared > 0 {
+			sr.WrongWinners /= sr.Declared
+		}
+		sr.Declared /= n
 		if switchedRuns > 0 {
 			h := switchSum / float64(switchedRuns)
 			sr.SwitchHours = &h

@@ -232,7 +232,7 @@ func funnelDecisions(t *testing.T, sc FunnelScenario, strategy string, units, ru
 // Measured (seed 1, looks every 100 units to 20,000, weight floor 1%):
 // with the variants of both steps identical (landing a, b, c; signup short,
 // long), some step declared a winner in 9 of 1,000 runs (0.9%, s.e. 0.3%);
-// on the posterior rule the funnels used before, in 81% (per_step 84%). The
+// on the posterior rule the funnels used before, in 66% of the same runs. The
 // bound, 2%, is the measured rate plus about 3.5 standard errors. In the
 // signup trap (landing a converts 30%·46% end to end against b's 45%·23%)
 // multi_step declared a step winner in 62 of 300 runs (20.7%), never a

@@ -155,6 +155,17 @@ func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time
 		a.Value += sl.Value
 		a.ValueSquares += sl.ValueSquares
 		a.Late += sl.Late
+		a.Tested += sl.Tested
+		a.TestSum += sl.TestSum
+		a.TestSumSquares += sl.TestSumSquares
+		a.InvP += sl.InvP
+		a.InvP2 += sl.InvP2
+		a.YInvP += sl.YInvP
+		a.YInvP2 += sl.YInvP2
+		a.Y2InvP2 += sl.Y2InvP2
+		a.Expected += sl.Expected
+		a.ExpectedSquares += sl.ExpectedSquares
+		a.InvExpected += sl.InvExpected
 		es := engine.CampaignSlot{Start: sl.Slot, Trials: float64(trials(sl)),
 			Successes: float64(success(c.Objective, sl)), Sum: sl.Value, SumSquares: sl.ValueSquares,
 			Last: sl.LastSentAt, Delays: sl.Delays}
@@ -178,7 +189,9 @@ func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time
 	for _, v := range c.Variants {
 		t := by[v.ID]
 		a := engine.CampaignArm{Key: v.Key, Trials: trials(t.CampaignCounters), Successes: success(c.Objective, t.CampaignCounters),
-			Stopped: stopped[v.Key]}
+			Stopped: stopped[v.Key], Tested: t.Tested, TestSum: t.TestSum, TestSumSquares: t.TestSumSquares,
+			InvP: t.InvP, InvP2: t.InvP2, YInvP: t.YInvP, YInvP2: t.YInvP2, Y2InvP2: t.Y2InvP2,
+			Expected: t.Expected, ExpectedSquares: t.ExpectedSquares, InvExpected: t.InvExpected}
 		if in.Metric == engine.Continuous {
 			a.Sum, a.SumSquares = t.Value, t.ValueSquares
 		}
@@ -349,14 +362,28 @@ func (x *Campaigns) sendNew(ctx context.Context, c *store.Campaign, fresh []stri
 		}
 		r := x.rngOf(c)
 		r.mu.Lock()
-		arms := a.Allocate(r.rng, len(fresh))
+		alloc := a.AllocateTested(r.rng, len(fresh))
 		r.mu.Unlock()
 		b := store.SendBatch{WorkspaceID: c.WorkspaceID, CampaignID: c.ID, ExpectSent: -1, At: x.now(), Items: make([]store.Send, len(fresh))}
 		if c.Mode == engine.CampaignSplit && c.Sent < TestSends(c) {
 			b.ExpectSent = c.Sent
 		}
 		for i, rcp := range fresh {
-			b.Items[i] = store.Send{Recipient: rcp, VariantID: c.Variants[arms[i]].ID}
+			arm := alloc.Arms[i]
+			b.Items[i] = store.Send{Recipient: rcp, VariantID: c.Variants[arm].ID}
+			if i < alloc.Tested {
+				// A random draw: the winner's test weighs the send by the
+				// probability it had (engine.CampaignArm).
+				b.Items[i].Propensity = alloc.Probs[arm]
+			}
+		}
+		if alloc.Tested > 0 {
+			b.Probs = make(map[string]float64, len(c.Variants))
+			for i, w := range alloc.Probs {
+				if w > 0 {
+					b.Probs[c.Variants[i].ID] = w
+				}
+			}
 		}
 		res, err := x.st.RecordSends(ctx, b)
 		if apperr.Is(err, apperr.Conflict) && attempt+1 < maxSendAttempts {

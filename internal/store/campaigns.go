@@ -97,6 +97,11 @@ func CampaignEventTypes() []string {
 type Send struct {
 	Recipient string
 	VariantID string
+	// Propensity, when positive, is the probability the send had of getting
+	// its variant in a random draw among two or more variants (a wave, a
+	// split's test): the send is tested (CampaignCounters.Tested). 0: not
+	// drawn at random (a split's second phase).
+	Propensity float64
 }
 
 // SendBatch is the sends of one call (one wave), recorded in one
@@ -110,6 +115,9 @@ type SendBatch struct {
 	ExpectSent int64
 	At         time.Time
 	Items      []Send
+	// Probs are the probabilities, by variant id, that each tested send of
+	// the call had of getting each variant (CampaignCounters.Expected).
+	Probs map[string]float64
 }
 
 // SendsResult is what RecordSends did.
@@ -177,6 +185,18 @@ type CampaignCounters struct {
 	SentAtSum  float64
 	LastSentAt time.Time
 	Delays     [12]int64
+	// The anytime-valid tests' sums (engine.CampaignArm) over the slot's
+	// tested sends, each with its propensity p: Tested counts them,
+	// TestSum and TestSumSquares add up their objective's outcome y (1 for
+	// an open or a click; the value of a value objective) and its square;
+	// InvP, InvP2, YInvP, YInvP2, Y2InvP2 are Σ1/p, Σ1/p², Σy/p, Σy/p²,
+	// Σy²/p². Expected, ExpectedSquares and InvExpected are Σw, Σw², Σ1/w
+	// over every tested send of the hour of the probability w the variant
+	// had of getting it.
+	Tested                                 int64
+	TestSum, TestSumSquares                float64
+	InvP, InvP2, YInvP, YInvP2, Y2InvP2    float64
+	Expected, ExpectedSquares, InvExpected float64
 }
 
 // WaveCounters count the sends of one variant in one wave.

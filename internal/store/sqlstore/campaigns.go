@@ -331,6 +331,26 @@ type slotDelta struct {
 	sentAtSum  float64
 	lastSentAt int64
 	delays     [engine.DelayBuckets]int64
+	// The anytime-valid tests' sums (store.CampaignCounters).
+	tested                                                  int64
+	testSum, testSumSq, invP, invP2, yInvP, yInvP2, y2InvP2 float64
+	expected, expectedSq, invExpected                       float64
+}
+
+// campaignTestColumns are campaign_slots' columns of the anytime-valid tests'
+// sums (migration 00015), in slotDelta's and CampaignCounters' order.
+var campaignTestColumns = []string{"tested", "test_sum", "test_sum_sq", "inv_p", "inv_p2", "y_inv_p", "y_inv_p2", "y2_inv_p2",
+	"expected", "expected_squares", "inv_expected"}
+
+// testOutcome adds to d a tested send's outcome moving from y to y+dy (its
+// p > 0).
+func (d *slotDelta) testOutcome(p, y, dy float64) {
+	d.testSum += dy
+	sq := (y+dy)*(y+dy) - y*y
+	d.testSumSq += sq
+	d.yInvP += dy / p
+	d.yInvP2 += dy / (p * p)
+	d.y2InvP2 += sq / (p * p)
 }
 
 type slotKey struct {
@@ -362,10 +382,10 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 		err = chunks(b.Items, s.maxRows, func(items []store.Send) error {
 			rb := newRowsBuilder(b.CampaignID, wave, now)
 			for _, it := range items {
-				rb.add("($1, ?, ?, $2, $3)", it.Recipient, it.VariantID)
+				rb.add("($1, ?, ?, $2, $3, CAST(? AS DOUBLE PRECISION))", it.Recipient, it.VariantID, it.Propensity)
 			}
 			rows, err := tx.QueryContext(ctx,
-				`INSERT INTO campaign_sends (campaign_id, recipient, variant_id, wave, sent_at)
+				`INSERT INTO campaign_sends (campaign_id, recipient, variant_id, wave, sent_at, propensity)
 				 VALUES `+rb.String()+` ON CONFLICT (campaign_id, recipient) DO NOTHING RETURNING recipient`, rb.args...)
 			if err != nil {
 				return fmt.Errorf("record sends of %s: %w", b.CampaignID, err)
@@ -385,10 +405,28 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 		}
 		var raced []string
 		perVariant := map[string]int64{}
+		tested := map[string]*slotDelta{} // the tests' sums of the new sends, by variant
+		testDelta := func(v string) *slotDelta {
+			if tested[v] == nil {
+				tested[v] = &slotDelta{}
+			}
+			return tested[v]
+		}
 		for i, it := range b.Items {
 			if inserted[it.Recipient] {
 				out.VariantIDs[i], out.New[i] = it.VariantID, true
 				perVariant[it.VariantID]++
+				if p := it.Propensity; p > 0 {
+					d := testDelta(it.VariantID)
+					d.tested++
+					d.invP, d.invP2 = d.invP+1/p, d.invP2+1/(p*p)
+					for v, w := range b.Probs {
+						if w > 0 {
+							e := testDelta(v)
+							e.expected, e.expectedSq, e.invExpected = e.expected+w, e.expectedSq+w*w, e.invExpected+1/w
+						}
+					}
+				}
 				delete(inserted, it.Recipient) // a recipient twice in the batch is new once
 			} else {
 				raced = append(raced, it.Recipient)
@@ -419,6 +457,15 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 			slots[slotKey{v, slot}] = &slotDelta{sent: perVariant[v], lastSentAt: now,
 				sentAtSum: float64(perVariant[v]) * float64(now-slot) / 1e6}
 			wb.add("($1, $2, ?, ?, $3)", v, perVariant[v])
+		}
+		for v, t := range tested {
+			d := slots[slotKey{v, slot}]
+			if d == nil { // a variant with no new send in the call still had its chance
+				d = &slotDelta{}
+				slots[slotKey{v, slot}] = d
+			}
+			d.tested, d.invP, d.invP2 = t.tested, t.invP, t.invP2
+			d.expected, d.expectedSq, d.invExpected = t.expected, t.expectedSq, t.invExpected
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO campaign_waves (campaign_id, wave, variant_id, sends, at) VALUES `+wb.String()+`
@@ -459,12 +506,16 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 			for _, n := range d.delays {
 				args = append(args, n)
 			}
+			args = append(args, d.tested, d.testSum, d.testSumSq, d.invP, d.invP2, d.yInvP, d.yInvP2, d.y2InvP2,
+				d.expected, d.expectedSq, d.invExpected)
 			rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), ?, "+
-				"CAST(? AS DOUBLE PRECISION), ?"+strings.Repeat(", ?", engine.DelayBuckets)+")", args...)
+				"CAST(? AS DOUBLE PRECISION), ?"+strings.Repeat(", ?", engine.DelayBuckets)+", ?"+
+				strings.Repeat(", CAST(? AS DOUBLE PRECISION)", len(campaignTestColumns)-1)+")", args...)
 		}
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO campaign_slots (campaign_id, variant_id, slot, sent, delivered, opens, clicks, unsubscribes,
-			     bounces, conversions, value_sum, value_sum_sq, late, sent_at_sum, last_sent_at, `+delayColumns+`)
+			     bounces, conversions, value_sum, value_sum_sq, late, sent_at_sum, last_sent_at, `+delayColumns+`,
+			     `+strings.Join(campaignTestColumns, ", ")+`)
 			 VALUES `+rb.String()+`
 			 ON CONFLICT (campaign_id, variant_id, slot) DO UPDATE SET
 			     sent = campaign_slots.sent + excluded.sent,
@@ -480,7 +531,8 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 			     sent_at_sum = campaign_slots.sent_at_sum + excluded.sent_at_sum,
 			     last_sent_at = CASE WHEN excluded.last_sent_at > campaign_slots.last_sent_at
 			         THEN excluded.last_sent_at ELSE campaign_slots.last_sent_at END,
-			     `+delayUpdates+``, rb.args...)
+			     `+delayUpdates+`,
+			     `+campaignTestUpdates, rb.args...)
 		if err != nil {
 			return fmt.Errorf("update campaign counters of %s: %w", campaignID, err)
 		}
@@ -496,6 +548,15 @@ var delayColumns, delayUpdates = func() (string, string) {
 		cols = append(cols, fmt.Sprintf("delay_%02d", i))
 	}
 	return strings.Join(cols, ", "), delaySums("campaign_slots")
+}()
+
+// campaignTestUpdates adds excluded's test sums to campaign_slots' own.
+var campaignTestUpdates = func() string {
+	ups := make([]string, len(campaignTestColumns))
+	for i, c := range campaignTestColumns {
+		ups[i] = c + " = campaign_slots." + c + " + excluded." + c
+	}
+	return strings.Join(ups, ",\n")
 }()
 
 // delaySums returns the upsert clauses that add excluded's delay histogram
@@ -521,6 +582,7 @@ type sendRow struct {
 	sentAt                                                  int64
 	delivered, opened, clicked, unsubscribed, bounced, conv sql.NullInt64
 	value                                                   float64
+	propensity                                              float64 // > 0: a tested send
 }
 
 // objectiveSet reports whether the send has earned the objective.
@@ -565,9 +627,9 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 	cid := b.CampaignID
 	var r sendRow
 	err := tx.QueryRowContext(ctx,
-		`SELECT variant_id, sent_at, delivered_at, opened_at, clicked_at, unsubscribed_at, bounced_at, converted_at, value
+		`SELECT variant_id, sent_at, delivered_at, opened_at, clicked_at, unsubscribed_at, bounced_at, converted_at, value, propensity
 		 FROM campaign_sends WHERE campaign_id = $1 AND recipient = $2`, cid, ev.Recipient).
-		Scan(&r.variant, &r.sentAt, &r.delivered, &r.opened, &r.clicked, &r.unsubscribed, &r.bounced, &r.conv, &r.value)
+		Scan(&r.variant, &r.sentAt, &r.delivered, &r.opened, &r.clicked, &r.unsubscribed, &r.bounced, &r.conv, &r.value, &r.propensity)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("recipient %q was never sent this campaign", ev.Recipient)}, nil
 	}
@@ -641,12 +703,18 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 		set(&r.bounced, &d.bounces)
 	case store.CampaignConversion:
 		set(&r.conv, &d.conversions)
+		if b.Objective == "value" && r.propensity > 0 {
+			d.testOutcome(r.propensity, r.value, ev.Value)
+		}
 		// The per-send value's square changes from v² to (v+x)².
 		d.value += ev.Value
 		d.valueSq += (r.value+ev.Value)*(r.value+ev.Value) - r.value*r.value
 		r.value += ev.Value
 	default:
 		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("unknown event type %q", ev.Type)}, nil
+	}
+	if !before && r.objectiveSet(b.Objective) && b.Objective != "value" && r.propensity > 0 {
+		d.testOutcome(r.propensity, 0, 1) // an open or a click: y goes from 0 to 1, once
 	}
 	if !before && r.objectiveSet(b.Objective) {
 		// The objective's counter moved: record how long after the send the
@@ -681,7 +749,7 @@ func (s *Store) CampaignCounts(ctx context.Context, workspaceID, campaignID stri
 	}
 	rows, err := s.read.QueryContext(ctx,
 		`SELECT variant_id, slot, sent, delivered, opens, clicks, unsubscribes, bounces, conversions,
-		     value_sum, value_sum_sq, late, sent_at_sum, last_sent_at, `+delayColumns+`
+		     value_sum, value_sum_sq, late, sent_at_sum, last_sent_at, `+delayColumns+`, `+strings.Join(campaignTestColumns, ", ")+`
 		 FROM campaign_slots WHERE campaign_id = $1 ORDER BY variant_id, slot`, campaignID)
 	if err != nil {
 		return out, fmt.Errorf("load counters of %s: %w", campaignID, err)
@@ -695,6 +763,8 @@ func (s *Store) CampaignCounts(ctx context.Context, workspaceID, campaignID stri
 		for i := range c.Delays {
 			dest = append(dest, &c.Delays[i])
 		}
+		dest = append(dest, &c.Tested, &c.TestSum, &c.TestSumSquares, &c.InvP, &c.InvP2, &c.YInvP, &c.YInvP2, &c.Y2InvP2,
+			&c.Expected, &c.ExpectedSquares, &c.InvExpected)
 		if err := rows.Scan(dest...); err != nil {
 			return out, fmt.Errorf("load counters of %s: %w", campaignID, err)
 		}

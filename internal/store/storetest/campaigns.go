@@ -329,3 +329,83 @@ func testCampaignDelays(t *testing.T, s store.Store) {
 		t.Errorf("another workspace's campaign: %v", err)
 	}
 }
+
+// testCampaignTestSums checks the sums of the winner's anytime-valid test:
+// a tested send adds 1/p and 1/p² to its variant and, to every variant, the
+// probability it had; a counted objective adds y/p, y/p², y²/p² with the
+// send's own p; an untested send (propensity 0) and a late or repeated
+// event add nothing.
+func testCampaignTestSums(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "tests")
+	c := createCampaign(t, s, ws, "clicks") // objective: click
+	a, b := c.Variants[0].ID, c.Variants[1].ID
+	call := store.SendBatch{WorkspaceID: ws.ID, CampaignID: c.ID, ExpectSent: -1, At: t0, Probs: map[string]float64{a: 0.25, b: 0.75},
+		Items: []store.Send{{Recipient: "r1", VariantID: a, Propensity: 0.25}, {Recipient: "r2", VariantID: b, Propensity: 0.75},
+			{Recipient: "r3", VariantID: b, Propensity: 0.75}}}
+	_, err := s.RecordSends(t.Context(), call)
+	must(t, err, "record tested sends")
+	send(t, s, c, 0, t0, "r4") // untested (a split's second phase)
+	ev := func(r, typ string, after time.Duration) store.CampaignEvent {
+		return store.CampaignEvent{Recipient: r, Type: typ, At: t0.Add(after)}
+	}
+	res, err := s.RecordCampaignEvents(t.Context(), []store.CampaignEventBatch{{WorkspaceID: ws.ID, CampaignID: c.ID,
+		Window: c.Settings.AttributionWindow, Objective: "click", Items: []store.CampaignEvent{
+			ev("r1", "click", time.Minute), ev("r2", "open", time.Minute), ev("r3", "click", time.Minute),
+			ev("r3", "click", 2*time.Minute), ev("r4", "click", time.Minute), ev("r2", "click", 2*time.Hour)}}})
+	must(t, err, "record events")
+	if len(res[0]) != 6 {
+		t.Fatalf("%d results", len(res[0]))
+	}
+	const q, h = 4.0 / 3, 16.0 / 9 // 1/p and 1/p² at p = ¾
+	got := testSums(t, s, c)
+	diff(t, "test sums", map[string]store.CampaignCounters{
+		a: {Tested: 1, TestSum: 1, TestSumSquares: 1, InvP: 4, InvP2: 16, YInvP: 4, YInvP2: 16, Y2InvP2: 16,
+			Expected: 3 * 0.25, ExpectedSquares: 3 * 0.0625, InvExpected: 3 * 4},
+		b: {Tested: 2, TestSum: 1, TestSumSquares: 1, InvP: 2 * q, InvP2: 2 * h, YInvP: q, YInvP2: h, Y2InvP2: h,
+			Expected: 3 * 0.75, ExpectedSquares: 3 * 0.5625, InvExpected: 3 * q},
+	}, got, approx)
+
+	// A value objective: the send's value goes 0 → 3 → 7, so y²/p² gains
+	// (9 − 0 + 49 − 9)/p².
+	v := newCampaign(ws, "value")
+	v.Objective = "value"
+	must(t, s.CreateCampaign(t.Context(), v), "create value campaign")
+	va, vb := v.Variants[0].ID, v.Variants[1].ID
+	_, err = s.RecordSends(t.Context(), store.SendBatch{WorkspaceID: ws.ID, CampaignID: v.ID, ExpectSent: -1, At: t0,
+		Probs: map[string]float64{va: 0.5, vb: 0.5}, Items: []store.Send{{Recipient: "r1", VariantID: va, Propensity: 0.5}}})
+	must(t, err, "record value send")
+	_, err = s.RecordCampaignEvents(t.Context(), []store.CampaignEventBatch{{WorkspaceID: ws.ID, CampaignID: v.ID,
+		Window: v.Settings.AttributionWindow, Objective: "value", Items: []store.CampaignEvent{
+			{Recipient: "r1", Type: "conversion", Value: 3, At: t0}, {Recipient: "r1", Type: "conversion", Value: 4, At: t0}}}})
+	must(t, err, "record conversions")
+	diff(t, "value test sums", map[string]store.CampaignCounters{
+		va: {Tested: 1, TestSum: 7, TestSumSquares: 49, InvP: 2, InvP2: 4, YInvP: 14, YInvP2: 28, Y2InvP2: 196,
+			Expected: 0.5, ExpectedSquares: 0.25, InvExpected: 2},
+		vb: {Expected: 0.5, ExpectedSquares: 0.25, InvExpected: 2},
+	}, testSums(t, s, v), approx)
+}
+
+// testSums adds up the slots' test sums by variant id (the other fields
+// left zero).
+func testSums(t *testing.T, s store.Store, c store.Campaign) map[string]store.CampaignCounters {
+	t.Helper()
+	cc, err := s.CampaignCounts(t.Context(), c.WorkspaceID, c.ID)
+	must(t, err, "campaign counts")
+	out := map[string]store.CampaignCounters{}
+	for _, sl := range cc.Slots {
+		x := out[sl.VariantID]
+		x.Tested += sl.Tested
+		x.TestSum += sl.TestSum
+		x.TestSumSquares += sl.TestSumSquares
+		x.InvP += sl.InvP
+		x.InvP2 += sl.InvP2
+		x.YInvP += sl.YInvP
+		x.YInvP2 += sl.YInvP2
+		x.Y2InvP2 += sl.Y2InvP2
+		x.Expected += sl.Expected
+		x.ExpectedSquares += sl.ExpectedSquares
+		x.InvExpected += sl.InvExpected
+		out[sl.VariantID] = x
+	}
+	return out
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CampaignSends", testCampaignSends},
 		{"CampaignEvents", testCampaignEvents},
 		{"CampaignDelays", testCampaignDelays},
+		{"CampaignTestSums", testCampaignTestSums},
 		{"DecideLeases", testDecideLeases},
 		{"DecideLeasesConcurrent", testDecideLeasesConcurrent},
 		{"Segments", testSegments},
