@@ -705,6 +705,13 @@ func SimulateCampaign(args []string, stdout, stderr io.Writer) int {
 	if err := tw.Flush(); err != nil {
 		return fail(stderr, "simulate", err)
 	}
+	fmt.Fprintln(stdout, "\nwinner declared (the server's rule, looked at before every call):")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%.1f%% of runs\t%.1f%% of them not the truly best\t\n", r.Label, 100*r.Declared, 100*r.WrongWinners)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, "simulate", err)
+	}
 	fmt.Fprintln(stdout, "\nmean share of the truly best variant per call:")
 	for _, r := range results {
 		if len(r.BestShare) > 24 {
