@@ -540,35 +540,25 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 	})
 }
 
-// delayColumns lists the delay histogram's columns (migrations 00008 and
-// 00009), and delayUpdates adds excluded's to them in campaign_slots.
-var delayColumns, delayUpdates = func() (string, string) {
+// delayCols are the delay histogram's columns (migrations 00008 and 00009);
+// delayColumns lists them, and delayUpdates adds excluded's to them in
+// campaign_slots.
+var delayCols = func() []string {
 	var cols []string
 	for i := range engine.DelayBuckets {
 		cols = append(cols, fmt.Sprintf("delay_%02d", i))
 	}
-	return strings.Join(cols, ", "), delaySums("campaign_slots")
+	return cols
 }()
 
+var delayColumns, delayUpdates = strings.Join(delayCols, ", "), delaySums("campaign_slots")
+
 // campaignTestUpdates adds excluded's test sums to campaign_slots' own.
-var campaignTestUpdates = func() string {
-	ups := make([]string, len(campaignTestColumns))
-	for i, c := range campaignTestColumns {
-		ups[i] = c + " = campaign_slots." + c + " + excluded." + c
-	}
-	return strings.Join(ups, ",\n")
-}()
+var campaignTestUpdates = addExcluded("campaign_slots", campaignTestColumns)
 
 // delaySums returns the upsert clauses that add excluded's delay histogram
 // to the table's.
-func delaySums(table string) string {
-	var ups []string
-	for i := range engine.DelayBuckets {
-		c := fmt.Sprintf("delay_%02d", i)
-		ups = append(ups, fmt.Sprintf("%s = %s.%s + excluded.%s", c, table, c, c))
-	}
-	return strings.Join(ups, ",\n")
-}
+func delaySums(table string) string { return addExcluded(table, delayCols) }
 
 // RecordCampaignEvents applies the batches in one transaction, campaign by
 // campaign in id order (lock order).

@@ -637,14 +637,8 @@ func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID 
 				k.step, k.variant, d.units, d.conversions, d.advanced, d.late, d.value,
 				d.invP, d.invP2, d.convInvP, d.convInvP2, d.advInvP, d.advInvP2, d.expected, d.expectedSq, d.invExpected)
 		}
-		set := make([]string, len(funnelCounterSums))
-		for i, c := range funnelCounterSums {
-			set[i] = c + " = funnel_counters." + c + " + excluded." + c
-		}
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO funnel_counters (funnel_id, step, variant_id, `+strings.Join(funnelCounterSums, ", ")+`)
-			 VALUES `+rb.String()+`
-			 ON CONFLICT (funnel_id, step, variant_id) DO UPDATE SET `+strings.Join(set, ", "), rb.args...)
+			counterUpsert("funnel_counters", []string{"funnel_id", "step", "variant_id"}, funnelCounterSums, rb.String()), rb.args...)
 		if err != nil {
 			return fmt.Errorf("update funnel counters of %s: %w", funnelID, err)
 		}

@@ -101,20 +101,23 @@ var counterStats = []string{"units", "conversions", "value_sum", "value_sum_sq",
 var bucketStats = []string{"units", "conversions", "value_sum", "value_sum_sq", "expected"}
 
 // counterUpsert is the "col = col + excluded.col" upsert of a counters
-// table (counters, metric_counters, buckets): rows keyed by key, adding
-// stats.
+// table (counters, metric_counters, buckets, funnel_counters): rows keyed
+// by key, adding stats.
 func counterUpsert(table string, key, stats []string, values string) string {
-	var set strings.Builder
-	for i, c := range stats {
-		if i > 0 {
-			set.WriteString(", ")
-		}
-		set.WriteString(c + " = " + table + "." + c + " + excluded." + c)
-	}
 	keys := strings.Join(key, ", ")
 	return `INSERT INTO ` + table + ` (` + keys + `, ` + strings.Join(stats, ", ") + `)
 		 VALUES ` + values + `
-		 ON CONFLICT (` + keys + `) DO UPDATE SET ` + set.String()
+		 ON CONFLICT (` + keys + `) DO UPDATE SET ` + addExcluded(table, stats)
+}
+
+// addExcluded is the SET clause of an upsert that adds excluded's cols to
+// the table's own: "c = table.c + excluded.c, …".
+func addExcluded(table string, cols []string) string {
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c + " = " + table + "." + c + " + excluded." + c
+	}
+	return strings.Join(set, ",\n")
 }
 
 // counterShard picks the shard a transaction adds its increments to (see
