@@ -260,6 +260,13 @@ type FunnelVariantResult struct {
 	// Rate, its interval, PBest and Weight use it. Nil until a completion
 	// of the step has been seen.
 	MaturedUnits *float64 `json:"matured_units"`
+	// PValue is the always-valid p-value of "no difference to the step's
+	// control" and DiffCILow, DiffCIHigh the anytime-valid interval of the
+	// difference of rates, on the funnel strategy's objective; nil for the
+	// control and while no test can be made.
+	PValue     *float64 `json:"p_value"`
+	DiffCILow  *float64 `json:"diff_ci_low"`
+	DiffCIHigh *float64 `json:"diff_ci_high"`
 }
 
 // FunnelPathResult is one path of variants seen (step key → variant key).

@@ -386,6 +386,16 @@ func TestFunnelWinnerFound(t *testing.T) {
 			}
 		}
 		t.Logf("winner after a %d, b %d units", nA, nB)
+		// The interval the winner rests on is in the results: b against
+		// the control a, always-valid, below zero; the control has none.
+		vs := res["steps"].([]any)[0].(map[string]any)["variants"].([]any)
+		ctl, b := vs[0].(map[string]any), vs[1].(map[string]any)
+		if ctl["p_value"] != nil || ctl["diff_ci_low"] != nil {
+			t.Errorf("control a: p_value %v, diff_ci_low %v, want null", ctl["p_value"], ctl["diff_ci_low"])
+		}
+		if p, hi := b["p_value"], b["diff_ci_high"]; p == nil || hi == nil || p.(float64) > 0.05 || hi.(float64) >= 0 {
+			t.Errorf("b against a: p_value %v, diff_ci_high %v; want at most 0.05 and below zero", p, hi)
+		}
 		if d := cmp.Diff(map[string]any{"landing": "a"}, res["best_path"]); d != "" {
 			t.Errorf("best path (-want +got):\n%s", d)
 		}

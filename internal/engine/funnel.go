@@ -410,6 +410,14 @@ type FunnelVariantResult struct {
 	// arrived), from which Rate, its interval, PBest and the weights come;
 	// nil when the funnel has no delay model yet (no completion observed).
 	MaturedUnits *float64 `json:"matured_units"`
+	// PValue, DiffLow and DiffHigh compare the variant with the step's
+	// control on the strategy's objective, as an experiment's variants do
+	// (VariantResult): the always-valid p-value and the anytime-valid
+	// interval of the difference of rates that the step's winner rests on;
+	// nil for the control and while no test can be made.
+	PValue   *float64 `json:"p_value"`
+	DiffLow  *float64 `json:"diff_ci_low"`
+	DiffHigh *float64 `json:"diff_ci_high"`
 }
 
 // FunnelPathResult is one path of variants seen.
@@ -497,6 +505,7 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 					CILow: v.CILow, CIHigh: v.CIHigh, NextStepUnits: a.Advanced, NextStepRate: rate(a.Advanced, a.Units),
 					PBest: v.PBest, ExpectedLoss: v.ExpectedLoss, Weight: decided.Variants[i].Weight,
 					OpenUnits: a.Open, Value: a.Value, MaturedUnits: a.Matured,
+					PValue: decided.Variants[i].PValue, DiffLow: decided.Variants[i].DiffLow, DiffHigh: decided.Variants[i].DiffHigh,
 				})
 			}
 			d := decided.Decision
