@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"testing"
@@ -29,12 +28,7 @@ import (
 // flushed to the statistics when the store's connections close.
 func TestUnitLookupsProbeBeforeStatistics(t *testing.T) {
 	db := admin(t)
-	schema := uniqueName("samplit_test_")
-	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u := dbtest.WithParam(t, dbtest.PostgresURL(t), "search_path", schema)
+	schema, u := newSchema(t)
 	app := schema // application_name: which backends are this test's
 	u = dbtest.WithParam(t, u, "application_name", app)
 

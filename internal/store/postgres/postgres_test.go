@@ -55,14 +55,15 @@ func uniqueName(prefix string) string {
 	return prefix + strings.ToLower(rand.Text()[:16])
 }
 
-// openSchema returns a migrated store in a new schema of the test database,
-// dropped when the test ends. The schema is chosen by the search_path
-// runtime parameter, which pgx sends at connection start, so that every
-// connection of the pool, and the migration, lands in it.
-func openSchema(t testing.TB, opts postgres.Options) *sqlstore.Store {
+// newSchema creates a schema of the test database, dropped when the test
+// ends, and returns its name and the URL whose connections land in it: the
+// schema is chosen by the search_path runtime parameter, which pgx sends at
+// connection start, so that every connection of a pool, and the migration,
+// lands in it.
+func newSchema(t testing.TB) (schema, url string) {
 	t.Helper()
 	db := admin(t)
-	schema := uniqueName("samplit_test_")
+	schema = uniqueName("samplit_test_")
 	if _, err := db.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,14 @@ func openSchema(t testing.TB, opts postgres.Options) *sqlstore.Store {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-	s, err := postgres.Open(dbtest.WithParam(t, dbtest.PostgresURL(t), "search_path", schema), opts)
+	return schema, dbtest.WithParam(t, dbtest.PostgresURL(t), "search_path", schema)
+}
+
+// openSchema returns a migrated store in a new schema (newSchema).
+func openSchema(t testing.TB, opts postgres.Options) *sqlstore.Store {
+	t.Helper()
+	_, u := newSchema(t)
+	s, err := postgres.Open(u, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,13 +106,7 @@ func TestConformanceSimpleProtocol(t *testing.T) {
 // schema at once: the lock lets one apply the migrations, and the others
 // find nothing left to do.
 func TestMigrateConcurrently(t *testing.T) {
-	db := admin(t)
-	schema := uniqueName("samplit_test_")
-	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u := dbtest.WithParam(t, dbtest.PostgresURL(t), "search_path", schema)
+	_, u := newSchema(t)
 	const replicas = 3
 	var wg sync.WaitGroup
 	applied := make([]int, replicas)
