@@ -285,8 +285,8 @@ type FunnelSimConfig struct {
 	// far, as the server did before the delay model (timed scenarios only).
 	NoDelayModel bool
 	// Look, when positive, runs the server's decision rule every Look units
-	// (untimed scenarios only) and records each step's first declared
-	// winner, as the server records it for good.
+	// (every Look reaches of a step, in a timed scenario) and records each
+	// step's first declared winner, as the server records it for good.
 	Look int
 }
 
@@ -351,9 +351,6 @@ func RunFunnelSimulation(cfg FunnelSimConfig) (FunnelSimResult, error) {
 		return FunnelSimResult{}, fmt.Errorf("strategy must be %s or %s", engine.MultiStep, engine.PerStep)
 	}
 	cfg.Batch = max(cfg.Batch, 1)
-	if cfg.Look > 0 && sc.Delay != nil {
-		return FunnelSimResult{}, fmt.Errorf("decisions (look) are simulated for funnels without a delay only")
-	}
 	workers := cfg.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -462,11 +459,7 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 		}
 		in.Steps[k] = si
 	}
-	var out funnelRun
-	out.winners = make([]int, m)
-	for k := range out.winners {
-		out.winners[k] = -1
-	}
+	out := newFunnelRun(m)
 	seen := make([]int, m)
 	props := make([]float64, m) // the propensity of each variant seen
 	var plans []*engine.Plan
@@ -528,6 +521,15 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 	var err error
 	out.chosen, err = chosenVariants(in)
 	return out, err
+}
+
+// newFunnelRun returns a run of a funnel of m steps, no step decided.
+func newFunnelRun(m int) funnelRun {
+	out := funnelRun{winners: make([]int, m)}
+	for k := range out.winners {
+		out.winners[k] = -1
+	}
+	return out
 }
 
 // declareStepWinners analyses the funnel as the server's decision loop does

@@ -81,6 +81,8 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 	// Per unit: its arm at each step (-1: not reached) and when it reached it.
 	seen := make([][]int, cfg.Units)
 	reached := make([][]time.Duration, cfg.Units)
+	props := make([][]float64, cfg.Units) // the propensity of the variant seen at each step
+	weights := make([][]float64, m)       // the plans' weights, by step
 	slots := map[[3]int64]*timedSlot{}
 	slotOf := func(k, arm int, at time.Duration) *timedSlot {
 		start := at - at%width
@@ -93,7 +95,7 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 		return s
 	}
 
-	var out funnelRun
+	out := newFunnelRun(m)
 	var plans []*engine.Plan
 	// The best variant's weight per step, looked at once an hour (as a
 	// dashboard would): reached 0.9, and fell below ½ after that.
@@ -127,6 +129,12 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 		if plans, err = engine.PlanFunnel(in); err != nil {
 			return err
 		}
+		for k, p := range plans {
+			weights[k] = nil
+			if p != nil {
+				weights[k] = p.Weights()
+			}
+		}
 		if now/time.Hour == looked/time.Hour {
 			return nil
 		}
@@ -156,7 +164,7 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 		entry := time.Duration(float64(spread) * float64(next) / float64(cfg.Units))
 		if next < cfg.Units && (q.Len() == 0 || entry <= q.peek().at) {
 			r = reach{at: entry, unit: next, step: 0}
-			seen[next], reached[next] = make([]int, m), make([]time.Duration, m)
+			seen[next], reached[next], props[next] = make([]int, m), make([]time.Duration, m), make([]float64, m)
 			for k := range seen[next] {
 				seen[next][k] = -1
 			}
@@ -165,6 +173,11 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 			r = q.pop()
 		}
 		now = r.at
+		if cfg.Look > 0 && served > 0 && served%cfg.Look == 0 {
+			if err := declareStepWinners(in, out.winners); err != nil {
+				return out, err
+			}
+		}
 		if served%cfg.Batch == 0 {
 			if err := replan(now); err != nil {
 				return out, err
@@ -173,19 +186,24 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 		served++
 		u, k := r.unit, r.step
 		arm := 0
+		var p float64 // a step without variants logs no propensity
 		if plans[k] != nil {
 			arm = plans[k].Draw(rng)
+			p = weights[k][arm]
+			for j, w := range weights[k] {
+				in.Steps[k].Arms[j].AddExpected(w)
+			}
 		}
-		seen[u][k], reached[u][k] = arm, now
+		seen[u][k], reached[u][k], props[u][k] = arm, now, p
 		a := &in.Steps[k].Arms[arm]
-		a.Units++
+		a.AddUnit(p)
 		s := slotOf(k, arm, now)
 		s.units++
 		s.offsets += now - s.start
 		s.last = max(s.last, now)
 		if k > 0 {
 			if prev := seen[u][k-1]; prev >= 0 && now-reached[u][k-1] <= window {
-				in.Steps[k-1].Arms[prev].Advanced++
+				in.Steps[k-1].Arms[prev].AddAdvance(props[u][k-1])
 			}
 		}
 		if k == m-1 {
@@ -196,7 +214,7 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 				if seen[u][j] < 0 || now-reached[u][j] > window {
 					continue
 				}
-				in.Steps[j].Arms[seen[u][j]].Conversions++
+				in.Steps[j].Arms[seen[u][j]].AddConversion(props[u][j])
 				sj := slotOf(j, seen[u][j], reached[u][j])
 				sj.succ++
 				sj.delays[engine.DelayBucket(now-reached[u][j])]++
