@@ -61,30 +61,25 @@ type CampaignArm struct {
 	// (a decision recorded once), whatever later data says.
 	Stopped bool `json:"stopped"`
 
-	// What the anytime-valid test of a winner judges the variant by
-	// (avtest.go), over its Tested sends: those drawn at random among two
-	// or more variants that each had a positive probability (a wave, a
-	// split's test), with the probability p the send had of getting this
-	// variant (Allocation). TestSum and TestSumSquares add up the
-	// objective's outcomes y of those sends (1 or 0 for a binary one);
-	// InvP, InvP2 are Σ1/p, Σ1/p²; YInvP, YInvP2, Y2InvP2 are Σy/p, Σy/p²,
-	// Σy²/p²; Expected, ExpectedSquares, InvExpected are Σw, Σw², Σ1/w over
-	// every tested send of the campaign of the probability w this variant
-	// had. A split's second phase (every send to one variant) is not
-	// tested: it compares nothing.
-	Tested                                 int64   `json:"tested,omitempty"`
-	TestSum, TestSumSquares                float64 `json:"-"`
-	InvP, InvP2, YInvP, YInvP2, Y2InvP2    float64 `json:"-"`
-	Expected, ExpectedSquares, InvExpected float64 `json:"-"`
+	// Test is what the anytime-valid test of a winner judges the variant by
+	// (avtest.go): the sums of Arm (Units, Sum, SumSquares, InvP … Y2InvP2,
+	// Expected, ExpectedSquares, InvExpected; AddUnit, AddExpected and
+	// AddOutcome) over its tested sends, those drawn at random among two or
+	// more variants that each had a positive probability (a wave, a split's
+	// test), each with the probability p it had of getting this variant
+	// (Allocation), and y the objective's outcome (1 or 0 for a binary
+	// one). Its Expected sums run over every tested send of the campaign. A
+	// split's second phase (every send to one variant) is not tested: it
+	// compares nothing.
+	Test Arm `json:"-"`
 }
 
 // testArm is the arm the anytime-valid tests judge the variant by.
 func (a CampaignArm) testArm(metric Metric) Arm {
-	t := Arm{Key: a.Key, Units: a.Tested, Sum: a.TestSum, SumSquares: a.TestSumSquares,
-		InvP: a.InvP, InvP2: a.InvP2, YInvP: a.YInvP, YInvP2: a.YInvP2, Y2InvP2: a.Y2InvP2,
-		Expected: a.Expected, ExpectedSquares: a.ExpectedSquares, InvExpected: a.InvExpected}
+	t := a.Test
+	t.Key = a.Key
 	if metric == Binary {
-		t.Conversions = int64(math.Round(a.TestSum))
+		t.Conversions = int64(math.Round(t.Sum))
 	}
 	return t
 }

@@ -85,10 +85,9 @@ func TestCampaignWinnerNeedsTestedSends(t *testing.T) {
 	for i := range in.Arms {
 		a := &in.Arms[i]
 		// Every one of the 10,000 sends had probability ½ of either.
-		a.Tested, a.TestSum, a.TestSumSquares = a.Trials, float64(a.Successes), float64(a.Successes)
-		a.InvP, a.InvP2 = 2*float64(a.Trials), 4*float64(a.Trials)
-		a.YInvP, a.YInvP2, a.Y2InvP2 = 2*float64(a.Successes), 4*float64(a.Successes), 4*float64(a.Successes)
-		a.Expected, a.ExpectedSquares, a.InvExpected = 5000, 2500, 20000
+		n, c := float64(a.Trials), float64(a.Successes)
+		a.Test = Arm{Units: a.Trials, Sum: c, SumSquares: c, InvP: 2 * n, InvP2: 4 * n, YInvP: 2 * c, YInvP2: 4 * c, Y2InvP2: 4 * c,
+			Expected: 5000, ExpectedSquares: 2500, InvExpected: 20000}
 	}
 	if an, err = AnalyzeCampaign(in); err != nil {
 		t.Fatal(err)

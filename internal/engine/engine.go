@@ -106,11 +106,16 @@ type Arm struct {
 // It does not touch Expected, which every arm of the experiment gets (AddExpected).
 func (a *Arm) AddUnit(p float64) {
 	a.Units++
-	if !(p > 0) {
-		return // never logged by a plan; no inverse-propensity term exists
+	addInverse(&a.InvP, &a.InvP2, p) // nothing when never logged by a plan
+}
+
+// addInverse adds 1/p and 1/p² to the sums; a propensity that is not
+// positive (never logged) adds nothing.
+func addInverse(sum, sum2 *float64, p float64) {
+	if p > 0 {
+		*sum += 1 / p
+		*sum2 += 1 / (p * p)
 	}
-	a.InvP += 1 / p
-	a.InvP2 += 1 / (p * p)
 }
 
 // AddExpected adds the weight w this arm had when a unit (of any arm) came.

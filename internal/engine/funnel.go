@@ -91,15 +91,6 @@ func (a *FunnelArm) AddUnit(p float64) {
 	addInverse(&a.InvP, &a.InvP2, p)
 }
 
-// addInverse adds 1/p and 1/p² to the sums; a propensity that is not
-// positive (never logged) adds nothing.
-func addInverse(sum, sum2 *float64, p float64) {
-	if p > 0 {
-		*sum += 1 / p
-		*sum2 += 1 / (p * p)
-	}
-}
-
 // AddExpected adds the weight w this variant had when a unit (of any
 // variant) reached the step.
 func (a *FunnelArm) AddExpected(w float64) {

@@ -303,8 +303,8 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 		delays         [engine.DelayBuckets]int64
 	}
 	cells := make([][]cell, sc.Calls)
-	// The anytime-valid tests' sums, per arm (engine.CampaignArm).
-	tests := make([]engine.CampaignArm, k)
+	// The anytime-valid tests' sums, per arm (engine.CampaignArm.Test).
+	tests := make([]engine.Arm, k)
 	var queue []pending
 	window := time.Duration(sc.AttributionWindow)
 	dist := sc.delay()
@@ -332,12 +332,7 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 				x.guard++
 			} else {
 				if ev.p > 0 {
-					t := &tests[ev.arm]
-					t.TestSum++
-					t.TestSumSquares++
-					t.YInvP += 1 / ev.p
-					t.YInvP2 += 1 / (ev.p * ev.p)
-					t.Y2InvP2 += 1 / (ev.p * ev.p)
+					tests[ev.arm].AddOutcome(ev.p, 0, 1, true)
 				}
 				x.succ++
 				x.delays[engine.DelayBucket(ev.arrival-time.Duration(sc.Interval)*time.Duration(ev.call))]++
@@ -366,8 +361,7 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 			model = engine.EstimateDelaysLongest(all, at, window)
 		}
 		for i, v := range sc.Variants {
-			a := tests[i]
-			a.Key, a.Stopped = v.Key, stopped[i]
+			a := engine.CampaignArm{Key: v.Key, Stopped: stopped[i], Test: tests[i]}
 			for cc := range c {
 				x := cells[cc][i]
 				a.Trials += int64(x.n)
@@ -426,15 +420,10 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 			var p float64
 			if j < alloc.Tested {
 				p = alloc.Probs[arm]
-				t := &tests[arm]
-				t.Tested++
-				t.InvP += 1 / p
-				t.InvP2 += 1 / (p * p)
+				tests[arm].AddUnit(p)
 				for i, w := range alloc.Probs {
 					if w > 0 {
-						tests[i].Expected += w
-						tests[i].ExpectedSquares += w * w
-						tests[i].InvExpected += 1 / w
+						tests[i].AddExpected(w)
 					}
 				}
 			}

@@ -189,9 +189,9 @@ func campaignInput(c *store.Campaign, counts store.CampaignCounts, now time.Time
 	for _, v := range c.Variants {
 		t := by[v.ID]
 		a := engine.CampaignArm{Key: v.Key, Trials: trials(t.CampaignCounters), Successes: success(c.Objective, t.CampaignCounters),
-			Stopped: stopped[v.Key], Tested: t.Tested, TestSum: t.TestSum, TestSumSquares: t.TestSumSquares,
-			InvP: t.InvP, InvP2: t.InvP2, YInvP: t.YInvP, YInvP2: t.YInvP2, Y2InvP2: t.Y2InvP2,
-			Expected: t.Expected, ExpectedSquares: t.ExpectedSquares, InvExpected: t.InvExpected}
+			Stopped: stopped[v.Key], Test: engine.Arm{Units: t.Tested, Sum: t.TestSum, SumSquares: t.TestSumSquares,
+				InvP: t.InvP, InvP2: t.InvP2, YInvP: t.YInvP, YInvP2: t.YInvP2, Y2InvP2: t.Y2InvP2,
+				Expected: t.Expected, ExpectedSquares: t.ExpectedSquares, InvExpected: t.InvExpected}}
 		if in.Metric == engine.Continuous {
 			a.Sum, a.SumSquares = t.Value, t.ValueSquares
 		}

@@ -331,27 +331,15 @@ type slotDelta struct {
 	sentAtSum  float64
 	lastSentAt int64
 	delays     [engine.DelayBuckets]int64
-	// The anytime-valid tests' sums (store.CampaignCounters).
-	tested                                                  int64
-	testSum, testSumSq, invP, invP2, yInvP, yInvP2, y2InvP2 float64
-	expected, expectedSq, invExpected                       float64
+	// test holds the anytime-valid tests' sums of the tested sends
+	// (store.CampaignCounters, engine.CampaignArm.Test).
+	test delta
 }
 
 // campaignTestColumns are campaign_slots' columns of the anytime-valid tests'
 // sums (migration 00015), in slotDelta's and CampaignCounters' order.
 var campaignTestColumns = []string{"tested", "test_sum", "test_sum_sq", "inv_p", "inv_p2", "y_inv_p", "y_inv_p2", "y2_inv_p2",
 	"expected", "expected_squares", "inv_expected"}
-
-// testOutcome adds to d a tested send's outcome moving from y to y+dy (its
-// p > 0).
-func (d *slotDelta) testOutcome(p, y, dy float64) {
-	d.testSum += dy
-	sq := (y+dy)*(y+dy) - y*y
-	d.testSumSq += sq
-	d.yInvP += dy / p
-	d.yInvP2 += dy / (p * p)
-	d.y2InvP2 += sq / (p * p)
-}
 
 type slotKey struct {
 	variant string
@@ -405,10 +393,10 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 		}
 		var raced []string
 		perVariant := map[string]int64{}
-		tested := map[string]*slotDelta{} // the tests' sums of the new sends, by variant
-		testDelta := func(v string) *slotDelta {
+		tested := map[string]*delta{} // the tests' sums of the new sends, by variant
+		testDelta := func(v string) *delta {
 			if tested[v] == nil {
-				tested[v] = &slotDelta{}
+				tested[v] = &delta{}
 			}
 			return tested[v]
 		}
@@ -417,13 +405,10 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 				out.VariantIDs[i], out.New[i] = it.VariantID, true
 				perVariant[it.VariantID]++
 				if p := it.Propensity; p > 0 {
-					d := testDelta(it.VariantID)
-					d.tested++
-					d.invP, d.invP2 = d.invP+1/p, d.invP2+1/(p*p)
+					testDelta(it.VariantID).AddUnit(p)
 					for v, w := range b.Probs {
 						if w > 0 {
-							e := testDelta(v)
-							e.expected, e.expectedSq, e.invExpected = e.expected+w, e.expectedSq+w*w, e.invExpected+1/w
+							testDelta(v).AddExpected(w)
 						}
 					}
 				}
@@ -464,8 +449,7 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 				d = &slotDelta{}
 				slots[slotKey{v, slot}] = d
 			}
-			d.tested, d.invP, d.invP2 = t.tested, t.invP, t.invP2
-			d.expected, d.expectedSq, d.invExpected = t.expected, t.expectedSq, t.invExpected
+			d.test = *t
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO campaign_waves (campaign_id, wave, variant_id, sends, at) VALUES `+wb.String()+`
@@ -506,8 +490,9 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 			for _, n := range d.delays {
 				args = append(args, n)
 			}
-			args = append(args, d.tested, d.testSum, d.testSumSq, d.invP, d.invP2, d.yInvP, d.yInvP2, d.y2InvP2,
-				d.expected, d.expectedSq, d.invExpected)
+			t := d.test
+			args = append(args, t.Units, t.Sum, t.SumSquares, t.InvP, t.InvP2, t.YInvP, t.YInvP2, t.Y2InvP2,
+				t.Expected, t.ExpectedSquares, t.InvExpected)
 			rb.add("($1, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), ?, "+
 				"CAST(? AS DOUBLE PRECISION), ?"+strings.Repeat(", ?", engine.DelayBuckets)+", ?"+
 				strings.Repeat(", CAST(? AS DOUBLE PRECISION)", len(campaignTestColumns)-1)+")", args...)
@@ -692,9 +677,10 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 	case store.CampaignBounce:
 		set(&r.bounced, &d.bounces)
 	case store.CampaignConversion:
+		first := !r.conv.Valid
 		set(&r.conv, &d.conversions)
 		if b.Objective == "value" && r.propensity > 0 {
-			d.testOutcome(r.propensity, r.value, ev.Value)
+			d.test.AddOutcome(r.propensity, r.value, r.value+ev.Value, first)
 		}
 		// The per-send value's square changes from v² to (v+x)².
 		d.value += ev.Value
@@ -704,7 +690,7 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("unknown event type %q", ev.Type)}, nil
 	}
 	if !before && r.objectiveSet(b.Objective) && b.Objective != "value" && r.propensity > 0 {
-		d.testOutcome(r.propensity, 0, 1) // an open or a click: y goes from 0 to 1, once
+		d.test.AddOutcome(r.propensity, 0, 1, true) // an open or a click: y goes from 0 to 1, once
 	}
 	if !before && r.objectiveSet(b.Objective) {
 		// The objective's counter moved: record how long after the send the

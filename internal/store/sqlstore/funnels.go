@@ -315,12 +315,12 @@ type stepKey struct {
 	slot    int64
 }
 
+// stepDelta is one counter or bucket row's increments: the units,
+// conversions, advances, late completions and value of engine.FunnelArm and,
+// for counters, its anytime-valid tests' sums, added by its methods as the
+// simulator adds them (a step without variants logs no propensity: 0).
 type stepDelta struct {
-	units, conversions, advanced, late int64
-	value                              float64
-	// The anytime-valid tests' sums (store.StepCounters; counters only).
-	invP, invP2, convInvP, convInvP2, advInvP, advInvP2 float64
-	expected, expectedSq, invExpected                   float64
+	engine.FunnelArm
 	// The buckets' reach times and delays (migration 00009).
 	reachedSum  float64
 	lastReached int64
@@ -471,11 +471,7 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 			return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
 		}
 		if now-reached <= window {
-			c := in.counter(step, v)
-			c.advanced++
-			if v != "" { // a step without variants has no propensities to weigh by
-				c.advInvP, c.advInvP2 = c.advInvP+inv(p), c.advInvP2+inv(p*p)
-			}
+			in.counter(step, v).AddAdvance(logged(v, p))
 		}
 	}
 	if err := rows.Close(); err != nil {
@@ -484,18 +480,15 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 	if err := rows.Err(); err != nil {
 		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
 	}
-	c := in.counter(it.Step, it.VariantID)
-	c.units++
+	in.counter(it.Step, it.VariantID).AddUnit(logged(it.VariantID, it.Propensity))
 	if it.VariantID != "" {
-		c.invP, c.invP2 = c.invP+inv(it.Propensity), c.invP2+inv(it.Propensity*it.Propensity)
 		for v, w := range it.Weights {
-			e := in.counter(it.Step, v)
-			e.expected, e.expectedSq, e.invExpected = e.expected+w, e.expectedSq+w*w, e.invExpected+inv(w)
+			in.counter(it.Step, v).AddExpected(w)
 		}
 	}
 	slot := slotOf(it.At, b.BucketWidth)
 	bd := in.bucket(it.Step, it.VariantID, slot)
-	bd.units++
+	bd.Units++
 	bd.reachedSum += float64(now-slot) / 1e6
 	bd.lastReached = max(bd.lastReached, now)
 
@@ -567,16 +560,13 @@ func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch,
 		}
 		c := in.counter(step, v)
 		if now-reached > window {
-			c.late++
+			c.Late++
 			continue
 		}
-		c.conversions++
-		if v != "" {
-			c.convInvP, c.convInvP2 = c.convInvP+inv(p), c.convInvP2+inv(p*p)
-		}
-		c.value += it.Value
+		c.AddConversion(logged(v, p))
+		c.Value += it.Value
 		bd := in.bucket(step, v, slotOf(fromMicros(reached), b.BucketWidth))
-		bd.conversions++
+		bd.Conversions++
 		bd.delays[engine.DelayBucket(time.Duration(now-reached)*time.Microsecond)]++
 	}
 	if err := rows.Err(); err != nil {
@@ -593,13 +583,14 @@ func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch,
 var funnelCounterSums = []string{"units", "conversions", "advanced", "late", "value_sum",
 	"inv_p", "inv_p2", "conv_inv_p", "conv_inv_p2", "adv_inv_p", "adv_inv_p2", "expected", "expected_squares", "inv_expected"}
 
-// inv is 1/x, or 0 for a propensity or weight that is not positive (a step
-// without variants, or a row written before propensities were logged).
-func inv(x float64) float64 {
-	if x > 0 {
-		return 1 / x
+// logged is the propensity the anytime-valid tests weigh a unit's row of a
+// step by: 0 (none) for a step without variants, whose rows store one but
+// compare nothing.
+func logged(variant string, p float64) float64 {
+	if variant == "" {
+		return 0
 	}
-	return 0
+	return p
 }
 
 // applyFunnelIncrements writes the increments as "col = col + excluded.col"
@@ -634,8 +625,8 @@ func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID 
 		for _, k := range ks {
 			d := in.counters[k]
 			rb.add("($1, ?, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION)"+strings.Repeat(", CAST(? AS DOUBLE PRECISION)", 9)+")",
-				k.step, k.variant, d.units, d.conversions, d.advanced, d.late, d.value,
-				d.invP, d.invP2, d.convInvP, d.convInvP2, d.advInvP, d.advInvP2, d.expected, d.expectedSq, d.invExpected)
+				k.step, k.variant, d.Units, d.Conversions, d.Advanced, d.Late, d.Value,
+				d.InvP, d.InvP2, d.ConvInvP, d.ConvInvP2, d.AdvInvP, d.AdvInvP2, d.Expected, d.ExpectedSquares, d.InvExpected)
 		}
 		_, err := tx.ExecContext(ctx,
 			counterUpsert("funnel_counters", []string{"funnel_id", "step", "variant_id"}, funnelCounterSums, rb.String()), rb.args...)
@@ -651,7 +642,7 @@ func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID 
 		rb := newRowsBuilder(funnelID)
 		for _, k := range ks {
 			d := in.buckets[k]
-			args := []any{k.step, k.variant, k.slot, d.units, d.conversions, d.reachedSum, d.lastReached}
+			args := []any{k.step, k.variant, k.slot, d.Units, d.Conversions, d.reachedSum, d.lastReached}
 			for _, n := range d.delays {
 				args = append(args, n)
 			}
