@@ -83,6 +83,11 @@ type CampaignSettings struct {
 	MinSamples        int                `json:"min_samples"`
 	DecisionThreshold float64            `json:"decision_threshold"`
 	LossThreshold     float64            `json:"loss_threshold"`
+	// Alpha is the level of the anytime-valid winner test; MinEffect the
+	// relative margin within which every variant must provably lie for
+	// the no_difference decision.
+	Alpha     float64 `json:"alpha"`
+	MinEffect float64 `json:"min_effect"`
 }
 
 // CampaignGuardrail stops a variant whose rate of Event (unsubscribe or
@@ -131,6 +136,9 @@ type CampaignSettingsSpec struct {
 	MinSamples        *int64                 `json:"min_samples,omitempty"`
 	DecisionThreshold *float64               `json:"decision_threshold,omitempty"`
 	LossThreshold     *float64               `json:"loss_threshold,omitempty"`
+	// Alpha and MinEffect are in (0, 1); nil keeps the defaults (0.05).
+	Alpha     *float64 `json:"alpha,omitempty"`
+	MinEffect *float64 `json:"min_effect,omitempty"`
 }
 
 // CampaignGuardrailSpec sets a campaign's guardrail.

@@ -27,6 +27,7 @@ func TestCampaigns(t *testing.T) {
 			AttributionWindow: "2d",
 			Guardrail:         &client.CampaignGuardrailSpec{Event: client.CampaignUnsubscribe, MaxRate: 0.05},
 			Seed:              new(int64(3)),
+			MinEffect:         new(0.2),
 		},
 	}
 	cp, err := c.CreateCampaign(ctx, req)
@@ -37,7 +38,8 @@ func TestCampaigns(t *testing.T) {
 		cp.Mode != client.ModeWaves || len(cp.Variants) != 2 || cp.Variants[1].Stopped {
 		t.Fatalf("created %+v", cp)
 	}
-	if s := cp.Settings; s.AttributionWindow != "2d" || s.Guardrail == nil || s.Guardrail.MaxRate != 0.05 || s.Guardrail.Confidence == 0 || s.TestShare == 0 {
+	if s := cp.Settings; s.AttributionWindow != "2d" || s.Guardrail == nil || s.Guardrail.MaxRate != 0.05 || s.Guardrail.Confidence == 0 || s.TestShare == 0 ||
+		s.MinEffect != 0.2 || s.Alpha != 0.05 {
 		t.Errorf("settings %+v", s)
 	}
 	if got, err := c.GetCampaign(ctx, cp.ID); err != nil || got.Key != cp.Key {

@@ -54,6 +54,10 @@ type FunnelSettings struct {
 	AttributionWindowSeconds int64 `json:"attribution_window_seconds"`
 	// ConversionWindow is the same window as "7d" or a Go duration.
 	ConversionWindow string `json:"conversion_window"`
+	// Alpha is the level of each step's anytime-valid winner test;
+	// MinEffect the relative margin of a step's no_difference.
+	Alpha     float64 `json:"alpha"`
+	MinEffect float64 `json:"min_effect"`
 }
 
 // AttributionWindow returns the attribution window as a duration.
@@ -92,6 +96,9 @@ type FunnelSettingsSpec struct {
 	// ConversionWindow sets the same window as "24h" or "7d"; give one of
 	// the two.
 	ConversionWindow *string `json:"conversion_window,omitempty"`
+	// Alpha and MinEffect are in (0, 1); nil keeps the defaults (0.05).
+	Alpha     *float64 `json:"alpha,omitempty"`
+	MinEffect *float64 `json:"min_effect,omitempty"`
 }
 
 // CreateFunnel creates a funnel (POST /v1/funnels), with an automatic

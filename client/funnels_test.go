@@ -20,7 +20,7 @@ func signup(key string, start bool) client.CreateFunnelRequest {
 			{Key: "form"},
 			{Key: "done", Name: "Signed up"},
 		},
-		Settings: &client.FunnelSettingsSpec{AttributionWindowSeconds: new(int64(3600)), Seed: new(int64(7))},
+		Settings: &client.FunnelSettingsSpec{AttributionWindowSeconds: new(int64(3600)), Seed: new(int64(7)), Alpha: new(0.01)},
 		Start:    start,
 	}
 }
@@ -41,7 +41,8 @@ func TestFunnels(t *testing.T) {
 	if !f.Steps[2].Goal || f.Steps[0].Goal || len(f.Steps[0].Variants) != 2 || len(f.Steps[1].Variants) != 0 || f.Steps[2].Name != "Signed up" {
 		t.Errorf("steps %+v", f.Steps)
 	}
-	if f.Settings.AttributionWindow() != time.Hour || f.Settings.Seed == nil || *f.Settings.Seed != 7 || f.Settings.MinSamples == 0 {
+	if f.Settings.AttributionWindow() != time.Hour || f.Settings.Seed == nil || *f.Settings.Seed != 7 || f.Settings.MinSamples == 0 ||
+		f.Settings.Alpha != 0.01 || f.Settings.MinEffect != 0.05 {
 		t.Errorf("settings %+v", f.Settings)
 	}
 	for _, ref := range []string{f.ID, f.Key} {

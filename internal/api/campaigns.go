@@ -87,6 +87,8 @@ type campaignSettingsJSON struct {
 	MinSamples        int            `json:"min_samples"`
 	DecisionThreshold float64        `json:"decision_threshold"`
 	LossThreshold     float64        `json:"loss_threshold"`
+	Alpha             float64        `json:"alpha"`
+	MinEffect         float64        `json:"min_effect"`
 }
 
 // formatDays and parseDays are the one form of durations in settings
@@ -100,7 +102,8 @@ func toCampaignJSON(c store.Campaign) campaignJSON {
 		AudienceSize: c.AudienceSize, Status: string(c.Status), Variants: []campaignVariantJSON{},
 		Settings: campaignSettingsJSON{TestShare: s.TestShare, AttributionWindow: formatDays(s.AttributionWindow),
 			Seed: s.Seed, WeightFloor: s.WeightFloor, MinSamples: s.MinSamples,
-			DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold},
+			DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold,
+			Alpha: cmp.Or(s.Alpha, engine.DefaultAlpha), MinEffect: cmp.Or(s.MinEffect, engine.DefaultMinEffect)},
 		Sent: c.Sent, Waves: c.Waves,
 		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt),
 		StartedAt: optTimestamp(c.StartedAt), CompletedAt: optTimestamp(c.CompletedAt),
@@ -157,6 +160,8 @@ type campaignSettingsRequest struct {
 	MinSamples        *int64            `json:"min_samples"`
 	DecisionThreshold *float64          `json:"decision_threshold"`
 	LossThreshold     *float64          `json:"loss_threshold"`
+	Alpha             *float64          `json:"alpha"`
+	MinEffect         *float64          `json:"min_effect"`
 }
 
 // buildCampaign decodes and validates the body of POST /v1/campaigns and
@@ -222,7 +227,7 @@ func buildCampaign(body createCampaignRequest) (store.Campaign, error) {
 	}
 	e, err := buildExperiment(createExperimentRequest{Key: "campaign", Variants: body.Variants}, variants, settingsRequest{
 		MinSamples: sr.MinSamples, DecisionThreshold: sr.DecisionThreshold, LossThreshold: sr.LossThreshold,
-		WeightFloor: &floor, Seed: sr.Seed,
+		WeightFloor: &floor, Seed: sr.Seed, Alpha: sr.Alpha, MinEffect: sr.MinEffect,
 	})
 	var ae *apperr.Error
 	if errors.As(err, &ae) {
@@ -238,6 +243,7 @@ func buildCampaign(body createCampaignRequest) (store.Campaign, error) {
 		TestShare: DefaultTestShare, AttributionWindow: DefaultEmailAttrb, Seed: e.Settings.Seed,
 		WeightFloor: e.Settings.WeightFloor, MinSamples: e.Settings.MinSamples,
 		DecisionThreshold: e.Settings.DecisionThreshold, LossThreshold: e.Settings.LossThreshold,
+		Alpha: e.Settings.Alpha, MinEffect: e.Settings.MinEffect,
 	}
 	if c.Channel == "push" {
 		c.Settings.AttributionWindow, c.Settings.DiscountHalfLife = DefaultPushAttrb, DefaultPushHalfLife

@@ -104,20 +104,23 @@ func TestCampaignCreate(t *testing.T) {
 		got := e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, campaignBody("black-friday", `,
 		  "mode": "split_then_winner", "audience_size": 1000,
 		  "settings": {"test_share": 0.3, "attribution_window": "7d", "discount_half_life": "36h",
-		               "guardrail": {"event": "unsubscribe", "max_rate": 0.005}, "seed": 3}`)).JSON(t)
+		               "guardrail": {"event": "unsubscribe", "max_rate": 0.005}, "seed": 3,
+		               "alpha": 0.01, "min_effect": 0.2}`)).JSON(t)
 		if !strings.HasPrefix(got["id"].(string), "cmp_") || got["status"] != "running" || got["mode"] != "split_then_winner" {
 			t.Errorf("created %v", got)
 		}
 		s := got["settings"].(map[string]any)
 		if s["attribution_window"] != "7d" || s["discount_half_life"] != "36h0m0s" || s["test_share"] != 0.3 ||
-			s["guardrail"].(map[string]any)["confidence"] != 0.95 || s["weight_floor"] != DefaultCampaignWeightFloor {
+			s["guardrail"].(map[string]any)["confidence"] != 0.95 || s["weight_floor"] != DefaultCampaignWeightFloor ||
+			s["alpha"] != 0.01 || s["min_effect"] != 0.2 {
 			t.Errorf("settings %v", s)
 		}
 		// Push defaults: open objective, 24h window, 7d half-life.
 		push := e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, `{"key": "push", "channel": "push",
 		  "variants": [{"key": "morning", "payload": {"title": "Hi", "send_hour": 8}}, {"key": "evening", "payload": {"send_hour": 19}}]}`).JSON(t)
 		ps := push["settings"].(map[string]any)
-		if push["objective"] != "open" || push["status"] != "draft" || ps["attribution_window"] != "1d" || ps["discount_half_life"] != "7d" {
+		if push["objective"] != "open" || push["status"] != "draft" || ps["attribution_window"] != "1d" || ps["discount_half_life"] != "7d" ||
+			ps["alpha"] != 0.05 || ps["min_effect"] != 0.05 {
 			t.Errorf("push %v", push)
 		}
 		e.must(http.StatusConflict, "POST", "/v1/campaigns", e.admin, campaignBody("black-friday", ""))
@@ -125,10 +128,11 @@ func TestCampaignCreate(t *testing.T) {
 		  "mode": "split_then_winner", "objective": "love",
 		  "variants": [{"key": "a", "payload": {"send_hour": 25}}, {"key": "a"}],
 		  "settings": {"attribution_window": "soon", "test_share": 2, "discount_half_life": "1m",
-		               "guardrail": {"event": "open", "max_rate": 1.5}}}`)
+		               "guardrail": {"event": "open", "max_rate": 1.5}, "alpha": 0, "min_effect": 1.5}}`)
 		want := []string{"audience_size", "channel", "mode", "objective", "settings.attribution_window",
 			"settings.discount_half_life", "settings.guardrail.event", "settings.guardrail.max_rate",
-			"settings.test_share", "variants[0].payload.send_hour", "variants[1].key"}
+			"settings.test_share", "variants[0].payload.send_hour", "variants[1].key",
+			"settings.alpha", "settings.min_effect"}
 		fields := bad.fields(t)
 		for _, f := range want {
 			if f == "mode" {
@@ -365,6 +369,38 @@ func TestCampaignGuardrailStopsAVariant(t *testing.T) {
 		got := e.must(http.StatusOK, "GET", "/v1/campaigns/g", e.admin, "").JSON(t)
 		if vs := got["variants"].([]any); vs[1].(map[string]any)["stopped"] != true {
 			t.Errorf("campaign %v", got)
+		}
+	})
+}
+
+// TestCampaignMinEffect: min_effect is the campaign's own no_difference
+// margin. Two campaigns get the same data, subjects that click alike (half
+// of each wave's recipients); with a margin of 50% the one ends in
+// no_difference, with the default 5% the other is still collecting.
+func TestCampaignMinEffect(t *testing.T) {
+	eachCampaignBackend(t, func(t *testing.T, e *env, _ *clock) {
+		for _, tc := range []struct{ key, settings, want string }{
+			{"wide", `, "settings": {"seed": 5, "min_effect": 0.5}`, "no_difference"},
+			{"narrow", `, "settings": {"seed": 5}`, "collecting"},
+		} {
+			e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, campaignBody(tc.key, tc.settings))
+			for wave := range 4 {
+				sent, _ := sendAll(e, tc.key, recipients(fmt.Sprintf("w%d-", wave), 0, 500))
+				var evs []string
+				for i := range 500 {
+					if i%2 == 0 {
+						evs = append(evs, fmt.Sprintf(`{"recipient": "w%d-%d", "type": "click"}`, wave, i))
+					}
+				}
+				if len(sent) != 500 {
+					t.Fatalf("%s: %d sends", tc.key, len(sent))
+				}
+				e.must(http.StatusAccepted, "POST", "/v1/campaigns/"+tc.key+"/events", e.admin, `{"events": [`+strings.Join(evs, ",")+`]}`)
+			}
+			res := e.must(http.StatusOK, "GET", "/v1/campaigns/"+tc.key+"/results", e.admin, "").JSON(t)
+			if d := res["decision"].(map[string]any); d["state"] != tc.want {
+				t.Errorf("%s: decision %v, want %s", tc.key, d, tc.want)
+			}
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,6 +68,8 @@ type funnelSettingsJSON struct {
 	Seed                     *int64  `json:"seed"`
 	AttributionWindowSeconds int64   `json:"attribution_window_seconds"`
 	ConversionWindow         string  `json:"conversion_window"`
+	Alpha                    float64 `json:"alpha"`
+	MinEffect                float64 `json:"min_effect"`
 }
 
 func toFunnelJSON(f store.Funnel) funnelJSON {
@@ -78,6 +81,8 @@ func toFunnelJSON(f store.Funnel) funnelJSON {
 			LossThreshold: f.Settings.LossThreshold, WeightFloor: f.Settings.WeightFloor, Seed: f.Settings.Seed,
 			AttributionWindowSeconds: int64(f.Settings.AttributionWindow / time.Second),
 			ConversionWindow:         formatDays(f.Settings.AttributionWindow),
+			Alpha:                    cmp.Or(f.Settings.Alpha, engine.DefaultAlpha),
+			MinEffect:                cmp.Or(f.Settings.MinEffect, engine.DefaultMinEffect),
 		},
 		CreatedAt: timestamp(f.CreatedAt), UpdatedAt: timestamp(f.UpdatedAt),
 		StartedAt: optTimestamp(f.StartedAt), CompletedAt: optTimestamp(f.CompletedAt),
@@ -119,7 +124,9 @@ type funnelSettingsRequest struct {
 	AttributionWindowSeconds *int64   `json:"attribution_window_seconds"`
 	// ConversionWindow is the same window as a Go duration or days ("7d"),
 	// the name experiments use for it.
-	ConversionWindow *string `json:"conversion_window"`
+	ConversionWindow *string  `json:"conversion_window"`
+	Alpha            *float64 `json:"alpha"`
+	MinEffect        *float64 `json:"min_effect"`
 }
 
 // buildFunnel decodes and validates the body of POST /v1/funnels and
@@ -216,10 +223,12 @@ func buildFunnel(body createFunnelRequest) (store.Funnel, error) {
 	s := buildSettings(&fe, settingsRequest{
 		MinSamples: sr.MinSamples, DecisionThreshold: sr.DecisionThreshold,
 		LossThreshold: sr.LossThreshold, WeightFloor: sr.WeightFloor, Seed: sr.Seed,
+		Alpha: sr.Alpha, MinEffect: sr.MinEffect,
 	}, max(widest, MinVariants))
 	f.Settings = store.FunnelSettings{
 		MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold,
 		WeightFloor: s.WeightFloor, Seed: s.Seed, AttributionWindow: DefaultAttributionWindow,
+		Alpha: s.Alpha, MinEffect: s.MinEffect,
 	}
 	if v := sr.AttributionWindowSeconds; v != nil {
 		if *v < 1 || time.Duration(*v)*time.Second > maxAttributionWindow {

@@ -104,7 +104,8 @@ func TestFunnelCreate(t *testing.T) {
 			t.Errorf("signup's control should be long: %v", signup)
 		}
 		settings := f["settings"].(map[string]any)
-		if settings["attribution_window_seconds"] != float64(7*24*3600) || settings["conversion_window"] != "7d" || settings["loss_threshold"] != 0.001 {
+		if settings["attribution_window_seconds"] != float64(7*24*3600) || settings["conversion_window"] != "7d" || settings["loss_threshold"] != 0.001 ||
+			settings["alpha"] != 0.05 || settings["min_effect"] != 0.05 {
 			t.Errorf("defaults not filled: %v", settings)
 		}
 		for _, ref := range []string{id, "signup-flow"} {
@@ -151,8 +152,8 @@ func TestFunnelCreateValidation(t *testing.T) {
 		{"goal with variants", `{"key":"f","steps":[{"key":"s"},{"key":"g","variants":` + two + `}]}`, []string{"steps[1].variants"}},
 		{"bad slugs", `{"key":"F F","steps":[{"key":"S","variants":[{"key":"A"},{"key":"b"}]},{"key":"g"}]}`, []string{"key", "steps[0].key", "steps[0].variants[0].key"}},
 		{"unknown strategy", `{"key":"f","strategy":"adaptive","steps":[{"key":"s","variants":` + two + `},{"key":"g"}]}`, []string{"strategy"}},
-		{"bad settings", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"decision_threshold":1,"attribution_window_seconds":0}}`,
-			[]string{"settings.decision_threshold", "settings.attribution_window_seconds"}},
+		{"bad settings", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"decision_threshold":1,"attribution_window_seconds":0,"alpha":1,"min_effect":-0.1}}`,
+			[]string{"settings.decision_threshold", "settings.attribution_window_seconds", "settings.alpha", "settings.min_effect"}},
 		{"bad conversion window", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"conversion_window":"soon"}}`,
 			[]string{"settings.conversion_window"}},
 		{"conversion window over a year", `{"key":"f","steps":[{"key":"s","variants":` + two + `},{"key":"g"}],"settings":{"conversion_window":"366d"}}`,

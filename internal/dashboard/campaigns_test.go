@@ -203,3 +203,42 @@ func TestCampaignLifecycleAndIsolation(t *testing.T) {
 		t.Errorf("second pause: status %d", p.Status)
 	}
 }
+
+// TestCampaignNoDifference drives a campaign whose two subjects click alike
+// to the no_difference decision and checks that the page says so, not
+// "Collecting data".
+func TestCampaignNoDifference(t *testing.T) {
+	e := newEnv(t)
+	var out struct{ ID string }
+	e.api("POST", "/v1/campaigns", e.admin, map[string]any{
+		"key": "same", "name": "Same", "channel": "email", "objective": "click", "start": true,
+		"variants": []map[string]any{{"key": "s1", "payload": map[string]any{"subject": "Hello"}}, {"key": "s2", "payload": map[string]any{"subject": "Hi"}}},
+		"settings": map[string]any{"seed": 3, "min_effect": 0.3},
+	}, 201, &out)
+	// Every other recipient of each wave clicks, whatever its subject.
+	for wave := range 4 {
+		sent := e.send(e.admin, "same", fmt.Sprintf("w%d-", wave), 1000)
+		var evs []map[string]any
+		for i := 0; i < 1000; i += 2 {
+			r := fmt.Sprintf("w%d-%d", wave, i)
+			if sent[r] == "" {
+				t.Fatalf("%s was not sent", r)
+			}
+			evs = append(evs, map[string]any{"recipient": r, "type": "click"})
+		}
+		e.api("POST", "/v1/campaigns/same/events", e.admin, map[string]any{"events": evs}, 202, nil)
+	}
+	var res struct {
+		Decision struct{ State string }
+	}
+	e.api("GET", "/v1/campaigns/same/results", e.admin, nil, 200, &res)
+	if res.Decision.State != "no_difference" {
+		t.Fatalf("decision %q, want no_difference", res.Decision.State)
+	}
+	b := e.browser()
+	b.signIn(e.admin)
+	p := b.get("/campaigns/" + out.ID)
+	if p.Status != 200 || !strings.Contains(p.Body, "No difference") || strings.Contains(p.Body, "Collecting data") {
+		t.Errorf("detail page: status %d, no_difference not shown\n%s", p.Status, p.Body)
+	}
+}

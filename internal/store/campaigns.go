@@ -68,6 +68,12 @@ type CampaignSettings struct {
 	MinSamples        int                `json:"min_samples"`
 	DecisionThreshold float64            `json:"decision_threshold"`
 	LossThreshold     float64            `json:"loss_threshold"`
+	// Alpha and MinEffect are the winner test's level and the relative
+	// margin of no_difference, as in an experiment's Settings; 0 in
+	// campaigns stored before they existed, which means the engine's
+	// defaults.
+	Alpha     float64 `json:"alpha,omitempty"`
+	MinEffect float64 `json:"min_effect,omitempty"`
 }
 
 // CampaignGuardrail stops a variant whose Event rate is credibly above

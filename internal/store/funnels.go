@@ -79,6 +79,12 @@ type FunnelSettings struct {
 	// window ("open") are counted; derived from AttributionWindow at
 	// creation and fixed since, because the buckets already written use it.
 	BucketWidth time.Duration `json:"bucket_width"`
+	// Alpha and MinEffect are the step winners' test level and the
+	// relative margin of no_difference, as in an experiment's Settings; 0
+	// in funnels stored before they existed, which means the engine's
+	// defaults.
+	Alpha     float64 `json:"alpha,omitempty"`
+	MinEffect float64 `json:"min_effect,omitempty"`
 }
 
 // Progress is one unit reaching one step.
