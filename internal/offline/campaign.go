@@ -107,6 +107,11 @@ type CampaignSimPolicy struct {
 	TestShare        float64  `json:"test_share,omitempty"`
 	DiscountHalfLife Duration `json:"discount_half_life,omitempty"`
 	WeightFloor      *float64 `json:"weight_floor,omitempty"`
+	// Alpha and MinEffect are the campaign settings of the same names
+	// (default 0.05 each): the winner test's level and the no_difference
+	// margin.
+	Alpha     *float64 `json:"alpha,omitempty"`
+	MinEffect *float64 `json:"min_effect,omitempty"`
 	// RawCounts counts every send as a trial from the moment it is made,
 	// its outcome on its way or not (the server before the delay model;
 	// a split then follows the leader of each call): the baseline.
@@ -265,6 +270,9 @@ type CampaignSimResult struct {
 	// variant is).
 	Declared     float64 `json:"declared"`
 	WrongWinners float64 `json:"wrong_winners"`
+	// NoDifference is the share of runs in which the rule, before any
+	// winner, found every variant within ± min_effect of the leader.
+	NoDifference float64 `json:"no_difference"`
 }
 
 // pending is a reward or guardrail event on its way.
@@ -291,6 +299,8 @@ type campaignRun struct {
 	shares        []waveShare
 	// winner is the first variant the decision rule declared (-1: none).
 	winner int
+	// equal is whether the rule found no difference before any winner.
+	equal bool
 }
 
 func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track int, cross time.Duration, best int) (campaignRun, error) {
@@ -312,6 +322,12 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 	settings := engine.Settings{WeightFloor: 0.01}
 	if p.WeightFloor != nil {
 		settings.WeightFloor = *p.WeightFloor
+	}
+	if p.Alpha != nil {
+		settings.Alpha = *p.Alpha
+	}
+	if p.MinEffect != nil {
+		settings.MinEffect = *p.MinEffect
 	}
 	testShare := p.TestShare
 	if testShare == 0 {
@@ -380,6 +396,9 @@ func runCampaign(sc CampaignScenario, p CampaignSimPolicy, r *rand.Rand, track i
 		an, err := engine.AnalyzeCampaign(in)
 		if err != nil {
 			return run, err
+		}
+		if an.Decision.State == engine.StateNoDifference && run.winner < 0 {
+			run.equal = true
 		}
 		if an.Winner != nil && run.winner < 0 {
 			for i, v := range sc.Variants {
@@ -567,6 +586,9 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 			if o.last == best {
 				picked++
 			}
+			if o.equal {
+				sr.NoDifference++
+			}
 			if o.winner >= 0 {
 				sr.Declared++
 				if o.winner != best || tied {
@@ -599,6 +621,7 @@ func RunCampaignSimulation(sc CampaignScenario, runs int, seed uint64) ([]Campai
 		if sr.Declared > 0 {
 			sr.WrongWinners /= sr.Declared
 		}
+		sr.NoDifference /= n
 		sr.Declared /= n
 		if switchedRuns > 0 {
 			h := switchSum / float64(switchedRuns)
@@ -694,9 +717,9 @@ func SimulateCampaign(args []string, stdout, stderr io.Writer) int {
 	if err := tw.Flush(); err != nil {
 		return fail(stderr, "simulate", err)
 	}
-	fmt.Fprintln(stdout, "\nwinner declared (the server's rule, looked at before every call):")
+	fmt.Fprintln(stdout, "\nwinner declared, or no difference found (the server's rule, looked at before every call):")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.1f%% of runs\t%.1f%% of them not the truly best\t\n", r.Label, 100*r.Declared, 100*r.WrongWinners)
+		fmt.Fprintf(tw, "%s\t%.1f%% of runs\t%.1f%% of them not the truly best\tno difference found first: %.1f%% of runs\t\n", r.Label, 100*r.Declared, 100*r.WrongWinners, 100*r.NoDifference)
 	}
 	if err := tw.Flush(); err != nil {
 		return fail(stderr, "simulate", err)

@@ -170,3 +170,48 @@ func TestCampaignWinnersAnytimeValid(t *testing.T) {
 		}
 	}
 }
+
+// marginSubjects is two subjects that click at rates a and b, sent to
+// 400,000 recipients in 100 hourly calls by waves, with no_difference
+// margins of 5% and 20%.
+func marginSubjects(a, b float64) CampaignScenario {
+	return CampaignScenario{Name: "margin", Audience: 400000, Calls: 100, Interval: Duration(time.Hour),
+		RewardDelay: Duration(time.Hour), AttributionWindow: Duration(72 * time.Hour),
+		Variants: []CampaignSimArm{{Key: "a", Rate: a}, {Key: "b", Rate: b}},
+		Strategies: []CampaignSimPolicy{{Label: "margin 5%", Mode: "waves", MinEffect: new(0.05)},
+			{Label: "margin 20%", Mode: "waves", MinEffect: new(0.2)}}}
+}
+
+// TestCampaignNoDifferenceMargin: min_effect is what lets equal subjects
+// end, and the claim holds. Measured (seed 1, 100 runs each, analysed before
+// each of the 100 calls): at 2% clicks each, no difference was found in 83%
+// of runs within ±20% and in none within ±5% (a winner in 1%); at 2% and
+// 2.5% (25% apart, just outside ±20% of their mean), never. The bound 70%
+// is about three standard errors below 83%.
+func TestCampaignNoDifferenceMargin(t *testing.T) {
+	statistical(t)
+	for _, tc := range []struct {
+		rates           [2]float64
+		atLeast, atMost map[string]float64 // no_difference shares by policy
+	}{
+		{[2]float64{0.02, 0.02}, map[string]float64{"margin 20%": 0.70}, map[string]float64{"margin 5%": 0.03}},
+		{[2]float64{0.02, 0.025}, nil, map[string]float64{"margin 5%": 0.05, "margin 20%": 0.05}},
+	} {
+		res, err := RunCampaignSimulation(marginSubjects(tc.rates[0], tc.rates[1]), 100, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			t.Logf("%v clicks, %s: no difference in %.0f%% of runs, a winner in %.0f%%", tc.rates, r.Label, 100*r.NoDifference, 100*r.Declared)
+			if lo, ok := tc.atLeast[r.Label]; ok && r.NoDifference < lo {
+				t.Errorf("%v, %s: no difference in %.0f%% of runs, want at least %.0f%%", tc.rates, r.Label, 100*r.NoDifference, 100*lo)
+			}
+			if hi, ok := tc.atMost[r.Label]; ok && r.NoDifference > hi {
+				t.Errorf("%v, %s: no difference in %.0f%% of runs, want at most %.0f%%", tc.rates, r.Label, 100*r.NoDifference, 100*hi)
+			}
+			if tc.rates[0] == tc.rates[1] && r.Declared > 0.05 {
+				t.Errorf("%v, %s: a winner in %.0f%% of runs of equal subjects", tc.rates, r.Label, 100*r.Declared)
+			}
+		}
+	}
+}
