@@ -450,7 +450,7 @@ func TestCreateExperimentForm(t *testing.T) {
 	}
 
 	t.Run("API validation messages next to the fields", func(t *testing.T) {
-		p := b.post("/experiments", form("key", "Bad Key!", "variant.0.key", "same", "variant.2.key", "same", "decision_threshold", "1.5"))
+		p := b.post("/experiments", form("key", "Bad Key!", "variant.0.key", "same", "variant.2.key", "same", "decision_threshold", "1.5", "min_effect", "2"))
 		if p.Status != http.StatusUnprocessableEntity {
 			t.Fatalf("status %d\n%s", p.Status, p.Body)
 		}
@@ -458,6 +458,7 @@ func TestCreateExperimentForm(t *testing.T) {
 			`id="key-error"`, "must hold only lower-case letters",
 			`id="v2key-error"`, "duplicates variants[0].key",
 			`id="decision_threshold-error"`, "must be greater than 0 and less than 1",
+			`id="min_effect-error"`, `value="2"`,
 			`value="Bad Key!"`, // what was typed comes back
 		} {
 			if !strings.Contains(p.Body, strings.ReplaceAll(want, `"`, "&#34;")) && !strings.Contains(p.Body, want) {
@@ -473,7 +474,7 @@ func TestCreateExperimentForm(t *testing.T) {
 	})
 	t.Run("created", func(t *testing.T) {
 		p := b.post("/experiments", form("key", "new-one", "name", "New one", "variant.0.key", "control", "variant.3.key", "green",
-			"variant.3.payload", `{"color":"green"}`, "control", "0", "min_samples", "50", "start", "1"))
+			"variant.3.payload", `{"color":"green"}`, "control", "0", "min_samples", "50", "alpha", "0.01", "min_effect", "0.1", "start", "1"))
 		if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/experiments/exp_") {
 			t.Fatalf("status %d, location %q\n%s", p.Status, p.Header.Get("Location"), p.Body)
 		}
@@ -482,6 +483,7 @@ func TestCreateExperimentForm(t *testing.T) {
 			t.Fatal(err)
 		}
 		if x.Status != store.StatusRunning || len(x.Variants) != 2 || !x.Variants[0].Control || x.Settings.MinSamples != 50 ||
+			x.Settings.Alpha != 0.01 || x.Settings.MinEffect != 0.1 ||
 			string(x.Variants[1].Payload) != `{"color":"green"}` || x.Name != "New one" {
 			t.Errorf("created %+v", x)
 		}

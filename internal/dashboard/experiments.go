@@ -577,6 +577,7 @@ type experimentForm struct {
 	MetricRows                                                []metricInput
 	Control                                                   int
 	MinSamples, DecisionThreshold, LossThreshold, WeightFloor string
+	Alpha, MinEffect                                          string
 	Traffic, Seed                                             string
 	Start                                                     bool
 	// Match is "all" or "any" of the Conditions; Layer the key of the
@@ -665,6 +666,8 @@ func (d *Dashboard) newExperimentPage(r *http.Request, s *session, f experimentF
 			"decision_threshold": exact(engine.DefaultDecisionThreshold),
 			"loss_threshold":     exact(engine.DefaultLossThreshold),
 			"weight_floor":       exact(engine.DefaultWeightFloor),
+			"alpha":              exact(engine.DefaultAlpha),
+			"min_effect":         exact(engine.DefaultMinEffect),
 		}}, nil
 }
 
@@ -756,6 +759,7 @@ var fieldLabels = map[string]string{
 	"key": "Key", "name": "Name", "metric": "Metric", "strategy": "Strategy", "variants": "Variants",
 	"settings.min_samples": "Minimum units per variant", "settings.decision_threshold": "Decision threshold",
 	"settings.loss_threshold": "Loss threshold", "settings.weight_floor": "Weight floor",
+	"settings.alpha": "Test level (alpha)", "settings.min_effect": "No-difference margin",
 	"settings.traffic": "Traffic share", "settings.seed": "Seed",
 	"targeting": "Targeting", "layer": "Layer", "layer_share": "Share of the layer",
 }
@@ -770,6 +774,7 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 		Metric: r.PostFormValue("metric"), Strategy: r.PostFormValue("strategy"),
 		MinSamples: strings.TrimSpace(r.PostFormValue("min_samples")), DecisionThreshold: strings.TrimSpace(r.PostFormValue("decision_threshold")),
 		LossThreshold: strings.TrimSpace(r.PostFormValue("loss_threshold")), WeightFloor: strings.TrimSpace(r.PostFormValue("weight_floor")),
+		Alpha: strings.TrimSpace(r.PostFormValue("alpha")), MinEffect: strings.TrimSpace(r.PostFormValue("min_effect")),
 		Traffic: strings.TrimSpace(r.PostFormValue("traffic")), Seed: strings.TrimSpace(r.PostFormValue("seed")),
 		Start: r.PostFormValue("start") != "",
 		Match: r.PostFormValue("targeting.match"), Layer: strings.TrimSpace(r.PostFormValue("layer")),
@@ -942,6 +947,8 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 		DecisionThreshold: number("decision_threshold", f.DecisionThreshold),
 		LossThreshold:     number("loss_threshold", f.LossThreshold),
 		WeightFloor:       number("weight_floor", f.WeightFloor),
+		Alpha:             number("alpha", f.Alpha),
+		MinEffect:         number("min_effect", f.MinEffect),
 		Traffic:           number("traffic", f.Traffic),
 		Seed:              integer("seed", f.Seed),
 	}
