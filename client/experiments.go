@@ -152,9 +152,14 @@ type Settings struct {
 	Tau2              *float64 `json:"tau2"`
 	Epsilon           *float64 `json:"epsilon"`
 	Gamma             *float64 `json:"gamma"`
+	// MinEffect is the relative margin of the no_difference decision.
+	MinEffect float64 `json:"min_effect"`
 	// ConversionWindow is the experiment's conversion window ("7d" or a
 	// Go duration), nil when it has none.
 	ConversionWindow *string `json:"conversion_window"`
+	// PriorLiftSD is the prior on relative lifts a winner must also
+	// convince, nil when there is none.
+	PriorLiftSD *float64 `json:"prior_lift_sd"`
 }
 
 // CreateExperimentRequest is the body of CreateExperiment. Key and at
@@ -226,6 +231,12 @@ type SettingsSpec struct {
 	// and units still inside their window count by the probability that
 	// their outcome would have arrived by now. Nil: no window.
 	ConversionWindow *string `json:"conversion_window,omitempty"`
+	// MinEffect is the relative margin of no_difference, in (0, 1).
+	MinEffect *float64 `json:"min_effect,omitempty"`
+	// PriorLiftSD, when positive, is a prior on relative lifts that a
+	// winner must also convince at DecisionThreshold: 0.03 for a team
+	// whose true lifts are mostly within a few percent.
+	PriorLiftSD *float64 `json:"prior_lift_sd,omitempty"`
 }
 
 // CreateExperiment creates an experiment (POST /v1/experiments). It is sent

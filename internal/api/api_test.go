@@ -181,7 +181,7 @@ func TestCreateExperimentDefaults(t *testing.T) {
 	want := map[string]any{
 		"min_samples": 100.0, "decision_threshold": 0.95, "loss_threshold": 0.001, "weight_floor": 0.01,
 		"alpha": 0.05, "min_effect": 0.05, "traffic": 1.0, "seed": nil, "control_share": nil, "auto_complete": false,
-		"tau2": nil, "epsilon": nil, "gamma": nil, "conversion_window": nil,
+		"tau2": nil, "epsilon": nil, "gamma": nil, "conversion_window": nil, "prior_lift_sd": nil,
 	}
 	if diff := cmp.Diff(want, got["settings"]); diff != "" {
 		t.Errorf("settings mismatch (-want +got):\n%s", diff)
@@ -973,5 +973,27 @@ func TestEveryEngineStrategyIsServed(t *testing.T) {
 	r := e.req("POST", "/v1/experiments", e.admin, `{"key":"bad","metric":"binary","strategy":"greedy","variants":[{"key":"a"},{"key":"b"}]}`)
 	if r.Status != 422 || !strings.Contains(string(r.Body), strings.Join(engine.Names(), ", ")) {
 		t.Errorf("unknown strategy: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestPriorLiftSDSetting: settings.prior_lift_sd is stored, shown, and
+// validated (0 to 1; 0 means none and shows as null).
+func TestPriorLiftSDSetting(t *testing.T) {
+	e := newEnv(t, "sqlite", Options{})
+	got := e.must(201, "POST", "/v1/experiments", e.admin,
+		`{"key":"p","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":0.03}}`).JSON(t)
+	if sd := got["settings"].(map[string]any)["prior_lift_sd"]; sd != 0.03 {
+		t.Errorf("prior_lift_sd %v, want 0.03", sd)
+	}
+	none := e.must(201, "POST", "/v1/experiments", e.admin,
+		`{"key":"q","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":0}}`).JSON(t)
+	if sd := none["settings"].(map[string]any)["prior_lift_sd"]; sd != nil {
+		t.Errorf("prior_lift_sd 0 shows as %v, want null", sd)
+	}
+	for _, bad := range []string{"-0.1", "1.5"} {
+		r := e.must(422, "POST", "/v1/experiments", e.admin, `{"key":"r","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":`+bad+`}}`)
+		if fields := r.fields(t); !slices.Contains(fields, "settings.prior_lift_sd") {
+			t.Errorf("prior_lift_sd %s: fields %v", bad, fields)
+		}
 	}
 }

@@ -82,6 +82,8 @@ type settingsJSON struct {
 	MinEffect         float64  `json:"min_effect"`
 	// ConversionWindow is null when the experiment has none.
 	ConversionWindow *string `json:"conversion_window"`
+	// PriorLiftSD is null when the experiment has no prior on lifts.
+	PriorLiftSD *float64 `json:"prior_lift_sd"`
 }
 
 // timestamp formats t as RFC 3339 in UTC with millisecond precision, the one
@@ -150,6 +152,9 @@ func toExperimentJSON(e store.Experiment) experimentJSON {
 			payload = json.RawMessage("null")
 		}
 		out.Variants = append(out.Variants, variantJSON{ID: v.ID, Key: v.Key, Name: v.Name, Control: v.Control, Payload: payload})
+	}
+	if sd := e.Settings.PriorLiftSD; sd > 0 {
+		out.Settings.PriorLiftSD = &sd
 	}
 	return out
 }

@@ -98,6 +98,7 @@ type settingsRequest struct {
 	Gamma             *float64 `json:"gamma"`
 	MinEffect         *float64 `json:"min_effect"`
 	ConversionWindow  *string  `json:"conversion_window"`
+	PriorLiftSD       *float64 `json:"prior_lift_sd"`
 }
 
 // decodeCreateExperiment reads the body: a 400 when it cannot be read.

@@ -333,6 +333,13 @@ func experimentDecision(in Input, means []float64, lead int, tests *avTests, bay
 			return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s, but its expected loss %s is above %s",
 				claim, num(loss[b]), num(s.LossThreshold))}
 		}
+		if s.PriorLiftSD > 0 {
+			if j, p := priorBeats(in, b, s.PriorLiftSD); p < s.DecisionThreshold {
+				return nil, Decision{StateCollecting, fmt.Sprintf(
+					"no winner yet: %s, but with true lifts of about ±%s (prior_lift_sd) the probability that %s beats %s is %s; %s required",
+					claim, pct(s.PriorLiftSD), key, in.Arms[j].Key, pct(p), pct(s.DecisionThreshold))}
+			}
+		}
 		return &key, Decision{StateWinnerFound, claim}
 	}
 	if live := liveArms(in.Arms); live == 1 {
@@ -367,24 +374,77 @@ func lift(m Metric, v, c Arm) (l, lo, hi *float64) {
 		if cc > 0 {
 			l = ptr(cv/nv/(cc/nc) - 1)
 		}
-		if cv == 0 || cc == 0 || cv == nv || cc == nc {
-			cv, nv, cc, nc = cv+0.5, nv+1, cc+0.5, nc+1
-		}
-		lr := math.Log(cv / nv / (cc / nc))
-		se := math.Sqrt(1/cv - 1/nv + 1/cc - 1/nc)
+		lr, se := katz(v, c)
 		return l, ptr(math.Expm1(lr - z975*se)), ptr(math.Expm1(lr + z975*se))
 	}
-	if c.Units < 2 || v.Units < 2 {
+	r, se, ok := meanRatio(m, v, c)
+	if !ok {
 		return nil, nil, nil
+	}
+	return ptr(r - 1), ptr(r - 1 - z975*se), ptr(r - 1 + z975*se)
+}
+
+// katz returns the log of the risk ratio of v to c and its standard error
+// (Katz), with 0.5 added to each count when one is zero or all
+// (Haldane–Anscombe). Both arms must have units.
+func katz(v, c Arm) (lr, se float64) {
+	cv, nv, cc, nc := float64(v.Conversions), float64(v.Units), float64(c.Conversions), float64(c.Units)
+	if cv == 0 || cc == 0 || cv == nv || cc == nc {
+		cv, nv, cc, nc = cv+0.5, nv+1, cc+0.5, nc+1
+	}
+	return math.Log(cv / nv / (cc / nc)), math.Sqrt(1/cv - 1/nv + 1/cc - 1/nc)
+}
+
+// meanRatio returns the ratio of v's mean to c's and its standard error by
+// the delta method; ok is false without two units each or a positive
+// control mean.
+func meanRatio(m Metric, v, c Arm) (r, se float64, ok bool) {
+	if c.Units < 2 || v.Units < 2 {
+		return 0, 0, false
 	}
 	mv, sv := unitVariance(m, v)
 	mc, sc := unitVariance(m, c)
 	if !(mc > 0) {
-		return nil, nil, nil
+		return 0, 0, false
 	}
-	r := mv / mc
-	se := math.Sqrt(sv/float64(v.Units)/(mc*mc) + r*r*sc/float64(c.Units)/(mc*mc))
-	return ptr(r - 1), ptr(r - 1 - z975*se), ptr(r - 1 + z975*se)
+	r = mv / mc
+	return r, math.Sqrt(sv/float64(v.Units)/(mc*mc) + r*r*sc/float64(c.Units)/(mc*mc)), true
+}
+
+// priorBeats returns, among the live arms other than b, the one b is least
+// sure to beat under Settings.PriorLiftSD, and that probability: the log
+// ratio of the two means has a N(0, sd²) prior and a normal likelihood
+// (katz for binary metrics; the delta method, on the log scale, for
+// continuous ones), so its posterior is normal with mean lr·k and variance
+// se²·k, k = sd²/(sd² + se²). A pair whose ratio cannot be estimated
+// counts as a coin toss.
+func priorBeats(in Input, b int, sd float64) (arm int, p float64) {
+	arm, p = -1, 1
+	for j, a := range in.Arms {
+		if j == b || a.Stopped {
+			continue
+		}
+		q := 0.5
+		var lr, se float64
+		ok := in.Arms[b].Units > 0 && a.Units > 0
+		if ok && in.Metric == Binary {
+			lr, se = katz(in.Arms[b], a)
+		} else if ok {
+			var r float64
+			r, se, ok = meanRatio(in.Metric, in.Arms[b], a)
+			ok = ok && r > 0
+			if ok {
+				lr, se = math.Log(r), se/r
+			}
+		}
+		if ok && se > 0 {
+			q = stats.NormalCDF(lr * sd / (se * math.Hypot(sd, se)))
+		}
+		if q < p {
+			arm, p = j, q
+		}
+	}
+	return arm, p
 }
 
 // stoppedArms says which arms a guardrail stopped.

@@ -62,6 +62,10 @@ func TestDecisionRule(t *testing.T) {
 			fixedInput(set, []string{"control", "green"}, [2]int64{5000, 650}, [2]int64{5000, 500})},
 		{"no difference", StateNoDifference, "", "no difference: every variant is within ±5.0% of a (min_effect, relative to the average 0.5), always-valid at 95.0%",
 			fixedInput(set, []string{"a", "b"}, [2]int64{2_000_000, 1_000_400}, [2]int64{2_000_000, 999_600})},
+		{"a prior on lifts that doubts", StateCollecting, "", "no winner yet: green beats control: +30.0% [+10.1%, +49.9%], always-valid at 95.0%, but with true lifts of about ±1.0% (prior_lift_sd) the probability that green beats control is 79.5%; 95.0% required",
+			fixedInput(Settings{MinSamples: 100, PriorLiftSD: 0.01}, []string{"control", "green"}, [2]int64{5000, 500}, [2]int64{5000, 650})},
+		{"a prior on lifts that agrees", StateWinnerFound, "green", "green beats control: +30.0% [+10.1%, +49.9%], always-valid at 95.0%",
+			fixedInput(Settings{MinSamples: 100, PriorLiftSD: 0.03}, []string{"control", "green"}, [2]int64{5000, 500}, [2]int64{5000, 650})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -221,5 +225,48 @@ func TestSimultaneousCoverageAA(t *testing.T) {
 	t.Logf("some pair's interval excluded the true difference 0 in %.3f of runs", rate)
 	if rate > 0.035 {
 		t.Errorf("simultaneous coverage failed in %.1f%% of runs (bound 3.5%%, alpha 5%%)", 100*rate)
+	}
+}
+
+// TestPriorBeatsIntegral checks priorBeats against the posterior integrated
+// numerically: a N(0, sd²) prior on the log ratio θ times the normal
+// likelihood of its estimate, P(θ > 0) by the trapezoid rule on a fine grid.
+func TestPriorBeatsIntegral(t *testing.T) {
+	for _, c := range []struct {
+		sd     float64
+		counts [2][2]int64 // (units, conversions) of b, then of the other arm
+	}{
+		{0.01, [2][2]int64{{5000, 650}, {5000, 500}}},
+		{0.03, [2][2]int64{{5000, 650}, {5000, 500}}},
+		{0.03, [2][2]int64{{100000, 10300}, {100000, 10000}}},
+		{0.2, [2][2]int64{{300, 40}, {280, 30}}},
+		{0.03, [2][2]int64{{2000, 190}, {2000, 200}}}, // b is behind: below one half
+	} {
+		b, o := Arm{Key: "b", Units: c.counts[0][0], Conversions: c.counts[0][1]}, Arm{Key: "o", Units: c.counts[1][0], Conversions: c.counts[1][1]}
+		arm, got := priorBeats(Input{Metric: Binary, Arms: []Arm{b, o}}, 0, c.sd)
+		lr, se := katz(b, o)
+		dens := func(th float64) float64 {
+			return math.Exp(-th*th/(2*c.sd*c.sd) - (lr-th)*(lr-th)/(2*se*se))
+		}
+		lo, hi, n := -1.0, 1.0, 400_000
+		h := (hi - lo) / float64(n)
+		var all, pos float64
+		for i := 0; i <= n; i++ {
+			th := lo + float64(i)*h
+			w := h
+			if i == 0 || i == n {
+				w = h / 2
+			}
+			all += w * dens(th)
+			if th > 0 {
+				pos += w * dens(th)
+			} else if th == 0 {
+				pos += w * dens(th) / 2
+			}
+		}
+		want := pos / all
+		if arm != 1 || math.Abs(got-want) > 1e-6 {
+			t.Errorf("sd %g, counts %v: priorBeats %v %.8f, integral %.8f", c.sd, c.counts, arm, got, want)
+		}
 	}
 }

@@ -271,6 +271,16 @@ type Settings struct {
 	// MinEffect is the relative difference (to the average) within which all
 	// arms must provably lie for the no_difference decision.
 	MinEffect float64 `json:"min_effect,omitempty"`
+	// PriorLiftSD, if positive, is the standard deviation of a normal prior
+	// on the relative lift between two variants (on the log scale: 0.03 says
+	// most true lifts are within about ±3%, ±6% at most). A winner then also
+	// needs, against every other live variant, a posterior probability of
+	// beating it of at least DecisionThreshold under that prior. Declared
+	// winners are then right as often as the threshold says, for a team
+	// whose true effects are of that size, however often it looks (the
+	// posterior of a correct prior is calibrated under optional stopping);
+	// the flat prior of P(best) is not. 0: no prior (the default).
+	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
 	// ControlShare, if positive, is the fixed share of traffic of the control while
 	// the other variants compete for the rest.
 	ControlShare float64 `json:"control_share,omitempty"`
@@ -379,6 +389,8 @@ func (s Settings) Validate(arms int) error {
 		return invalid("alpha must be in (0, 1)")
 	case !in01(s.MinEffect):
 		return invalid("min_effect must be in (0, 1)")
+	case !(s.PriorLiftSD >= 0) || math.IsInf(s.PriorLiftSD, 0):
+		return invalid("prior_lift_sd must be 0 (none) or positive")
 	case !(s.WeightFloor >= 0) || s.WeightFloor*float64(arms) > 1:
 		return invalid("weight_floor must be in [0, 1/number of variants]")
 	case !(s.ControlShare >= 0) || s.ControlShare >= 1:

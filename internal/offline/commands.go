@@ -264,6 +264,7 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	alpha := fs.Float64("alpha", engine.DefaultAlpha, "level of the anytime-valid tests")
 	tau2 := fs.Float64("tau2", engine.DefaultTau2, "mixing scale of the anytime-valid tests, per unit")
 	minEffect := fs.Float64("min-effect", engine.DefaultMinEffect, "relative difference within which arms are declared equal (no_difference)")
+	priorLiftSD := fs.Float64("prior-lift-sd", 0, "prior on relative lifts a winner must also convince, e.g. 0.03 (the server's settings.prior_lift_sd; 0: none)")
 	liftSD := fs.Float64("lift-sd", 0, "draw each run's true rates: every arm but the first gets rate·(1 + lift-sd·Z)")
 	delayMedian := fs.Float64("delay-median", 0, "delay every conversion by D units of traffic, D log-normal with this median (0: conversions are known at once)")
 	delaySigma := fs.Float64("delay-sigma", 1, "σ of the log-normal delay (with --delay-median)")
@@ -306,7 +307,7 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := SimConfig{Rates: rates, Strategy: *strategy, Horizon: *horizon, Runs: *runs, Seed: *seed, Batch: *batch, Look: *look, LiftSD: *liftSD,
 		DelayMedian: *delayMedian, DelaySigma: *delaySigma, Window: *window,
-		Settings: engine.Settings{MinSamples: *minSamples, WeightFloor: *floor, Alpha: *alpha, Tau2: *tau2, MinEffect: *minEffect}}
+		Settings: engine.Settings{MinSamples: *minSamples, WeightFloor: *floor, Alpha: *alpha, Tau2: *tau2, MinEffect: *minEffect, PriorLiftSD: *priorLiftSD}}
 	bar := newProgress(stderr, *runs)
 	res, err := RunSimulation(cfg, bar.update)
 	bar.finish()

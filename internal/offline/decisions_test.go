@@ -98,6 +98,32 @@ func TestWrongWinnersUnderRealisticLifts(t *testing.T) {
 	}
 }
 
+// TestPriorLiftSDKeepsWinnersRight: with true relative lifts drawn from
+// N(0, 3%) and the decision also asking the posterior under a N(0, 3%) prior
+// on lifts (settings.prior_lift_sd = 0.03, the truth of this simulation),
+// the declared winners are right as often as the threshold says. Measured
+// (uniform, 20,000 units, a look every 100, 2,000 runs, seed 1): 33 runs
+// declared, 1 of them the worse arm (3.0%); without the prior 55 declared,
+// 5 wrong (9.1%, above the 5% the issue asks for). Ignoring the setting in
+// the engine makes the test fail. The counts are small: the bound is the
+// issue's 5%, not a value tuned to them.
+func TestPriorLiftSDKeepsWinnersRight(t *testing.T) {
+	statistical(t)
+	const runs = 2000
+	cfg := decisionConfig("uniform", []float64{0.1, 0.1}, 20000, runs, 1)
+	cfg.LiftSD = 0.03
+	cfg.Settings.PriorLiftSD = 0.03
+	r, err := RunSimulation(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := math.Round(runs * r.DeclaredRate)
+	t.Logf("prior 0.03: declared in %.0f of %d runs, %.1f%% of them wrong", declared, runs, 100*r.WrongWinnerShare)
+	if r.WrongWinnerShare > 0.05 || declared < 20 {
+		t.Errorf("prior 0.03: %.0f declared, %.1f%% wrong; want at least 20 declared and at most 5%% wrong", declared, 100*r.WrongWinnerShare)
+	}
+}
+
 // TestNoDifferenceHoldsUnderMonitoring: no_difference is a claim too, made
 // at a look every 100 units up to 20,000 under adaptive allocation. With a
 // margin of 30% (min_effect 0.3), 400 runs each (seed 3), measured: two

@@ -251,6 +251,7 @@ type SettingsSpec struct {
 	MinEffect         *float64
 	// ConversionWindow is a Go duration ("36h") or days ("7d").
 	ConversionWindow *string
+	PriorLiftSD      *float64
 }
 
 // BuildExperiment validates spec and returns the experiment to store
@@ -421,6 +422,12 @@ func BuildSettings(sr SettingsSpec, k int, valid bool) (store.Settings, []apperr
 	}
 	openUnit("settings.decision_threshold", sr.DecisionThreshold, &s.DecisionThreshold)
 	openUnit("settings.alpha", sr.Alpha, &s.Alpha)
+	if v := sr.PriorLiftSD; v != nil {
+		if !(*v >= 0 && *v <= 1) {
+			fe.add("settings.prior_lift_sd", "must be 0 (no prior) or a relative lift from 0 to 1, such as 0.03 when most true lifts are within a few percent")
+		}
+		s.PriorLiftSD = *v
+	}
 	if v := sr.MinEffect; v != nil {
 		openUnit("settings.min_effect", v, &s.MinEffect)
 	} else {

@@ -173,6 +173,7 @@ func engineSettings(s store.Settings) engine.Settings {
 		WeightFloor:       s.WeightFloor,
 		Alpha:             s.Alpha,
 		MinEffect:         s.MinEffect,
+		PriorLiftSD:       s.PriorLiftSD,
 	}
 	if s.ControlShare != nil {
 		es.ControlShare = *s.ControlShare

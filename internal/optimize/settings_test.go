@@ -26,3 +26,11 @@ func TestDecisionSettingsReachTheEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestPriorLiftSDReachesTheEngine: an experiment's prior on lifts is its
+// decision rule's.
+func TestPriorLiftSDReachesTheEngine(t *testing.T) {
+	if got := engineSettings(store.Settings{PriorLiftSD: 0.03}).PriorLiftSD; got != 0.03 {
+		t.Errorf("prior_lift_sd %v, want 0.03", got)
+	}
+}

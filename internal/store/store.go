@@ -131,6 +131,9 @@ type Settings struct {
 	// (the no_difference decision); 0 in experiments stored before it
 	// existed, which means the engine's default.
 	MinEffect float64 `json:"min_effect,omitempty"`
+	// PriorLiftSD, when positive, is the prior on relative lifts a winner
+	// must also convince (engine.Settings.PriorLiftSD); 0: none.
+	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
 	// ConversionWindow, when positive, is how long after its assignment a
 	// unit's outcomes count: later ones are stored as late and never
 	// counted, and a unit still inside its window counts by the
