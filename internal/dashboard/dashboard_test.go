@@ -474,7 +474,7 @@ func TestCreateExperimentForm(t *testing.T) {
 	})
 	t.Run("created", func(t *testing.T) {
 		p := b.post("/experiments", form("key", "new-one", "name", "New one", "variant.0.key", "control", "variant.3.key", "green",
-			"variant.3.payload", `{"color":"green"}`, "control", "0", "min_samples", "50", "alpha", "0.01", "min_effect", "0.1", "start", "1"))
+			"variant.3.payload", `{"color":"green"}`, "control", "0", "min_samples", "50", "alpha", "0.01", "min_effect", "0.1", "prior_lift_sd", "0.05", "start", "1"))
 		if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/experiments/exp_") {
 			t.Fatalf("status %d, location %q\n%s", p.Status, p.Header.Get("Location"), p.Body)
 		}
@@ -483,7 +483,7 @@ func TestCreateExperimentForm(t *testing.T) {
 			t.Fatal(err)
 		}
 		if x.Status != store.StatusRunning || len(x.Variants) != 2 || !x.Variants[0].Control || x.Settings.MinSamples != 50 ||
-			x.Settings.Alpha != 0.01 || x.Settings.MinEffect != 0.1 ||
+			x.Settings.Alpha != 0.01 || x.Settings.MinEffect != 0.1 || x.Settings.PriorLiftSD != 0.05 ||
 			string(x.Variants[1].Payload) != `{"color":"green"}` || x.Name != "New one" {
 			t.Errorf("created %+v", x)
 		}

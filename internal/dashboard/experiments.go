@@ -577,7 +577,7 @@ type experimentForm struct {
 	MetricRows                                                []metricInput
 	Control                                                   int
 	MinSamples, DecisionThreshold, LossThreshold, WeightFloor string
-	Alpha, MinEffect                                          string
+	Alpha, MinEffect, PriorLiftSD                             string
 	Traffic, Seed                                             string
 	Start                                                     bool
 	// Match is "all" or "any" of the Conditions; Layer the key of the
@@ -760,7 +760,8 @@ var fieldLabels = map[string]string{
 	"settings.min_samples": "Minimum units per variant", "settings.decision_threshold": "Decision threshold",
 	"settings.loss_threshold": "Loss threshold", "settings.weight_floor": "Weight floor",
 	"settings.alpha": "Test level (alpha)", "settings.min_effect": "No-difference margin",
-	"settings.traffic": "Traffic share", "settings.seed": "Seed",
+	"settings.prior_lift_sd": "Prior on lifts",
+	"settings.traffic":       "Traffic share", "settings.seed": "Seed",
 	"targeting": "Targeting", "layer": "Layer", "layer_share": "Share of the layer",
 }
 
@@ -775,7 +776,8 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 		MinSamples: strings.TrimSpace(r.PostFormValue("min_samples")), DecisionThreshold: strings.TrimSpace(r.PostFormValue("decision_threshold")),
 		LossThreshold: strings.TrimSpace(r.PostFormValue("loss_threshold")), WeightFloor: strings.TrimSpace(r.PostFormValue("weight_floor")),
 		Alpha: strings.TrimSpace(r.PostFormValue("alpha")), MinEffect: strings.TrimSpace(r.PostFormValue("min_effect")),
-		Traffic: strings.TrimSpace(r.PostFormValue("traffic")), Seed: strings.TrimSpace(r.PostFormValue("seed")),
+		PriorLiftSD: strings.TrimSpace(r.PostFormValue("prior_lift_sd")),
+		Traffic:     strings.TrimSpace(r.PostFormValue("traffic")), Seed: strings.TrimSpace(r.PostFormValue("seed")),
 		Start: r.PostFormValue("start") != "",
 		Match: r.PostFormValue("targeting.match"), Layer: strings.TrimSpace(r.PostFormValue("layer")),
 		LayerShare: strings.TrimSpace(r.PostFormValue("layer_share")),
@@ -949,6 +951,7 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 		WeightFloor:       number("weight_floor", f.WeightFloor),
 		Alpha:             number("alpha", f.Alpha),
 		MinEffect:         number("min_effect", f.MinEffect),
+		PriorLiftSD:       number("prior_lift_sd", f.PriorLiftSD),
 		Traffic:           number("traffic", f.Traffic),
 		Seed:              integer("seed", f.Seed),
 	}
