@@ -759,9 +759,8 @@ var fieldLabels = map[string]string{
 	"key": "Key", "name": "Name", "metric": "Metric", "strategy": "Strategy", "variants": "Variants",
 	"settings.min_samples": "Minimum units per variant", "settings.decision_threshold": "Decision threshold",
 	"settings.loss_threshold": "Loss threshold", "settings.weight_floor": "Weight floor",
-	"settings.alpha": "Test level (alpha)", "settings.min_effect": "No-difference margin",
-	"settings.prior_lift_sd": "Prior on lifts",
-	"settings.traffic":       "Traffic share", "settings.seed": "Seed",
+	"settings.alpha": "Test level (alpha)", "settings.min_effect": "No-difference margin", "settings.prior_lift_sd": "Prior on lifts",
+	"settings.traffic": "Traffic share", "settings.seed": "Seed",
 	"targeting": "Targeting", "layer": "Layer", "layer_share": "Share of the layer",
 }
 
@@ -775,9 +774,8 @@ func (d *Dashboard) handleCreateExperiment(w http.ResponseWriter, r *http.Reques
 		Metric: r.PostFormValue("metric"), Strategy: r.PostFormValue("strategy"),
 		MinSamples: strings.TrimSpace(r.PostFormValue("min_samples")), DecisionThreshold: strings.TrimSpace(r.PostFormValue("decision_threshold")),
 		LossThreshold: strings.TrimSpace(r.PostFormValue("loss_threshold")), WeightFloor: strings.TrimSpace(r.PostFormValue("weight_floor")),
-		Alpha: strings.TrimSpace(r.PostFormValue("alpha")), MinEffect: strings.TrimSpace(r.PostFormValue("min_effect")),
-		PriorLiftSD: strings.TrimSpace(r.PostFormValue("prior_lift_sd")),
-		Traffic:     strings.TrimSpace(r.PostFormValue("traffic")), Seed: strings.TrimSpace(r.PostFormValue("seed")),
+		Alpha: strings.TrimSpace(r.PostFormValue("alpha")), MinEffect: strings.TrimSpace(r.PostFormValue("min_effect")), PriorLiftSD: strings.TrimSpace(r.PostFormValue("prior_lift_sd")),
+		Traffic: strings.TrimSpace(r.PostFormValue("traffic")), Seed: strings.TrimSpace(r.PostFormValue("seed")),
 		Start: r.PostFormValue("start") != "",
 		Match: r.PostFormValue("targeting.match"), Layer: strings.TrimSpace(r.PostFormValue("layer")),
 		LayerShare: strings.TrimSpace(r.PostFormValue("layer_share")),

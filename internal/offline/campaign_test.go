@@ -175,11 +175,11 @@ func TestCampaignWinnersAnytimeValid(t *testing.T) {
 // 400,000 recipients in 100 hourly calls by waves, with no_difference
 // margins of 5% and 20%.
 func marginSubjects(a, b float64) CampaignScenario {
-	return CampaignScenario{Name: "margin", Audience: 400000, Calls: 100, Interval: Duration(time.Hour),
-		RewardDelay: Duration(time.Hour), AttributionWindow: Duration(72 * time.Hour),
-		Variants: []CampaignSimArm{{Key: "a", Rate: a}, {Key: "b", Rate: b}},
-		Strategies: []CampaignSimPolicy{{Label: "margin 5%", Mode: "waves", MinEffect: new(0.05)},
-			{Label: "margin 20%", Mode: "waves", MinEffect: new(0.2)}}}
+	sc := twoSubjects(a, b)
+	sc.Name, sc.Audience = "margin", 400000
+	sc.Strategies = []CampaignSimPolicy{{Label: "margin 5%", Mode: "waves", MinEffect: new(0.05)},
+		{Label: "margin 20%", Mode: "waves", MinEffect: new(0.2)}}
+	return sc
 }
 
 // TestCampaignNoDifferenceMargin: min_effect is what lets equal subjects
