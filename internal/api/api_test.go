@@ -976,24 +976,29 @@ func TestEveryEngineStrategyIsServed(t *testing.T) {
 	}
 }
 
-// TestPriorLiftSDSetting: settings.prior_lift_sd is stored, shown, and
-// validated (0 to 1; 0 means none and shows as null).
+// TestPriorLiftSDSetting: settings.prior_lift_sd is stored (both
+// databases), shown, and validated (0 to 1; 0 means none and shows as null).
 func TestPriorLiftSDSetting(t *testing.T) {
-	e := newEnv(t, "sqlite", Options{})
-	got := e.must(201, "POST", "/v1/experiments", e.admin,
-		`{"key":"p","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":0.03}}`).JSON(t)
-	if sd := got["settings"].(map[string]any)["prior_lift_sd"]; sd != 0.03 {
-		t.Errorf("prior_lift_sd %v, want 0.03", sd)
-	}
-	none := e.must(201, "POST", "/v1/experiments", e.admin,
-		`{"key":"q","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":0}}`).JSON(t)
-	if sd := none["settings"].(map[string]any)["prior_lift_sd"]; sd != nil {
-		t.Errorf("prior_lift_sd 0 shows as %v, want null", sd)
-	}
-	for _, bad := range []string{"-0.1", "1.5"} {
-		r := e.must(422, "POST", "/v1/experiments", e.admin, `{"key":"r","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":`+bad+`}}`)
-		if fields := r.fields(t); !slices.Contains(fields, "settings.prior_lift_sd") {
-			t.Errorf("prior_lift_sd %s: fields %v", bad, fields)
+	eachBackend(t, Options{}, func(t *testing.T, e *env) {
+		got := e.must(201, "POST", "/v1/experiments", e.admin,
+			`{"key":"p","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":0.03}}`).JSON(t)
+		if sd := got["settings"].(map[string]any)["prior_lift_sd"]; sd != 0.03 {
+			t.Errorf("prior_lift_sd %v, want 0.03", sd)
 		}
-	}
+		// Stored, not only echoed: read back from the database.
+		if sd := e.must(200, "GET", "/v1/experiments/p", e.admin, "").JSON(t)["settings"].(map[string]any)["prior_lift_sd"]; sd != 0.03 {
+			t.Errorf("read back: prior_lift_sd %v, want 0.03", sd)
+		}
+		none := e.must(201, "POST", "/v1/experiments", e.admin,
+			`{"key":"q","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":0}}`).JSON(t)
+		if sd := none["settings"].(map[string]any)["prior_lift_sd"]; sd != nil {
+			t.Errorf("prior_lift_sd 0 shows as %v, want null", sd)
+		}
+		for _, bad := range []string{"-0.1", "1.5"} {
+			r := e.must(422, "POST", "/v1/experiments", e.admin, `{"key":"r","variants":[{"key":"a"},{"key":"b"}],"settings":{"prior_lift_sd":`+bad+`}}`)
+			if fields := r.fields(t); !slices.Contains(fields, "settings.prior_lift_sd") {
+				t.Errorf("prior_lift_sd %s: fields %v", bad, fields)
+			}
+		}
+	})
 }
