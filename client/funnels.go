@@ -40,6 +40,9 @@ type FunnelStep struct {
 	Variants []Variant `json:"variants"`
 	// Winner is the key of the step's declared winner, nil while none.
 	Winner *string `json:"winner"`
+	// NoDifferenceAt is when the step's no_difference was recorded (its
+	// variants provably within ± min_effect of each other), nil while not.
+	NoDifferenceAt *time.Time `json:"no_difference_at"`
 }
 
 // FunnelSettings are a funnel's settings as stored.

@@ -22,8 +22,11 @@ const (
 	// ± min_effect of the leader (decision state no_difference).
 	WebhookExperimentNoDifference WebhookEventType = "experiment.no_difference"
 	WebhookFunnelWinnerFound      WebhookEventType = "funnel.winner_found"
-	WebhookCampaignWinnerFound    WebhookEventType = "campaign.winner_found"
-	WebhookCampaignGuardrail      WebhookEventType = "campaign.guardrail_tripped"
+	// WebhookFunnelNoDifference: a funnel step's variants provably within
+	// ± min_effect of each other.
+	WebhookFunnelNoDifference  WebhookEventType = "funnel.no_difference"
+	WebhookCampaignWinnerFound WebhookEventType = "campaign.winner_found"
+	WebhookCampaignGuardrail   WebhookEventType = "campaign.guardrail_tripped"
 	// WebhookPing is what TestWebhook sends.
 	WebhookPing WebhookEventType = "ping"
 )

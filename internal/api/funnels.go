@@ -58,6 +58,8 @@ type funnelStepJSON struct {
 	Goal     bool          `json:"goal"`
 	Variants []variantJSON `json:"variants"`
 	Winner   *string       `json:"winner"`
+	// NoDifferenceAt: when the step's no_difference was recorded, else null.
+	NoDifferenceAt *string `json:"no_difference_at"`
 }
 
 type funnelSettingsJSON struct {
@@ -90,7 +92,8 @@ func toFunnelJSON(f store.Funnel) funnelJSON {
 	for i, st := range f.Steps {
 		// The variants' JSON is the experiments' (ids, keys, payloads).
 		vs := toExperimentJSON(store.Experiment{Variants: st.Variants}).Variants
-		sj := funnelStepJSON{ID: st.ID, Key: st.Key, Name: st.Name, Goal: i == len(f.Steps)-1, Variants: vs}
+		sj := funnelStepJSON{ID: st.ID, Key: st.Key, Name: st.Name, Goal: i == len(f.Steps)-1, Variants: vs,
+			NoDifferenceAt: optTimestamp(st.NoDifferenceAt)}
 		if st.Winner != "" {
 			w := st.Winner
 			sj.Winner = &w

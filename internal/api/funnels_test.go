@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -406,6 +407,53 @@ func TestFunnelWinnerFound(t *testing.T) {
 		f := e.must(200, "GET", "/v1/funnels/signup-flow", e.admin, "").JSON(t)
 		if f["steps"].([]any)[0].(map[string]any)["winner"] != "a" {
 			t.Errorf("winner not recorded: %v", f["steps"])
+		}
+	})
+}
+
+// TestFunnelStepNoDifference: a step whose variants convert alike ends in
+// no_difference within a wide margin, the claim is recorded on the step,
+// and the funnel, with no other step to wait for, is decided.
+func TestFunnelStepNoDifference(t *testing.T) {
+	eachFunnelBackend(t, func(t *testing.T, e *env, _ *clock) {
+		// weight_floor 0.45 keeps the two variants' shares near even, so
+		// that the intervals do not depend on where Thompson sampling leaned.
+		body := `{"key":"signup-flow","start":true,"settings":{"min_samples":10,"seed":3,"weight_floor":0.45,"min_effect":0.5},
+		  "steps":[{"key":"landing","variants":[{"key":"a"},{"key":"b"}]},{"key":"done"}]}`
+		e.must(201, "POST", "/v1/funnels", e.admin, body)
+		var res map[string]any
+		for i := 0; ; i++ {
+			u := fmt.Sprintf("u%d", i)
+			progress(t, e, e.admin, u, "landing", 200)
+			if i%2 == 0 { // every other unit converts, whatever its variant
+				progress(t, e, e.admin, u, "done", 200)
+			}
+			if i%50 != 49 {
+				continue
+			}
+			res = e.must(200, "GET", "/v1/funnels/signup-flow/results", e.admin, "").JSON(t)
+			if res["decision"].(map[string]any)["state"] != "collecting" {
+				t.Logf("decided after %d units: %v", i+1, res["decision"])
+				break
+			}
+			if i > 4000 {
+				t.Fatalf("no decision after %d units: %v", i+1, res["steps"].([]any)[0].(map[string]any)["decision"])
+			}
+		}
+		d := res["decision"].(map[string]any)
+		if d["state"] != "no_difference" || !strings.Contains(d["reason"].(string), "landing") {
+			t.Errorf("funnel decision %v, want no_difference naming landing", d)
+		}
+		step := res["steps"].([]any)[0].(map[string]any)
+		if sd := step["decision"].(map[string]any); sd["state"] != "no_difference" || step["winner"] != nil {
+			t.Errorf("step decision %v, winner %v; want no_difference and no winner", sd, step["winner"])
+		}
+		f := e.must(200, "GET", "/v1/funnels/signup-flow", e.admin, "").JSON(t)
+		if at := f["steps"].([]any)[0].(map[string]any)["no_difference_at"]; at == nil {
+			t.Errorf("no_difference not recorded on the step: %v", f["steps"])
+		}
+		if at := f["steps"].([]any)[1].(map[string]any)["no_difference_at"]; at != nil {
+			t.Errorf("the goal step records no_difference at %v", at)
 		}
 	})
 }

@@ -662,6 +662,47 @@ func TestFunnelPages(t *testing.T) {
 	}
 }
 
+// TestFunnelNoDifferenceShown: a funnel whose only step with variants
+// ends in no_difference is shown as decided: the state, the step's tag and
+// its place in the best path say "no difference", not "collecting" or
+// "undecided".
+func TestFunnelNoDifferenceShown(t *testing.T) {
+	e := newEnv(t)
+	var f struct{ ID string }
+	e.api("POST", "/v1/funnels", e.admin, map[string]any{
+		"key": "same", "name": "Same", "start": true,
+		"settings": map[string]any{"seed": 3, "min_samples": 10, "weight_floor": 0.45, "min_effect": 0.5},
+		"steps":    []map[string]any{{"key": "landing", "variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, {"key": "done"}},
+	}, 201, &f)
+	// Every other unit converts, whatever its variant (TestFunnelStepNoDifference
+	// in internal/api decides within 400–550 units).
+	for i := range 1000 {
+		u := "u" + strconv.Itoa(i)
+		e.api("POST", "/v1/funnels/same/progress", e.admin, map[string]any{"unit_id": u, "step": "landing"}, 200, nil)
+		if i%2 == 0 {
+			e.api("POST", "/v1/funnels/same/progress", e.admin, map[string]any{"unit_id": u, "step": "done"}, 200, nil)
+		}
+	}
+	var res struct {
+		Decision struct{ State string }
+	}
+	e.api("GET", "/v1/funnels/same/results", e.admin, nil, 200, &res)
+	if res.Decision.State != "no_difference" {
+		t.Fatalf("decision %q, want no_difference", res.Decision.State)
+	}
+	b := e.browser()
+	b.signIn(e.admin)
+	p := b.get("/funnels/" + f.ID)
+	for _, want := range []string{"No difference at any step", `<span class="tag tag-same">no difference</span>`, `landing: <em>no difference</em>`} {
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("detail page lacks %q", want)
+		}
+	}
+	if strings.Contains(p.Body, "Collecting data") || strings.Contains(p.Body, "undecided") {
+		t.Errorf("detail page still says collecting or undecided:\n%s", p.Body)
+	}
+}
+
 // TestFunnelMaturedWithinShown: while a step's rates count completions
 // within a delay short of the window (engine.FunnelStepResult's
 // MaturedWithin), the step says so above its variants.

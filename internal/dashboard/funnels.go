@@ -89,6 +89,8 @@ type funnelStepView struct {
 	engine.FunnelStepResult
 	Position int
 	Rows     []funnelVariantRow
+	// Same: the step ended in no_difference (and has no winner).
+	Same bool
 }
 
 type funnelVariantRow struct {
@@ -98,7 +100,12 @@ type funnelVariantRow struct {
 	PBestBar bar
 }
 
-type pathStep struct{ Step, Variant string }
+// pathStep is one step of a path; Same: the step's variants provably do
+// not differ (no_difference), so it has no winner to show.
+type pathStep struct {
+	Step, Variant string
+	Same          bool
+}
 
 // funnelLive is the refreshing part of a funnel's page.
 type funnelLive struct {
@@ -139,7 +146,8 @@ func (d *Dashboard) funnelLive(ctx context.Context, f *store.Funnel) (funnelLive
 	v.DecisionState, v.Decision = res.Decision.State, sentence(res.Decision.Reason)
 	v.MattersMost = res.MattersMost
 	for k, st := range res.Steps {
-		sv := funnelStepView{FunnelStepResult: st, Position: k + 1}
+		sv := funnelStepView{FunnelStepResult: st, Position: k + 1,
+			Same: st.Winner == nil && st.Decision != nil && st.Decision.State == engine.StateNoDifference}
 		best := -1
 		for i, vr := range st.Variants {
 			if vr.Units > 0 && (best < 0 || vr.PBest > st.Variants[best].PBest) {
@@ -155,6 +163,7 @@ func (d *Dashboard) funnelLive(ctx context.Context, f *store.Funnel) (funnelLive
 			if w != nil {
 				p.Variant = *w
 			}
+			p.Same = sv.Same
 			v.BestPath = append(v.BestPath, p)
 		}
 	}
@@ -162,7 +171,7 @@ func (d *Dashboard) funnelLive(ctx context.Context, f *store.Funnel) (funnelLive
 		v.Leading = res.LeadingPath
 		for _, st := range res.Steps {
 			if vk, ok := res.LeadingPath.Variants[st.Key]; ok {
-				v.LeadingPath = append(v.LeadingPath, pathStep{st.Key, vk})
+				v.LeadingPath = append(v.LeadingPath, pathStep{Step: st.Key, Variant: vk})
 			}
 		}
 		// Steps the funnel no longer lists (none today) would be lost above;
@@ -175,7 +184,7 @@ func (d *Dashboard) funnelLive(ctx context.Context, f *store.Funnel) (funnelLive
 		}
 		sort.Strings(extra)
 		for _, k := range extra {
-			v.LeadingPath = append(v.LeadingPath, pathStep{k, res.LeadingPath.Variants[k]})
+			v.LeadingPath = append(v.LeadingPath, pathStep{Step: k, Variant: res.LeadingPath.Variants[k]})
 		}
 	}
 	return v, nil

@@ -104,7 +104,7 @@ func newEnv(t *testing.T, dsn string) *env {
 	e := &env{t: t, st: st, base: srv.URL, key: key, recv: webhooktest.New(t), ws: ws.ID}
 	e.call("POST", "/v1/webhooks", map[string]any{"url": e.recv.URL, "events": []string{
 		"experiment.completed", "experiment.winner_found", "experiment.srm_detected", "experiment.no_difference",
-		"experiment.guardrail_tripped", "funnel.winner_found", "campaign.winner_found", "campaign.guardrail_tripped"}}, nil)
+		"experiment.guardrail_tripped", "funnel.winner_found", "funnel.no_difference", "campaign.winner_found", "campaign.guardrail_tripped"}}, nil)
 	return e
 }
 
@@ -367,6 +367,27 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			got := e.recv.Await(t, "funnel.winner_found", "fnl/landing", 10*time.Second)
 			t.Logf("funnel.winner_found arrived %v after the data", got.At.Sub(at))
 			e.recv.Once(t, "funnel.winner_found", "fnl/landing", 4*every)
+		})
+
+		t.Run("funnel no_difference", func(t *testing.T) {
+			e := e.with(t)
+			e.call("POST", "/v1/funnels", map[string]any{"key": "fsame", "start": true,
+				"settings": map[string]any{"min_samples": 10, "seed": 3, "weight_floor": 0.45, "min_effect": 0.5},
+				"steps":    []map[string]any{{"key": "landing", "variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, {"key": "done"}}}, nil)
+			// Every other unit converts, whatever its variant: within ±50%
+			// the step's variants provably do not differ after a few
+			// hundred units (TestFunnelStepNoDifference in internal/api).
+			for i := 0; i < 1000; i++ {
+				u := fmt.Sprintf("s%d", i)
+				e.call("POST", "/v1/funnels/fsame/progress", map[string]any{"unit_id": u, "step": "landing"}, nil)
+				if i%2 == 0 {
+					e.call("POST", "/v1/funnels/fsame/progress", map[string]any{"unit_id": u, "step": "done"}, nil)
+				}
+			}
+			at := time.Now()
+			got := e.recv.Await(t, "funnel.no_difference", "fsame/landing", 10*time.Second)
+			t.Logf("funnel.no_difference arrived %v after the data", got.At.Sub(at))
+			e.recv.Once(t, "funnel.no_difference", "fsame/landing", 4*every)
 		})
 	})
 }

@@ -452,8 +452,6 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 	res := &FunnelResult{Strategy: in.Strategy, Steps: make([]FunnelStepResult, len(in.Steps)), BestPath: map[string]*string{}}
 	goal := in.Steps[len(in.Steps)-1].total()
 	res.Conversions = goal.Units
-	variantSteps, won := 0, 0
-	var pending []string
 	for k, s := range in.Steps {
 		t := s.total()
 		sr := FunnelStepResult{Key: s.Key, Units: t.Units, Conversions: t.Conversions, Rate: rate(t.Conversions, t.Units),
@@ -471,7 +469,6 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 			sr.DropOff = &d
 		}
 		if s.HasVariants() {
-			variantSteps++
 			// The step's winner is decided as an experiment's: the
 			// posterior must favour it and the anytime-valid tests on the
 			// logged propensities must show it beats every other variant
@@ -505,11 +502,6 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 			}
 			sr.Winner, sr.Decision = decided.Winner, &d
 			res.BestPath[s.Key] = decided.Winner
-			if decided.Winner != nil {
-				won++
-			} else {
-				pending = append(pending, s.Key)
-			}
 			if spread, ok := spreadOf(s.Arms, in.Settings); ok && (res.MattersMost == nil || spread > res.MattersMost.Spread) {
 				res.MattersMost = &StepSpread{Step: s.Key, Spread: spread}
 			}
@@ -520,14 +512,53 @@ func AnalyzeFunnel(in FunnelInput) (*FunnelResult, error) {
 	if len(in.Paths) == 0 {
 		res.TotalUnits = in.Steps[0].total().Units
 	}
-	switch {
-	case variantSteps > 0 && won == variantSteps:
-		res.Decision = Decision{StateWinnerFound, fmt.Sprintf("every step with variants has a winner (%d of %d)", won, variantSteps)}
-	default:
-		res.Decision = Decision{StateCollecting, fmt.Sprintf("%d of %d steps with variants have a winner; waiting for %s",
-			won, variantSteps, strings.Join(pending, ", "))}
-	}
+	res.Decision = FunnelDecision(res.Steps)
 	return res, nil
+}
+
+// FunnelDecision is a funnel's decision from its steps': winner_found once
+// every step with variants is decided and at least one has a winner,
+// no_difference when every one of them ended in no_difference, collecting
+// while some step is neither. A step whose variants provably do not differ
+// is decided: any of them serves the funnel as well, so it must not hold
+// the funnel in collecting for good.
+func FunnelDecision(steps []FunnelStepResult) Decision {
+	var won, same, pending []string
+	for _, sr := range steps {
+		switch {
+		case sr.Decision == nil: // a step without variants
+		case sr.Winner != nil:
+			won = append(won, sr.Key)
+		case sr.Decision.State == StateNoDifference:
+			same = append(same, sr.Key)
+		default:
+			pending = append(pending, sr.Key)
+		}
+	}
+	decided := len(won) + len(same)
+	total := decided + len(pending)
+	var parts []string
+	if len(won) > 0 {
+		parts = append(parts, "winners at "+strings.Join(won, ", "))
+	}
+	if len(same) > 0 {
+		parts = append(parts, "no difference at "+strings.Join(same, ", "))
+	}
+	switch {
+	case total > 0 && len(pending) == 0 && len(same) == 0:
+		return Decision{StateWinnerFound, fmt.Sprintf("every step with variants has a winner (%d of %d)", len(won), total)}
+	case total > 0 && len(pending) == 0 && len(won) == 0:
+		return Decision{StateNoDifference, fmt.Sprintf("no step's variants differ by min_effect or more (%s)", strings.Join(same, ", "))}
+	case total > 0 && len(pending) == 0:
+		return Decision{StateWinnerFound, fmt.Sprintf("every step with variants is decided: %s", strings.Join(parts, "; "))}
+	case total == 0:
+		return Decision{StateCollecting, "no step has variants: the funnel is only counted"}
+	case decided == 0:
+		return Decision{StateCollecting, fmt.Sprintf("0 of %d steps with variants decided; waiting for %s", total, strings.Join(pending, ", "))}
+	default:
+		return Decision{StateCollecting, fmt.Sprintf("%d of %d steps with variants decided (%s); waiting for %s",
+			decided, total, strings.Join(parts, "; "), strings.Join(pending, ", "))}
+	}
 }
 
 // spreadOf is the difference between the highest and lowest posterior mean

@@ -176,3 +176,31 @@ func TestFunnelWinnerNeedsPropensities(t *testing.T) {
 		t.Errorf("P(best) of a %v: the posterior still favours it", sr.Variants[0].PBest)
 	}
 }
+
+// TestFunnelDecision: a step in no_difference is decided, so it does not
+// hold the funnel in collecting; the funnel is no_difference only when no
+// step has a winner, and steps without variants (nil decision) do not count.
+func TestFunnelDecision(t *testing.T) {
+	a := "a"
+	won := FunnelStepResult{Key: "landing", Winner: &a, Decision: &Decision{State: StateWinnerFound}}
+	same := FunnelStepResult{Key: "signup", Decision: &Decision{State: StateNoDifference}}
+	open := FunnelStepResult{Key: "pricing", Decision: &Decision{State: StateCollecting}}
+	plain := FunnelStepResult{Key: "done"}
+	for _, tc := range []struct {
+		name   string
+		steps  []FunnelStepResult
+		state  string
+		reason string
+	}{
+		{"winners", []FunnelStepResult{won, plain}, StateWinnerFound, "every step with variants has a winner (1 of 1)"},
+		{"no difference", []FunnelStepResult{same, plain}, StateNoDifference, "no step's variants differ by min_effect or more (signup)"},
+		{"both", []FunnelStepResult{won, same, plain}, StateWinnerFound, "every step with variants is decided: winners at landing; no difference at signup"},
+		{"waiting", []FunnelStepResult{same, open, plain}, StateCollecting, "1 of 2 steps with variants decided (no difference at signup); waiting for pricing"},
+		{"nothing decided", []FunnelStepResult{open, plain}, StateCollecting, "0 of 1 steps with variants decided; waiting for pricing"},
+		{"no variants", []FunnelStepResult{plain}, StateCollecting, "no step has variants: the funnel is only counted"},
+	} {
+		if got := FunnelDecision(tc.steps); got.State != tc.state || got.Reason != tc.reason {
+			t.Errorf("%s: %+v, want %s %q", tc.name, got, tc.state, tc.reason)
+		}
+	}
+}

@@ -325,6 +325,13 @@ type FunnelSimResult struct {
 	// not differ).
 	DeclaredRate     *float64 `json:"declared_rate,omitempty"`
 	WrongWinnerShare *float64 `json:"wrong_winner_share,omitempty"`
+	// With Look: the share of runs in which some step was recorded
+	// no_difference (its variants provably within ± min_effect of its
+	// leader), and the share in which every step with variants was
+	// decided (a winner or no_difference) by the end: the funnel's
+	// decision left collecting.
+	NoDifferenceRate *float64 `json:"no_difference_rate,omitempty"`
+	DecidedRate      *float64 `json:"decided_rate,omitempty"`
 }
 
 type funnelRun struct {
@@ -333,8 +340,10 @@ type funnelRun struct {
 	swung       bool
 	collapsed   bool
 	// winners holds, per step, the variant first declared its winner (-1:
-	// none), with Look.
+	// none), and same whether the step was recorded no_difference, with
+	// Look.
 	winners []int
+	same    []bool
 }
 
 // RunFunnelSimulation runs the simulation in parallel; the result does not
@@ -422,7 +431,26 @@ func RunFunnelSimulation(cfg FunnelSimConfig) (FunnelSimResult, error) {
 		if winners > 0 {
 			wrong /= winners
 		}
-		res.DeclaredRate, res.WrongWinnerShare = &declared, &wrong
+		var same, decided float64
+		for _, r := range runs {
+			all, some := true, false
+			for k, st := range sc.Steps {
+				if len(st.Variants) == 0 {
+					continue
+				}
+				some = some || r.same[k]
+				all = all && (r.same[k] || r.winners[k] >= 0)
+			}
+			if some {
+				same++
+			}
+			if all {
+				decided++
+			}
+		}
+		same /= n
+		decided /= n
+		res.DeclaredRate, res.WrongWinnerShare, res.NoDifferenceRate, res.DecidedRate = &declared, &wrong, &same, &decided
 	}
 	if sc.Delay != nil {
 		model, swings, collapses := !cfg.NoDelayModel, 0.0, 0.0
@@ -466,7 +494,7 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 	weights := make([][]float64, m)
 	for u := range cfg.Units {
 		if cfg.Look > 0 && u > 0 && u%cfg.Look == 0 {
-			if err := declareStepWinners(in, out.winners); err != nil {
+			if err := recordStepDecisions(in, &out); err != nil {
 				return out, err
 			}
 		}
@@ -525,27 +553,33 @@ func simulateFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, error) {
 
 // newFunnelRun returns a run of a funnel of m steps, no step decided.
 func newFunnelRun(m int) funnelRun {
-	out := funnelRun{winners: make([]int, m)}
+	out := funnelRun{winners: make([]int, m), same: make([]bool, m)}
 	for k := range out.winners {
 		out.winners[k] = -1
 	}
 	return out
 }
 
-// declareStepWinners analyses the funnel as the server's decision loop does
-// and records in winners the first winner of each step.
-func declareStepWinners(in engine.FunnelInput, winners []int) error {
+// recordStepDecisions analyses the funnel as the server's decision loop does
+// and records in out, as the server records them for good, the first winner
+// of each step and whether it was found to show no difference before any
+// winner.
+func recordStepDecisions(in engine.FunnelInput, out *funnelRun) error {
 	res, err := engine.AnalyzeFunnel(in)
 	if err != nil {
 		return err
 	}
 	for k, sr := range res.Steps {
-		if winners[k] >= 0 || sr.Winner == nil {
+		if out.winners[k] >= 0 {
+			continue
+		}
+		if sr.Winner == nil {
+			out.same[k] = out.same[k] || (sr.Decision != nil && sr.Decision.State == engine.StateNoDifference)
 			continue
 		}
 		for i, a := range in.Steps[k].Arms {
 			if a.Key == *sr.Winner {
-				winners[k] = i
+				out.winners[k] = i
 			}
 		}
 	}
@@ -582,11 +616,14 @@ func hasFunnelFlag(args []string) bool { return hasFlag(args, "funnel") }
 // conversions and how often the truly best path was chosen.
 //
 //	samplit simulate --funnel examples/funnels/signup.json [--strategy both|multi_step|per_step] [--units 20000] [--runs 100] [--seed 1] [--batch 100] [--json]
-//	    [--hours H] [--window 7d] [--delay-model both|on|off]
+//	    [--hours H] [--window 7d] [--delay-model both|on|off] [--weight-floor 0.01] [--look 100 [--alpha 0.05] [--min-effect 0.05]]
 //
 // A scenario with a "delay" (or --delay) is timed: units enter over --hours
 // and move between steps after delays; --delay-model compares the server's
 // delay model with counting units inside their window as not converted.
+// With --look the server's decision rule runs every --look units, and the
+// report adds how often steps were declared a winner (and wrongly) or found
+// to show no difference, and how often every step was decided.
 func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	c := cli.New("samplit simulate --funnel", "samplit simulate --funnel FILE [flags]",
 		"Simulate a funnel scenario (steps, variants, advance rates; see examples/funnels/signup.json):\n"+
@@ -604,6 +641,10 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	window := fs.String("window", "", "timed scenarios: the conversion window, e.g. 72h or 7d (default: the scenario's, else 7d)")
 	delay := fs.String("delay", "", "make the scenario timed: the delay between steps, e.g. lognormal:4h:1 or exponential:6h (median)")
 	delayModel := fs.String("delay-model", "both", "timed scenarios: on (the server's), off (units inside their window count as not converted) or both")
+	floor := fs.Float64("weight-floor", engine.DefaultAdaptiveWeightFloor, "minimum share of every variant of a step (the server's funnel default)")
+	look := fs.Int("look", 0, "run the server's decision rule every `N` units and report the step decisions it records (0: none)")
+	alpha := fs.Float64("alpha", engine.DefaultAlpha, "with --look: level of the steps' anytime-valid tests")
+	minEffect := fs.Float64("min-effect", engine.DefaultMinEffect, "with --look: relative margin of a step's no_difference")
 	help, err := parseFlags(c, args, stdout)
 	if help {
 		return ExitOK
@@ -646,14 +687,18 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 	if *strategy == "both" {
 		strategies = engine.FunnelStrategies()
 	}
-	if *units < 1 || *runs < 1 || *batch < 1 {
-		return fail(stderr, "simulate", errors.New("--units, --runs and --batch must be positive"))
+	if *units < 1 || *runs < 1 || *batch < 1 || *look < 0 {
+		return fail(stderr, "simulate", errors.New("--units, --runs and --batch must be positive, --look not negative"))
+	}
+	set := engine.Settings{MinSamples: *minSamples, Alpha: *alpha, MinEffect: *minEffect, WeightFloor: *floor}.WithDefaults()
+	if err := set.Validate(2); err != nil {
+		return fail(stderr, "simulate", err)
 	}
 	var results []FunnelSimResult
 	for _, s := range strategies {
 		for _, model := range models {
 			res, err := RunFunnelSimulation(FunnelSimConfig{Scenario: sc, Strategy: s, Units: *units, Runs: *runs, Seed: *seed,
-				Batch: *batch, Settings: engine.Settings{MinSamples: *minSamples}, NoDelayModel: !model})
+				Batch: *batch, Settings: set, NoDelayModel: !model, Look: *look})
 			if err != nil {
 				return fail(stderr, "simulate", err)
 			}
@@ -684,6 +729,10 @@ func SimulateFunnel(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  swings in %.1f%% of runs, collapses in %.1f%%", 100**r.SwingRate, 100**r.CollapseRate)
 		}
 		fmt.Fprintf(stdout, "  choices %v\n", r.Chosen)
+		if r.DeclaredRate != nil {
+			fmt.Fprintf(stdout, "%-28s  looked at every %d units: a step winner in %.1f%% of runs (%.1f%% of winners wrong), no difference at a step in %.1f%%, every step decided in %.1f%%\n",
+				"", *look, 100**r.DeclaredRate, 100**r.WrongWinnerShare, 100**r.NoDifferenceRate, 100**r.DecidedRate)
+		}
 	}
 	return ExitOK
 }

@@ -89,6 +89,23 @@ func TestSimulateFunnelCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil || len(res) != 2 {
 		t.Fatalf("output %v %s", err, out.String())
 	}
+	if res[0].DeclaredRate != nil || res[0].NoDifferenceRate != nil {
+		t.Errorf("decision rates without --look: %+v", res[0])
+	}
+	// With --look the step decisions are reported; equal landing pages
+	// within a wide margin end in no_difference in most runs.
+	out.Reset()
+	code = Simulate([]string{"--funnel", "../../examples/funnels/equal-landing.json", "--runs", "20", "--look", "100",
+		"--min-effect", "0.3", "--strategy", "multi_step"}, &out, &errb)
+	if code != ExitOK || !strings.Contains(out.String(), "looked at every 100 units") || !strings.Contains(out.String(), "no difference at a step in") {
+		t.Errorf("--look: exit %d, output %s %s", code, out.String(), errb.String())
+	}
+	for _, bad := range [][]string{{"--look", "-1"}, {"--min-effect", "2"}, {"--alpha", "1.5"}} {
+		out.Reset()
+		if code := Simulate(append([]string{"--funnel", signupScenario}, bad...), &out, &errb); code != ExitBadInput {
+			t.Errorf("%v: exit %d, want %d", bad, code, ExitBadInput)
+		}
+	}
 	out.Reset()
 	if code := Simulate([]string{"--funnel=missing.json"}, &out, &errb); code != ExitBadInput {
 		t.Errorf("missing file: exit %d", code)

@@ -174,7 +174,7 @@ func simulateTimedFunnelRun(cfg FunnelSimConfig, rng *rand.Rand) (funnelRun, err
 		}
 		now = r.at
 		if cfg.Look > 0 && served > 0 && served%cfg.Look == 0 {
-			if err := declareStepWinners(in, out.winners); err != nil {
+			if err := recordStepDecisions(in, &out); err != nil {
 				return out, err
 			}
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -299,14 +298,12 @@ func (x *Funnels) Results(ctx context.Context, f *store.Funnel) (*FunnelResults,
 		return nil, apperr.Wrap(apperr.Invalid, err, "funnel %s cannot be analysed", f.Key)
 	}
 	active := f.Status == store.StatusRunning || f.Status == store.StatusPaused
-	variantSteps, won := 0, 0
 	for k := range r.Steps {
 		sr := &r.Steps[k]
 		st := &f.Steps[k]
 		if len(st.Variants) == 0 {
 			continue
 		}
-		variantSteps++
 		if st.Winner == "" && sr.Winner != nil && active {
 			set, err := x.st.DeclareStepWinner(ctx, f.WorkspaceID, f.ID, k, *sr.Winner, now,
 				webhook.FunnelWinnerFound(*f, st.Key, *sr.Winner, now))
@@ -319,32 +316,46 @@ func (x *Funnels) Results(ctx context.Context, f *store.Funnel) (*FunnelResults,
 				x.log.Info("funnel step winner found", "funnel", f.ID, "step", st.Key, "winner", st.Winner)
 			} else if fresh, err := x.st.GetFunnel(ctx, f.WorkspaceID, f.ID); err == nil {
 				*f = fresh // another replica declared first: report its winner
+				st = &f.Steps[k]
 			}
 		}
-		if f.Steps[k].Winner != "" {
-			w := f.Steps[k].Winner
+		if st.Winner == "" && st.NoDifferenceAt == nil && sr.Winner == nil && sr.Decision != nil &&
+			sr.Decision.State == engine.StateNoDifference && active {
+			// Recorded once among all replicas, with funnel.no_difference
+			// in the same transaction, as an experiment's. The funnel keeps
+			// running; the step counts as decided in the funnel's decision.
+			set, err := x.st.MarkStepNoDifference(ctx, f.WorkspaceID, f.ID, k, now,
+				webhook.FunnelNoDifference(*f, st.Key, sr.Decision.Reason, now))
+			if err != nil {
+				return nil, fmt.Errorf("record no difference of %s step %s: %w", f.ID, st.Key, err)
+			}
+			if set {
+				x.m.decided(KindFunnel, engine.StateNoDifference)
+				x.log.Info("funnel step shows no difference", "funnel", f.ID, "step", st.Key)
+			}
+			at := now
+			st.NoDifferenceAt = &at
+		}
+		switch w := st.Winner; {
+		case w != "":
 			if sr.Winner == nil || *sr.Winner != w {
 				sr.Decision = &engine.Decision{State: engine.StateWinnerFound,
 					Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", w, sr.Decision.Reason)}
 			}
 			sr.Winner = &w
 			r.BestPath[st.Key] = &w
-			won++
+		case st.NoDifferenceAt != nil && sr.Decision.State != engine.StateNoDifference:
+			// A recorded claim stays what the results say, with the
+			// latest data beside it; a winner found later replaces it.
+			sr.Winner, r.BestPath[st.Key] = nil, nil
+			sr.Decision = &engine.Decision{State: engine.StateNoDifference, Reason: fmt.Sprintf("no difference was recorded %s; on the latest data: %s",
+				st.NoDifferenceAt.UTC().Format(time.RFC3339), sr.Decision.Reason)}
 		}
 	}
-	switch {
-	case f.Status == store.StatusCompleted || f.Status == store.StatusArchived:
+	if f.Status == store.StatusCompleted || f.Status == store.StatusArchived {
 		r.Decision = engine.Decision{State: engine.StateCompleted, Reason: "completed"}
-	case variantSteps > 0 && won == variantSteps:
-		r.Decision = engine.Decision{State: engine.StateWinnerFound, Reason: fmt.Sprintf("every step with variants has a winner (%d of %d)", won, variantSteps)}
-	default:
-		var pending []string
-		for _, st := range f.Steps {
-			if len(st.Variants) > 0 && st.Winner == "" {
-				pending = append(pending, st.Key)
-			}
-		}
-		r.Decision = engine.Decision{State: engine.StateCollecting, Reason: fmt.Sprintf("%d of %d steps with variants have a winner; waiting for %s", won, variantSteps, strings.Join(pending, ", "))}
+	} else {
+		r.Decision = engine.FunnelDecision(r.Steps)
 	}
 	return &FunnelResults{FunnelID: f.ID, Status: f.Status, FunnelResult: r, UpdatedAt: now}, nil
 }

@@ -39,6 +39,10 @@ type FunnelStep struct {
 	// Winner is the key of the variant the decision rule declared, "" when
 	// none was.
 	Winner string
+	// NoDifferenceAt is when the step's no_difference decision (every
+	// variant provably within ± min_effect of the leader) was first
+	// recorded; nil while it has not been.
+	NoDifferenceAt *time.Time
 }
 
 // VariantByKey returns the step's variant with the key, and whether there
@@ -233,6 +237,9 @@ type Funnels interface {
 	// DeclareStepWinner records the step's winner once and reports whether
 	// this call set it; only that call writes the events, in its transaction.
 	DeclareStepWinner(ctx context.Context, workspaceID, funnelID string, step int, winner string, at time.Time, events ...OutboxEvent) (bool, error)
+	// MarkStepNoDifference records the step's no_difference decision once,
+	// as DeclareStepWinner records a winner.
+	MarkStepNoDifference(ctx context.Context, workspaceID, funnelID string, step int, at time.Time, events ...OutboxEvent) (bool, error)
 	// UnitSteps returns, per unit that has entered the funnel, its stored
 	// variant id by step position ("" for a step without variants).
 	UnitSteps(ctx context.Context, workspaceID, funnelID string, unitIDs []string) (map[string]map[int]string, error)

@@ -24,6 +24,9 @@ const (
 	// EventExperimentGuardrail: a guardrail metric stopped a variant.
 	EventExperimentGuardrail EventType = "experiment.guardrail_tripped"
 	EventFunnelWinnerFound   EventType = "funnel.winner_found"
+	// EventFunnelNoDifference: every variant of a funnel step is provably
+	// within ± min_effect of the step's leader.
+	EventFunnelNoDifference  EventType = "funnel.no_difference"
 	EventCampaignWinnerFound EventType = "campaign.winner_found"
 	EventCampaignGuardrail   EventType = "campaign.guardrail_tripped"
 	EventPing                EventType = "ping"
@@ -33,7 +36,7 @@ const (
 var EventTypes = []EventType{
 	EventExperimentStarted, EventExperimentPaused, EventExperimentResumed, EventExperimentCompleted,
 	EventExperimentWinnerFound, EventExperimentSRMDetected, EventExperimentNoDifference, EventExperimentGuardrail, EventFunnelWinnerFound,
-	EventCampaignWinnerFound, EventCampaignGuardrail, EventPing,
+	EventFunnelNoDifference, EventCampaignWinnerFound, EventCampaignGuardrail, EventPing,
 }
 
 // Known reports whether t is one of EventTypes.

@@ -108,9 +108,23 @@ func SRMDetected(e store.Experiment, pValue float64, at time.Time) store.OutboxE
 // FunnelWinnerFound returns funnel.winner_found for a step of f.
 func FunnelWinnerFound(f store.Funnel, step, winner string, at time.Time) store.OutboxEvent {
 	return NewEvent(store.EventFunnelWinnerFound, f.WorkspaceID, at, map[string]any{
-		"funnel": map[string]any{"id": f.ID, "key": f.Key, "name": f.Name, "status": string(f.Status)},
+		"funnel": funnelSummary(f),
 		"step":   step, "winner": winner,
 	})
+}
+
+// FunnelNoDifference returns funnel.no_difference for a step of f, with the
+// decision's sentence.
+func FunnelNoDifference(f store.Funnel, step, reason string, at time.Time) store.OutboxEvent {
+	return NewEvent(store.EventFunnelNoDifference, f.WorkspaceID, at, map[string]any{
+		"funnel": funnelSummary(f), "step": step,
+		"decision": map[string]any{"state": "no_difference", "reason": reason},
+	})
+}
+
+// funnelSummary is how a funnel appears in event data.
+func funnelSummary(f store.Funnel) map[string]any {
+	return map[string]any{"id": f.ID, "key": f.Key, "name": f.Name, "status": string(f.Status)}
 }
 
 // campaignSummary is how a campaign appears in event data.

@@ -126,7 +126,7 @@ func loadSteps(ctx context.Context, q querier, funnelIDs []string) (map[string][
 	}
 	in := placeholders(1, len(args))
 	rows, err := q.QueryContext(ctx,
-		`SELECT funnel_id, id, key, name, position, winner FROM funnel_steps
+		`SELECT funnel_id, id, key, name, position, winner, no_difference_at FROM funnel_steps
 		 WHERE funnel_id IN (`+in+`) ORDER BY funnel_id, position`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load funnel steps: %w", err)
@@ -135,9 +135,11 @@ func loadSteps(ctx context.Context, q querier, funnelIDs []string) (map[string][
 	for rows.Next() {
 		var fid string
 		var st store.FunnelStep
-		if err := rows.Scan(&fid, &st.ID, &st.Key, &st.Name, &st.Position, &st.Winner); err != nil {
+		var noDiff sql.NullInt64
+		if err := rows.Scan(&fid, &st.ID, &st.Key, &st.Name, &st.Position, &st.Winner, &noDiff); err != nil {
 			return nil, fmt.Errorf("load funnel steps: %w", err)
 		}
+		st.NoDifferenceAt = timePtr(noDiff)
 		out[fid] = append(out[fid], st)
 	}
 	if err := rows.Err(); err != nil {
@@ -216,20 +218,34 @@ func (s *Store) TransitionFunnel(ctx context.Context, workspaceID, id string, t 
 // DeclareStepWinner sets the step's winner when none is recorded yet and
 // reports whether this call set it.
 func (s *Store) DeclareStepWinner(ctx context.Context, workspaceID, funnelID string, step int, winner string, at time.Time, events ...store.OutboxEvent) (bool, error) {
+	return s.setStepOnce(ctx, "winner", workspaceID, funnelID, step, at, events,
+		`UPDATE funnel_steps SET winner = $3 WHERE funnel_id = $1 AND position = $2 AND winner = ''`, winner)
+}
+
+// MarkStepNoDifference records when the step's no_difference decision was
+// first made and reports whether this call recorded it.
+func (s *Store) MarkStepNoDifference(ctx context.Context, workspaceID, funnelID string, step int, at time.Time, events ...store.OutboxEvent) (bool, error) {
+	return s.setStepOnce(ctx, "no difference", workspaceID, funnelID, step, at, events,
+		`UPDATE funnel_steps SET no_difference_at = $3 WHERE funnel_id = $1 AND position = $2 AND no_difference_at IS NULL`, micros(at))
+}
+
+// setStepOnce runs update (its $1 the funnel, $2 the step's position, $3
+// value), which changes the step's row only while its decision is not
+// recorded, under the funnel's lock; the one call that changed it writes
+// the events in its transaction.
+func (s *Store) setStepOnce(ctx context.Context, what, workspaceID, funnelID string, step int, at time.Time, events []store.OutboxEvent, update string, value any) (bool, error) {
 	var set bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := lockFunnel(ctx, tx, workspaceID, funnelID, at); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx,
-			`UPDATE funnel_steps SET winner = $3 WHERE funnel_id = $1 AND position = $2 AND winner = ''`,
-			funnelID, step, winner)
+		res, err := tx.ExecContext(ctx, update, funnelID, step, value)
 		if err != nil {
-			return fmt.Errorf("declare winner of %s step %d: %w", funnelID, step, err)
+			return fmt.Errorf("record %s of %s step %d: %w", what, funnelID, step, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return fmt.Errorf("declare winner of %s step %d: %w", funnelID, step, err)
+			return fmt.Errorf("record %s of %s step %d: %w", what, funnelID, step, err)
 		}
 		set = n > 0
 		if set {

@@ -133,6 +133,25 @@ func testFunnelsCRUD(t *testing.T, s store.Store) {
 	}
 	_, err = s.DeclareStepWinner(t.Context(), other.ID, f.ID, 1, "short", t0)
 	wantCode(t, err, apperr.NotFound, "declare in another workspace")
+
+	// no_difference likewise: recorded once, with its time, per step.
+	if got.Steps[1].NoDifferenceAt != nil {
+		t.Errorf("step 1 NoDifferenceAt = %v before any was recorded", got.Steps[1].NoDifferenceAt)
+	}
+	set, err = s.MarkStepNoDifference(t.Context(), ws.ID, f.ID, 1, t0.Add(time.Hour))
+	must(t, err, "mark no difference")
+	again, err = s.MarkStepNoDifference(t.Context(), ws.ID, f.ID, 1, t0.Add(2*time.Hour))
+	must(t, err, "mark no difference again")
+	if !set || again {
+		t.Errorf("no difference: first %v, second %v", set, again)
+	}
+	got, err = s.GetFunnel(t.Context(), ws.ID, f.ID)
+	must(t, err, "get")
+	if at := got.Steps[1].NoDifferenceAt; at == nil || !at.Equal(t0.Add(time.Hour)) || got.Steps[0].NoDifferenceAt != nil {
+		t.Errorf("NoDifferenceAt %v %v, want nil and %v", got.Steps[0].NoDifferenceAt, at, t0.Add(time.Hour))
+	}
+	_, err = s.MarkStepNoDifference(t.Context(), other.ID, f.ID, 0, t0)
+	wantCode(t, err, apperr.NotFound, "mark no difference in another workspace")
 }
 
 func testFunnelProgress(t *testing.T, s store.Store) {
