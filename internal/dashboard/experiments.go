@@ -16,6 +16,7 @@ import (
 
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/engine"
+	"github.com/samplit/samplit/internal/human"
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/targeting"
@@ -256,6 +257,77 @@ type experimentPage struct {
 	Attributes []string
 	Breakdown  *optimize.Breakdown
 	Binary     bool
+	// Decision are the settings that decide when the experiment has a
+	// winner (or no difference) and how it allocates meanwhile.
+	Decision []setting
+}
+
+// setting is one line of the decision settings: the value in effect and,
+// for the less obvious ones, a few words on what it does.
+type setting struct {
+	Key   string // the API's name, for tests and scripts
+	Label string // the create form's label
+	Value string
+	Hint  string
+}
+
+// settingPct writes a setting given as a fraction as the percentage it was
+// set to: 0.05 is "5%", 0.0125 "1.25%". pct is for estimates: it rounds to
+// one decimal and writes 0.9999 as ">99.9%", which would misstate a
+// threshold a person typed.
+func settingPct(x float64) string { return human.Sig(100*x, 4) + "%" }
+
+// decisionSettings lists the experiment's decision settings with the values
+// the engine applies: a stored zero alpha, min_effect, decision or loss
+// threshold (experiments stored before the setting existed) is the
+// engine's default, as the API shows it. The strategy-specific ones are
+// listed where they apply or were set.
+func decisionSettings(e store.Experiment) []setting {
+	s := e.Settings
+	alpha := cmp.Or(s.Alpha, engine.DefaultAlpha)
+	prior := setting{"prior_lift_sd", "Prior on lifts", "none", "flat: no assumption about the size of true lifts"}
+	if s.PriorLiftSD > 0 {
+		prior.Value, prior.Hint = "N(0, "+settingPct(s.PriorLiftSD)+")", "on relative lifts: a winner must also convince it"
+	}
+	auto := setting{"auto_complete", "Auto-complete", "no", "a winner is declared; a person completes the experiment"}
+	if s.AutoComplete {
+		auto.Value, auto.Hint = "yes", "completes the experiment and serves the winner once one is found"
+	}
+	out := []setting{
+		{"strategy", "Strategy", e.Strategy, engine.Describe(e.Strategy)},
+		{"alpha", "Test level (alpha)", fmt.Sprintf("%s (%s confidence)", exact(alpha), settingPct(1-alpha)), ""},
+		{"min_effect", "No-difference margin", "±" + settingPct(cmp.Or(s.MinEffect, engine.DefaultMinEffect)),
+			"relative: variants provably this close count as no difference"},
+		prior,
+		{"decision_threshold", "Decision threshold", settingPct(cmp.Or(s.DecisionThreshold, engine.DefaultDecisionThreshold)),
+			"P(best) a winner needs"},
+		{"loss_threshold", "Loss threshold", small(cmp.Or(s.LossThreshold, engine.DefaultLossThreshold)),
+			"expected loss a winner may still carry"},
+		{"min_samples", "Minimum units per variant", strconv.Itoa(s.MinSamples), "before any decision"},
+		{"weight_floor", "Weight floor", settingPct(s.WeightFloor), "least share of traffic of every variant"},
+		auto,
+	}
+	control := setting{"control_share", "Control share", "none", "the control competes like the other variants"}
+	if s.ControlShare != nil && *s.ControlShare > 0 {
+		control.Value, control.Hint = settingPct(*s.ControlShare), "fixed share of the traffic for the control"
+	}
+	out = append(out, control)
+	tau2 := engine.DefaultTau2
+	if s.Tau2 != nil {
+		tau2 = cmp.Or(*s.Tau2, tau2)
+	}
+	out = append(out, setting{"tau2", "Test mixing scale (tau2)", exact(tau2), "mixing variance of the always-valid tests, per unit"})
+	if e.Strategy == "explore" || s.Epsilon != nil {
+		eps := engine.DefaultEpsilonC
+		if s.Epsilon != nil {
+			eps = cmp.Or(*s.Epsilon, eps)
+		}
+		out = append(out, setting{"epsilon", "Exploration (epsilon)", exact(eps), "c of ε = min(1, c·K/t)"})
+	}
+	if s.Gamma != nil && *s.Gamma > 0 && *s.Gamma < 1 {
+		out = append(out, setting{"gamma", "Discount (gamma)", exact(*s.Gamma) + " per hour", "past data weighs less as it ages"})
+	}
+	return out
 }
 
 // layerText describes where an experiment sits in its layer.
@@ -451,7 +523,7 @@ func (d *Dashboard) experimentPage(ctx context.Context, r *http.Request, s *sess
 	page := experimentPage{
 		pageBase: d.base(r, s, e.Name), E: e, Variants: variants, Live: lv, Actions: actionsFor(e),
 		Layer: layerText(e), Binary: e.Metric == store.MetricBinary,
-		ServeDefault: serveDefault(variants, lv.Winner, lv.Leader),
+		ServeDefault: serveDefault(variants, lv.Winner, lv.Leader), Decision: decisionSettings(e),
 	}
 	page.Targeting, page.TargetAll = targetingText(e.Targeting)
 	if _, err := d.optimizers.For(&e); err == nil {
