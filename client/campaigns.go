@@ -52,6 +52,9 @@ type Campaign struct {
 	Variants     []CampaignVariant `json:"variants"`
 	Settings     CampaignSettings  `json:"settings"`
 	Winner       *string           `json:"winner"`
+	// NoDifferenceAt is when the no_difference decision was recorded (every
+	// variant provably within ± min_effect of the leader), nil while not.
+	NoDifferenceAt *time.Time `json:"no_difference_at"`
 	// Sent counts the sends so far, in Waves calls of Send.
 	Sent        int64      `json:"sent"`
 	Waves       int64      `json:"waves"`

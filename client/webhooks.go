@@ -26,7 +26,10 @@ const (
 	// ± min_effect of each other.
 	WebhookFunnelNoDifference  WebhookEventType = "funnel.no_difference"
 	WebhookCampaignWinnerFound WebhookEventType = "campaign.winner_found"
-	WebhookCampaignGuardrail   WebhookEventType = "campaign.guardrail_tripped"
+	// WebhookCampaignNoDifference: a campaign's variants provably within
+	// ± min_effect of each other.
+	WebhookCampaignNoDifference WebhookEventType = "campaign.no_difference"
+	WebhookCampaignGuardrail    WebhookEventType = "campaign.guardrail_tripped"
 	// WebhookPing is what TestWebhook sends.
 	WebhookPing WebhookEventType = "ping"
 )

@@ -54,12 +54,14 @@ type campaignJSON struct {
 	Variants     []campaignVariantJSON `json:"variants"`
 	Settings     campaignSettingsJSON  `json:"settings"`
 	Winner       *string               `json:"winner"`
-	Sent         int64                 `json:"sent"`
-	Waves        int64                 `json:"waves"`
-	CreatedAt    string                `json:"created_at"`
-	UpdatedAt    string                `json:"updated_at"`
-	StartedAt    *string               `json:"started_at"`
-	CompletedAt  *string               `json:"completed_at"`
+	// NoDifferenceAt: when the no_difference decision was recorded, else null.
+	NoDifferenceAt *string `json:"no_difference_at"`
+	Sent           int64   `json:"sent"`
+	Waves          int64   `json:"waves"`
+	CreatedAt      string  `json:"created_at"`
+	UpdatedAt      string  `json:"updated_at"`
+	StartedAt      *string `json:"started_at"`
+	CompletedAt    *string `json:"completed_at"`
 }
 
 type campaignVariantJSON struct {
@@ -107,6 +109,7 @@ func toCampaignJSON(c store.Campaign) campaignJSON {
 		Sent: c.Sent, Waves: c.Waves,
 		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt),
 		StartedAt: optTimestamp(c.StartedAt), CompletedAt: optTimestamp(c.CompletedAt),
+		NoDifferenceAt: optTimestamp(c.NoDifferenceAt),
 	}
 	if s.DiscountHalfLife > 0 {
 		h := formatDays(s.DiscountHalfLife)

@@ -404,6 +404,28 @@ func TestCampaignMinEffect(t *testing.T) {
 			if d := res["decision"].(map[string]any); d["state"] != tc.want {
 				t.Errorf("%s: decision %v, want %s", tc.key, d, tc.want)
 			}
+			// The claim is recorded on the campaign, once, when it is made.
+			c := e.must(http.StatusOK, "GET", "/v1/campaigns/"+tc.key, e.admin, "").JSON(t)
+			if recorded := c["no_difference_at"] != nil; recorded != (tc.want == "no_difference") {
+				t.Errorf("%s: no_difference_at %v with decision %s", tc.key, c["no_difference_at"], tc.want)
+			}
+		}
+	})
+}
+
+// TestRecordedNoDifferenceStays: a recorded no_difference is what the
+// campaign's results say even when the latest data would not make the
+// claim (here: none at all), as an experiment's (TestRecordedStepNoDifferenceStays
+// for funnels).
+func TestRecordedNoDifferenceStays(t *testing.T) {
+	eachCampaignBackend(t, func(t *testing.T, e *env, c *clock) {
+		cmp := e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, campaignBody("held", "")).JSON(t)
+		if _, err := e.store.MarkCampaignNoDifference(t.Context(), e.defaultWorkspace(), cmp["id"].(string), c.Now()); err != nil {
+			t.Fatal(err)
+		}
+		d := e.must(http.StatusOK, "GET", "/v1/campaigns/held/results", e.admin, "").JSON(t)["decision"].(map[string]any)
+		if d["state"] != "no_difference" || !strings.Contains(d["reason"].(string), "no difference was recorded") {
+			t.Errorf("campaign decision %v, want the recorded no_difference", d)
 		}
 	})
 }

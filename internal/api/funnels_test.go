@@ -457,3 +457,24 @@ func TestFunnelStepNoDifference(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordedStepNoDifferenceStays: a step's recorded no_difference is what
+// its decision says even when the latest data would not make the claim
+// (here: none at all), and the funnel counts the step as decided.
+func TestRecordedStepNoDifferenceStays(t *testing.T) {
+	eachFunnelBackend(t, func(t *testing.T, e *env, c *clock) {
+		fnl := e.must(201, "POST", "/v1/funnels", e.admin, `{"key":"held","start":true,
+		  "steps":[{"key":"landing","variants":[{"key":"a"},{"key":"b"}]},{"key":"done"}]}`).JSON(t)
+		if _, err := e.store.MarkStepNoDifference(t.Context(), e.defaultWorkspace(), fnl["id"].(string), 0, c.Now()); err != nil {
+			t.Fatal(err)
+		}
+		res := e.must(200, "GET", "/v1/funnels/held/results", e.admin, "").JSON(t)
+		sd := res["steps"].([]any)[0].(map[string]any)["decision"].(map[string]any)
+		if sd["state"] != "no_difference" || !strings.Contains(sd["reason"].(string), "no difference was recorded") {
+			t.Errorf("step decision %v, want the recorded no_difference", sd)
+		}
+		if d := res["decision"].(map[string]any); d["state"] != "no_difference" {
+			t.Errorf("funnel decision %v, want no_difference", d)
+		}
+	})
+}

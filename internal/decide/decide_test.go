@@ -104,7 +104,7 @@ func newEnv(t *testing.T, dsn string) *env {
 	e := &env{t: t, st: st, base: srv.URL, key: key, recv: webhooktest.New(t), ws: ws.ID}
 	e.call("POST", "/v1/webhooks", map[string]any{"url": e.recv.URL, "events": []string{
 		"experiment.completed", "experiment.winner_found", "experiment.srm_detected", "experiment.no_difference",
-		"experiment.guardrail_tripped", "funnel.winner_found", "funnel.no_difference", "campaign.winner_found", "campaign.guardrail_tripped"}}, nil)
+		"experiment.guardrail_tripped", "funnel.winner_found", "funnel.no_difference", "campaign.winner_found", "campaign.no_difference", "campaign.guardrail_tripped"}}, nil)
 	return e
 }
 
@@ -339,6 +339,33 @@ func TestDecisionsWithoutReaders(t *testing.T) {
 			t.Logf("campaign.guardrail_tripped arrived %v, campaign.winner_found %v after the data", trip.At.Sub(at), win.At.Sub(at))
 			e.recv.Once(t, "campaign.guardrail_tripped", "cmp/s3", 4*every)
 			e.recv.Once(t, "campaign.winner_found", "cmp", 4*every)
+		})
+
+		t.Run("campaign no_difference", func(t *testing.T) {
+			e := e.with(t)
+			e.call("POST", "/v1/campaigns", map[string]any{"key": "csame", "channel": "email", "objective": "click", "start": true,
+				"variants": []map[string]any{{"key": "s1"}, {"key": "s2"}},
+				"settings": map[string]any{"seed": 5, "weight_floor": 0.45, "min_effect": 0.5}}, nil)
+			// Every other recipient clicks, whatever its subject
+			// (TestCampaignMinEffect in internal/api ends in no_difference
+			// within 2,000 sends).
+			for wave := range 4 {
+				var sends struct {
+					Sends []struct{ Recipient, Variant string } `json:"sends"`
+				}
+				e.call("POST", "/v1/campaigns/csame/sends", map[string]any{"recipients": names(fmt.Sprintf("w%d-", wave), 500)}, &sends)
+				var evs []map[string]any
+				for i, s := range sends.Sends {
+					if i%2 == 0 {
+						evs = append(evs, map[string]any{"recipient": s.Recipient, "type": "click"})
+					}
+				}
+				e.call("POST", "/v1/campaigns/csame/events", map[string]any{"events": evs}, nil)
+			}
+			at := time.Now()
+			got := e.recv.Await(t, "campaign.no_difference", "csame", 10*time.Second)
+			t.Logf("campaign.no_difference arrived %v after the data", got.At.Sub(at))
+			e.recv.Once(t, "campaign.no_difference", "csame", 4*every)
 		})
 
 		t.Run("funnel", func(t *testing.T) {

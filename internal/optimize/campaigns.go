@@ -263,6 +263,21 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 			c.Winner = fresh.Winner // another replica declared first: report its winner
 		}
 	}
+	if c.Winner == "" && c.NoDifferenceAt == nil && a.Decision.State == engine.StateNoDifference && active {
+		// Recorded once among all replicas, with campaign.no_difference in
+		// the same transaction, as an experiment's. Sending goes on as
+		// before: any of the variants serves as well as the others.
+		set, err := x.st.MarkCampaignNoDifference(ctx, c.WorkspaceID, c.ID, now, webhook.CampaignNoDifference(*c, a.Decision.Reason, now))
+		if err != nil {
+			return nil, nil, nil, none, fmt.Errorf("record no difference of %s: %w", c.ID, err)
+		}
+		if set {
+			x.m.decided(KindOfCampaign(c), engine.StateNoDifference)
+			x.log.Info("campaign shows no difference", "campaign", c.ID)
+		}
+		at := now
+		c.NoDifferenceAt = &at
+	}
 	return a, totals, counts.Waves, delays, nil
 }
 
@@ -536,6 +551,11 @@ func (x *Campaigns) Results(ctx context.Context, c *store.Campaign) (*CampaignRe
 	case c.Winner != "" && (a.Winner == nil || *a.Winner != c.Winner):
 		out.Decision = Decision{State: engine.StateWinnerFound,
 			Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", c.Winner, a.Decision.Reason)}
+	case c.Winner == "" && c.NoDifferenceAt != nil && a.Decision.State != engine.StateNoDifference:
+		// A recorded claim stays what the results say, with the latest
+		// data beside it; a winner found later replaces it.
+		out.Decision = Decision{State: engine.StateNoDifference, Reason: fmt.Sprintf("no difference was recorded %s; on the latest data: %s",
+			c.NoDifferenceAt.UTC().Format(time.RFC3339), a.Decision.Reason)}
 	}
 	if c.Winner != "" {
 		w := c.Winner

@@ -25,6 +25,10 @@ type Campaign struct {
 	Settings     CampaignSettings
 	// Winner is the key of the declared winner, "" while none is.
 	Winner string
+	// NoDifferenceAt is when the no_difference decision (every variant
+	// provably within ± min_effect of the leader) was first recorded; nil
+	// while it has not been.
+	NoDifferenceAt *time.Time
 	// SplitPick is the key of the variant a split_then_winner campaign sends
 	// to after its test, chosen once (PickCampaignSplit); "" until then.
 	SplitPick string
@@ -241,6 +245,9 @@ type Campaigns interface {
 	// The events (campaign.winner_found) are written in the same transaction
 	// by the call that records it, and by no other.
 	DeclareCampaignWinner(ctx context.Context, workspaceID, id, winner string, at time.Time, events ...OutboxEvent) (bool, error)
+	// MarkCampaignNoDifference records the no_difference decision once, as
+	// DeclareCampaignWinner records a winner (campaign.no_difference).
+	MarkCampaignNoDifference(ctx context.Context, workspaceID, id string, at time.Time, events ...OutboxEvent) (bool, error)
 	// StopCampaignVariant records once that the guardrail stopped the
 	// variant and reports whether this call did: the one place for the
 	// campaign.guardrail_tripped webhook.

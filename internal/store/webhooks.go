@@ -28,15 +28,18 @@ const (
 	// within ± min_effect of the step's leader.
 	EventFunnelNoDifference  EventType = "funnel.no_difference"
 	EventCampaignWinnerFound EventType = "campaign.winner_found"
-	EventCampaignGuardrail   EventType = "campaign.guardrail_tripped"
-	EventPing                EventType = "ping"
+	// EventCampaignNoDifference: every variant of a campaign is provably
+	// within ± min_effect of the leader.
+	EventCampaignNoDifference EventType = "campaign.no_difference"
+	EventCampaignGuardrail    EventType = "campaign.guardrail_tripped"
+	EventPing                 EventType = "ping"
 )
 
 // EventTypes lists every event type an endpoint may subscribe to.
 var EventTypes = []EventType{
 	EventExperimentStarted, EventExperimentPaused, EventExperimentResumed, EventExperimentCompleted,
 	EventExperimentWinnerFound, EventExperimentSRMDetected, EventExperimentNoDifference, EventExperimentGuardrail, EventFunnelWinnerFound,
-	EventFunnelNoDifference, EventCampaignWinnerFound, EventCampaignGuardrail, EventPing,
+	EventFunnelNoDifference, EventCampaignWinnerFound, EventCampaignNoDifference, EventCampaignGuardrail, EventPing,
 }
 
 // Known reports whether t is one of EventTypes.

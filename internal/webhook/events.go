@@ -139,6 +139,14 @@ func CampaignWinnerFound(c store.Campaign, winner string, at time.Time) store.Ou
 	})
 }
 
+// CampaignNoDifference returns campaign.no_difference for c, with the
+// decision's sentence.
+func CampaignNoDifference(c store.Campaign, reason string, at time.Time) store.OutboxEvent {
+	return NewEvent(store.EventCampaignNoDifference, c.WorkspaceID, at, map[string]any{
+		"campaign": campaignSummary(c), "decision": map[string]any{"state": "no_difference", "reason": reason},
+	})
+}
+
 // CampaignGuardrailTripped returns campaign.guardrail_tripped for the
 // variant of c that the guardrail stopped.
 func CampaignGuardrailTripped(c store.Campaign, variant string, at time.Time) store.OutboxEvent {

@@ -62,15 +62,15 @@ func (s *Store) CreateCampaign(ctx context.Context, c store.Campaign) error {
 }
 
 const campaignColumns = `id, workspace_id, key, name, channel, objective, mode, audience_size, status, settings,
-	winner, sent, waves, created_at, updated_at, started_at, completed_at, split_pick`
+	winner, sent, waves, created_at, updated_at, started_at, completed_at, split_pick, no_difference_at`
 
 func scanCampaign(r scanner) (store.Campaign, error) {
 	var c store.Campaign
 	var status, settings string
 	var created, updated int64
-	var started, completed sql.NullInt64
+	var started, completed, noDiff sql.NullInt64
 	err := r.Scan(&c.ID, &c.WorkspaceID, &c.Key, &c.Name, &c.Channel, &c.Objective, &c.Mode, &c.AudienceSize,
-		&status, &settings, &c.Winner, &c.Sent, &c.Waves, &created, &updated, &started, &completed, &c.SplitPick)
+		&status, &settings, &c.Winner, &c.Sent, &c.Waves, &created, &updated, &started, &completed, &c.SplitPick, &noDiff)
 	if err != nil {
 		return c, err
 	}
@@ -79,7 +79,7 @@ func scanCampaign(r scanner) (store.Campaign, error) {
 		return c, fmt.Errorf("decode settings of %s: %w", c.ID, err)
 	}
 	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
-	c.StartedAt, c.CompletedAt = timePtr(started), timePtr(completed)
+	c.StartedAt, c.CompletedAt, c.NoDifferenceAt = timePtr(started), timePtr(completed), timePtr(noDiff)
 	return c, nil
 }
 
@@ -177,17 +177,31 @@ func (s *Store) TransitionCampaign(ctx context.Context, workspaceID, id string, 
 
 // DeclareCampaignWinner sets the winner when none is recorded yet.
 func (s *Store) DeclareCampaignWinner(ctx context.Context, workspaceID, id, winner string, at time.Time, events ...store.OutboxEvent) (bool, error) {
+	return s.setCampaignOnce(ctx, "winner", workspaceID, id, at, events,
+		`UPDATE campaigns SET winner = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2 AND winner = ''`, winner)
+}
+
+// MarkCampaignNoDifference records when the no_difference decision was
+// first made.
+func (s *Store) MarkCampaignNoDifference(ctx context.Context, workspaceID, id string, at time.Time, events ...store.OutboxEvent) (bool, error) {
+	return s.setCampaignOnce(ctx, "no difference", workspaceID, id, at, events,
+		`UPDATE campaigns SET no_difference_at = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2 AND no_difference_at IS NULL`, micros(at))
+}
+
+// setCampaignOnce runs update ($1 the workspace, $2 the campaign, $3 value,
+// $4 the time), which changes the row only while the decision is not
+// recorded; the one call that changed it writes the events in its
+// transaction. NotFound when the campaign is not in the workspace.
+func (s *Store) setCampaignOnce(ctx context.Context, what, workspaceID, id string, at time.Time, events []store.OutboxEvent, update string, value any) (bool, error) {
 	var set bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE campaigns SET winner = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2 AND winner = ''`,
-			workspaceID, id, winner, micros(at))
+		res, err := tx.ExecContext(ctx, update, workspaceID, id, value, micros(at))
 		if err != nil {
-			return fmt.Errorf("declare winner of %s: %w", id, err)
+			return fmt.Errorf("record %s of %s: %w", what, id, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return fmt.Errorf("declare winner of %s: %w", id, err)
+			return fmt.Errorf("record %s of %s: %w", what, id, err)
 		}
 		if n == 0 {
 			if _, err := getCampaign(ctx, tx, workspaceID, id); err != nil {

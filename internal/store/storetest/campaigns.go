@@ -130,7 +130,7 @@ func testCampaignsCRUD(t *testing.T, s store.Store) {
 
 	// The decision events are written, in the deciding transaction, by the
 	// one call that records the decision.
-	hook := createWebhook(t, s, ws, store.EventCampaignWinnerFound, store.EventCampaignGuardrail)
+	hook := createWebhook(t, s, ws, store.EventCampaignWinnerFound, store.EventCampaignGuardrail, store.EventCampaignNoDifference)
 	w1, w2 := newEvent(store.EventCampaignWinnerFound, ws.ID, t0), newEvent(store.EventCampaignWinnerFound, ws.ID, t0)
 	set, err := s.DeclareCampaignWinner(t.Context(), ws.ID, c.ID, "b", t0, w1)
 	must(t, err, "declare")
@@ -149,9 +149,25 @@ func testCampaignsCRUD(t *testing.T, s store.Store) {
 	if !stop || stopAgain {
 		t.Errorf("stop: first %v, second %v", stop, stopAgain)
 	}
+	if got, err := s.GetCampaign(t.Context(), ws.ID, c.ID); err != nil || got.NoDifferenceAt != nil {
+		t.Errorf("NoDifferenceAt = %v (%v) before any was recorded", got.NoDifferenceAt, err)
+	}
+	n1, n2 := newEvent(store.EventCampaignNoDifference, ws.ID, t0), newEvent(store.EventCampaignNoDifference, ws.ID, t0)
+	same, err := s.MarkCampaignNoDifference(t.Context(), ws.ID, c.ID, t0.Add(time.Hour), n1)
+	must(t, err, "no difference")
+	sameAgain, err := s.MarkCampaignNoDifference(t.Context(), ws.ID, c.ID, t0.Add(2*time.Hour), n2)
+	must(t, err, "no difference again")
+	if !same || sameAgain {
+		t.Errorf("no difference: first %v, second %v", same, sameAgain)
+	}
+	_, err = s.MarkCampaignNoDifference(t.Context(), other.ID, c.ID, t0)
+	wantCode(t, err, apperr.NotFound, "no difference in another workspace")
 	deliveries := deliveriesOf(t, s, ws.ID, hook.ID)
-	if _, ok := deliveries[w1.ID]; !ok || len(deliveries) != 2 {
-		t.Errorf("deliveries %v, want exactly the first winner and guardrail events", deliveries)
+	if _, ok := deliveries[w1.ID]; !ok || len(deliveries) != 3 {
+		t.Errorf("deliveries %v, want exactly the first winner, guardrail and no-difference events", deliveries)
+	}
+	if _, ok := deliveries[n1.ID]; !ok {
+		t.Errorf("no delivery of the first no-difference event: %v", deliveries)
 	}
 	if _, ok := deliveries[g1.ID]; !ok {
 		t.Errorf("no delivery of the guardrail event: %v", deliveries)
@@ -162,6 +178,9 @@ func testCampaignsCRUD(t *testing.T, s store.Store) {
 	must(t, err, "get")
 	if got.Winner != "b" || len(got.Stopped) != 1 || got.Stopped[0] != "b" {
 		t.Errorf("winner %q stopped %v", got.Winner, got.Stopped)
+	}
+	if at := got.NoDifferenceAt; at == nil || !at.Equal(t0.Add(time.Hour)) {
+		t.Errorf("NoDifferenceAt = %v, want %v", at, t0.Add(time.Hour))
 	}
 }
 
