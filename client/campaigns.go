@@ -91,6 +91,9 @@ type CampaignSettings struct {
 	// the no_difference decision.
 	Alpha     float64 `json:"alpha"`
 	MinEffect float64 `json:"min_effect"`
+	// PriorLiftSD is the prior on relative lifts a winner must also
+	// convince, nil when there is none.
+	PriorLiftSD *float64 `json:"prior_lift_sd"`
 }
 
 // CampaignGuardrail stops a variant whose rate of Event (unsubscribe or
@@ -142,6 +145,9 @@ type CampaignSettingsSpec struct {
 	// Alpha and MinEffect are in (0, 1); nil keeps the defaults (0.05).
 	Alpha     *float64 `json:"alpha,omitempty"`
 	MinEffect *float64 `json:"min_effect,omitempty"`
+	// PriorLiftSD, from 0 to 1, is a prior on relative lifts (e.g. 0.03)
+	// a winner must also convince; nil or 0: none.
+	PriorLiftSD *float64 `json:"prior_lift_sd,omitempty"`
 }
 
 // CampaignGuardrailSpec sets a campaign's guardrail.

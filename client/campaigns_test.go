@@ -28,6 +28,7 @@ func TestCampaigns(t *testing.T) {
 			Guardrail:         &client.CampaignGuardrailSpec{Event: client.CampaignUnsubscribe, MaxRate: 0.05},
 			Seed:              new(int64(3)),
 			MinEffect:         new(0.2),
+			PriorLiftSD:       new(0.05),
 		},
 	}
 	cp, err := c.CreateCampaign(ctx, req)
@@ -39,7 +40,7 @@ func TestCampaigns(t *testing.T) {
 		t.Fatalf("created %+v", cp)
 	}
 	if s := cp.Settings; s.AttributionWindow != "2d" || s.Guardrail == nil || s.Guardrail.MaxRate != 0.05 || s.Guardrail.Confidence == 0 || s.TestShare == 0 ||
-		s.MinEffect != 0.2 || s.Alpha != 0.05 {
+		s.MinEffect != 0.2 || s.Alpha != 0.05 || s.PriorLiftSD == nil || *s.PriorLiftSD != 0.05 {
 		t.Errorf("settings %+v", s)
 	}
 	if got, err := c.GetCampaign(ctx, cp.ID); err != nil || got.Key != cp.Key {

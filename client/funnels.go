@@ -61,6 +61,9 @@ type FunnelSettings struct {
 	// MinEffect the relative margin of a step's no_difference.
 	Alpha     float64 `json:"alpha"`
 	MinEffect float64 `json:"min_effect"`
+	// PriorLiftSD is the prior on relative lifts a winner must also
+	// convince, nil when there is none.
+	PriorLiftSD *float64 `json:"prior_lift_sd"`
 }
 
 // AttributionWindow returns the attribution window as a duration.
@@ -102,6 +105,9 @@ type FunnelSettingsSpec struct {
 	// Alpha and MinEffect are in (0, 1); nil keeps the defaults (0.05).
 	Alpha     *float64 `json:"alpha,omitempty"`
 	MinEffect *float64 `json:"min_effect,omitempty"`
+	// PriorLiftSD, from 0 to 1, is a prior on relative lifts (e.g. 0.03)
+	// a winner must also convince; nil or 0: none.
+	PriorLiftSD *float64 `json:"prior_lift_sd,omitempty"`
 }
 
 // CreateFunnel creates a funnel (POST /v1/funnels), with an automatic

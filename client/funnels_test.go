@@ -20,7 +20,7 @@ func signup(key string, start bool) client.CreateFunnelRequest {
 			{Key: "form"},
 			{Key: "done", Name: "Signed up"},
 		},
-		Settings: &client.FunnelSettingsSpec{AttributionWindowSeconds: new(int64(3600)), Seed: new(int64(7)), Alpha: new(0.01)},
+		Settings: &client.FunnelSettingsSpec{AttributionWindowSeconds: new(int64(3600)), Seed: new(int64(7)), Alpha: new(0.01), PriorLiftSD: new(0.03)},
 		Start:    start,
 	}
 }
@@ -42,7 +42,7 @@ func TestFunnels(t *testing.T) {
 		t.Errorf("steps %+v", f.Steps)
 	}
 	if f.Settings.AttributionWindow() != time.Hour || f.Settings.Seed == nil || *f.Settings.Seed != 7 || f.Settings.MinSamples == 0 ||
-		f.Settings.Alpha != 0.01 || f.Settings.MinEffect != 0.05 {
+		f.Settings.Alpha != 0.01 || f.Settings.MinEffect != 0.05 || f.Settings.PriorLiftSD == nil || *f.Settings.PriorLiftSD != 0.03 {
 		t.Errorf("settings %+v", f.Settings)
 	}
 	for _, ref := range []string{f.ID, f.Key} {

@@ -91,6 +91,8 @@ type campaignSettingsJSON struct {
 	LossThreshold     float64        `json:"loss_threshold"`
 	Alpha             float64        `json:"alpha"`
 	MinEffect         float64        `json:"min_effect"`
+	// PriorLiftSD is null when the campaign has no prior on lifts.
+	PriorLiftSD *float64 `json:"prior_lift_sd"`
 }
 
 // formatDays and parseDays are the one form of durations in settings
@@ -110,6 +112,9 @@ func toCampaignJSON(c store.Campaign) campaignJSON {
 		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt),
 		StartedAt: optTimestamp(c.StartedAt), CompletedAt: optTimestamp(c.CompletedAt),
 		NoDifferenceAt: optTimestamp(c.NoDifferenceAt),
+	}
+	if sd := s.PriorLiftSD; sd > 0 {
+		out.Settings.PriorLiftSD = &sd
 	}
 	if s.DiscountHalfLife > 0 {
 		h := formatDays(s.DiscountHalfLife)
@@ -165,6 +170,7 @@ type campaignSettingsRequest struct {
 	LossThreshold     *float64          `json:"loss_threshold"`
 	Alpha             *float64          `json:"alpha"`
 	MinEffect         *float64          `json:"min_effect"`
+	PriorLiftSD       *float64          `json:"prior_lift_sd"`
 }
 
 // buildCampaign decodes and validates the body of POST /v1/campaigns and
@@ -230,7 +236,7 @@ func buildCampaign(body createCampaignRequest) (store.Campaign, error) {
 	}
 	e, err := buildExperiment(createExperimentRequest{Key: "campaign", Variants: body.Variants}, variants, settingsRequest{
 		MinSamples: sr.MinSamples, DecisionThreshold: sr.DecisionThreshold, LossThreshold: sr.LossThreshold,
-		WeightFloor: &floor, Seed: sr.Seed, Alpha: sr.Alpha, MinEffect: sr.MinEffect,
+		WeightFloor: &floor, Seed: sr.Seed, Alpha: sr.Alpha, MinEffect: sr.MinEffect, PriorLiftSD: sr.PriorLiftSD,
 	})
 	var ae *apperr.Error
 	if errors.As(err, &ae) {
@@ -246,7 +252,7 @@ func buildCampaign(body createCampaignRequest) (store.Campaign, error) {
 		TestShare: DefaultTestShare, AttributionWindow: DefaultEmailAttrb, Seed: e.Settings.Seed,
 		WeightFloor: e.Settings.WeightFloor, MinSamples: e.Settings.MinSamples,
 		DecisionThreshold: e.Settings.DecisionThreshold, LossThreshold: e.Settings.LossThreshold,
-		Alpha: e.Settings.Alpha, MinEffect: e.Settings.MinEffect,
+		Alpha: e.Settings.Alpha, MinEffect: e.Settings.MinEffect, PriorLiftSD: e.Settings.PriorLiftSD,
 	}
 	if c.Channel == "push" {
 		c.Settings.AttributionWindow, c.Settings.DiscountHalfLife = DefaultPushAttrb, DefaultPushHalfLife

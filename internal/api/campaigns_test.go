@@ -105,22 +105,26 @@ func TestCampaignCreate(t *testing.T) {
 		  "mode": "split_then_winner", "audience_size": 1000,
 		  "settings": {"test_share": 0.3, "attribution_window": "7d", "discount_half_life": "36h",
 		               "guardrail": {"event": "unsubscribe", "max_rate": 0.005}, "seed": 3,
-		               "alpha": 0.01, "min_effect": 0.2}`)).JSON(t)
+		               "alpha": 0.01, "min_effect": 0.2, "prior_lift_sd": 0.04}`)).JSON(t)
 		if !strings.HasPrefix(got["id"].(string), "cmp_") || got["status"] != "running" || got["mode"] != "split_then_winner" {
 			t.Errorf("created %v", got)
 		}
 		s := got["settings"].(map[string]any)
 		if s["attribution_window"] != "7d" || s["discount_half_life"] != "36h0m0s" || s["test_share"] != 0.3 ||
 			s["guardrail"].(map[string]any)["confidence"] != 0.95 || s["weight_floor"] != DefaultCampaignWeightFloor ||
-			s["alpha"] != 0.01 || s["min_effect"] != 0.2 {
+			s["alpha"] != 0.01 || s["min_effect"] != 0.2 || s["prior_lift_sd"] != 0.04 {
 			t.Errorf("settings %v", s)
+		}
+		// Stored, not only echoed: read back.
+		if s := e.must(http.StatusOK, "GET", "/v1/campaigns/black-friday", e.admin, "").JSON(t)["settings"].(map[string]any); s["prior_lift_sd"] != 0.04 {
+			t.Errorf("prior_lift_sd read back as %v", s["prior_lift_sd"])
 		}
 		// Push defaults: open objective, 24h window, 7d half-life.
 		push := e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, `{"key": "push", "channel": "push",
 		  "variants": [{"key": "morning", "payload": {"title": "Hi", "send_hour": 8}}, {"key": "evening", "payload": {"send_hour": 19}}]}`).JSON(t)
 		ps := push["settings"].(map[string]any)
 		if push["objective"] != "open" || push["status"] != "draft" || ps["attribution_window"] != "1d" || ps["discount_half_life"] != "7d" ||
-			ps["alpha"] != 0.05 || ps["min_effect"] != 0.05 {
+			ps["alpha"] != 0.05 || ps["min_effect"] != 0.05 || ps["prior_lift_sd"] != nil {
 			t.Errorf("push %v", push)
 		}
 		e.must(http.StatusConflict, "POST", "/v1/campaigns", e.admin, campaignBody("black-friday", ""))
@@ -128,11 +132,11 @@ func TestCampaignCreate(t *testing.T) {
 		  "mode": "split_then_winner", "objective": "love",
 		  "variants": [{"key": "a", "payload": {"send_hour": 25}}, {"key": "a"}],
 		  "settings": {"attribution_window": "soon", "test_share": 2, "discount_half_life": "1m",
-		               "guardrail": {"event": "open", "max_rate": 1.5}, "alpha": 0, "min_effect": 1.5}}`)
+		               "guardrail": {"event": "open", "max_rate": 1.5}, "alpha": 0, "min_effect": 1.5, "prior_lift_sd": -0.1}}`)
 		want := []string{"audience_size", "channel", "mode", "objective", "settings.attribution_window",
 			"settings.discount_half_life", "settings.guardrail.event", "settings.guardrail.max_rate",
 			"settings.test_share", "variants[0].payload.send_hour", "variants[1].key",
-			"settings.alpha", "settings.min_effect"}
+			"settings.alpha", "settings.min_effect", "settings.prior_lift_sd"}
 		fields := bad.fields(t)
 		for _, f := range want {
 			if f == "mode" {
@@ -426,6 +430,40 @@ func TestRecordedNoDifferenceStays(t *testing.T) {
 		d := e.must(http.StatusOK, "GET", "/v1/campaigns/held/results", e.admin, "").JSON(t)["decision"].(map[string]any)
 		if d["state"] != "no_difference" || !strings.Contains(d["reason"].(string), "no difference was recorded") {
 			t.Errorf("campaign decision %v, want the recorded no_difference", d)
+		}
+	})
+}
+
+// TestCampaignPriorLiftSD: prior_lift_sd reaches the campaign's winner rule.
+// Two campaigns get the same data, s1 clicked by 60% of its recipients and
+// s2 by 20% (a lift of 200%); without a prior s1 wins, with a prior that
+// says lifts are within about 1% the winner is held back and the reason
+// names the prior.
+func TestCampaignPriorLiftSD(t *testing.T) {
+	eachCampaignBackend(t, func(t *testing.T, e *env, _ *clock) {
+		for _, tc := range []struct{ key, settings, want string }{
+			{"flat", `, "settings": {"seed": 5, "weight_floor": 0.45}`, "winner_found"},
+			{"tight", `, "settings": {"seed": 5, "weight_floor": 0.45, "prior_lift_sd": 0.01}`, "collecting"},
+		} {
+			e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, campaignBody(tc.key, tc.settings))
+			for wave := range 4 {
+				sent, _ := sendAll(e, tc.key, recipients(fmt.Sprintf("w%d-", wave), 0, 250))
+				var evs []string
+				for i := range 250 {
+					r := fmt.Sprintf("w%d-%d", wave, i)
+					if (sent[r] == "s1" && i%5 < 3) || (sent[r] == "s2" && i%5 == 0) {
+						evs = append(evs, fmt.Sprintf(`{"recipient": %q, "type": "click"}`, r))
+					}
+				}
+				e.must(http.StatusAccepted, "POST", "/v1/campaigns/"+tc.key+"/events", e.admin, `{"events": [`+strings.Join(evs, ",")+`]}`)
+			}
+			d := e.must(http.StatusOK, "GET", "/v1/campaigns/"+tc.key+"/results", e.admin, "").JSON(t)["decision"].(map[string]any)
+			if d["state"] != tc.want {
+				t.Errorf("%s: decision %v, want %s", tc.key, d, tc.want)
+			}
+			if tc.want == "collecting" && !strings.Contains(d["reason"].(string), "prior") {
+				t.Errorf("%s: the reason does not name the prior: %v", tc.key, d["reason"])
+			}
 		}
 	})
 }

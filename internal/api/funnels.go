@@ -72,6 +72,8 @@ type funnelSettingsJSON struct {
 	ConversionWindow         string  `json:"conversion_window"`
 	Alpha                    float64 `json:"alpha"`
 	MinEffect                float64 `json:"min_effect"`
+	// PriorLiftSD is null when the funnel has no prior on lifts.
+	PriorLiftSD *float64 `json:"prior_lift_sd"`
 }
 
 func toFunnelJSON(f store.Funnel) funnelJSON {
@@ -88,6 +90,9 @@ func toFunnelJSON(f store.Funnel) funnelJSON {
 		},
 		CreatedAt: timestamp(f.CreatedAt), UpdatedAt: timestamp(f.UpdatedAt),
 		StartedAt: optTimestamp(f.StartedAt), CompletedAt: optTimestamp(f.CompletedAt),
+	}
+	if sd := f.Settings.PriorLiftSD; sd > 0 {
+		out.Settings.PriorLiftSD = &sd
 	}
 	for i, st := range f.Steps {
 		// The variants' JSON is the experiments' (ids, keys, payloads).
@@ -130,6 +135,7 @@ type funnelSettingsRequest struct {
 	ConversionWindow *string  `json:"conversion_window"`
 	Alpha            *float64 `json:"alpha"`
 	MinEffect        *float64 `json:"min_effect"`
+	PriorLiftSD      *float64 `json:"prior_lift_sd"`
 }
 
 // buildFunnel decodes and validates the body of POST /v1/funnels and
@@ -226,12 +232,12 @@ func buildFunnel(body createFunnelRequest) (store.Funnel, error) {
 	s := buildSettings(&fe, settingsRequest{
 		MinSamples: sr.MinSamples, DecisionThreshold: sr.DecisionThreshold,
 		LossThreshold: sr.LossThreshold, WeightFloor: sr.WeightFloor, Seed: sr.Seed,
-		Alpha: sr.Alpha, MinEffect: sr.MinEffect,
+		Alpha: sr.Alpha, MinEffect: sr.MinEffect, PriorLiftSD: sr.PriorLiftSD,
 	}, max(widest, MinVariants))
 	f.Settings = store.FunnelSettings{
 		MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold,
 		WeightFloor: s.WeightFloor, Seed: s.Seed, AttributionWindow: DefaultAttributionWindow,
-		Alpha: s.Alpha, MinEffect: s.MinEffect,
+		Alpha: s.Alpha, MinEffect: s.MinEffect, PriorLiftSD: s.PriorLiftSD,
 	}
 	if v := sr.AttributionWindowSeconds; v != nil {
 		if *v < 1 || time.Duration(*v)*time.Second > maxAttributionWindow {

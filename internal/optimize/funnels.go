@@ -81,7 +81,7 @@ func funnelSettings(s store.FunnelSettings) engine.Settings {
 	return engineSettings(store.Settings{
 		MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold,
 		LossThreshold: s.LossThreshold, WeightFloor: s.WeightFloor,
-		Alpha: s.Alpha, MinEffect: s.MinEffect,
+		Alpha: s.Alpha, MinEffect: s.MinEffect, PriorLiftSD: s.PriorLiftSD,
 	})
 }
 

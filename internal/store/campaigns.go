@@ -78,6 +78,9 @@ type CampaignSettings struct {
 	// defaults.
 	Alpha     float64 `json:"alpha,omitempty"`
 	MinEffect float64 `json:"min_effect,omitempty"`
+	// PriorLiftSD, when positive, is the prior on relative lifts a winner
+	// must also convince, as in an experiment's Settings; 0: none.
+	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
 }
 
 // CampaignGuardrail stops a variant whose Event rate is credibly above

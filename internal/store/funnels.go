@@ -89,6 +89,9 @@ type FunnelSettings struct {
 	// defaults.
 	Alpha     float64 `json:"alpha,omitempty"`
 	MinEffect float64 `json:"min_effect,omitempty"`
+	// PriorLiftSD, when positive, is the prior on relative lifts a step's
+	// winner must also convince, as in an experiment's Settings; 0: none.
+	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
 }
 
 // Progress is one unit reaching one step.
