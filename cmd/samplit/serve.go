@@ -77,6 +77,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.IsPostgres() {
 		writers = max(2, cfg.PGMaxConns/4)
 	}
+	if from, to := tuneProcs(cfg.IsPostgres(), getenv); to != from {
+		logger.Info("GOMAXPROCS raised for SQLite's blocking writes", "from", from, "to", to)
+	}
 	// The optimizers of every kind. Closed after the HTTP server has
 	// drained: what was acknowledged is committed already, and nothing
 	// queued is dropped.
