@@ -284,9 +284,10 @@ type FunnelResults struct {
 }
 
 // Results analyses the funnel and records the winner of every step whose
-// decision rule declares one. A declared winner stays the step's winner
-// (shown with the latest data's reason), as for experiments: a decision is
-// an event, not a moving estimate.
+// decision rule declares one, and the no_difference of a step whose rule
+// finds its variants alike. A recorded decision stays the step's (shown
+// with the latest data's reason), as for experiments: a decision is an
+// event, not a moving estimate.
 func (x *Funnels) Results(ctx context.Context, f *store.Funnel) (*FunnelResults, error) {
 	now := x.now()
 	c, err := x.st.FunnelCounts(ctx, f.WorkspaceID, f.ID, now)
