@@ -152,6 +152,8 @@ type campaignPage struct {
 	Actions []action
 	Flash   string
 	Error   string
+	// Decision are the settings of its winner and no_difference rule.
+	Decision []setting
 }
 
 func (d *Dashboard) campaignPage(ctx context.Context, r *http.Request, s *session, c store.Campaign) (campaignPage, error) {
@@ -163,7 +165,10 @@ func (d *Dashboard) campaignPage(ctx context.Context, r *http.Request, s *sessio
 	for i := range acts {
 		acts[i].Complete = false // the optimizer declares a campaign's winner
 	}
-	return campaignPage{pageBase: d.base(r, s, c.Name), C: c, Live: lv, Actions: acts}, nil
+	cs := c.Settings
+	return campaignPage{pageBase: d.base(r, s, c.Name), C: c, Live: lv, Actions: acts,
+		Decision: winnerSettings(store.Settings{Alpha: cs.Alpha, MinEffect: cs.MinEffect, PriorLiftSD: cs.PriorLiftSD,
+			DecisionThreshold: cs.DecisionThreshold, LossThreshold: cs.LossThreshold, MinSamples: cs.MinSamples, WeightFloor: cs.WeightFloor})}, nil
 }
 
 func (d *Dashboard) handleCampaign(w http.ResponseWriter, r *http.Request, s *session) {

@@ -284,29 +284,13 @@ func settingPct(x float64) string { return human.Sig(100*x, 4) + "%" }
 // listed where they apply or were set.
 func decisionSettings(e store.Experiment) []setting {
 	s := e.Settings
-	alpha := cmp.Or(s.Alpha, engine.DefaultAlpha)
-	prior := setting{"prior_lift_sd", "Prior on lifts", "none", "flat: no assumption about the size of true lifts"}
-	if s.PriorLiftSD > 0 {
-		prior.Value, prior.Hint = "N(0, "+settingPct(s.PriorLiftSD)+")", "on relative lifts: a winner must also convince it"
-	}
 	auto := setting{"auto_complete", "Auto-complete", "no", "a winner is declared; a person completes the experiment"}
 	if s.AutoComplete {
 		auto.Value, auto.Hint = "yes", "completes the experiment and serves the winner once one is found"
 	}
-	out := []setting{
-		{"strategy", "Strategy", e.Strategy, engine.Describe(e.Strategy)},
-		{"alpha", "Test level (alpha)", fmt.Sprintf("%s (%s confidence)", exact(alpha), settingPct(1-alpha)), ""},
-		{"min_effect", "No-difference margin", "±" + settingPct(cmp.Or(s.MinEffect, engine.DefaultMinEffect)),
-			"relative: variants provably this close count as no difference"},
-		prior,
-		{"decision_threshold", "Decision threshold", settingPct(cmp.Or(s.DecisionThreshold, engine.DefaultDecisionThreshold)),
-			"P(best) a winner needs"},
-		{"loss_threshold", "Loss threshold", small(cmp.Or(s.LossThreshold, engine.DefaultLossThreshold)),
-			"expected loss a winner may still carry"},
-		{"min_samples", "Minimum units per variant", strconv.Itoa(s.MinSamples), "before any decision"},
-		{"weight_floor", "Weight floor", settingPct(s.WeightFloor), "least share of traffic of every variant"},
-		auto,
-	}
+	out := []setting{{"strategy", "Strategy", e.Strategy, engine.Describe(e.Strategy)}}
+	out = append(out, winnerSettings(s)...)
+	out = append(out, auto)
 	control := setting{"control_share", "Control share", "none", "the control competes like the other variants"}
 	if s.ControlShare != nil && *s.ControlShare > 0 {
 		control.Value, control.Hint = settingPct(*s.ControlShare), "fixed share of the traffic for the control"
@@ -328,6 +312,30 @@ func decisionSettings(e store.Experiment) []setting {
 		out = append(out, setting{"gamma", "Discount (gamma)", exact(*s.Gamma) + " per hour", "past data weighs less as it ages"})
 	}
 	return out
+}
+
+// winnerSettings are the settings of the winner and no_difference rule that
+// experiments, campaigns and funnels share (only these fields of s are
+// read), with the values the engine applies: a stored zero alpha,
+// min_effect, decision or loss threshold is the engine's default.
+func winnerSettings(s store.Settings) []setting {
+	alpha := cmp.Or(s.Alpha, engine.DefaultAlpha)
+	prior := setting{"prior_lift_sd", "Prior on lifts", "none", "flat: no assumption about the size of true lifts"}
+	if s.PriorLiftSD > 0 {
+		prior.Value, prior.Hint = "N(0, "+settingPct(s.PriorLiftSD)+")", "on relative lifts: a winner must also convince it"
+	}
+	return []setting{
+		{"alpha", "Test level (alpha)", fmt.Sprintf("%s (%s confidence)", exact(alpha), settingPct(1-alpha)), ""},
+		{"min_effect", "No-difference margin", "±" + settingPct(cmp.Or(s.MinEffect, engine.DefaultMinEffect)),
+			"relative: variants provably this close count as no difference"},
+		prior,
+		{"decision_threshold", "Decision threshold", settingPct(cmp.Or(s.DecisionThreshold, engine.DefaultDecisionThreshold)),
+			"P(best) a winner needs"},
+		{"loss_threshold", "Loss threshold", small(cmp.Or(s.LossThreshold, engine.DefaultLossThreshold)),
+			"expected loss a winner may still carry"},
+		{"min_samples", "Minimum units per variant", strconv.Itoa(s.MinSamples), "before any decision"},
+		{"weight_floor", "Weight floor", settingPct(s.WeightFloor), "least share of traffic of every variant"},
+	}
 }
 
 // layerText describes where an experiment sits in its layer.

@@ -197,6 +197,8 @@ type funnelPage struct {
 	Actions []action
 	Flash   string
 	Error   string
+	// Decision are the settings of its steps' winner and no_difference rule.
+	Decision []setting
 }
 
 func (d *Dashboard) funnelPage(ctx context.Context, r *http.Request, s *session, f store.Funnel) (funnelPage, error) {
@@ -208,7 +210,10 @@ func (d *Dashboard) funnelPage(ctx context.Context, r *http.Request, s *session,
 	for i := range acts {
 		acts[i].Complete = false // a funnel's steps keep their declared winners
 	}
-	return funnelPage{pageBase: d.base(r, s, f.Name), F: f, Live: lv, Actions: acts}, nil
+	fs := f.Settings
+	return funnelPage{pageBase: d.base(r, s, f.Name), F: f, Live: lv, Actions: acts,
+		Decision: winnerSettings(store.Settings{Alpha: fs.Alpha, MinEffect: fs.MinEffect, PriorLiftSD: fs.PriorLiftSD,
+			DecisionThreshold: fs.DecisionThreshold, LossThreshold: fs.LossThreshold, MinSamples: fs.MinSamples, WeightFloor: fs.WeightFloor})}, nil
 }
 
 func (d *Dashboard) handleFunnel(w http.ResponseWriter, r *http.Request, s *session) {

@@ -109,3 +109,40 @@ func TestDecisionSettingsInEffect(t *testing.T) {
 		})
 	}
 }
+
+// TestCampaignAndFunnelDecisionSettingsShown: a campaign's and a funnel's
+// pages show the settings of their winner and no_difference rule, which
+// only the API sets, in effect (the campaign's and the funnel's own
+// defaults for the others).
+func TestCampaignAndFunnelDecisionSettingsShown(t *testing.T) {
+	e := newEnv(t)
+	var c, f struct{ ID string }
+	e.api("POST", "/v1/campaigns", e.admin, map[string]any{
+		"key": "subjects", "channel": "email", "objective": "click",
+		"variants": []map[string]any{{"key": "s1", "payload": map[string]any{"subject": "Hello"}}, {"key": "s2", "payload": map[string]any{"subject": "Hi"}}},
+		"settings": map[string]any{"alpha": 0.02, "min_effect": 0.2, "prior_lift_sd": 0.04},
+	}, 201, &c)
+	e.api("POST", "/v1/funnels", e.admin, map[string]any{
+		"key": "signup", "settings": map[string]any{"min_effect": 0.3},
+		"steps": []map[string]any{{"key": "landing", "variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, {"key": "done"}},
+	}, 201, &f)
+	b := e.browser()
+	b.signIn(e.admin)
+	for _, tc := range []struct {
+		path string
+		want map[string]string
+	}{
+		{"/campaigns/" + c.ID, map[string]string{"alpha": "0.02 (98% confidence)", "min_effect": "±20%", "prior_lift_sd": "N(0, 4%)",
+			"decision_threshold": "95%", "loss_threshold": "0.001", "min_samples": "100", "weight_floor": "1%"}},
+		{"/funnels/" + f.ID, map[string]string{"alpha": "0.05 (95% confidence)", "min_effect": "±30%", "prior_lift_sd": "none",
+			"decision_threshold": "95%", "loss_threshold": "0.001", "min_samples": "100", "weight_floor": "1%"}},
+	} {
+		p := b.get(tc.path)
+		if p.Status != 200 {
+			t.Fatalf("%s: status %d", tc.path, p.Status)
+		}
+		if diff := cmp.Diff(tc.want, shownSettings(p.Body)); diff != "" {
+			t.Errorf("%s: decision settings mismatch (-want +got):\n%s", tc.path, diff)
+		}
+	}
+}
