@@ -549,13 +549,9 @@ func (x *Campaigns) Results(ctx context.Context, c *store.Campaign) (*CampaignRe
 	case c.Status == store.StatusCompleted || c.Status == store.StatusArchived:
 		out.Decision = Decision{State: engine.StateCompleted, Reason: "completed"}
 	case c.Winner != "" && (a.Winner == nil || *a.Winner != c.Winner):
-		out.Decision = Decision{State: engine.StateWinnerFound,
-			Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", c.Winner, a.Decision.Reason)}
+		out.Decision = recordedWinner(c.Winner, a.Decision.Reason)
 	case c.Winner == "" && c.NoDifferenceAt != nil && a.Decision.State != engine.StateNoDifference:
-		// A recorded claim stays what the results say, with the latest
-		// data beside it; a winner found later replaces it.
-		out.Decision = Decision{State: engine.StateNoDifference, Reason: fmt.Sprintf("no difference was recorded %s; on the latest data: %s",
-			c.NoDifferenceAt.UTC().Format(time.RFC3339), a.Decision.Reason)}
+		out.Decision = recordedNoDifference(*c.NoDifferenceAt, a.Decision.Reason)
 	}
 	if c.Winner != "" {
 		w := c.Winner

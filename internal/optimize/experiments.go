@@ -723,12 +723,9 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 	case e.Status == store.StatusCompleted || e.Status == store.StatusArchived:
 		res.Decision = Decision{State: engine.StateCompleted, Reason: completedReason(e)}
 	case e.Winner != "" && (r.Winner == nil || *r.Winner != e.Winner):
-		res.Decision = Decision{State: engine.StateWinnerFound, Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", e.Winner, r.Decision.Reason)}
+		res.Decision = recordedWinner(e.Winner, r.Decision.Reason)
 	case e.Winner == "" && e.NoDifferenceAt != nil && r.Decision.State != engine.StateNoDifference:
-		// A recorded claim stays what the results say (an anytime-valid
-		// claim does not expire), with the latest data beside it.
-		res.Decision = Decision{State: engine.StateNoDifference, Reason: fmt.Sprintf("no difference was recorded %s; on the latest data: %s",
-			e.NoDifferenceAt.UTC().Format(time.RFC3339), r.Decision.Reason)}
+		res.Decision = recordedNoDifference(*e.NoDifferenceAt, r.Decision.Reason)
 	}
 	if e.Winner != "" {
 		w := e.Winner

@@ -340,17 +340,15 @@ func (x *Funnels) Results(ctx context.Context, f *store.Funnel) (*FunnelResults,
 		switch w := st.Winner; {
 		case w != "":
 			if sr.Winner == nil || *sr.Winner != w {
-				sr.Decision = &engine.Decision{State: engine.StateWinnerFound,
-					Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", w, sr.Decision.Reason)}
+				d := engine.Decision(recordedWinner(w, sr.Decision.Reason))
+				sr.Decision = &d
 			}
 			sr.Winner = &w
 			r.BestPath[st.Key] = &w
 		case st.NoDifferenceAt != nil && sr.Decision.State != engine.StateNoDifference:
-			// A recorded claim stays what the results say, with the
-			// latest data beside it; a winner found later replaces it.
 			sr.Winner, r.BestPath[st.Key] = nil, nil
-			sr.Decision = &engine.Decision{State: engine.StateNoDifference, Reason: fmt.Sprintf("no difference was recorded %s; on the latest data: %s",
-				st.NoDifferenceAt.UTC().Format(time.RFC3339), sr.Decision.Reason)}
+			d := engine.Decision(recordedNoDifference(*st.NoDifferenceAt, sr.Decision.Reason))
+			sr.Decision = &d
 		}
 	}
 	if f.Status == store.StatusCompleted || f.Status == store.StatusArchived {

@@ -69,6 +69,21 @@ type Decision struct {
 	Reason string `json:"reason"`
 }
 
+// recordedWinner is what the results say of a recorded winner when the
+// engine's decision on the latest data (latest) names none or another: a
+// decision is an event, not a moving estimate.
+func recordedWinner(winner, latest string) Decision {
+	return Decision{State: engine.StateWinnerFound, Reason: fmt.Sprintf("%s was declared the winner; on the latest data: %s", winner, latest)}
+}
+
+// recordedNoDifference is what the results say of a no_difference recorded
+// at when the latest data no longer show it: an anytime-valid claim does
+// not expire, and a winner found later replaces it.
+func recordedNoDifference(at time.Time, latest string) Decision {
+	return Decision{State: engine.StateNoDifference, Reason: fmt.Sprintf("no difference was recorded %s; on the latest data: %s",
+		at.UTC().Format(time.RFC3339), latest)}
+}
+
 // Point is one hour of one variant, for charts.
 type Point struct {
 	Hour        time.Time `json:"hour"`
