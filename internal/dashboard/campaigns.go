@@ -165,10 +165,7 @@ func (d *Dashboard) campaignPage(ctx context.Context, r *http.Request, s *sessio
 	for i := range acts {
 		acts[i].Complete = false // the optimizer declares a campaign's winner
 	}
-	cs := c.Settings
-	return campaignPage{pageBase: d.base(r, s, c.Name), C: c, Live: lv, Actions: acts,
-		Decision: winnerSettings(store.Settings{Alpha: cs.Alpha, MinEffect: cs.MinEffect, PriorLiftSD: cs.PriorLiftSD,
-			DecisionThreshold: cs.DecisionThreshold, LossThreshold: cs.LossThreshold, MinSamples: cs.MinSamples, WeightFloor: cs.WeightFloor})}, nil
+	return campaignPage{pageBase: d.base(r, s, c.Name), C: c, Live: lv, Actions: acts, Decision: winnerSettings(c.Settings.Decision())}, nil
 }
 
 func (d *Dashboard) handleCampaign(w http.ResponseWriter, r *http.Request, s *session) {

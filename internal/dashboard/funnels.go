@@ -89,8 +89,6 @@ type funnelStepView struct {
 	engine.FunnelStepResult
 	Position int
 	Rows     []funnelVariantRow
-	// Same: the step ended in no_difference (and has no winner).
-	Same bool
 }
 
 type funnelVariantRow struct {
@@ -146,8 +144,7 @@ func (d *Dashboard) funnelLive(ctx context.Context, f *store.Funnel) (funnelLive
 	v.DecisionState, v.Decision = res.Decision.State, sentence(res.Decision.Reason)
 	v.MattersMost = res.MattersMost
 	for k, st := range res.Steps {
-		sv := funnelStepView{FunnelStepResult: st, Position: k + 1,
-			Same: st.Winner == nil && st.Decision != nil && st.Decision.State == engine.StateNoDifference}
+		sv := funnelStepView{FunnelStepResult: st, Position: k + 1}
 		best := -1
 		for i, vr := range st.Variants {
 			if vr.Units > 0 && (best < 0 || vr.PBest > st.Variants[best].PBest) {
@@ -163,7 +160,7 @@ func (d *Dashboard) funnelLive(ctx context.Context, f *store.Funnel) (funnelLive
 			if w != nil {
 				p.Variant = *w
 			}
-			p.Same = sv.Same
+			p.Same = st.NoDifference()
 			v.BestPath = append(v.BestPath, p)
 		}
 	}
@@ -210,10 +207,7 @@ func (d *Dashboard) funnelPage(ctx context.Context, r *http.Request, s *session,
 	for i := range acts {
 		acts[i].Complete = false // a funnel's steps keep their declared winners
 	}
-	fs := f.Settings
-	return funnelPage{pageBase: d.base(r, s, f.Name), F: f, Live: lv, Actions: acts,
-		Decision: winnerSettings(store.Settings{Alpha: fs.Alpha, MinEffect: fs.MinEffect, PriorLiftSD: fs.PriorLiftSD,
-			DecisionThreshold: fs.DecisionThreshold, LossThreshold: fs.LossThreshold, MinSamples: fs.MinSamples, WeightFloor: fs.WeightFloor})}, nil
+	return funnelPage{pageBase: d.base(r, s, f.Name), F: f, Live: lv, Actions: acts, Decision: winnerSettings(f.Settings.Decision())}, nil
 }
 
 func (d *Dashboard) handleFunnel(w http.ResponseWriter, r *http.Request, s *session) {

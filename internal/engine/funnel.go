@@ -375,6 +375,12 @@ type FunnelStepResult struct {
 	Decision *Decision `json:"decision"`
 }
 
+// NoDifference reports whether the step has variants, no winner, and its
+// decision is no_difference: decided, though no variant beat the others.
+func (sr FunnelStepResult) NoDifference() bool {
+	return sr.Winner == nil && sr.Decision != nil && sr.Decision.State == StateNoDifference
+}
+
 // FunnelVariantResult is one variant of a step.
 type FunnelVariantResult struct {
 	Key     string `json:"key"`
@@ -529,7 +535,7 @@ func FunnelDecision(steps []FunnelStepResult) Decision {
 		case sr.Decision == nil: // a step without variants
 		case sr.Winner != nil:
 			won = append(won, sr.Key)
-		case sr.Decision.State == StateNoDifference:
+		case sr.NoDifference():
 			same = append(same, sr.Key)
 		default:
 			pending = append(pending, sr.Key)

@@ -574,7 +574,7 @@ func recordStepDecisions(in engine.FunnelInput, out *funnelRun) error {
 			continue
 		}
 		if sr.Winner == nil {
-			out.same[k] = out.same[k] || (sr.Decision != nil && sr.Decision.State == engine.StateNoDifference)
+			out.same[k] = out.same[k] || sr.NoDifference()
 			continue
 		}
 		for i, a := range in.Steps[k].Arms {

@@ -126,8 +126,7 @@ func guardCounts(event string, c store.CampaignCounters) (events, trials int64) 
 
 // CampaignEngineSettings maps a campaign's settings onto the engine's.
 func CampaignEngineSettings(s store.CampaignSettings) engine.Settings {
-	return engineSettings(store.Settings{MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold,
-		LossThreshold: s.LossThreshold, WeightFloor: s.WeightFloor, Alpha: s.Alpha, MinEffect: s.MinEffect, PriorLiftSD: s.PriorLiftSD})
+	return engineSettings(s.Decision())
 }
 
 // campaignInput builds the engine's input from the campaign and its

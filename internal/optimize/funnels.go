@@ -78,11 +78,7 @@ func (x *Funnels) entryOf(f *store.Funnel) *funnelEntry {
 
 // funnelSettings maps a funnel's settings onto the engine's.
 func funnelSettings(s store.FunnelSettings) engine.Settings {
-	return engineSettings(store.Settings{
-		MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold,
-		LossThreshold: s.LossThreshold, WeightFloor: s.WeightFloor,
-		Alpha: s.Alpha, MinEffect: s.MinEffect, PriorLiftSD: s.PriorLiftSD,
-	})
+	return engineSettings(s.Decision())
 }
 
 // funnelInput builds the engine's input from the funnel and its counters at
@@ -320,8 +316,7 @@ func (x *Funnels) Results(ctx context.Context, f *store.Funnel) (*FunnelResults,
 				st = &f.Steps[k]
 			}
 		}
-		if st.Winner == "" && st.NoDifferenceAt == nil && sr.Winner == nil && sr.Decision != nil &&
-			sr.Decision.State == engine.StateNoDifference && active {
+		if st.Winner == "" && st.NoDifferenceAt == nil && sr.NoDifference() && active {
 			// Recorded once among all replicas, with funnel.no_difference
 			// in the same transaction, as an experiment's. The funnel keeps
 			// running; the step counts as decided in the funnel's decision.

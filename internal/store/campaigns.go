@@ -83,6 +83,14 @@ type CampaignSettings struct {
 	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
 }
 
+// Decision returns the settings of the campaign's winner and no_difference
+// rule as an experiment's Settings, the form the engine's mapping and the
+// dashboard read; the other fields are zero.
+func (s CampaignSettings) Decision() Settings {
+	return Settings{MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold,
+		WeightFloor: s.WeightFloor, Alpha: s.Alpha, MinEffect: s.MinEffect, PriorLiftSD: s.PriorLiftSD}
+}
+
 // CampaignGuardrail stops a variant whose Event rate is credibly above
 // MaxRate (posterior probability at least Confidence).
 type CampaignGuardrail struct {

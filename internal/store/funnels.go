@@ -94,6 +94,14 @@ type FunnelSettings struct {
 	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
 }
 
+// Decision returns the settings of the steps' winner and no_difference
+// rule as an experiment's Settings, the form the engine's mapping and the
+// dashboard read; the other fields are zero.
+func (s FunnelSettings) Decision() Settings {
+	return Settings{MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold,
+		WeightFloor: s.WeightFloor, Alpha: s.Alpha, MinEffect: s.MinEffect, PriorLiftSD: s.PriorLiftSD}
+}
+
 // Progress is one unit reaching one step.
 type Progress struct {
 	UnitID string
