@@ -410,46 +410,33 @@ func RunFunnelSimulation(cfg FunnelSimConfig) (FunnelSimResult, error) {
 	res.BestPathRate /= n
 	if cfg.Look > 0 {
 		right := sc.bestVariants()
-		var declared, winners, wrong float64
+		// Per run: some step declared a winner; some step recorded
+		// no_difference; every step with variants decided.
+		var declared, winners, wrong, same, decided float64
 		for _, r := range runs {
-			any := false
-			for k, w := range r.winners {
-				if w < 0 {
-					continue
-				}
-				any = true
-				winners++
-				if w != right[k] {
-					wrong++
-				}
-			}
-			if any {
-				declared++
-			}
-		}
-		declared /= n
-		if winners > 0 {
-			wrong /= winners
-		}
-		var same, decided float64
-		for _, r := range runs {
-			all, some := true, false
+			won, alike, all := false, false, true
 			for k, st := range sc.Steps {
 				if len(st.Variants) == 0 {
 					continue
 				}
-				some = some || r.same[k]
-				all = all && (r.same[k] || r.winners[k] >= 0)
+				if w := r.winners[k]; w >= 0 {
+					won = true
+					winners++
+					if w != right[k] {
+						wrong++
+					}
+				}
+				alike = alike || r.same[k]
+				all = all && (r.winners[k] >= 0 || r.same[k])
 			}
-			if some {
-				same++
-			}
-			if all {
-				decided++
-			}
+			declared += float64(boolInt(won))
+			same += float64(boolInt(alike))
+			decided += float64(boolInt(all))
 		}
-		same /= n
-		decided /= n
+		declared, same, decided = declared/n, same/n, decided/n
+		if winners > 0 {
+			wrong /= winners
+		}
 		res.DeclaredRate, res.WrongWinnerShare, res.NoDifferenceRate, res.DecidedRate = &declared, &wrong, &same, &decided
 	}
 	if sc.Delay != nil {
