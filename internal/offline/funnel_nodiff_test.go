@@ -2,6 +2,7 @@ package offline
 
 import (
 	"testing"
+	"time"
 
 	"github.com/samplit/samplit/internal/engine"
 )
@@ -31,9 +32,15 @@ func twoVariantFunnel(a, b float64) FunnelScenario {
 //     The claim allows alpha/2 = 2.5% at the margin itself; the bound is
 //     that, not the measured rate plus a cushion.
 //
+// The same with time (`--delay lognormal:2h:1 --hours 48 --delay-model on`):
+// units enter over 48 hours, every move to the next step takes a log-normal
+// delay (median 2 h, σ 1), and the rule reads, every 100 reaches, the
+// counts the server would hold then (the delay model on), 400 runs each:
+// identical, 81.5% and 99.5%; at the margin, 0.25% and 1.0%.
+//
 // Mutation: with the engine's margin doubled, the runs at the margin claim
-// no difference in 43.9% (multi_step) and 63.8% (per_step) of runs, and the
-// test fails.
+// no difference in 43.9% (multi_step) and 63.8% (per_step) of runs (timed:
+// 27.5% and 67.0%), and the test fails.
 func TestFunnelNoDifferenceHoldsUnderMonitoring(t *testing.T) {
 	statistical(t)
 	for _, c := range []struct {
@@ -47,6 +54,10 @@ func TestFunnelNoDifferenceHoldsUnderMonitoring(t *testing.T) {
 		{"identical", twoVariantFunnel(0.2, 0.2), engine.PerStep, 400, 0.88, 1},
 		{"at the margin", twoVariantFunnel(0.2, 0.272), engine.MultiStep, 1000, 0, 0.025},
 		{"at the margin", twoVariantFunnel(0.2, 0.272), engine.PerStep, 1000, 0, 0.025},
+		{"identical, timed", timed(twoVariantFunnel(0.2, 0.2)), engine.MultiStep, 400, 0.75, 1},
+		{"identical, timed", timed(twoVariantFunnel(0.2, 0.2)), engine.PerStep, 400, 0.97, 1},
+		{"at the margin, timed", timed(twoVariantFunnel(0.2, 0.272)), engine.MultiStep, 400, 0, 0.025},
+		{"at the margin, timed", timed(twoVariantFunnel(0.2, 0.272)), engine.PerStep, 400, 0, 0.025},
 	} {
 		set := engine.Settings{MinSamples: engine.DefaultMinSamples, WeightFloor: engine.DefaultAdaptiveWeightFloor, MinEffect: 0.3}.WithDefaults()
 		res, err := RunFunnelSimulation(FunnelSimConfig{Scenario: c.sc, Strategy: c.strategy, Units: 20000, Runs: c.runs, Seed: 1,
@@ -61,4 +72,12 @@ func TestFunnelNoDifferenceHoldsUnderMonitoring(t *testing.T) {
 				c.name, c.strategy, 100*got, c.runs, 100*c.atLeast, 100*c.atMost)
 		}
 	}
+}
+
+// timed makes the scenario's units enter over 48 hours and each move to
+// the next step take a log-normal delay of median 2 hours (σ 1).
+func timed(sc FunnelScenario) FunnelScenario {
+	sc.Delay = &DelayDist{Dist: "lognormal", Median: Duration(2 * time.Hour), Sigma: 1}
+	sc.Hours = 48
+	return sc
 }
