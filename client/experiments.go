@@ -160,6 +160,10 @@ type Settings struct {
 	// PriorLiftSD is the prior on relative lifts a winner must also
 	// convince, nil when there is none.
 	PriorLiftSD *float64 `json:"prior_lift_sd"`
+	// LearnPrior says whether, without PriorLiftSD, a winner must also
+	// convince the prior learned from the workspace's completed
+	// experiments (Results.Prior).
+	LearnPrior bool `json:"learn_prior"`
 }
 
 // CreateExperimentRequest is the body of CreateExperiment. Key and at
@@ -237,6 +241,9 @@ type SettingsSpec struct {
 	// winner must also convince at DecisionThreshold: 0.03 for a team
 	// whose true lifts are mostly within a few percent.
 	PriorLiftSD *float64 `json:"prior_lift_sd,omitempty"`
+	// LearnPrior false turns off the prior learned from the workspace's
+	// completed experiments (on by default; used without PriorLiftSD).
+	LearnPrior *bool `json:"learn_prior,omitempty"`
 }
 
 // CreateExperiment creates an experiment (POST /v1/experiments). It is sent

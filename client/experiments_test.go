@@ -281,3 +281,40 @@ func TestListExperiments(t *testing.T) {
 		t.Errorf("limit 1000: err = %v, want a 422", err)
 	}
 }
+
+// TestExperimentLearnPrior: learn_prior goes both ways through the client
+// (on by default, off when asked), and results carry the prior in effect.
+func TestExperimentLearnPrior(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, serverConfig{})
+	c := srv.client(t)
+	ctx := t.Context()
+	variants := []client.VariantSpec{{Key: "control", Control: true}, {Key: "green"}}
+	on, err := c.CreateExperiment(ctx, client.CreateExperimentRequest{Key: "on", Variants: variants, Start: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := c.CreateExperiment(ctx, client.CreateExperimentRequest{Key: "off", Variants: variants,
+		Settings: &client.SettingsSpec{LearnPrior: new(false)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !on.Settings.LearnPrior || off.Settings.LearnPrior {
+		t.Errorf("learn_prior: %v by default, %v when turned off", on.Settings.LearnPrior, off.Settings.LearnPrior)
+	}
+	set, err := c.CreateExperiment(ctx, client.CreateExperimentRequest{Key: "set", Variants: variants, Start: true,
+		Settings: &client.SettingsSpec{PriorLiftSD: new(0.03)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No completed experiment: nothing learned; a setting is in effect.
+	for key, want := range map[string]*client.LiftPrior{on.Key: nil, set.Key: {Source: "prior_lift_sd", LiftSD: 0.03}} {
+		r, err := c.Results(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (r.Prior == nil) != (want == nil) || (want != nil && *r.Prior != *want) {
+			t.Errorf("%s: prior %+v, want %+v", key, r.Prior, want)
+		}
+	}
+}

@@ -166,6 +166,21 @@ type Results struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Breakdown is set by ResultsBy.
 	Breakdown *Breakdown `json:"breakdown,omitempty"`
+	// Prior is the prior on lifts a winner must also convince, nil when
+	// there is none.
+	Prior *LiftPrior `json:"prior"`
+}
+
+// LiftPrior is the prior on relative lifts in effect for a decision.
+type LiftPrior struct {
+	// Source is "prior_lift_sd" (the experiment's setting) or "learned"
+	// (from the workspace's completed experiments).
+	Source string `json:"source"`
+	// LiftSD is the spread of true lifts it assumes.
+	LiftSD float64 `json:"lift_sd"`
+	// Comparisons is the number of finished comparisons a learned prior
+	// comes from.
+	Comparisons int `json:"comparisons,omitempty"`
 }
 
 // MetricResult is one of the other metrics in Results.

@@ -34,7 +34,7 @@ func TestHelpOfEveryCommand(t *testing.T) {
 		{args: []string{"analyze"}, usage: "samplit analyze", flags: []string{"metric", "variant", "control", "json", "min-samples", "decision-threshold", "loss-threshold"}},
 		// simulate has three modes, all in one help: rates, --funnel, --campaign.
 		{args: []string{"simulate"}, usage: "samplit simulate", flags: []string{
-			"rates", "strategy", "horizon", "runs", "seed", "batch", "look", "min-samples", "weight-floor", "alpha", "tau2", "min-effect", "prior-lift-sd", "lift-sd", "json",
+			"rates", "strategy", "horizon", "runs", "seed", "batch", "look", "min-samples", "weight-floor", "alpha", "tau2", "min-effect", "prior-lift-sd", "lift-sd", "learn-prior", "history-lift-sd", "json",
 			"delay-median", "delay-sigma", "funnel", "units", "delay", "delay-model", "hours", "window", "campaign"}},
 		{args: []string{"healthcheck"}, usage: "samplit healthcheck", flags: []string{"addr", "timeout"}},
 		{args: []string{"version"}, usage: "samplit version", flags: []string{}},

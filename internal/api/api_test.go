@@ -181,7 +181,7 @@ func TestCreateExperimentDefaults(t *testing.T) {
 	want := map[string]any{
 		"min_samples": 100.0, "decision_threshold": 0.95, "loss_threshold": 0.001, "weight_floor": 0.01,
 		"alpha": 0.05, "min_effect": 0.05, "traffic": 1.0, "seed": nil, "control_share": nil, "auto_complete": false,
-		"tau2": nil, "epsilon": nil, "gamma": nil, "conversion_window": nil, "prior_lift_sd": nil,
+		"tau2": nil, "epsilon": nil, "gamma": nil, "conversion_window": nil, "prior_lift_sd": nil, "learn_prior": true,
 	}
 	if diff := cmp.Diff(want, got["settings"]); diff != "" {
 		t.Errorf("settings mismatch (-want +got):\n%s", diff)

@@ -84,6 +84,10 @@ type settingsJSON struct {
 	ConversionWindow *string `json:"conversion_window"`
 	// PriorLiftSD is null when the experiment has no prior on lifts.
 	PriorLiftSD *float64 `json:"prior_lift_sd"`
+	// LearnPrior says whether, without prior_lift_sd, a winner must also
+	// convince the prior learned from the workspace's completed
+	// experiments.
+	LearnPrior bool `json:"learn_prior"`
 }
 
 // timestamp formats t as RFC 3339 in UTC with millisecond precision, the one
@@ -111,7 +115,8 @@ func toExperimentJSON(e store.Experiment) experimentJSON {
 			Alpha: e.Settings.Alpha, Traffic: e.Settings.Traffic, Seed: e.Settings.Seed,
 			ControlShare: e.Settings.ControlShare, AutoComplete: e.Settings.AutoComplete,
 			Tau2: e.Settings.Tau2, Epsilon: e.Settings.Epsilon, Gamma: e.Settings.Gamma,
-			MinEffect: cmp.Or(e.Settings.MinEffect, engine.DefaultMinEffect),
+			MinEffect:  cmp.Or(e.Settings.MinEffect, engine.DefaultMinEffect),
+			LearnPrior: e.Settings.LearnsPrior(),
 		},
 		WinnerFixed: e.WinnerFixed,
 		CreatedAt:   timestamp(e.CreatedAt),

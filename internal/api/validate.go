@@ -99,6 +99,7 @@ type settingsRequest struct {
 	MinEffect         *float64 `json:"min_effect"`
 	ConversionWindow  *string  `json:"conversion_window"`
 	PriorLiftSD       *float64 `json:"prior_lift_sd"`
+	LearnPrior        *bool    `json:"learn_prior"`
 }
 
 // decodeCreateExperiment reads the body: a 400 when it cannot be read.

@@ -214,7 +214,9 @@ type liveView struct {
 	Rows          []variantRow
 	DecisionState string
 	Decision      string
-	Leader        string
+	// Prior says which prior on lifts a winner must also convince, if any.
+	Prior  string
+	Leader string
 	Winner        string
 	SRMAlert      bool
 	SRMPValue     *float64
@@ -290,6 +292,16 @@ func decisionSettings(e store.Experiment) []setting {
 	}
 	out := []setting{{"strategy", "Strategy", e.Strategy, engine.Describe(e.Strategy)}}
 	out = append(out, winnerSettings(s)...)
+	for i := range out {
+		if out[i].Key == "prior_lift_sd" && s.PriorLiftSD == 0 {
+			// Experiments learn one from the workspace's completed ones.
+			if s.LearnsPrior() {
+				out[i].Value, out[i].Hint = "learned", fmt.Sprintf("from this workspace's completed experiments, once they hold %d comparisons", engine.MinLiftHistory)
+			} else {
+				out[i].Hint = "flat, and learning from completed experiments is off (learn_prior)"
+			}
+		}
+	}
 	out = append(out, auto)
 	control := setting{"control_share", "Control share", "none", "the control competes like the other variants"}
 	if s.ControlShare != nil && *s.ControlShare > 0 {
@@ -440,6 +452,12 @@ func (d *Dashboard) live(ctx context.Context, e *store.Experiment) (liveView, er
 	v.TotalUnits, v.UpdatedAt = res.TotalUnits, res.UpdatedAt
 	v.DecisionState, v.Decision = res.Decision.State, sentence(res.Decision.Reason)
 	v.SRMAlert, v.SRMPValue = res.SRM.Alert, res.SRM.PValue
+	if p := res.Prior; p != nil && p.Source == "learned" {
+		v.Prior = fmt.Sprintf("A winner must also convince the prior learned from %d comparisons in this workspace's completed experiments: true lifts of about ±%s.",
+			p.Comparisons, pct(p.LiftSD))
+	} else if p != nil {
+		v.Prior = fmt.Sprintf("A winner must also convince the prior on lifts set for this experiment: N(0, %s).", settingPct(p.LiftSD))
+	}
 	if res.Winner != nil {
 		v.Winner = *res.Winner
 	}

@@ -35,10 +35,13 @@ func TestDecisionSettingsShown(t *testing.T) {
 	e.api("POST", "/v1/experiments", e.admin, map[string]any{"key": "strict", "variants": variants,
 		"settings": map[string]any{"alpha": 0.01, "min_effect": 0.1, "prior_lift_sd": 0.05}}, 201, &strict)
 	e.api("POST", "/v1/experiments", e.admin, map[string]any{"key": "plain", "variants": variants}, 201, &plain)
+	var unlearned struct{ ID string }
+	e.api("POST", "/v1/experiments", e.admin, map[string]any{"key": "unlearned", "variants": variants,
+		"settings": map[string]any{"learn_prior": false}}, 201, &unlearned)
 	b := e.browser()
 	b.signIn(e.admin)
 	defaults := map[string]string{
-		"strategy": "adaptive", "alpha": "0.05 (95% confidence)", "min_effect": "±5%", "prior_lift_sd": "none",
+		"strategy": "adaptive", "alpha": "0.05 (95% confidence)", "min_effect": "±5%", "prior_lift_sd": "learned",
 		"decision_threshold": "95%", "loss_threshold": "0.001", "min_samples": "100", "weight_floor": "1%",
 		"auto_complete": "no", "control_share": "none", "tau2": "0.001",
 	}
@@ -58,6 +61,7 @@ func TestDecisionSettingsShown(t *testing.T) {
 	}{
 		{"chosen at creation", strict.ID, with("alpha", "0.01 (99% confidence)", "min_effect", "±10%", "prior_lift_sd", "N(0, 5%)")},
 		{"defaults", plain.ID, defaults},
+		{"learning off", unlearned.ID, with("prior_lift_sd", "none")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := b.get("/experiments/" + tc.id)
@@ -66,6 +70,12 @@ func TestDecisionSettingsShown(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, shownSettings(p.Body)); diff != "" {
 				t.Errorf("decision settings mismatch (-want +got):\n%s", diff)
+			}
+			// The results say which prior is in effect: the set one, and
+			// none learned in a workspace without completed experiments.
+			set := tc.id == strict.ID
+			if shown := strings.Contains(p.Body, `id="prior"`); shown != set || (set && !strings.Contains(p.Body, "set for this experiment: N(0, 5%)")) {
+				t.Errorf("prior in the results shown %v, want %v", shown, set)
 			}
 		})
 	}
@@ -85,7 +95,7 @@ func TestDecisionSettingsInEffect(t *testing.T) {
 		{
 			name: "zeros stored before the settings existed",
 			e:    store.Experiment{Strategy: "adaptive", Settings: store.Settings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001}},
-			want: map[string]string{"alpha": "0.05 (95% confidence)", "min_effect": "±5%", "prior_lift_sd": "none", "weight_floor": "0%"},
+			want: map[string]string{"alpha": "0.05 (95% confidence)", "min_effect": "±5%", "prior_lift_sd": "learned", "weight_floor": "0%"},
 		},
 		{
 			name: "typed precisely",

@@ -333,11 +333,11 @@ func experimentDecision(in Input, means []float64, lead int, tests *avTests, bay
 			return nil, Decision{StateCollecting, fmt.Sprintf("no winner yet: %s, but its expected loss %s is above %s",
 				claim, num(loss[b]), num(s.LossThreshold))}
 		}
-		if s.PriorLiftSD > 0 {
-			if j, p := priorBeats(in, b, s.PriorLiftSD); p < s.DecisionThreshold {
+		if beats, sd, source := s.liftPrior(); beats != nil {
+			if j, p := priorBeats(in, b, beats); p < s.DecisionThreshold {
 				return nil, Decision{StateCollecting, fmt.Sprintf(
-					"no winner yet: %s, but with true lifts of about ±%s (prior_lift_sd) the probability that %s beats %s is %s; %s required",
-					claim, pct(s.PriorLiftSD), key, in.Arms[j].Key, pct(p), pct(s.DecisionThreshold))}
+					"no winner yet: %s, but with true lifts of about ±%s (%s) the probability that %s beats %s is %s; %s required",
+					claim, pct(sd), source, key, in.Arms[j].Key, pct(p), pct(s.DecisionThreshold))}
 			}
 		}
 		return &key, Decision{StateWinnerFound, claim}
@@ -412,39 +412,32 @@ func meanRatio(m Metric, v, c Arm) (r, se float64, ok bool) {
 }
 
 // priorBeats returns, among the live arms other than b, the one b is least
-// sure to beat under Settings.PriorLiftSD, and that probability: the log
-// ratio of the two means has a N(0, sd²) prior and a normal likelihood
-// (katz for binary metrics; the delta method, on the log scale, for
-// continuous ones), so its posterior is normal with mean lr·k and variance
-// se²·k, k = sd²/(sd² + se²). A pair whose ratio cannot be estimated
-// counts as a coin toss.
-func priorBeats(in Input, b int, sd float64) (arm int, p float64) {
+// sure to beat under a prior on lifts, and that probability. beats gives
+// P(θ > 0) for an estimated log ratio lr with standard error se (katz for
+// binary metrics; the delta method, on the log scale, for continuous ones).
+// A pair whose ratio cannot be estimated counts as a coin toss.
+func priorBeats(in Input, b int, beats func(lr, se float64) float64) (arm int, p float64) {
 	arm, p = -1, 1
 	for j, a := range in.Arms {
 		if j == b || a.Stopped {
 			continue
 		}
 		q := 0.5
-		var lr, se float64
-		ok := in.Arms[b].Units > 0 && a.Units > 0
-		if ok && in.Metric == Binary {
-			lr, se = katz(in.Arms[b], a)
-		} else if ok {
-			var r float64
-			r, se, ok = meanRatio(in.Metric, in.Arms[b], a)
-			ok = ok && r > 0
-			if ok {
-				lr, se = math.Log(r), se/r
-			}
-		}
-		if ok && se > 0 {
-			q = stats.NormalCDF(lr * sd / (se * math.Hypot(sd, se)))
+		if o, ok := LiftObservationOf(in.Metric, in.Arms[b], a); ok {
+			q = beats(o.LogLift, o.SE)
 		}
 		if q < p {
 			arm, p = j, q
 		}
 	}
 	return arm, p
+}
+
+// normalBeats is P(θ > 0) under a N(0, sd²) prior on the log ratio θ and
+// a normal likelihood: the posterior is normal with mean lr·k and variance
+// se²·k, k = sd²/(sd² + se²).
+func normalBeats(sd float64) func(lr, se float64) float64 {
+	return func(lr, se float64) float64 { return stats.NormalCDF(lr * sd / (se * math.Hypot(sd, se))) }
 }
 
 // stoppedArms says which arms a guardrail stopped.

@@ -243,7 +243,7 @@ func TestPriorBeatsIntegral(t *testing.T) {
 		{0.03, [2][2]int64{{2000, 190}, {2000, 200}}}, // b is behind: below one half
 	} {
 		b, o := Arm{Key: "b", Units: c.counts[0][0], Conversions: c.counts[0][1]}, Arm{Key: "o", Units: c.counts[1][0], Conversions: c.counts[1][1]}
-		arm, got := priorBeats(Input{Metric: Binary, Arms: []Arm{b, o}}, 0, c.sd)
+		arm, got := priorBeats(Input{Metric: Binary, Arms: []Arm{b, o}}, 0, normalBeats(c.sd))
 		lr, se := katz(b, o)
 		dens := func(th float64) float64 {
 			return math.Exp(-th*th/(2*c.sd*c.sd) - (lr-th)*(lr-th)/(2*se*se))

@@ -279,8 +279,11 @@ type Settings struct {
 	// winners are then right as often as the threshold says, for a team
 	// whose true effects are of that size, however often it looks (the
 	// posterior of a correct prior is calibrated under optional stopping);
-	// the flat prior of P(best) is not. 0: no prior (the default).
+	// the flat prior of P(best) is not. 0: none set (LearnedPrior may then apply).
 	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
+	// LearnedPrior, when PriorLiftSD is 0, is the prior on lifts learned
+	// from the team's finished experiments (LearnLiftPrior); nil: none.
+	LearnedPrior *LiftPrior `json:"-"`
 	// ControlShare, if positive, is the fixed share of traffic of the control while
 	// the other variants compete for the rest.
 	ControlShare float64 `json:"control_share,omitempty"`

@@ -265,6 +265,8 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	tau2 := fs.Float64("tau2", engine.DefaultTau2, "mixing scale of the anytime-valid tests, per unit")
 	minEffect := fs.Float64("min-effect", engine.DefaultMinEffect, "relative difference within which arms are declared equal (no_difference)")
 	priorLiftSD := fs.Float64("prior-lift-sd", 0, "prior on relative lifts a winner must also convince, e.g. 0.03 (the server's settings.prior_lift_sd; 0: none)")
+	learnPrior := fs.Int("learn-prior", 0, "learn the prior on lifts from this many earlier runs, simulated first without one (as the server learns it from a workspace's finished experiments; 0: none)")
+	historyLiftSD := fs.Float64("history-lift-sd", 0, "with --learn-prior: the earlier runs' true lifts are N(0, this) around the first rate, instead of drawn as the reported runs'")
 	liftSD := fs.Float64("lift-sd", 0, "draw each run's true rates: every arm but the first gets rate·(1 + lift-sd·Z)")
 	delayMedian := fs.Float64("delay-median", 0, "delay every conversion by D units of traffic, D log-normal with this median (0: conversions are known at once)")
 	delaySigma := fs.Float64("delay-sigma", 1, "σ of the log-normal delay (with --delay-median)")
@@ -293,8 +295,8 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 		}
 		rates = append(rates, v)
 	}
-	if *horizon < 1 || *runs < 1 || *batch < 1 || *look < 1 || *minSamples < 0 || *liftSD < 0 {
-		return fail(stderr, "simulate", errors.New("--horizon, --runs, --batch and --look must be positive, --min-samples and --lift-sd not negative"))
+	if *horizon < 1 || *runs < 1 || *batch < 1 || *look < 1 || *minSamples < 0 || *liftSD < 0 || *learnPrior < 0 || *historyLiftSD < 0 {
+		return fail(stderr, "simulate", errors.New("--horizon, --runs, --batch and --look must be positive, --min-samples, --lift-sd, --learn-prior and --history-lift-sd not negative"))
 	}
 	if !(*delayMedian >= 0) || !(*delaySigma > 0) || *window < 0 || (*window > 0 && *delayMedian == 0) {
 		return fail(stderr, "simulate", errors.New("--delay-median and --window must not be negative, --delay-sigma must be positive, and --window needs --delay-median"))
@@ -305,10 +307,10 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 	if *floor < 0 {
 		*floor = engine.DefaultWeightFloorFor(*strategy)
 	}
-	cfg := SimConfig{Rates: rates, Strategy: *strategy, Horizon: *horizon, Runs: *runs, Seed: *seed, Batch: *batch, Look: *look, LiftSD: *liftSD,
+	cfg := SimConfig{Rates: rates, Strategy: *strategy, Horizon: *horizon, Runs: *runs, Seed: *seed, Batch: *batch, Look: *look, LiftSD: *liftSD, LearnPrior: *learnPrior, HistoryLiftSD: *historyLiftSD,
 		DelayMedian: *delayMedian, DelaySigma: *delaySigma, Window: *window,
 		Settings: engine.Settings{MinSamples: *minSamples, WeightFloor: *floor, Alpha: *alpha, Tau2: *tau2, MinEffect: *minEffect, PriorLiftSD: *priorLiftSD}}
-	bar := newProgress(stderr, *runs)
+	bar := newProgress(stderr, *runs+*learnPrior)
 	res, err := RunSimulation(cfg, bar.update)
 	bar.finish()
 	if err != nil {
@@ -330,6 +332,11 @@ func Simulate(args []string, stdout, stderr io.Writer) int {
 		"units to decision    %s (mean over declared runs)\nbest arm share       %.1f%% of traffic\n",
 		res.Strategy, res.Horizon, res.Runs, res.Regret, res.RegretSE, 100*res.DeclaredRate, 100*res.CorrectWinnerRate, 100*res.WrongWinnerShare,
 		100*res.NoDifferenceRate, 100*res.LeaderCorrectRate, u, 100*res.BestArmShare)
+	if res.LearnedFrom > 0 {
+		fmt.Fprintf(stdout, "learned prior        lifts of about ±%.1f%% (from %d comparisons)\n", 100*res.LearnedPriorSD, res.LearnedFrom)
+	} else if *learnPrior > 0 {
+		fmt.Fprintf(stdout, "learned prior        none (fewer than %d comparisons)\n", engine.MinLiftHistory)
+	}
 	return ExitOK
 }
 

@@ -57,6 +57,19 @@ type SimConfig struct {
 	// window. The simulator knows G; the server estimates it from the
 	// delays it has seen.
 	Window int
+	// LearnPrior, when positive, is the number of earlier experiments a
+	// prior on lifts is learned from (engine.LearnLiftPrior), as the server
+	// learns it from a workspace's finished experiments: that many runs are
+	// simulated first without a prior, from the same distribution of true
+	// rates, and each one's final counts (at the horizon, or at its winner
+	// with StopAtDecision) are its comparisons. The Runs reported follow,
+	// with the learned prior (unless Settings.PriorLiftSD is set).
+	LearnPrior int
+	// HistoryLiftSD, when positive, draws the LearnPrior runs' true rates
+	// apart from the reported ones: every arm at the control's rate times
+	// (1 + HistoryLiftSD·Z), as a team whose past lifts were of that size
+	// would have seen (to measure the prior's cost on a larger lift).
+	HistoryLiftSD float64
 	// MaturedTests runs the anytime-valid tests on the matured view as
 	// well, instead of the raw counts the server gives them: the old rule,
 	// kept to measure it (docs/decisions.md).
@@ -92,6 +105,11 @@ type SimResult struct {
 	UnitsToDecisionMedian float64 `json:"-"`
 	// BestArmShare is the mean share of traffic the best arm received.
 	BestArmShare float64 `json:"best_arm_share"`
+	// LearnedPriorSD is the learned prior's spread of lifts (τ's posterior
+	// median) and LearnedFrom the comparisons it was learned from; 0 when
+	// no prior was learned.
+	LearnedPriorSD float64 `json:"learned_prior_sd,omitempty"`
+	LearnedFrom    int     `json:"learned_from,omitempty"`
 	// CheckpointRegret holds, per checkpoint, the mean and standard error of the
 	// cumulative regret (not part of the command's output).
 	CheckpointRegret [][2]float64 `json:"-"`
@@ -106,6 +124,7 @@ type runResult struct {
 	leader      bool // declared, or ended leading with, the truly best arm
 	noDiff      bool // ended in no_difference
 	bestShare   float64
+	arms        []engine.Arm // the final counts
 }
 
 // RunSimulation runs the simulation in parallel. progress, if not nil, is called with the
@@ -130,25 +149,63 @@ func RunSimulation(cfg SimConfig, progress func(done int)) (SimResult, error) {
 	if err := cfg.Settings.Validate(len(cfg.Rates)); err != nil {
 		return SimResult{}, err
 	}
+	var learned *engine.LiftPrior
+	if cfg.LearnPrior > 0 {
+		hcfg := cfg
+		if cfg.HistoryLiftSD > 0 {
+			hcfg.LiftSD = cfg.HistoryLiftSD
+			hcfg.Rates = make([]float64, len(cfg.Rates))
+			for i := range hcfg.Rates {
+				hcfg.Rates[i] = cfg.Rates[0]
+			}
+		}
+		history, err := runAll(s, hcfg, 0, cfg.LearnPrior, nil)
+		if err != nil {
+			return SimResult{}, err
+		}
+		var obs []engine.LiftObservation
+		for _, h := range history {
+			for _, a := range h.arms[1:] {
+				if o, ok := engine.LiftObservationOf(engine.Binary, a, h.arms[0]); ok {
+					obs = append(obs, o)
+				}
+			}
+		}
+		learned = engine.LearnLiftPrior(obs)
+		cfg.Settings.LearnedPrior = learned
+	}
+	results, err := runAll(s, cfg, cfg.LearnPrior, cfg.Runs, progress)
+	if err != nil {
+		return SimResult{}, err
+	}
+	out := summarise(cfg, results)
+	if learned != nil {
+		out.LearnedPriorSD, out.LearnedFrom = learned.SD(), learned.Comparisons
+	}
+	return out, nil
+}
+
+// runAll plays runs first, first+1, … first+n-1 in parallel.
+func runAll(s engine.Strategy, cfg SimConfig, first, n int, progress func(done int)) ([]runResult, error) {
 	workers := cfg.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	results := make([]runResult, cfg.Runs)
+	results := make([]runResult, n)
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
-	for range min(workers, cfg.Runs) {
+	for range min(workers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= cfg.Runs {
+				if i >= n {
 					return
 				}
-				res, err := simulateRun(s, cfg, i)
+				res, err := simulateRun(s, cfg, first+i)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
@@ -162,10 +219,7 @@ func RunSimulation(cfg SimConfig, progress func(done int)) (SimResult, error) {
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return SimResult{}, firstErr
-	}
-	return summarise(cfg, results), nil
+	return results, firstErr
 }
 
 func meanSE(xs []float64) (mean, se float64) {
@@ -330,6 +384,7 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 					res.bestShare = float64(in.Arms[best].Units) / float64(t)
 					res.correct = isBest(*w)
 					res.leader = res.correct
+					res.arms = in.Arms
 					return res, nil
 				}
 			}
@@ -353,5 +408,6 @@ func simulateRun(s engine.Strategy, cfg SimConfig, run int) (runResult, error) {
 		res.leader = isBest(in.Arms[lead].Key)
 	}
 	res.bestShare = float64(in.Arms[best].Units) / float64(cfg.Horizon)
+	res.arms = in.Arms
 	return res, nil
 }

@@ -252,6 +252,9 @@ type SettingsSpec struct {
 	// ConversionWindow is a Go duration ("36h") or days ("7d").
 	ConversionWindow *string
 	PriorLiftSD      *float64
+	// LearnPrior, when false, turns off the prior learned from the
+	// workspace's completed experiments (store.Settings.LearnPrior).
+	LearnPrior *bool
 }
 
 // BuildExperiment validates spec and returns the experiment to store
@@ -427,6 +430,10 @@ func BuildSettings(sr SettingsSpec, k int, valid bool) (store.Settings, []apperr
 			fe.add("settings.prior_lift_sd", "must be 0 (no prior) or a relative lift from 0 to 1, such as 0.03 when most true lifts are within a few percent")
 		}
 		s.PriorLiftSD = *v
+	}
+	if v := sr.LearnPrior; v != nil && !*v {
+		// Stored only when turned off: nil is the default, on.
+		s.LearnPrior = v
 	}
 	if v := sr.MinEffect; v != nil {
 		openUnit("settings.min_effect", v, &s.MinEffect)

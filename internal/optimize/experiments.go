@@ -71,6 +71,9 @@ type Experiments struct {
 	assignQ *committer[store.AssignBatch, []store.Assigned]
 	eventQ  *committer[store.EventBatch, []store.EventResult]
 
+	// priors are the workspaces' learned priors on lifts.
+	priors liftPriors
+
 	mu      sync.Mutex
 	entries map[string]*entry // by experiment id
 	// watchers are told of every status change made here (OnChange).
@@ -639,6 +642,9 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 		return nil, err
 	}
 	in, raw, mat, ev := c.in, c.raw, c.mat, c.metrics
+	if in.Settings.LearnedPrior, err = x.learnedPrior(ctx, e, now); err != nil {
+		return nil, err
+	}
 	if ev.recorded {
 		x.forgetPolicy(e.ID)
 	}
@@ -692,7 +698,7 @@ func (x *Experiments) Results(ctx context.Context, e *store.Experiment) (*Result
 		ExperimentID: e.ID, Status: e.Status, Strategy: e.Strategy, Metric: e.Metric,
 		TotalUnits: r.TotalUnits, Variants: r.Variants, SRM: r.SRM, UpdatedAt: now,
 		Decision: Decision{State: r.Decision.State, Reason: r.Decision.Reason},
-		Metrics:  metrics, GuardrailTrips: ev.tripList(e),
+		Metrics:  metrics, GuardrailTrips: ev.tripList(e), Prior: liftPriorOf(in.Settings),
 	}
 	if e.Winner == "" && r.Winner != nil && (e.Status == store.StatusRunning || e.Status == store.StatusPaused) {
 		if err := x.declare(ctx, e, *r.Winner, r.Decision.Reason); err != nil {

@@ -169,6 +169,10 @@ func (x *Experiments) TransitionExperiment(ctx context.Context, e *store.Experim
 			return cur.Status, err
 		})
 	if err == nil {
+		if e.Status == store.StatusCompleted {
+			// One more finished experiment for the workspace's prior.
+			x.priors.forget(e.WorkspaceID)
+		}
 		x.changed(e.ID)
 	}
 	return err

@@ -61,6 +61,33 @@ type Results struct {
 	UpdatedAt      time.Time       `json:"updated_at"`
 	// Breakdown is set when the results are asked for by an attribute.
 	Breakdown *Breakdown `json:"breakdown,omitempty"`
+	// Prior is the prior on lifts a winner must also convince; nil when
+	// there is none.
+	Prior *LiftPrior `json:"prior"`
+}
+
+// LiftPrior is the prior on relative lifts in effect: set by
+// prior_lift_sd, or learned from the workspace's completed experiments.
+type LiftPrior struct {
+	// Source is "prior_lift_sd" or "learned".
+	Source string `json:"source"`
+	// LiftSD is the spread of true lifts it assumes (for a learned prior,
+	// the median of its posterior; the decision integrates over it).
+	LiftSD float64 `json:"lift_sd"`
+	// Comparisons is the number of finished comparisons (a variant against
+	// its control) a learned prior comes from.
+	Comparisons int `json:"comparisons,omitempty"`
+}
+
+// liftPriorOf describes the prior of the settings, if any.
+func liftPriorOf(s engine.Settings) *LiftPrior {
+	switch {
+	case s.PriorLiftSD > 0:
+		return &LiftPrior{Source: "prior_lift_sd", LiftSD: s.PriorLiftSD}
+	case s.LearnedPrior != nil:
+		return &LiftPrior{Source: "learned", LiftSD: s.LearnedPrior.SD(), Comparisons: s.LearnedPrior.Comparisons}
+	}
+	return nil
 }
 
 // Decision is the state of the decision rule and why, in words.

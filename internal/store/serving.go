@@ -115,6 +115,20 @@ type Counters struct {
 	LogSum, LogSumSq                    float64 // Σ ln y and Σ (ln y)² over the positive units
 }
 
+// FinishedExperiment is a completed experiment's primary metric and the
+// counters of its variants, in variant order.
+type FinishedExperiment struct {
+	ID       string
+	Metric   Metric
+	Variants []FinishedVariant
+}
+
+// FinishedVariant is one variant of a FinishedExperiment.
+type FinishedVariant struct {
+	Control bool
+	Counters
+}
+
 // Bucket is one hour of one variant's counters, for charts.
 type Bucket struct {
 	Hour time.Time // start of the hour, UTC
@@ -160,6 +174,12 @@ type Serving interface {
 	RecordEvents(ctx context.Context, batches []EventBatch) ([][]EventResult, error)
 	// Counters returns the counters of every variant of the experiment.
 	Counters(ctx context.Context, workspaceID, experimentID string) ([]Counters, error)
+	// FinishedCounters returns the primary counters of the workspace's
+	// most recently completed experiments (completed_at set, archived ones
+	// included), at most limit of them, newest first, each with its
+	// variants in order: the history a prior on lifts is learned from
+	// (engine.LearnLiftPrior).
+	FinishedCounters(ctx context.Context, workspaceID string, limit int) ([]FinishedExperiment, error)
 	// MetricCounters returns, by metric key, the outcome counters of every
 	// variant (in variant order) for each of the experiment's other
 	// metrics. Their unit fields (Units, Expected, InvP, …) are zero: every

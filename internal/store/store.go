@@ -134,6 +134,10 @@ type Settings struct {
 	// PriorLiftSD, when positive, is the prior on relative lifts a winner
 	// must also convince (engine.Settings.PriorLiftSD); 0: none.
 	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
+	// LearnPrior, when false, turns off the prior on lifts learned from
+	// the workspace's completed experiments (engine.LearnLiftPrior), used
+	// when PriorLiftSD is 0; nil (the default) is true.
+	LearnPrior *bool `json:"learn_prior,omitempty"`
 	// ConversionWindow, when positive, is how long after its assignment a
 	// unit's outcomes count: later ones are stored as late and never
 	// counted, and a unit still inside its window counts by the
@@ -317,6 +321,11 @@ type Experiments interface {
 	// GuardrailTrips returns the experiment's recorded trips.
 	GuardrailTrips(ctx context.Context, workspaceID, id string) ([]GuardrailTrip, error)
 }
+
+// LearnsPrior says whether the experiment's winner must also convince the
+// prior on lifts learned from its workspace's completed experiments, when
+// it sets none (Settings.LearnPrior, true unless set false).
+func (s Settings) LearnsPrior() bool { return s.LearnPrior == nil || *s.LearnPrior }
 
 // MetricByKey returns the experiment's metric with the key, and whether
 // there is one.

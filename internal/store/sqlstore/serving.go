@@ -1058,6 +1058,48 @@ func (s *Store) Counters(ctx context.Context, workspaceID, experimentID string) 
 	return out, nil
 }
 
+// FinishedCounters returns the counters of the workspace's most recently
+// completed experiments (store.Serving.FinishedCounters): one statement,
+// the experiments picked once by the subquery, their counters' shards
+// summed per variant.
+func (s *Store) FinishedCounters(ctx context.Context, workspaceID string, limit int) ([]store.FinishedExperiment, error) {
+	rows, err := s.read.QueryContext(ctx,
+		`WITH done AS (SELECT id, metric, completed_at FROM experiments
+		               WHERE workspace_id = $1 AND completed_at IS NOT NULL
+		               ORDER BY completed_at DESC, id DESC LIMIT $2)
+		 SELECT d.id, d.metric, v.control, `+counterColumns+`, `+testColumns+`
+		 FROM done d
+		 JOIN variants v ON v.experiment_id = d.id
+		 LEFT JOIN (SELECT experiment_id, variant_id, `+shardSums(counterStats)+` FROM counters
+		            WHERE experiment_id IN (SELECT id FROM done) GROUP BY experiment_id, variant_id) c
+		      ON c.experiment_id = d.id AND c.variant_id = v.id
+		 ORDER BY d.completed_at DESC, d.id DESC, v.position`, workspaceID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("load finished experiments of %s: %w", workspaceID, err)
+	}
+	defer rows.Close()
+	var out []store.FinishedExperiment
+	for rows.Next() {
+		var id string
+		var m store.Metric
+		var v store.FinishedVariant
+		c := &v.Counters
+		if err := rows.Scan(&id, &m, &v.Control, &c.Units, &c.Conversions, &c.Sum, &c.SumSq, &c.Expected,
+			&c.ExpectedSq, &c.InvExpected, &c.InvP, &c.InvP2, &c.YInvP, &c.YInvP2, &c.Y2InvP2, &c.Positive, &c.Negative, &c.LogSum, &c.LogSumSq); err != nil {
+			return nil, fmt.Errorf("load finished experiments of %s: %w", workspaceID, err)
+		}
+		if n := len(out); n == 0 || out[n-1].ID != id {
+			out = append(out, store.FinishedExperiment{ID: id, Metric: m})
+		}
+		f := &out[len(out)-1]
+		f.Variants = append(f.Variants, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load finished experiments of %s: %w", workspaceID, err)
+	}
+	return out, nil
+}
+
 // MetricCounters returns the outcome counters of the experiment's other
 // metrics, by metric key, each in variant order (zero where nothing has
 // happened yet).
