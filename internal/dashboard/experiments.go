@@ -215,11 +215,11 @@ type liveView struct {
 	DecisionState string
 	Decision      string
 	// Prior says which prior on lifts a winner must also convince, if any.
-	Prior  string
-	Leader string
-	Winner        string
-	SRMAlert      bool
-	SRMPValue     *float64
+	Prior     string
+	Leader    string
+	Winner    string
+	SRMAlert  bool
+	SRMPValue *float64
 	// Trips are the variants the guardrails stopped; Metrics the other
 	// metrics' tables, in the experiment's order.
 	Trips      []optimize.GuardrailTrip

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsConcurrentContinuous", testEventsConcurrentContinuous},
 		{"Buckets", testBuckets},
 		{"CounterShards", testCounterShards},
+		{"FinishedCounters", testFinishedCounters},
 		{"DecisionStatistics", testDecisionStatistics},
 		{"States", testStates},
 		{"StatesConcurrent", testStatesConcurrent},
