@@ -192,3 +192,21 @@ func TestLearnedPriorDecision(t *testing.T) {
 		t.Errorf("prior_lift_sd 0.5 set: %v %+v, want the winner (the setting comes first)", w, d)
 	}
 }
+
+// BenchmarkLearnLiftPrior: learning from 1,000 comparisons (the server
+// learns from at most 500 experiments, once a minute per workspace), and
+// one decision's use of the result.
+func BenchmarkLearnLiftPrior(b *testing.B) {
+	h := liftHistory(1, 1000, 0.03, 0.042)
+	b.Run("learn", func(b *testing.B) {
+		for b.Loop() {
+			LearnLiftPrior(h)
+		}
+	})
+	p := LearnLiftPrior(h)
+	b.Run("beats", func(b *testing.B) {
+		for b.Loop() {
+			p.Beats(0.1, 0.04)
+		}
+	})
+}
