@@ -94,6 +94,10 @@ type CampaignSettings struct {
 	// PriorLiftSD is the prior on relative lifts a winner must also
 	// convince, nil when there is none.
 	PriorLiftSD *float64 `json:"prior_lift_sd"`
+	// LearnPrior says whether, without PriorLiftSD, a winner must also
+	// convince the prior learned from the workspace's completed campaigns
+	// (CampaignResults.Prior).
+	LearnPrior bool `json:"learn_prior"`
 }
 
 // CampaignGuardrail stops a variant whose rate of Event (unsubscribe or
@@ -148,6 +152,9 @@ type CampaignSettingsSpec struct {
 	// PriorLiftSD, from 0 to 1, is a prior on relative lifts (e.g. 0.03)
 	// a winner must also convince; nil or 0: none.
 	PriorLiftSD *float64 `json:"prior_lift_sd,omitempty"`
+	// LearnPrior false turns off the prior learned from the workspace's
+	// completed campaigns (on by default; used without PriorLiftSD).
+	LearnPrior *bool `json:"learn_prior,omitempty"`
 }
 
 // CampaignGuardrailSpec sets a campaign's guardrail.
@@ -333,6 +340,9 @@ type CampaignResults struct {
 	// Waves are the most recent waves, oldest first.
 	Waves     []Wave    `json:"waves"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Prior is the prior on lifts a winner must also convince, nil when
+	// there is none.
+	Prior *LiftPrior `json:"prior"`
 }
 
 // OutcomeDelay is a campaign's estimated outcome delay distribution F.

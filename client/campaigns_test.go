@@ -29,6 +29,7 @@ func TestCampaigns(t *testing.T) {
 			Seed:              new(int64(3)),
 			MinEffect:         new(0.2),
 			PriorLiftSD:       new(0.05),
+			LearnPrior:        new(false),
 		},
 	}
 	cp, err := c.CreateCampaign(ctx, req)
@@ -40,7 +41,7 @@ func TestCampaigns(t *testing.T) {
 		t.Fatalf("created %+v", cp)
 	}
 	if s := cp.Settings; s.AttributionWindow != "2d" || s.Guardrail == nil || s.Guardrail.MaxRate != 0.05 || s.Guardrail.Confidence == 0 || s.TestShare == 0 ||
-		s.MinEffect != 0.2 || s.Alpha != 0.05 || s.PriorLiftSD == nil || *s.PriorLiftSD != 0.05 {
+		s.MinEffect != 0.2 || s.Alpha != 0.05 || s.PriorLiftSD == nil || *s.PriorLiftSD != 0.05 || s.LearnPrior {
 		t.Errorf("settings %+v", s)
 	}
 	if got, err := c.GetCampaign(ctx, cp.ID); err != nil || got.Key != cp.Key {
@@ -146,6 +147,9 @@ func TestCampaigns(t *testing.T) {
 	r, err := c.CampaignResults(ctx, "spring-sale")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p := r.Prior; p == nil || p.Source != "prior_lift_sd" || p.LiftSD != 0.05 {
+		t.Errorf("prior %+v, want the one set, 0.05", p)
 	}
 	var sent, clicks int64
 	var value float64

@@ -93,6 +93,9 @@ type campaignSettingsJSON struct {
 	MinEffect         float64        `json:"min_effect"`
 	// PriorLiftSD is null when the campaign has no prior on lifts.
 	PriorLiftSD *float64 `json:"prior_lift_sd"`
+	// LearnPrior says whether, without prior_lift_sd, a winner must also
+	// convince the prior learned from the workspace's completed campaigns.
+	LearnPrior bool `json:"learn_prior"`
 }
 
 // formatDays and parseDays are the one form of durations in settings
@@ -107,7 +110,8 @@ func toCampaignJSON(c store.Campaign) campaignJSON {
 		Settings: campaignSettingsJSON{TestShare: s.TestShare, AttributionWindow: formatDays(s.AttributionWindow),
 			Seed: s.Seed, WeightFloor: s.WeightFloor, MinSamples: s.MinSamples,
 			DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold,
-			Alpha: cmp.Or(s.Alpha, engine.DefaultAlpha), MinEffect: cmp.Or(s.MinEffect, engine.DefaultMinEffect)},
+			Alpha: cmp.Or(s.Alpha, engine.DefaultAlpha), MinEffect: cmp.Or(s.MinEffect, engine.DefaultMinEffect),
+			LearnPrior: s.Decision().LearnsPrior()},
 		Sent: c.Sent, Waves: c.Waves,
 		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt),
 		StartedAt: optTimestamp(c.StartedAt), CompletedAt: optTimestamp(c.CompletedAt),
@@ -171,6 +175,7 @@ type campaignSettingsRequest struct {
 	Alpha             *float64          `json:"alpha"`
 	MinEffect         *float64          `json:"min_effect"`
 	PriorLiftSD       *float64          `json:"prior_lift_sd"`
+	LearnPrior        *bool             `json:"learn_prior"`
 }
 
 // buildCampaign decodes and validates the body of POST /v1/campaigns and
@@ -237,6 +242,7 @@ func buildCampaign(body createCampaignRequest) (store.Campaign, error) {
 	e, err := buildExperiment(createExperimentRequest{Key: "campaign", Variants: body.Variants}, variants, settingsRequest{
 		MinSamples: sr.MinSamples, DecisionThreshold: sr.DecisionThreshold, LossThreshold: sr.LossThreshold,
 		WeightFloor: &floor, Seed: sr.Seed, Alpha: sr.Alpha, MinEffect: sr.MinEffect, PriorLiftSD: sr.PriorLiftSD,
+		LearnPrior: sr.LearnPrior,
 	})
 	var ae *apperr.Error
 	if errors.As(err, &ae) {
@@ -253,6 +259,7 @@ func buildCampaign(body createCampaignRequest) (store.Campaign, error) {
 		WeightFloor: e.Settings.WeightFloor, MinSamples: e.Settings.MinSamples,
 		DecisionThreshold: e.Settings.DecisionThreshold, LossThreshold: e.Settings.LossThreshold,
 		Alpha: e.Settings.Alpha, MinEffect: e.Settings.MinEffect, PriorLiftSD: e.Settings.PriorLiftSD,
+		LearnPrior: e.Settings.LearnPrior,
 	}
 	if c.Channel == "push" {
 		c.Settings.AttributionWindow, c.Settings.DiscountHalfLife = DefaultPushAttrb, DefaultPushHalfLife

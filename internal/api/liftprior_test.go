@@ -2,10 +2,13 @@ package api
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/samplit/samplit/internal/engine"
+	"github.com/samplit/samplit/internal/optimize"
 )
 
 // TestLearnedPrior: a workspace's completed experiments teach it the spread
@@ -97,4 +100,51 @@ func TestLearnPriorSetting(t *testing.T) {
 	if got["learn_prior"] != true {
 		t.Errorf("learn_prior null: %v, want true", got["learn_prior"])
 	}
+}
+
+// TestCampaignLearnedPrior: campaigns learn their prior from the
+// workspace's completed campaigns (each variant's click rate against its
+// first variant's): none with 19 comparisons, one from 20 at once after
+// the 20th completion, none when the campaign turns learning off; both
+// databases.
+func TestCampaignLearnedPrior(t *testing.T) {
+	eachCampaignBackend(t, func(t *testing.T, e *env, _ *clock) {
+		prior := func(key string) *optimize.LiftPrior {
+			return decodeInto[optimize.CampaignResults](t, e.must(http.StatusOK, "GET", "/v1/campaigns/"+key+"/results", e.admin, "")).Prior
+		}
+		for h := range engine.MinLiftHistory {
+			key := fmt.Sprintf("h%d", h)
+			e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, campaignBody(key, ""))
+			sent, _ := sendAll(e, key, recipients(key+"-", 0, 200))
+			n := map[string]int{}
+			var evs []string
+			for r, v := range sent {
+				if n[v]++; n[v]%5 == 0 {
+					evs = append(evs, fmt.Sprintf(`{"recipient": %q, "type": "click"}`, r))
+				}
+			}
+			e.must(http.StatusAccepted, "POST", "/v1/campaigns/"+key+"/events", e.admin, `{"events": [`+strings.Join(evs, ",")+`]}`)
+			if h == engine.MinLiftHistory-1 {
+				e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, campaignBody("early", ""))
+				if p := prior("early"); p != nil {
+					t.Fatalf("%d completed campaigns: prior %+v, want none", h, p)
+				}
+			}
+			e.must(http.StatusOK, "POST", "/v1/campaigns/"+key+"/complete", e.admin, "")
+		}
+		e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, campaignBody("learned", ""))
+		e.must(http.StatusCreated, "POST", "/v1/campaigns", e.admin, campaignBody("flat", `, "settings": {"learn_prior": false}`))
+		if p := prior("learned"); p == nil || p.Source != "learned" || p.Comparisons != engine.MinLiftHistory || !(p.LiftSD > 0) {
+			t.Errorf("prior after %d completed campaigns: %+v, want one learned from as many comparisons", engine.MinLiftHistory, p)
+		}
+		if p := prior("flat"); p != nil {
+			t.Errorf("learn_prior false: prior %+v", p)
+		}
+		for key, want := range map[string]bool{"learned": true, "flat": false} {
+			got := e.must(http.StatusOK, "GET", "/v1/campaigns/"+key, e.admin, "").JSON(t)["settings"].(map[string]any)["learn_prior"]
+			if got != want {
+				t.Errorf("%s: learn_prior read back %v, want %v", key, got, want)
+			}
+		}
+	})
 }

@@ -165,7 +165,7 @@ func (d *Dashboard) campaignPage(ctx context.Context, r *http.Request, s *sessio
 	for i := range acts {
 		acts[i].Complete = false // the optimizer declares a campaign's winner
 	}
-	return campaignPage{pageBase: d.base(r, s, c.Name), C: c, Live: lv, Actions: acts, Decision: winnerSettings(c.Settings.Decision())}, nil
+	return campaignPage{pageBase: d.base(r, s, c.Name), C: c, Live: lv, Actions: acts, Decision: winnerSettings(c.Settings.Decision(), "campaigns")}, nil
 }
 
 func (d *Dashboard) handleCampaign(w http.ResponseWriter, r *http.Request, s *session) {

@@ -291,17 +291,7 @@ func decisionSettings(e store.Experiment) []setting {
 		auto.Value, auto.Hint = "yes", "completes the experiment and serves the winner once one is found"
 	}
 	out := []setting{{"strategy", "Strategy", e.Strategy, engine.Describe(e.Strategy)}}
-	out = append(out, winnerSettings(s)...)
-	for i := range out {
-		if out[i].Key == "prior_lift_sd" && s.PriorLiftSD == 0 {
-			// Experiments learn one from the workspace's completed ones.
-			if s.LearnsPrior() {
-				out[i].Value, out[i].Hint = "learned", fmt.Sprintf("from this workspace's completed experiments, once they hold %d comparisons", engine.MinLiftHistory)
-			} else {
-				out[i].Hint = "flat, and learning from completed experiments is off (learn_prior)"
-			}
-		}
-	}
+	out = append(out, winnerSettings(s, "experiments")...)
 	out = append(out, auto)
 	control := setting{"control_share", "Control share", "none", "the control competes like the other variants"}
 	if s.ControlShare != nil && *s.ControlShare > 0 {
@@ -329,12 +319,19 @@ func decisionSettings(e store.Experiment) []setting {
 // winnerSettings are the settings of the winner and no_difference rule that
 // experiments, campaigns and funnels share (only these fields of s are
 // read), with the values the engine applies: a stored zero alpha,
-// min_effect, decision or loss threshold is the engine's default.
-func winnerSettings(s store.Settings) []setting {
+// min_effect, decision or loss threshold is the engine's default. learns
+// names what a prior on lifts is learned from ("experiments",
+// "campaigns"), or is empty where none is (funnels).
+func winnerSettings(s store.Settings, learns string) []setting {
 	alpha := cmp.Or(s.Alpha, engine.DefaultAlpha)
 	prior := setting{"prior_lift_sd", "Prior on lifts", "none", "flat: no assumption about the size of true lifts"}
-	if s.PriorLiftSD > 0 {
+	switch {
+	case s.PriorLiftSD > 0:
 		prior.Value, prior.Hint = "N(0, "+settingPct(s.PriorLiftSD)+")", "on relative lifts: a winner must also convince it"
+	case learns != "" && s.LearnsPrior():
+		prior.Value, prior.Hint = "learned", fmt.Sprintf("from this workspace's completed %s, once they hold %d comparisons", learns, engine.MinLiftHistory)
+	case learns != "":
+		prior.Hint = "flat, and learning from completed " + learns + " is off (learn_prior)"
 	}
 	return []setting{
 		{"alpha", "Test level (alpha)", fmt.Sprintf("%s (%s confidence)", exact(alpha), settingPct(1-alpha)), ""},

@@ -207,7 +207,7 @@ func (d *Dashboard) funnelPage(ctx context.Context, r *http.Request, s *session,
 	for i := range acts {
 		acts[i].Complete = false // a funnel's steps keep their declared winners
 	}
-	return funnelPage{pageBase: d.base(r, s, f.Name), F: f, Live: lv, Actions: acts, Decision: winnerSettings(f.Settings.Decision())}, nil
+	return funnelPage{pageBase: d.base(r, s, f.Name), F: f, Live: lv, Actions: acts, Decision: winnerSettings(f.Settings.Decision(), "")}, nil
 }
 
 func (d *Dashboard) handleFunnel(w http.ResponseWriter, r *http.Request, s *session) {

@@ -132,6 +132,11 @@ func TestCampaignAndFunnelDecisionSettingsShown(t *testing.T) {
 		"variants": []map[string]any{{"key": "s1", "payload": map[string]any{"subject": "Hello"}}, {"key": "s2", "payload": map[string]any{"subject": "Hi"}}},
 		"settings": map[string]any{"alpha": 0.02, "min_effect": 0.2, "prior_lift_sd": 0.04},
 	}, 201, &c)
+	var plain struct{ ID string }
+	e.api("POST", "/v1/campaigns", e.admin, map[string]any{
+		"key": "plain", "channel": "email", "objective": "click",
+		"variants": []map[string]any{{"key": "s1", "payload": map[string]any{"subject": "Hello"}}, {"key": "s2", "payload": map[string]any{"subject": "Hi"}}},
+	}, 201, &plain)
 	e.api("POST", "/v1/funnels", e.admin, map[string]any{
 		"key": "signup", "settings": map[string]any{"min_effect": 0.3},
 		"steps": []map[string]any{{"key": "landing", "variants": []map[string]any{{"key": "a"}, {"key": "b"}}}, {"key": "done"}},
@@ -143,6 +148,10 @@ func TestCampaignAndFunnelDecisionSettingsShown(t *testing.T) {
 		want map[string]string
 	}{
 		{"/campaigns/" + c.ID, map[string]string{"alpha": "0.02 (98% confidence)", "min_effect": "±20%", "prior_lift_sd": "N(0, 4%)",
+			"decision_threshold": "95%", "loss_threshold": "0.001", "min_samples": "100", "weight_floor": "1%"}},
+		// Campaigns learn a prior from the workspace's completed ones by
+		// default; funnels do not.
+		{"/campaigns/" + plain.ID, map[string]string{"alpha": "0.05 (95% confidence)", "min_effect": "±5%", "prior_lift_sd": "learned",
 			"decision_threshold": "95%", "loss_threshold": "0.001", "min_samples": "100", "weight_floor": "1%"}},
 		{"/funnels/" + f.ID, map[string]string{"alpha": "0.05 (95% confidence)", "min_effect": "±30%", "prior_lift_sd": "none",
 			"decision_threshold": "95%", "loss_threshold": "0.001", "min_samples": "100", "weight_floor": "1%"}},

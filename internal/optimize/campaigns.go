@@ -34,6 +34,10 @@ type Campaigns struct {
 
 	eventQ *committer[store.CampaignEventBatch, []store.EventResult]
 
+	// priors are the workspaces' priors on lifts learned from their
+	// completed campaigns.
+	priors liftPriors
+
 	mu   sync.Mutex
 	rngs map[string]*campaignRand // by campaign id
 }
@@ -218,23 +222,25 @@ func TestSends(c *store.Campaign) int64 {
 // analyze loads the counters, analyses the campaign, and records what the
 // analysis decided for the first time: guardrail trips (always) and the
 // winner (while the campaign is active). It updates c to match.
-func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.CampaignAnalysis, map[string]*variantTotals, []store.WaveCounters, engine.DelayModel, error) {
+func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*campaignAnalysis, error) {
 	now := x.now()
-	var none engine.DelayModel
 	counts, err := x.st.CampaignCounts(ctx, c.WorkspaceID, c.ID)
 	if err != nil {
-		return nil, nil, nil, none, fmt.Errorf("load counters of %s: %w", c.ID, err)
+		return nil, fmt.Errorf("load counters of %s: %w", c.ID, err)
 	}
 	in, totals, delays := campaignInput(c, counts, now)
+	if in.Settings.LearnedPrior, err = x.learnedPrior(ctx, c, now); err != nil {
+		return nil, err
+	}
 	a, err := engine.AnalyzeCampaign(in)
 	if err != nil {
-		return nil, nil, nil, none, apperr.Wrap(apperr.Invalid, err, "campaign %s cannot be analysed", c.Key)
+		return nil, apperr.Wrap(apperr.Invalid, err, "campaign %s cannot be analysed", c.Key)
 	}
 	for _, k := range a.Tripped {
 		v, _ := c.VariantByKey(k)
 		set, err := x.st.StopCampaignVariant(ctx, c.WorkspaceID, c.ID, v.ID, now, webhook.CampaignGuardrailTripped(*c, k, now))
 		if err != nil {
-			return nil, nil, nil, none, fmt.Errorf("stop variant %s of %s: %w", k, c.ID, err)
+			return nil, fmt.Errorf("stop variant %s of %s: %w", k, c.ID, err)
 		}
 		c.Stopped = append(c.Stopped, k)
 		if set {
@@ -249,7 +255,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 	if c.Winner == "" && a.Winner != nil && active {
 		set, err := x.st.DeclareCampaignWinner(ctx, c.WorkspaceID, c.ID, *a.Winner, now, webhook.CampaignWinnerFound(*c, *a.Winner, now))
 		if err != nil {
-			return nil, nil, nil, none, fmt.Errorf("record winner of %s: %w", c.ID, err)
+			return nil, fmt.Errorf("record winner of %s: %w", c.ID, err)
 		}
 		if set {
 			c.Winner = *a.Winner
@@ -268,7 +274,7 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 		// before: any of the variants serves as well as the others.
 		set, err := x.st.MarkCampaignNoDifference(ctx, c.WorkspaceID, c.ID, now, webhook.CampaignNoDifference(*c, a.Decision.Reason, now))
 		if err != nil {
-			return nil, nil, nil, none, fmt.Errorf("record no difference of %s: %w", c.ID, err)
+			return nil, fmt.Errorf("record no difference of %s: %w", c.ID, err)
 		}
 		if set {
 			x.m.decided(KindOfCampaign(c), engine.StateNoDifference)
@@ -277,7 +283,18 @@ func (x *Campaigns) analyze(ctx context.Context, c *store.Campaign) (*engine.Cam
 		at := now
 		c.NoDifferenceAt = &at
 	}
-	return a, totals, counts.Waves, delays, nil
+	return &campaignAnalysis{CampaignAnalysis: a, totals: totals, waves: counts.Waves, delays: delays, prior: liftPriorOf(in.Settings)}, nil
+}
+
+// campaignAnalysis is the engine's analysis of a campaign with what the
+// results show besides: the variants' totals, the latest waves, the delay
+// model, and the prior on lifts in effect (nil: none).
+type campaignAnalysis struct {
+	*engine.CampaignAnalysis
+	totals map[string]*variantTotals
+	waves  []store.WaveCounters
+	delays engine.DelayModel
+	prior  *LiftPrior
 }
 
 // Sent is one recipient's variant.
@@ -357,7 +374,7 @@ func (x *Campaigns) sendNew(ctx context.Context, c *store.Campaign, fresh []stri
 				return 0, apperr.New(apperr.Conflict, "campaign %s is %s; it sends only while running", c.Key, c.Status)
 			}
 		}
-		a, _, _, _, err := x.analyze(ctx, c)
+		a, err := x.analyze(ctx, c)
 		if err != nil {
 			return 0, err
 		}
@@ -516,18 +533,22 @@ type CampaignResults struct {
 	// Waves are the most recent waves (store.MaxResultWaves), oldest first.
 	Waves     []WaveResult `json:"waves"`
 	UpdatedAt time.Time    `json:"updated_at"`
+	// Prior is the prior on lifts a winner must also convince; nil when
+	// there is none.
+	Prior *LiftPrior `json:"prior"`
 }
 
 // Results analyses the campaign, records the decisions it makes for the
 // first time, and returns the results document. A declared winner stays
 // the winner, as for experiments.
 func (x *Campaigns) Results(ctx context.Context, c *store.Campaign) (*CampaignResults, error) {
-	a, totals, waves, delays, err := x.analyze(ctx, c)
+	a, err := x.analyze(ctx, c)
 	if err != nil {
 		return nil, err
 	}
+	totals, waves, delays := a.totals, a.waves, a.delays
 	out := &CampaignResults{CampaignID: c.ID, Status: c.Status, Channel: c.Channel, Objective: c.Objective, Mode: c.Mode,
-		Sent: c.Sent, Decision: Decision(a.Decision), Waves: []WaveResult{}, UpdatedAt: x.now()}
+		Sent: c.Sent, Decision: Decision(a.Decision), Waves: []WaveResult{}, UpdatedAt: x.now(), Prior: a.prior}
 	if a.Leader != "" {
 		l := a.Leader
 		out.Leader = &l

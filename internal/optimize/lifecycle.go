@@ -203,6 +203,10 @@ func (x *Campaigns) TransitionCampaign(ctx context.Context, c *store.Campaign, a
 			updated, err := x.st.TransitionCampaign(ctx, c.WorkspaceID, c.ID, tr)
 			if err == nil {
 				*c = updated
+				if c.Status == store.StatusCompleted {
+					// One more finished campaign for the workspace's prior.
+					x.priors.forget(c.WorkspaceID)
+				}
 			}
 			return err
 		},

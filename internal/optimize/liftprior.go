@@ -11,7 +11,7 @@ import (
 )
 
 // liftHistoryLimit is how many of a workspace's latest completed
-// experiments its prior on lifts is learned from: enough for τ's posterior
+// experiments (or campaigns) its prior on lifts is learned from: enough for τ's posterior
 // to be narrow (a few hundred comparisons), recent enough to be the team's
 // current product.
 const liftHistoryLimit = 500
@@ -40,6 +40,29 @@ func (c *liftPriors) forget(workspaceID string) {
 	delete(c.by, workspaceID)
 }
 
+// get returns the workspace's prior, learned from the comparisons load
+// returns when the cached one is missing or older than liftPriorTTL.
+func (c *liftPriors) get(workspaceID string, now time.Time, load func() ([]engine.LiftObservation, error)) (*engine.LiftPrior, error) {
+	c.mu.Lock()
+	got, ok := c.by[workspaceID]
+	c.mu.Unlock()
+	if ok && now.Sub(got.at) < liftPriorTTL {
+		return got.p, nil
+	}
+	obs, err := load()
+	if err != nil {
+		return nil, err
+	}
+	p := engine.LearnLiftPrior(obs)
+	c.mu.Lock()
+	if c.by == nil {
+		c.by = map[string]cachedPrior{}
+	}
+	c.by[workspaceID] = cachedPrior{p: p, at: now}
+	c.mu.Unlock()
+	return p, nil
+}
+
 // learnedPrior is the prior on lifts the experiment's winner must also
 // convince when it sets none itself: learned from the workspace's completed
 // experiments (engine.LearnLiftPrior), unless its settings turn learning
@@ -48,24 +71,45 @@ func (x *Experiments) learnedPrior(ctx context.Context, e *store.Experiment, now
 	if e.Settings.PriorLiftSD > 0 || !e.Settings.LearnsPrior() {
 		return nil, nil
 	}
-	x.priors.mu.Lock()
-	c, ok := x.priors.by[e.WorkspaceID]
-	x.priors.mu.Unlock()
-	if ok && now.Sub(c.at) < liftPriorTTL {
-		return c.p, nil
+	return x.priors.get(e.WorkspaceID, now, func() ([]engine.LiftObservation, error) {
+		done, err := x.st.FinishedCounters(ctx, e.WorkspaceID, liftHistoryLimit)
+		if err != nil {
+			return nil, fmt.Errorf("learn the prior on lifts of workspace %s: %w", e.WorkspaceID, err)
+		}
+		return liftHistory(done), nil
+	})
+}
+
+// learnedPrior is a campaign's: learned from the workspace's completed
+// campaigns, each variant's objective rate compared with its first
+// variant's (campaigns have no control; true lifts are symmetric about 0
+// in the model, so the reference does not matter). Campaigns whose
+// objective is a value are left out of the history.
+func (x *Campaigns) learnedPrior(ctx context.Context, c *store.Campaign, now time.Time) (*engine.LiftPrior, error) {
+	if c.Settings.PriorLiftSD > 0 || !c.Settings.Decision().LearnsPrior() {
+		return nil, nil
 	}
-	done, err := x.st.FinishedCounters(ctx, e.WorkspaceID, liftHistoryLimit)
-	if err != nil {
-		return nil, fmt.Errorf("learn the prior on lifts of workspace %s: %w", e.WorkspaceID, err)
-	}
-	p := engine.LearnLiftPrior(liftHistory(done))
-	x.priors.mu.Lock()
-	if x.priors.by == nil {
-		x.priors.by = map[string]cachedPrior{}
-	}
-	x.priors.by[e.WorkspaceID] = cachedPrior{p: p, at: now}
-	x.priors.mu.Unlock()
-	return p, nil
+	return x.priors.get(c.WorkspaceID, now, func() ([]engine.LiftObservation, error) {
+		done, err := x.st.FinishedCampaignCounters(ctx, c.WorkspaceID, liftHistoryLimit)
+		if err != nil {
+			return nil, fmt.Errorf("learn the prior on lifts of workspace %s's campaigns: %w", c.WorkspaceID, err)
+		}
+		var obs []engine.LiftObservation
+		for _, f := range done {
+			if CampaignMetric(f.Objective) != engine.Binary || len(f.Variants) < 2 {
+				continue
+			}
+			arm := func(v store.CampaignCounters) engine.Arm {
+				return engine.Arm{Units: trials(v), Conversions: success(f.Objective, v)}
+			}
+			for _, v := range f.Variants[1:] {
+				if o, ok := engine.LiftObservationOf(engine.Binary, arm(v), arm(f.Variants[0])); ok {
+					obs = append(obs, o)
+				}
+			}
+		}
+		return obs, nil
+	})
 }
 
 // liftHistory is every finished comparison of a variant with its

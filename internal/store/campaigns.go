@@ -81,6 +81,9 @@ type CampaignSettings struct {
 	// PriorLiftSD, when positive, is the prior on relative lifts a winner
 	// must also convince, as in an experiment's Settings; 0: none.
 	PriorLiftSD float64 `json:"prior_lift_sd,omitempty"`
+	// LearnPrior, when false, turns off the prior learned from the
+	// workspace's completed campaigns; nil (the default) is true.
+	LearnPrior *bool `json:"learn_prior,omitempty"`
 }
 
 // Decision returns the settings of the campaign's winner and no_difference
@@ -88,7 +91,7 @@ type CampaignSettings struct {
 // dashboard read; the other fields are zero.
 func (s CampaignSettings) Decision() Settings {
 	return Settings{MinSamples: s.MinSamples, DecisionThreshold: s.DecisionThreshold, LossThreshold: s.LossThreshold,
-		WeightFloor: s.WeightFloor, Alpha: s.Alpha, MinEffect: s.MinEffect, PriorLiftSD: s.PriorLiftSD}
+		WeightFloor: s.WeightFloor, Alpha: s.Alpha, MinEffect: s.MinEffect, PriorLiftSD: s.PriorLiftSD, LearnPrior: s.LearnPrior}
 }
 
 // CampaignGuardrail stops a variant whose Event rate is credibly above
@@ -281,4 +284,19 @@ type Campaigns interface {
 	// CampaignCounts returns the campaign's counters, with its last
 	// MaxResultWaves waves.
 	CampaignCounts(ctx context.Context, workspaceID, campaignID string) (CampaignCounts, error)
+	// FinishedCampaignCounters returns the totals of the workspace's most
+	// recently completed campaigns (completed_at set), at most limit of
+	// them, newest first, each variant's counters added over its slots, in
+	// variant order: the history a campaign's prior on lifts is learned
+	// from (engine.LearnLiftPrior).
+	FinishedCampaignCounters(ctx context.Context, workspaceID string, limit int) ([]FinishedCampaign, error)
+}
+
+// FinishedCampaign is a completed campaign's objective and its variants'
+// totals (VariantID, Sent, Bounces, Opens, Clicks and Conversions set), in
+// variant order.
+type FinishedCampaign struct {
+	ID        string
+	Objective string
+	Variants  []CampaignCounters
 }

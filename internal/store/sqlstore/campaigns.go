@@ -725,6 +725,44 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 	return store.EventResult{Outcome: store.OutcomeAccepted}, nil
 }
 
+// FinishedCampaignCounters returns the totals of the workspace's most
+// recently completed campaigns (store.Campaigns.FinishedCampaignCounters),
+// in one statement.
+func (s *Store) FinishedCampaignCounters(ctx context.Context, workspaceID string, limit int) ([]store.FinishedCampaign, error) {
+	sum := func(col string) string { return `CAST(COALESCE(SUM(sl.` + col + `), 0) AS BIGINT)` }
+	rows, err := s.read.QueryContext(ctx,
+		`WITH done AS (SELECT id, objective, completed_at FROM campaigns
+		               WHERE workspace_id = $1 AND completed_at IS NOT NULL
+		               ORDER BY completed_at DESC, id DESC LIMIT $2)
+		 SELECT d.id, d.objective, v.id, `+sum("sent")+`, `+sum("bounces")+`, `+sum("opens")+`, `+sum("clicks")+`, `+sum("conversions")+`
+		 FROM done d
+		 JOIN campaign_variants v ON v.campaign_id = d.id
+		 LEFT JOIN campaign_slots sl ON sl.campaign_id = d.id AND sl.variant_id = v.id
+		 GROUP BY d.id, d.objective, d.completed_at, v.id, v.position
+		 ORDER BY d.completed_at DESC, d.id DESC, v.position`, workspaceID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("load finished campaigns of %s: %w", workspaceID, err)
+	}
+	defer rows.Close()
+	var out []store.FinishedCampaign
+	for rows.Next() {
+		var id, objective string
+		var c store.CampaignCounters
+		if err := rows.Scan(&id, &objective, &c.VariantID, &c.Sent, &c.Bounces, &c.Opens, &c.Clicks, &c.Conversions); err != nil {
+			return nil, fmt.Errorf("load finished campaigns of %s: %w", workspaceID, err)
+		}
+		if n := len(out); n == 0 || out[n-1].ID != id {
+			out = append(out, store.FinishedCampaign{ID: id, Objective: objective})
+		}
+		f := &out[len(out)-1]
+		f.Variants = append(f.Variants, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load finished campaigns of %s: %w", workspaceID, err)
+	}
+	return out, nil
+}
+
 // CampaignCounts returns the slots with sends and the waves.
 func (s *Store) CampaignCounts(ctx context.Context, workspaceID, campaignID string) (store.CampaignCounts, error) {
 	var out store.CampaignCounts
