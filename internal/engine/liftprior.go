@@ -105,32 +105,41 @@ type LiftPrior struct {
 	Comparisons int
 	// logw is the log posterior weight of each grid cell (unnormalised).
 	logw []float64
+	// sd is τ's posterior median (SD), fixed once learned.
+	sd float64
 }
 
 // LearnLiftPrior returns the posterior from the history, or nil with fewer
 // than MinLiftHistory usable comparisons.
 func LearnLiftPrior(history []LiftObservation) *LiftPrior {
 	p := &LiftPrior{logw: append([]float64(nil), liftLogPrior...)}
+	ll := make([]float64, len(p.logw))
 	for _, o := range history {
 		if !usable(o.LogLift, o.SE) {
 			continue
 		}
 		p.Comparisons++
-		observe(p.logw, o.LogLift, o.SE)
+		cellLikelihoods(o.LogLift, o.SE, ll, nil)
+		for k, l := range ll {
+			p.logw[k] += l
+		}
 	}
 	if p.Comparisons < MinLiftHistory {
 		return nil
 	}
+	p.sd = median(weights(p.logw))
 	return p
 }
 
 // logNormal is the log density of N(0, v) at y.
 func logNormal(y, v float64) float64 { return -0.5*math.Log(2*math.Pi*v) - 0.5*y*y/v }
 
-// observe adds to every cell of logw the marginal log likelihood of an
-// estimate y with standard error s: the mixture of N(y; 0, τ² + s²) and
-// N(y; 0, 1 + s²) with weights 1 − ε and ε.
-func observe(logw []float64, y, s float64) {
+// cellLikelihoods sets ll[k], for every grid cell k (τ = liftTaus[k/len(liftEps)]),
+// to the marginal log likelihood of an estimate y with standard error s
+// there — the mixture of N(y; 0, τ² + s²) and N(y; 0, 1 + s²) with weights
+// 1 − ε and ε — and, when share is not nil, share[k] to the part of it the
+// narrow component explains.
+func cellLikelihoods(y, s float64, ll, share []float64) {
 	wide := logNormal(y, wideLiftSD*wideLiftSD+s*s)
 	ne := len(liftEps)
 	for i, t := range liftTaus {
@@ -138,7 +147,11 @@ func observe(logw []float64, y, s float64) {
 		m := math.Max(narrow, wide)
 		a, b := math.Exp(narrow-m), math.Exp(wide-m)
 		for j, e := range liftEps {
-			logw[i*ne+j] += m + math.Log((1-e)*a+e*b)
+			pn, pw := (1-e)*a, e*b
+			ll[i*ne+j] = m + math.Log(pn+pw)
+			if share != nil {
+				share[i*ne+j] = pn / (pn + pw)
+			}
 		}
 	}
 }
@@ -161,10 +174,8 @@ func weights(logw []float64) []float64 {
 	return w
 }
 
-// SD is τ's posterior median: the typical spread of true lifts the history
-// points to, for people to read (the decisions integrate over the grid).
-func (p *LiftPrior) SD() float64 {
-	w := weights(p.logw)
+// median is τ's median under the normalised cell weights w.
+func median(w []float64) float64 {
 	ne := len(liftEps)
 	acc := 0.0
 	for i := range liftTaus {
@@ -178,6 +189,10 @@ func (p *LiftPrior) SD() float64 {
 	return liftTaus[len(liftTaus)-1]
 }
 
+// SD is τ's posterior median: the typical spread of true lifts the history
+// points to, for people to read (the decisions integrate over the grid).
+func (p *LiftPrior) SD() float64 { return p.sd }
+
 // Beats is the posterior probability that a comparison whose estimated log
 // ratio is lr, with standard error se, has a positive true lift: the
 // posterior updated by this comparison, mixed over the grid and, in each
@@ -186,27 +201,22 @@ func (p *LiftPrior) Beats(lr, se float64) float64 {
 	if !usable(lr, se) {
 		return 0.5
 	}
-	logw := append([]float64(nil), p.logw...)
-	observe(logw, lr, se)
-	w := weights(logw)
-	ne := len(liftEps)
-	wide := logNormal(lr, wideLiftSD*wideLiftSD+se*se)
+	// This comparison's likelihood, then the history's posterior on top.
+	logw, share := make([]float64, len(p.logw)), make([]float64, len(p.logw))
+	cellLikelihoods(lr, se, logw, share)
+	for k := range logw {
+		logw[k] += p.logw[k]
+	}
 	qWide := normalBeats(wideLiftSD)(lr, se)
+	ne := len(liftEps)
+	var qNarrow float64
 	q := 0.0
-	for i, t := range liftTaus {
-		narrow := logNormal(lr, t*t+se*se)
-		qNarrow := normalBeats(t)(lr, se)
-		m := math.Max(narrow, wide)
-		a, b := math.Exp(narrow-m), math.Exp(wide-m)
-		for j, e := range liftEps {
-			c := w[i*ne+j]
-			if c == 0 {
-				continue
-			}
-			// Given the cell and lr, the components' posterior weights.
-			pn, pw := (1-e)*a, e*b
-			q += c * (pn*qNarrow + pw*qWide) / (pn + pw)
+	for k, w := range weights(logw) {
+		if k%ne == 0 {
+			// A new τ: the narrow component's posterior given it.
+			qNarrow = normalBeats(liftTaus[k/ne])(lr, se)
 		}
+		q += w * (share[k]*qNarrow + (1-share[k])*qWide)
 	}
 	return q
 }
