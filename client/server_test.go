@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/webhook"
 )
 
@@ -41,7 +41,7 @@ type serverConfig struct {
 func newTestServer(t testing.TB, cfg serverConfig) *testServer {
 	t.Helper()
 	ctx := context.Background()
-	st, err := backend.Open(ctx, filepath.Join(t.TempDir(), "s.db"), backend.Options{AutoMigrate: true})
+	st, err := backend.Open(ctx, dbtest.SQLite(t), backend.Options{AutoMigrate: true})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

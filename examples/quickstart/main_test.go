@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/samplit/samplit/internal/optimize"
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 // startServer runs the real API over a fresh SQLite database and returns
@@ -24,7 +24,7 @@ import (
 func startServer(t *testing.T) (url, key string) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := backend.Open(ctx, filepath.Join(t.TempDir(), "s.db"), backend.Options{AutoMigrate: true})
+	st, err := backend.Open(ctx, dbtest.SQLite(t), backend.Options{AutoMigrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -89,7 +88,7 @@ func eachBackend(t *testing.T, opts Options, f func(t *testing.T, e *env)) {
 func openStore(t testing.TB, kind string) store.Store {
 	t.Helper()
 	ctx := context.Background()
-	dsn := filepath.Join(t.TempDir(), "s.db")
+	dsn := dbtest.SQLite(t)
 	if kind == "postgres" {
 		dsn = dbtest.PostgresSchema(t, "api_test_")
 	}

@@ -1,7 +1,6 @@
 package apikey
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,11 +10,12 @@ import (
 	"github.com/samplit/samplit/internal/apperr"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 func openStore(t *testing.T) store.Store {
 	t.Helper()
-	st, err := backend.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"), backend.Options{AutoMigrate: true})
+	st, err := backend.Open(t.Context(), dbtest.SQLite(t), backend.Options{AutoMigrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}

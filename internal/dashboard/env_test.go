@@ -13,7 +13,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/webhook"
 )
 
@@ -62,7 +62,7 @@ func (s *syncBuffer) String() string {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	return newEnvOn(t, filepath.Join(t.TempDir(), "s.db"), Options{RefreshSeconds: 1})
+	return newEnvOn(t, dbtest.SQLite(t), Options{RefreshSeconds: 1})
 }
 
 // newEnvOn is newEnv over the database dsn with the options: a second env

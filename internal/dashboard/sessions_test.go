@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,7 +143,7 @@ func TestSessionsPerKey(t *testing.T) {
 // TestSignInFailLimit: an address that fails to sign in too often gets
 // 429 with Retry-After, even for a good key, until its budget refills.
 func TestSignInFailLimit(t *testing.T) {
-	e := newEnvOn(t, filepath.Join(t.TempDir(), "s.db"), Options{AuthFailLimit: 3})
+	e := newEnvOn(t, dbtest.SQLite(t), Options{AuthFailLimit: 3})
 	b := e.browser()
 	for range 3 {
 		if p := b.post("/signin", url.Values{"key": {"sk_live_wrongwrongwrong"}}); p.Status != http.StatusUnauthorized {

@@ -3,7 +3,6 @@ package decide_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +50,7 @@ func (f *fakeEvaluator) Campaign(_ context.Context, c *store.Campaign) error    
 // failed evaluation is retried when its lease expires, not at every round.
 func TestRoundEvaluatesOnlyNewData(t *testing.T) {
 	ctx := t.Context()
-	st, err := backend.Open(ctx, filepath.Join(t.TempDir(), "s.db"), backend.Options{AutoMigrate: true})
+	st, err := backend.Open(ctx, dbtest.SQLite(t), backend.Options{AutoMigrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}

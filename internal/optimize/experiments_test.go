@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 // The standard experiment optimizer on the real SQLite store: what it
@@ -28,7 +28,7 @@ import (
 
 func openStore(t *testing.T) store.Store {
 	t.Helper()
-	st, err := backend.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"), backend.Options{AutoMigrate: true})
+	st, err := backend.Open(t.Context(), dbtest.SQLite(t), backend.Options{AutoMigrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 	"github.com/samplit/samplit/internal/seal"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/backend"
+	"github.com/samplit/samplit/internal/store/dbtest"
 )
 
 // clock is a settable clock shared by the service, the worker and the test.
@@ -55,7 +55,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st, err := backend.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"), backend.Options{AutoMigrate: true})
+	st, err := backend.Open(t.Context(), dbtest.SQLite(t), backend.Options{AutoMigrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}

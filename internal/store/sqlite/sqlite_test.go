@@ -5,15 +5,17 @@ import (
 	"testing"
 
 	"github.com/samplit/samplit/internal/store"
+	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/store/sqlite"
 	"github.com/samplit/samplit/internal/store/sqlstore"
 	"github.com/samplit/samplit/internal/store/storetest"
 )
 
-// open returns a migrated store on a new file in the test's temp dir.
+// open returns a migrated store on a new file in the test's temp dir (a
+// copy of a migrated template; Migrate then finds nothing to do).
 func open(t testing.TB, opts sqlite.Options) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlite.Open(filepath.Join(t.TempDir(), "samplit.db"), opts)
+	s, err := sqlite.Open(dbtest.SQLite(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
