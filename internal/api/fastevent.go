@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"strconv"
 )
 
@@ -85,5 +86,63 @@ func decodeEventFast(raw []byte, ev *eventRequest) bool {
 		return false
 	}
 	*ev = out
+	return true
+}
+
+// decodeEventsFast decodes the envelope of a batch, {"events":[{…},…]},
+// into body: each item the part of raw it spans, as the general decoder's
+// json.RawMessage holds it, for batchItems to decode (decodeEventFast
+// first). encoding/json's pass over the envelope copied every item and
+// walked the text twice (a second time to check exact fields): a sixth of
+// the events route's CPU with batches of 1000. It reports false for any
+// other shape (a single event, another member, an empty list, an item that
+// is not an object), and the general decoder then reads the body.
+//
+// Unlike decodeEventFast's items, raw has only passed checkJSONText, which
+// does not check the grammar, so it is checked here first: the items are
+// split by their brackets, which only valid JSON makes meaningful.
+func decodeEventsFast(raw []byte, body *eventsRequest) bool {
+	if !json.Valid(raw) {
+		return false
+	}
+	s := fastScan{raw: raw}
+	s.space()
+	if !s.next('{') {
+		return false
+	}
+	s.space()
+	if name, ok := s.str(); !ok || string(name) != "events" {
+		return false
+	}
+	s.space()
+	if !s.next(':') {
+		return false
+	}
+	s.space()
+	if !s.next('[') {
+		return false
+	}
+	var items []json.RawMessage
+	for {
+		s.space()
+		start := s.i
+		if !s.object() {
+			return false
+		}
+		items = append(items, raw[start:s.i])
+		s.space()
+		if s.next(',') {
+			continue
+		}
+		if s.next(']') {
+			break
+		}
+		return false
+	}
+	s.space()
+	if !s.next('}') || !s.end() {
+		return false
+	}
+	*body = eventsRequest{Events: items}
 	return true
 }

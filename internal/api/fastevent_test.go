@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -93,5 +95,99 @@ func TestCheckDuplicateNamesDeep(t *testing.T) {
 	ok := strings.Repeat("[", MaxJSONDepth) + strings.Repeat("]", MaxJSONDepth)
 	if err := checkDuplicateNames([]byte(ok)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkFastEvents holds decodeEventsFast to the general decoder: whenever
+// the fast path takes a body, the general path must accept it too and give
+// the same envelope, item for item.
+func checkFastEvents(t *testing.T, body string) (fast bool) {
+	t.Helper()
+	raw := []byte(body)
+	// Bodies reach the fast path after checkJSONText, not after json.Valid.
+	if checkJSONText(raw) != nil {
+		return false
+	}
+	var got eventsRequest
+	if !decodeEventsFast(raw, &got) {
+		return false
+	}
+	var want eventsRequest
+	if err := decodeChecked(raw, &want, "", false); err != nil {
+		t.Fatalf("fast path took %s, general path refuses it: %v", body, err)
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(eventsRequest{})); diff != "" {
+		t.Fatalf("%s: mismatch (-general +fast):\n%s", body, diff)
+	}
+	return true
+}
+
+func TestDecodeEventsFast(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		fast bool
+	}{
+		{`{"events":[{"unit_id":"u1","value":1.5},{"unit_id":"u2"}]}`, true},
+		{" {\n \"events\" : [ {\"unit_id\":\"a\\\"}]{\"} , {\"x\":[{\"y\":\"]\"}]} ] } ", true},
+		{`{"events":[{}]}`, true},
+		{`{"events":[]}`, false},                               // the general path says how many it needs
+		{`{"events":null}`, false},                             // null: general path
+		{`{"events":[{"unit_id":"u1"}],"unit_id":"u"}`, false}, // both shapes: general path refuses
+		{`{"unit_id":"u1"}`, false},                            // one event
+		{`{"events":[1]}`, false},
+		{`{"events":[{"unit_id":"u1"}]`, false},    // not JSON
+		{`{"events":[{"unit_id":"u1"}]}{}`, false}, // two values
+		{`{"events":[{"a":01}]}`, false},           // not JSON inside an item
+		{`{"Events":[{}]}`, false},
+	} {
+		if got := checkFastEvents(t, tc.body); got != tc.fast {
+			t.Errorf("%s: fast path %v, want %v", tc.body, got, tc.fast)
+		}
+	}
+}
+
+func FuzzDecodeEventsFast(f *testing.F) {
+	for _, s := range []string{`{"events":[{"unit_id":"u1","value":1.5}]}`, `{"events":[{"a":"\\\"{"},{"b":[[]]}]}`, `{"events":[{}, {} ]}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) { checkFastEvents(t, body) })
+}
+
+// BenchmarkDecodeEvents reads the load test's body, 1000 events, the way
+// the events route does: the general envelope and the fast one, each item
+// then by decodeEventFast.
+func BenchmarkDecodeEvents(b *testing.B) {
+	parts := make([]string, 1000)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`{"unit_id":"ev-%d","value":1.5}`, i*7919%10000)
+	}
+	raw := []byte(`{"events":[` + strings.Join(parts, ",") + `]}`)
+	for _, bc := range []struct {
+		name     string
+		envelope func(raw []byte, body *eventsRequest) error
+	}{
+		{"general", func(raw []byte, body *eventsRequest) error { return decodeChecked(raw, body, "", false) }},
+		{"fast", func(raw []byte, body *eventsRequest) error {
+			if !decodeEventsFast(raw, body) {
+				return errors.New("the fast path refused the body")
+			}
+			return nil
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var body eventsRequest
+				if err := checkJSONText(raw); err != nil {
+					b.Fatal(err)
+				}
+				if err := bc.envelope(raw, &body); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := batchItems(false, body.eventRequest, body.Events); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

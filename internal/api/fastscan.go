@@ -51,3 +51,34 @@ func (s *fastScan) end() bool {
 	s.space()
 	return s.i == len(s.raw)
 }
+
+// object moves past an object, nested values and all, of a text that is
+// valid JSON (only there do brackets outside strings pair up).
+func (s *fastScan) object() bool {
+	if !s.next('{') {
+		return false
+	}
+	depth := 1
+	for s.i < len(s.raw) {
+		c := s.raw[s.i]
+		s.i++
+		switch c {
+		case '"':
+			for s.i < len(s.raw) && s.raw[s.i] != '"' {
+				if s.raw[s.i] == '\\' {
+					s.i++
+				}
+				s.i++
+			}
+			s.i++
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -287,7 +287,7 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // are committed: acknowledged events survive any crash.
 func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	var body eventsRequest
-	if err := decode(r, &body); err != nil {
+	if err := decodeFast(r, &body, decodeEventsFast); err != nil {
 		return err
 	}
 	single := body.Events == nil
