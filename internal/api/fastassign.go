@@ -14,19 +14,9 @@ package api
 // wants them (no control character, no quote or backslash).
 func decodeAssignFast(raw []byte, body *assignRequest) bool {
 	s := fastScan{raw: raw}
-	s.space()
-	if !s.next('{') {
+	if !s.objectWith("unit_id") {
 		return false
 	}
-	s.space()
-	if name, ok := s.str(); !ok || string(name) != "unit_id" {
-		return false
-	}
-	s.space()
-	if !s.next(':') {
-		return false
-	}
-	s.space()
 	unit, ok := s.str()
 	if !ok {
 		return false

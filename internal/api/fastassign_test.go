@@ -6,29 +6,35 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// checkFastAssign holds decodeAssignFast to the general decoder: whenever
-// the fast path takes a body, the general path must accept it too and
-// decode the same request. Unlike an event item, the body has not been
-// through encoding/json before the fast path, so nothing but
-// checkJSONText filters what reaches it.
-func checkFastAssign(t *testing.T, body string) (fast bool) {
+// checkFast holds a fast decoder to the general one: whenever fast takes
+// a body (one that passed checkJSONText, as every body reaching a fast
+// path has), general must accept it too and decode the same value.
+func checkFast[T any](t *testing.T, body string, fast func([]byte, *T) bool, general func([]byte, *T) error, opts ...cmp.Option) bool {
 	t.Helper()
 	raw := []byte(body)
 	if checkJSONText(raw) != nil {
 		return false
 	}
-	var got assignRequest
-	if !decodeAssignFast(raw, &got) {
+	var got T
+	if !fast(raw, &got) {
 		return false
 	}
-	var want assignRequest
-	if err := decodeChecked(raw, &want, "", false); err != nil {
+	var want T
+	if err := general(raw, &want); err != nil {
 		t.Fatalf("fast path took %q, general path refuses it: %v", body, err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, opts...); diff != "" {
 		t.Fatalf("%q: mismatch (-general +fast):\n%s", body, diff)
 	}
 	return true
+}
+
+// checkFastAssign holds decodeAssignFast to the general decoder. Unlike
+// an event item, the body has not been through encoding/json before the
+// fast path, so nothing but checkJSONText filters what reaches it.
+func checkFastAssign(t *testing.T, body string) (fast bool) {
+	t.Helper()
+	return checkFast(t, body, decodeAssignFast, func(raw []byte, v *assignRequest) error { return decodeChecked(raw, v, "", false) })
 }
 
 func TestDecodeAssignFast(t *testing.T) {

@@ -106,20 +106,7 @@ func decodeEventsFast(raw []byte, body *eventsRequest) bool {
 		return false
 	}
 	s := fastScan{raw: raw}
-	s.space()
-	if !s.next('{') {
-		return false
-	}
-	s.space()
-	if name, ok := s.str(); !ok || string(name) != "events" {
-		return false
-	}
-	s.space()
-	if !s.next(':') {
-		return false
-	}
-	s.space()
-	if !s.next('[') {
+	if !s.objectWith("events") || !s.next('[') {
 		return false
 	}
 	var items []json.RawMessage

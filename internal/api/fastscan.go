@@ -46,6 +46,25 @@ func (s *fastScan) str() ([]byte, bool) {
 	return nil, false
 }
 
+// objectWith moves past the start of an object whose first member is
+// name: `{ "name" :` and the whitespace after it.
+func (s *fastScan) objectWith(name string) bool {
+	s.space()
+	if !s.next('{') {
+		return false
+	}
+	s.space()
+	if got, ok := s.str(); !ok || string(got) != name {
+		return false
+	}
+	s.space()
+	if !s.next(':') {
+		return false
+	}
+	s.space()
+	return true
+}
+
 // end reports whether only whitespace is left.
 func (s *fastScan) end() bool {
 	s.space()
