@@ -520,7 +520,7 @@ func checkCampaignEvent(ev campaignEventRequest, now time.Time) (store.CampaignE
 // sent is a 422; in a batch it is listed as rejected.
 func (s *server) handleCampaignEvents(w http.ResponseWriter, r *http.Request) error {
 	var body campaignEventsRequest
-	if err := decode(r, &body); err != nil {
+	if err := decodeFast(r, &body, decodeCampaignEventsFast); err != nil {
 		return err
 	}
 	single := body.Events == nil

@@ -92,6 +92,13 @@ func checkFastEvents(t *testing.T, body string) (fast bool) {
 		cmp.AllowUnexported(eventsRequest{}))
 }
 
+// checkFastCampaignEvents is checkFastEvents for a campaign's events.
+func checkFastCampaignEvents(t *testing.T, body string) (fast bool) {
+	t.Helper()
+	return checkFast(t, body, decodeCampaignEventsFast, func(raw []byte, v *campaignEventsRequest) error { return decodeChecked(raw, v, "", false) },
+		cmp.AllowUnexported(campaignEventsRequest{}))
+}
+
 func TestDecodeEventsFast(t *testing.T) {
 	for _, tc := range []struct {
 		body string
@@ -113,6 +120,9 @@ func TestDecodeEventsFast(t *testing.T) {
 		if got := checkFastEvents(t, tc.body); got != tc.fast {
 			t.Errorf("%s: fast path %v, want %v", tc.body, got, tc.fast)
 		}
+		if got := checkFastCampaignEvents(t, tc.body); got != tc.fast {
+			t.Errorf("%s: campaign events: fast path %v, want %v", tc.body, got, tc.fast)
+		}
 	}
 }
 
@@ -120,7 +130,10 @@ func FuzzDecodeEventsFast(f *testing.F) {
 	for _, s := range []string{`{"events":[{"unit_id":"u1","value":1.5}]}`, `{"events":[{"a":"\\\"{"},{"b":[[]]}]}`, `{"events":[{}, {} ]}`} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, body string) { checkFastEvents(t, body) })
+	f.Fuzz(func(t *testing.T, body string) {
+		checkFastEvents(t, body)
+		checkFastCampaignEvents(t, body)
+	})
 }
 
 // BenchmarkDecodeEvents reads the load test's body, 1000 events, the way
