@@ -481,9 +481,12 @@ func TestRecordedStepNoDifferenceStays(t *testing.T) {
 
 // TestFunnelPriorLiftSD: prior_lift_sd is stored and reaches the steps'
 // winner rule. Two funnels get the same data: at landing, a's units
-// complete the funnel 60% of the time and b's 20%. Without a prior a wins
+// complete the funnel 80% of the time and b's 20%. Without a prior a wins
 // within 300 units; with a prior that says lifts are within about 1%, the
-// step's winner is held back and its reason names the prior.
+// step's winner is held back and its reason names the prior. (At 60%
+// against 20%, the split of 300 units that the allocation's timing gives
+// left the always-valid interval short of zero in one CI run of many, and
+// then the reason named that instead of the prior.)
 func TestFunnelPriorLiftSD(t *testing.T) {
 	for _, tc := range []struct {
 		prior string
@@ -502,7 +505,7 @@ func TestFunnelPriorLiftSD(t *testing.T) {
 			for i := range 300 {
 				u := fmt.Sprintf("u%d", i)
 				v := progress(t, e, e.admin, u, "landing", 200)["variant"]
-				if (v == "a" && i%5 < 3) || (v == "b" && i%5 == 0) {
+				if (v == "a" && i%5 < 4) || (v == "b" && i%5 == 0) {
 					progress(t, e, e.admin, u, "done", 200)
 				}
 			}
