@@ -107,10 +107,20 @@ func TestBrowserKeys(t *testing.T) {
 	}
 	e.api("POST", "/v1/experiments", plain, nil, 403, nil) // an assign key: serving only
 
-	do("revoke",
-		chromedp.Click(id("revoke-"+kid), visible),
-		chromedp.WaitVisible(chromedp.CSS(".flash")),
-	)
+	// The page before the revocation has a .flash too (the key's
+	// creation), so waiting for one can catch the old page while the form's
+	// answer replaces it. Instead wait for the row to say revoked on the
+	// new page, retrying reads that race the navigation, then read its
+	// flash.
+	do("revoke", chromedp.Click(id("revoke-"+kid), visible))
+	flash, err := "", error(nil)
+	for deadline := time.Now().Add(10 * time.Second); flash == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		flash, err = chromedp.Run(bctx, chromedp.Evaluate[string](`(document.querySelector('tr[data-key="`+kid+`"]')?.dataset.revoked === "true" &&
+			document.querySelector('.flash')?.textContent.trim()) || ""`))
+	}
+	if flash == "" {
+		t.Fatalf("no revoked row with a flash after the revocation (last error: %v)", err)
+	}
 	select {
 	case msg := <-dialogs:
 		if !strings.Contains(msg, "Revoke the key") {
@@ -119,12 +129,8 @@ func TestBrowserKeys(t *testing.T) {
 	default:
 		t.Error("revoking asked for no confirmation")
 	}
-	if flash := text(".flash"); !strings.Contains(flash, "revoked") {
+	if !strings.Contains(flash, "revoked") {
 		t.Errorf("flash %q", flash)
-	}
-	state, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector('tr[data-key="`+kid+`"]').dataset.revoked`))
-	if err != nil || state != "true" {
-		t.Errorf("the row says revoked=%q (%v)", state, err)
 	}
 	shot("keys-revoked.png")
 	e.api("POST", "/v1/experiments/x/assign", plain, map[string]any{"unit_id": "u"}, 401, nil)
