@@ -730,7 +730,14 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 // in one statement.
 func (s *Store) FinishedCampaignCounters(ctx context.Context, workspaceID string, limit int) ([]store.FinishedCampaign, error) {
 	sum := func(col string) string { return `CAST(COALESCE(SUM(sl.` + col + `), 0) AS BIGINT)` }
-	rows, err := s.read.QueryContext(ctx,
+	// A row per variant, each a campaign with that one variant.
+	scan := func(r scanner) (store.FinishedCampaign, error) {
+		f := store.FinishedCampaign{Variants: make([]store.CampaignCounters, 1)}
+		c := &f.Variants[0]
+		err := r.Scan(&f.ID, &f.Objective, &c.VariantID, &c.Sent, &c.Bounces, &c.Opens, &c.Clicks, &c.Conversions)
+		return f, err
+	}
+	rows, err := queryAll(ctx, s.read, "load finished campaigns of "+workspaceID, scan,
 		`WITH done AS (SELECT id, objective, completed_at FROM campaigns
 		               WHERE workspace_id = $1 AND completed_at IS NOT NULL
 		               ORDER BY completed_at DESC, id DESC LIMIT $2)
@@ -741,26 +748,12 @@ func (s *Store) FinishedCampaignCounters(ctx context.Context, workspaceID string
 		 GROUP BY d.id, d.objective, d.completed_at, v.id, v.position
 		 ORDER BY d.completed_at DESC, d.id DESC, v.position`, workspaceID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("load finished campaigns of %s: %w", workspaceID, err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []store.FinishedCampaign
-	for rows.Next() {
-		var id, objective string
-		var c store.CampaignCounters
-		if err := rows.Scan(&id, &objective, &c.VariantID, &c.Sent, &c.Bounces, &c.Opens, &c.Clicks, &c.Conversions); err != nil {
-			return nil, fmt.Errorf("load finished campaigns of %s: %w", workspaceID, err)
-		}
-		if n := len(out); n == 0 || out[n-1].ID != id {
-			out = append(out, store.FinishedCampaign{ID: id, Objective: objective})
-		}
-		f := &out[len(out)-1]
-		f.Variants = append(f.Variants, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load finished campaigns of %s: %w", workspaceID, err)
-	}
-	return out, nil
+	return mergeRuns(rows, func(f store.FinishedCampaign) string { return f.ID },
+		func(into *store.FinishedCampaign, f store.FinishedCampaign) {
+			into.Variants = append(into.Variants, f.Variants...)
+		}), nil
 }
 
 // CampaignCounts returns the slots with sends and the waves.

@@ -44,6 +44,21 @@ func queryAll[T any](ctx context.Context, q querier, op string, scan func(scanne
 	return out, nil
 }
 
+// mergeRuns merges each run of consecutive rows with the same id into its
+// first row (merge adds a row to it), for queries that return a parent's
+// children as rows ordered by the parent first. No rows give a nil slice.
+func mergeRuns[T any](rows []T, id func(T) string, merge func(into *T, row T)) []T {
+	var out []T
+	for _, r := range rows {
+		if n := len(out); n > 0 && id(out[n-1]) == id(r) {
+			merge(&out[n-1], r)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // listPage returns one page of the workspace's rows of table (experiments,
 // funnels, campaigns: tables with workspace_id, id and status columns), by
 // id (descending with p.Newest), after p.After and with status p.Status when it is set. The rows come

@@ -1063,7 +1063,16 @@ func (s *Store) Counters(ctx context.Context, workspaceID, experimentID string) 
 // the experiments picked once by the subquery, their counters' shards
 // summed per variant.
 func (s *Store) FinishedCounters(ctx context.Context, workspaceID string, limit int) ([]store.FinishedExperiment, error) {
-	rows, err := s.read.QueryContext(ctx,
+	// A row per variant, each an experiment with that one variant.
+	scan := func(r scanner) (store.FinishedExperiment, error) {
+		f := store.FinishedExperiment{Variants: make([]store.FinishedVariant, 1)}
+		v := &f.Variants[0]
+		c := &v.Counters
+		err := r.Scan(&f.ID, &f.Metric, &v.Control, &c.Units, &c.Conversions, &c.Sum, &c.SumSq, &c.Expected,
+			&c.ExpectedSq, &c.InvExpected, &c.InvP, &c.InvP2, &c.YInvP, &c.YInvP2, &c.Y2InvP2, &c.Positive, &c.Negative, &c.LogSum, &c.LogSumSq)
+		return f, err
+	}
+	rows, err := queryAll(ctx, s.read, "load finished experiments of "+workspaceID, scan,
 		`WITH done AS (SELECT id, metric, completed_at FROM experiments
 		               WHERE workspace_id = $1 AND completed_at IS NOT NULL
 		               ORDER BY completed_at DESC, id DESC LIMIT $2)
@@ -1075,29 +1084,12 @@ func (s *Store) FinishedCounters(ctx context.Context, workspaceID string, limit 
 		      ON c.experiment_id = d.id AND c.variant_id = v.id
 		 ORDER BY d.completed_at DESC, d.id DESC, v.position`, workspaceID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("load finished experiments of %s: %w", workspaceID, err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []store.FinishedExperiment
-	for rows.Next() {
-		var id string
-		var m store.Metric
-		var v store.FinishedVariant
-		c := &v.Counters
-		if err := rows.Scan(&id, &m, &v.Control, &c.Units, &c.Conversions, &c.Sum, &c.SumSq, &c.Expected,
-			&c.ExpectedSq, &c.InvExpected, &c.InvP, &c.InvP2, &c.YInvP, &c.YInvP2, &c.Y2InvP2, &c.Positive, &c.Negative, &c.LogSum, &c.LogSumSq); err != nil {
-			return nil, fmt.Errorf("load finished experiments of %s: %w", workspaceID, err)
-		}
-		if n := len(out); n == 0 || out[n-1].ID != id {
-			out = append(out, store.FinishedExperiment{ID: id, Metric: m})
-		}
-		f := &out[len(out)-1]
-		f.Variants = append(f.Variants, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load finished experiments of %s: %w", workspaceID, err)
-	}
-	return out, nil
+	return mergeRuns(rows, func(f store.FinishedExperiment) string { return f.ID },
+		func(into *store.FinishedExperiment, f store.FinishedExperiment) {
+			into.Variants = append(into.Variants, f.Variants...)
+		}), nil
 }
 
 // MetricCounters returns the outcome counters of the experiment's other
