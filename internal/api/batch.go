@@ -9,14 +9,15 @@ import (
 
 // batchItems returns the items of a request that holds either one item
 // (first, when single) or a list, each of the list decoded as the field
-// events[i].
-func batchItems[R any](single bool, first R, events []json.RawMessage) ([]R, error) {
+// events[i]: by fast (decodeEventFast, decodeCampaignEventFast) when it
+// takes the item, else by the general decoder.
+func batchItems[R any](single bool, first R, events []json.RawMessage, fast func([]byte, *R) bool) ([]R, error) {
 	if single {
 		return []R{first}, nil
 	}
 	raw := make([]R, len(events))
 	for i, m := range events {
-		if ev, ok := any(&raw[i]).(*eventRequest); ok && decodeEventFast(m, ev) {
+		if fast(m, &raw[i]) {
 			continue
 		}
 		if err := decodeField(m, &raw[i], fmt.Sprintf("events[%d]", i)); err != nil {

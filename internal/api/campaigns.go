@@ -539,7 +539,7 @@ func (s *server) handleCampaignEvents(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	now := s.now()
-	raw, err := batchItems(single, body.campaignEventRequest, body.Events)
+	raw, err := batchItems(single, body.campaignEventRequest, body.Events, decodeCampaignEventFast)
 	if err != nil {
 		return err
 	}

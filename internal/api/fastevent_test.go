@@ -34,8 +34,12 @@ func TestDecodeEventFast(t *testing.T) {
 		{`{"unit_id":"u1","value":"1"}`, false},  // wrong type: general path names it
 		{`{"unit_id":"u1","value":1e400}`, false},
 		{`{"UNIT_ID":"u1"}`, false}, // case: the general path refuses it
-		{`{"unit_id":"u1","metric":"m"}`, false},
+		{`{"unit_id":"u1","metric":"m"}`, true},
+		{`{"unit_id":"u1","metric":null}`, false},
+		{`{"unit_id":"u1","recipient":"r"}`, false}, // unknown member: the general path names it
 		{`{"unit_id":1}`, false},
+		{`{"unit_id":"u1",}`, false},
+		{`{"unit_id":"u1"} x`, false},
 		{`[1]`, false},
 	} {
 		if got := checkFastEvent(t, tc.item); got != tc.fast {
@@ -45,10 +49,47 @@ func TestDecodeEventFast(t *testing.T) {
 }
 
 func FuzzDecodeEventFast(f *testing.F) {
-	for _, s := range []string{`{"unit_id":"u1","value":1.5}`, `{"value":-0.0e-2,"unit_id":""}`, `{"idempotency_key":"k","unit_id":"x"}`} {
+	for _, s := range []string{`{"unit_id":"u1","value":1.5}`, `{"value":-0.0e-2,"unit_id":""}`, `{"idempotency_key":"k","unit_id":"x"}`,
+		`{"recipient":"r","type":"open","at":"2026-12-01T10:00:00Z","value":2}`} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, item string) { checkFastEvent(t, item) })
+	f.Fuzz(func(t *testing.T, item string) {
+		checkFastEvent(t, item)
+		checkFastCampaignEvent(t, item)
+	})
+}
+
+// checkFastCampaignEvent is checkFastEvent for an item of a campaign's
+// batch.
+func checkFastCampaignEvent(t *testing.T, item string) (fast bool) {
+	t.Helper()
+	if !json.Valid([]byte(item)) {
+		return false
+	}
+	return checkFast(t, item, decodeCampaignEventFast, func(raw []byte, v *campaignEventRequest) error { return decodeField(raw, v, "events[0]") })
+}
+
+func TestDecodeCampaignEventFast(t *testing.T) {
+	for _, tc := range []struct {
+		item string
+		fast bool
+	}{
+		{`{"recipient":"r1","type":"open"}`, true},
+		{` { "at" : "2026-12-01T10:00:00Z" , "type":"conversion", "value": 12.5e0, "recipient":"r-2", "idempotency_key":"k" } `, true},
+		{`{"recipient":"r1","type":"click","at":"not a time"}`, true}, // a string: checkCampaignEvent judges it
+		{`{}`, true},
+		{`{"recipient":"r\u00e9","type":"open"}`, false}, // escape: general path
+		{`{"recipient":"r1","at":null}`, false},
+		{`{"recipient":"r1","value":"1"}`, false},
+		{`{"recipient":"r1","value":-1e999}`, false},
+		{`{"recipient":"r1","unit_id":"u"}`, false}, // an experiment's member: the general path refuses it
+		{`{"Recipient":"r1"}`, false},
+		{`{"recipient":["r1"]}`, false},
+	} {
+		if got := checkFastCampaignEvent(t, tc.item); got != tc.fast {
+			t.Errorf("%s: fast path %v, want %v", tc.item, got, tc.fast)
+		}
+	}
 }
 
 // FuzzCheckDuplicateNames holds the byte scanner of checkDuplicateNames to
@@ -167,7 +208,41 @@ func BenchmarkDecodeEvents(b *testing.B) {
 				if err := bc.envelope(raw, &body); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := batchItems(false, body.eventRequest, body.Events); err != nil {
+				if _, err := batchItems(false, body.eventRequest, body.Events, decodeEventFast); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeCampaignEvents reads 1000 opens and clicks as the
+// campaign events route does (the fast envelope), each item by
+// decodeCampaignEventFast or by the general decoder.
+func BenchmarkDecodeCampaignEvents(b *testing.B) {
+	parts := make([]string, 1000)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`{"recipient":"r-%d","type":"open","at":"2026-12-01T10:00:00Z"}`, i*7919%10000)
+	}
+	raw := []byte(`{"events":[` + strings.Join(parts, ",") + `]}`)
+	for _, bc := range []struct {
+		name string
+		item func([]byte, *campaignEventRequest) bool
+	}{
+		{"general", func([]byte, *campaignEventRequest) bool { return false }},
+		{"fast", decodeCampaignEventFast},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var body campaignEventsRequest
+				if err := checkJSONText(raw); err != nil {
+					b.Fatal(err)
+				}
+				if !decodeCampaignEventsFast(raw, &body) {
+					b.Fatal("the fast envelope refused the body")
+				}
+				if _, err := batchItems(false, body.campaignEventRequest, body.Events, bc.item); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,5 +1,7 @@
 package api
 
+import "strconv"
+
 // fastScan reads the few JSON shapes of the fast decoders (decodeAssignFast,
 // decodeEventFast) from a body that passed checkJSONText. Each method moves
 // past what it read and reports false, at once, on anything it does not
@@ -44,6 +46,68 @@ func (s *fastScan) str() ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// text is str as a Go string.
+func (s *fastScan) text() (string, bool) {
+	b, ok := s.str()
+	return string(b), ok
+}
+
+// number reads a number token, which in a valid JSON text is a valid JSON
+// number: strconv.ParseFloat reads it as encoding/json does. It reports
+// false for any other value (null, a string: the general path says what is
+// wrong) and for a number out of float64's range (the general path's
+// error).
+func (s *fastScan) number() (*float64, bool) {
+	j := s.i
+	for j < len(s.raw) && (s.raw[j] >= '0' && s.raw[j] <= '9' || s.raw[j] == '-' || s.raw[j] == '+' || s.raw[j] == '.' || s.raw[j] == 'e' || s.raw[j] == 'E') {
+		j++
+	}
+	if j == s.i {
+		return nil, false
+	}
+	f, err := strconv.ParseFloat(string(s.raw[s.i:j]), 64)
+	if err != nil {
+		return nil, false
+	}
+	s.i = j
+	return &f, true
+}
+
+// member moves to the next member of the object that raw holds, whole:
+// the opening brace first (first), else the comma after the previous
+// value, then `"name" :`, leaving s at the value. done says that the object
+// ended instead, with nothing after it.
+func (s *fastScan) member(first bool) (name []byte, done, ok bool) {
+	s.space()
+	if first {
+		if !s.next('{') {
+			return nil, false, false
+		}
+		s.space()
+		if s.next('}') {
+			return nil, true, s.end()
+		}
+	} else {
+		if s.next('}') {
+			return nil, true, s.end()
+		}
+		if !s.next(',') {
+			return nil, false, false
+		}
+		s.space()
+	}
+	name, ok = s.str()
+	if !ok {
+		return nil, false, false
+	}
+	s.space()
+	if !s.next(':') {
+		return nil, false, false
+	}
+	s.space()
+	return name, false, true
 }
 
 // objectWith moves past the start of an object whose first member is

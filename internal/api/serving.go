@@ -302,7 +302,7 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
-	raw, err := batchItems(single, body.eventRequest, body.Events)
+	raw, err := batchItems(single, body.eventRequest, body.Events, decodeEventFast)
 	if err != nil {
 		return err
 	}
