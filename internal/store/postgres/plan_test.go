@@ -37,35 +37,8 @@ func TestUnitLookupsProbeBeforeStatistics(t *testing.T) {
 	if _, err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	ws := store.Workspace{ID: id.New(id.Workspace), Name: "plan", CreatedAt: t0}
-	if err := s.CreateWorkspace(t.Context(), ws); err != nil {
-		t.Fatal(err)
-	}
-	e := store.Experiment{
-		ID: id.New(id.Experiment), WorkspaceID: ws.ID, Key: "plan", Name: "plan",
-		Kind: store.KindStandard, Metric: store.MetricBinary, Strategy: "thompson", Status: store.StatusRunning,
-		Settings:  store.Settings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.01, Alpha: 0.05, Traffic: 1},
-		CreatedAt: t0, UpdatedAt: t0, StartedAt: &t0,
-		Variants: []store.Variant{
-			{ID: id.New(id.Variant), Key: "a", Name: "a", Control: true, Position: 0},
-			{ID: id.New(id.Variant), Key: "b", Name: "b", Position: 1},
-		},
-	}
-	if err := s.CreateExperiment(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
-	weights := map[string]float64{e.Variants[0].ID: 0.5, e.Variants[1].ID: 0.5}
 	const units = 30_000
-	for from := 0; from < units; from += 1000 {
-		b := store.AssignBatch{WorkspaceID: ws.ID, ExperimentID: e.ID, Weights: weights}
-		for u := from; u < from+1000; u++ {
-			b.Items = append(b.Items, store.Assignment{UnitID: fmt.Sprintf("u%05d", u), VariantID: e.Variants[u%2].ID,
-				Propensity: 0.5, Epoch: 1, AssignedAt: t0})
-		}
-		if _, err := s.Assign(t.Context(), []store.AssignBatch{b}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ws, e := planExperiment(t, s, t0, store.MetricBinary, units)
 	closePlanStore(t, db, s, app)
 	var analyzed sql.NullTime
 	if err := db.QueryRowContext(t.Context(), `SELECT COALESCE(last_analyze, last_autoanalyze) FROM pg_stat_user_tables
@@ -119,6 +92,90 @@ func TestUnitLookupsProbeBeforeStatistics(t *testing.T) {
 			t.Errorf("%s read %d tuples of assignments for %d units of %d: it scanned the experiment instead of probing each unit", step.name, read, n, units)
 		}
 	}
+}
+
+// TestEventsProbeWithStatistics is the other side of probeJoin: with
+// statistics of a table of 30,000 units, PostgreSQL's planner costs an
+// UPDATE … FROM (VALUES …) of 500 units as cheaper by hashing every row of
+// assignments than by 500 probes of its primary key (its costs make a
+// random read four sequential ones), and under load its choice flipped
+// from one batch to the next: events fell from 153,000 to 42,000/s. The
+// serving path's transactions turn hash and merge joins off
+// (Dialect.ProbeJoins), so the UPDATE reads the 500 rows it updates.
+func TestEventsProbeWithStatistics(t *testing.T) {
+	db := admin(t)
+	schema, u := newSchema(t)
+	app := schema
+	u = dbtest.WithParam(t, u, "application_name", app)
+	t0 := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	s := openPlanStore(t, u)
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const units, n = 30_000, 500
+	ws, e := planExperiment(t, s, t0, store.MetricContinuous, units)
+	closePlanStore(t, db, s, app)
+	if _, err := db.ExecContext(t.Context(), `ANALYZE `+schema+`.assignments`); err != nil {
+		t.Fatal(err)
+	}
+
+	var evs []store.Event
+	for i := range n {
+		evs = append(evs, store.Event{UnitID: fmt.Sprintf("u%05d", i*(units/n)+7), Value: 1, At: t0.Add(time.Hour)})
+	}
+	before := tuplesRead(t, db, schema)
+	s = openPlanStore(t, u)
+	res, err := s.RecordEvents(t.Context(), []store.EventBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Metric: store.MetricContinuous, Events: evs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res[0] {
+		if r.Outcome != store.OutcomeAccepted {
+			t.Fatalf("event %d: %+v", i, r)
+		}
+	}
+	closePlanStore(t, db, s, app)
+	read := tuplesSince(t, db, schema, before, n)
+	t.Logf("events of %d units: %d tuples of assignments read", n, read)
+	// The probes read one row per unit; a hash of the table reads 30,000.
+	if read > 4*n {
+		t.Errorf("events of %d units read %d tuples of assignments of %d: the UPDATE hashed the table instead of probing each unit", n, read, units)
+	}
+}
+
+// planExperiment creates a workspace and a running experiment of two
+// variants in s, with units assigned (u00000, u00001, …) at t0.
+func planExperiment(t *testing.T, s *sqlstore.Store, t0 time.Time, metric store.Metric, units int) (store.Workspace, store.Experiment) {
+	t.Helper()
+	ws := store.Workspace{ID: id.New(id.Workspace), Name: "plan", CreatedAt: t0}
+	if err := s.CreateWorkspace(t.Context(), ws); err != nil {
+		t.Fatal(err)
+	}
+	e := store.Experiment{
+		ID: id.New(id.Experiment), WorkspaceID: ws.ID, Key: "plan", Name: "plan",
+		Kind: store.KindStandard, Metric: metric, Strategy: "thompson", Status: store.StatusRunning,
+		Settings:  store.Settings{MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.01, Alpha: 0.05, Traffic: 1},
+		CreatedAt: t0, UpdatedAt: t0, StartedAt: &t0,
+		Variants: []store.Variant{
+			{ID: id.New(id.Variant), Key: "a", Name: "a", Control: true, Position: 0},
+			{ID: id.New(id.Variant), Key: "b", Name: "b", Position: 1},
+		},
+	}
+	if err := s.CreateExperiment(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	weights := map[string]float64{e.Variants[0].ID: 0.5, e.Variants[1].ID: 0.5}
+	for from := 0; from < units; from += 1000 {
+		b := store.AssignBatch{WorkspaceID: ws.ID, ExperimentID: e.ID, Weights: weights}
+		for u := from; u < min(from+1000, units); u++ {
+			b.Items = append(b.Items, store.Assignment{UnitID: fmt.Sprintf("u%05d", u), VariantID: e.Variants[u%2].ID,
+				Propensity: 0.5, Epoch: 1, AssignedAt: t0})
+		}
+		if _, err := s.Assign(t.Context(), []store.AssignBatch{b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ws, e
 }
 
 func openPlanStore(t *testing.T, u string) *sqlstore.Store {

@@ -77,6 +77,12 @@ func dialect(pooled bool) sqlstore.Dialect {
 		IsRetryable:           hasState(serializationFailure, deadlockDetected),
 		SkipLocked:            " FOR UPDATE SKIP LOCKED",
 		Pipeline:              pipelineFor(pooled),
+		// For the rest of the transaction only (is_local): hash and merge
+		// joins, the two plans that read the whole table, are off, so a
+		// join with a VALUES list of keys probes the primary key. A
+		// transaction pooler resets nothing: the setting ends with the
+		// transaction.
+		ProbeJoins: `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`,
 	}
 }
 

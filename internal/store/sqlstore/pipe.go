@@ -42,9 +42,21 @@ type pipe struct {
 	tx     *sql.Tx // the database/sql path
 	raw    any     // the driver connection of the Pipeline path
 	queued []PipeStmt
+	// probing says that the dialect's ProbeJoins has been queued in this
+	// transaction.
+	probing bool
 }
 
 func (p *pipe) queue(st PipeStmt) { p.queued = append(p.queued, st) }
+
+// probeJoins queues the dialect's ProbeJoins, once per transaction, before
+// a statement that joins a VALUES list of keys with a table.
+func (p *pipe) probeJoins() {
+	if q := p.s.dialect.ProbeJoins; q != "" && !p.probing {
+		p.probing = true
+		p.queue(PipeStmt{Query: q, Wrap: func(err error) error { return fmt.Errorf("plan joins as probes: %w", err) }})
+	}
+}
 
 // flush runs the queued statements; their Rows functions have run when it
 // returns. The first failing statement's error is returned (wrapped by its

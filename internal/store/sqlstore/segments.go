@@ -140,6 +140,7 @@ func (s *Store) queueSegmentReads(p *pipe, experimentID string, units []store.As
 		adm.pairs = append(adm.pairs, p)
 	}
 	slices.SortFunc(adm.pairs, func(a, b segmentPair) int { return cmpStrings(a.attribute, b.attribute, a.value, b.value) })
+	p.probeJoins()
 	_ = chunks(adm.pairs, s.maxRows, func(ps []segmentPair) error {
 		rb := newRowsBuilder(experimentID)
 		for _, p := range ps {

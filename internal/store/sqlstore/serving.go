@@ -478,8 +478,9 @@ func queueFindExperiment(p *pipe, workspaceID, experimentID, query, verb string)
 // of units (at most maxRows of them) and its arguments. A join with a VALUES
 // list rather than "unit_id IN (…)": with hundreds of parameters
 // PostgreSQL's generic plan for the IN list (chosen after five runs of a
-// cached statement) scans the whole table, while the join keeps its index
-// nested loop. Both key columns come from the VALUES rows (see probeJoin).
+// cached statement) scans the whole table, while the join can probe the
+// index for each row (see probeJoin, and Dialect.ProbeJoins, which makes
+// the serving path's transactions do so).
 func assignmentsQuery(experimentID string, units []string) (string, []any) {
 	rb := newRowsBuilder(experimentID)
 	for _, u := range units {
@@ -507,6 +508,7 @@ func scanAssignments(rows Rows, out map[string]store.Assignment) error {
 // queueLoadAssignments queues the reads that add the stored assignments of
 // units to out, which is complete after the next flush.
 func queueLoadAssignments(p *pipe, maxRows int, experimentID string, units []string, out map[string]store.Assignment) {
+	p.probeJoins()
 	_ = chunks(units, maxRows, func(units []string) error {
 		query, args := assignmentsQuery(experimentID, units)
 		p.queue(PipeStmt{Query: query, Args: args,
@@ -840,6 +842,7 @@ func (s *Store) queueUpdates(p *pipe, o *outcomeBatch, events []store.Event, ass
 			return nil
 		})
 	}
+	p.probeJoins()
 	_ = chunks(o.units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(t.parent)
 		for _, u := range units {

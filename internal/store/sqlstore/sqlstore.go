@@ -76,6 +76,23 @@ type Dialect struct {
 	// multi-row statement, and a third of the time of the group commit's
 	// insert of new assignments. Anonymous parameters have no names to scan.
 	AnonymousParams bool
+	// ProbeJoins, if set, is a statement that makes the rest of the
+	// transaction join a VALUES list of keys with a table by probing the
+	// table's primary key for each row; pipe.probeJoins runs it before the
+	// serving path's first such join (the UPDATE … FROM (VALUES …) of
+	// events, the reads of stored assignments and breakdown values).
+	// PostgreSQL's planner chooses between those probes and hashing the
+	// whole table from statistics that lag behind a table growing by
+	// thousands of rows a second, and the choice flips from one execution
+	// to the next: in one 10 s run of events in batches of 1000, 294 of
+	// 740 UPDATEs of 500 units hashed every row of assignments (10.7 ms
+	// each against 6.0 ms for the probes), and with the rows of the
+	// assignment load in the table as well, events fell from 153,000 to
+	// 42,000/s (docs/load.md, "Eleventh pass"). The probes' cost grows with
+	// the keys in the list, the hash's with the whole table; the serving
+	// path's lists are bounded (BatchRows), its tables are not. Empty on
+	// SQLite, whose planner probes.
+	ProbeJoins string
 	// SkipLocked is appended to the subquery that picks deliveries to
 	// claim: " FOR UPDATE SKIP LOCKED" on PostgreSQL, so that replicas
 	// polling together each take other rows instead of queueing on the
@@ -324,8 +341,9 @@ func (r *rowsBuilder) String() string { return r.b.String() }
 // instead ("t.parent = $1 AND t.unit = v.column1") lets PostgreSQL, whose
 // statistics know nothing yet of a new experiment's rows and estimate one,
 // scan every row of that parent once per statement and filter the join
-// (measured: 1.6 s for 60 events over 30,000 units); with both columns
-// from v the only plan is an index probe per VALUES row.
+// (measured: 1.6 s for 60 events over 30,000 units). With both columns
+// from v the planner probes the index per VALUES row, or hashes the whole
+// table when its statistics make that look cheaper (Dialect.ProbeJoins).
 func probeJoin(table, parentCol, unitCol string) string {
 	return table + "." + parentCol + " = v.column1 AND " + table + "." + unitCol + " = v.column2"
 }
