@@ -101,7 +101,8 @@ func TestUnitLookupsProbeBeforeStatistics(t *testing.T) {
 // random read four sequential ones), and under load its choice flipped
 // from one batch to the next: events fell from 153,000 to 42,000/s. The
 // serving path's transactions turn hash and merge joins off
-// (Dialect.ProbeJoins), so the UPDATE reads the 500 rows it updates.
+// (Dialect.ProbeJoins), so the UPDATE reads the 500 rows it updates, and
+// so do the reads of 500 units' assignments (Store.Assignments).
 func TestEventsProbeWithStatistics(t *testing.T) {
 	db := admin(t)
 	schema, u := newSchema(t)
@@ -119,27 +120,47 @@ func TestEventsProbeWithStatistics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var evs []store.Event
+	var listed []string
 	for i := range n {
-		evs = append(evs, store.Event{UnitID: fmt.Sprintf("u%05d", i*(units/n)+7), Value: 1, At: t0.Add(time.Hour)})
+		listed = append(listed, fmt.Sprintf("u%05d", i*(units/n)+7))
 	}
-	before := tuplesRead(t, db, schema)
-	s = openPlanStore(t, u)
-	res, err := s.RecordEvents(t.Context(), []store.EventBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Metric: store.MetricContinuous, Events: evs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range res[0] {
-		if r.Outcome != store.OutcomeAccepted {
-			t.Fatalf("event %d: %+v", i, r)
+	for _, step := range []struct {
+		name string
+		run  func(s *sqlstore.Store) error
+	}{
+		{"events (UPDATE … FROM VALUES)", func(s *sqlstore.Store) error {
+			var evs []store.Event
+			for _, u := range listed {
+				evs = append(evs, store.Event{UnitID: u, Value: 1, At: t0.Add(time.Hour)})
+			}
+			res, err := s.RecordEvents(t.Context(), []store.EventBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Metric: store.MetricContinuous, Events: evs}})
+			for i := 0; err == nil && i < len(res[0]); i++ {
+				if r := res[0][i]; r.Outcome != store.OutcomeAccepted {
+					err = fmt.Errorf("event %d: %+v", i, r)
+				}
+			}
+			return err
+		}},
+		{"assignments read (JOIN VALUES)", func(s *sqlstore.Store) error {
+			got, err := s.Assignments(t.Context(), ws.ID, e.ID, listed)
+			if err == nil && len(got) != n {
+				err = fmt.Errorf("read %d assignments of %d", len(got), n)
+			}
+			return err
+		}},
+	} {
+		before := tuplesRead(t, db, schema)
+		s := openPlanStore(t, u)
+		if err := step.run(s); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
 		}
-	}
-	closePlanStore(t, db, s, app)
-	read := tuplesSince(t, db, schema, before, n)
-	t.Logf("events of %d units: %d tuples of assignments read", n, read)
-	// The probes read one row per unit; a hash of the table reads 30,000.
-	if read > 4*n {
-		t.Errorf("events of %d units read %d tuples of assignments of %d: the UPDATE hashed the table instead of probing each unit", n, read, units)
+		closePlanStore(t, db, s, app)
+		read := tuplesSince(t, db, schema, before, n)
+		t.Logf("%s: %d tuples of assignments read for %d units", step.name, read, n)
+		// The probes read one row per unit; a hash of the table reads 30,000.
+		if read > 4*n {
+			t.Errorf("%s read %d tuples of assignments for %d units of %d: it hashed the table instead of probing each unit", step.name, read, n, units)
+		}
 	}
 }
 

@@ -121,18 +121,42 @@ func (s *Store) inPipeTx(ctx context.Context, fn func(p *pipe) error) error {
 			return p.flush()
 		})
 	}
-	return s.retrying(ctx, func() error { return s.tryPipeTx(ctx, fn) })
+	return s.retrying(ctx, func() error { return s.tryPipeTx(ctx, s.write, "BEGIN", fn) })
 }
 
-func (s *Store) tryPipeTx(ctx context.Context, fn func(p *pipe) error) error {
-	conn, err := s.write.Conn(ctx)
+// inReadPipeTx is inPipeTx for reads: fn runs in a read-only transaction
+// of the read pool, once (nothing it reads is retryable).
+func (s *Store) inReadPipeTx(ctx context.Context, fn func(p *pipe) error) error {
+	if s.dialect.Pipeline != nil {
+		return s.tryPipeTx(ctx, s.read, "BEGIN READ ONLY", fn)
+	}
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	p := &pipe{s: s, ctx: ctx, tx: tx}
+	if err := fn(p); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := p.flush(); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// tryPipeTx runs fn once in a transaction that begin starts on a
+// connection of db, through the dialect's Pipeline.
+func (s *Store) tryPipeTx(ctx context.Context, db *sql.DB, begin string, fn func(p *pipe) error) error {
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer conn.Close()
 	return conn.Raw(func(raw any) error {
 		p := &pipe{s: s, ctx: ctx, raw: raw}
-		p.queue(PipeStmt{Query: "BEGIN", Wrap: func(err error) error { return fmt.Errorf("begin: %w", err) }})
+		p.queue(PipeStmt{Query: begin, Wrap: func(err error) error { return fmt.Errorf("begin: %w", err) }})
 		err := fn(p)
 		if err == nil {
 			p.queue(PipeStmt{Query: "COMMIT", Wrap: func(err error) error { return fmt.Errorf("commit: %w", err) }})

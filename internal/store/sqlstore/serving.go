@@ -541,11 +541,38 @@ func (s *Store) loadAssignments(ctx context.Context, q querier, experimentID str
 }
 
 // Assignments returns the stored assignments of the units that have one.
+//
+// Where the dialect sets ProbeJoins (PostgreSQL) the reads run in a
+// read-only transaction that sets it, as the serving path's writes do: a
+// call with hundreds of units would otherwise hash the whole table when the
+// planner's statistics make that look cheaper. Through the pipeline the
+// check of the experiment and the reads then go out in one round trip
+// instead of two.
 func (s *Store) Assignments(ctx context.Context, workspaceID, experimentID string, unitIDs []string) (map[string]store.Assignment, error) {
-	if err := requireExperiment(ctx, s.read, workspaceID, experimentID); err != nil {
+	units := dedupe(unitIDs)
+	if s.dialect.ProbeJoins == "" {
+		if err := requireExperiment(ctx, s.read, workspaceID, experimentID); err != nil {
+			return nil, err
+		}
+		return s.loadAssignments(ctx, s.read, experimentID, units)
+	}
+	var out map[string]store.Assignment
+	err := s.inReadPipeTx(ctx, func(p *pipe) error {
+		out = make(map[string]store.Assignment, len(units))
+		found := queueExists(p, workspaceID, experimentID)
+		queueLoadAssignments(p, s.maxRows, experimentID, units, out)
+		if err := p.flush(); err != nil {
+			return err
+		}
+		if !*found {
+			return errExperimentNotFound(experimentID)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	return s.loadAssignments(ctx, s.read, experimentID, dedupe(unitIDs))
+	return out, nil
 }
 
 func dedupe(xs []string) []string {
