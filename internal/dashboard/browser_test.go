@@ -163,8 +163,17 @@ func TestBrowser(t *testing.T) {
 	// (every second in this test) shows the leader without a reload.
 	e.feed(e.admin, ref, "a", 400, map[string]float64{"control": 0.04, "green": 0.22})
 	e.feed(e.admin, ref, "b", 300, map[string]float64{"control": 0.04, "green": 0.22})
+	// The leader appears with the first refresh after the first data, which
+	// can land between a feed's assignments and its conversions (no
+	// conversions: the control leads), so wait for the refresh that has
+	// them all; reads that race a refresh's re-render are retried.
 	do("live results", chromedp.WaitVisible(id("leader")))
-	lead := text("#leader")
+	var lead string
+	for deadline := time.Now().Add(30 * time.Second); lead != "green" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#leader"), chromedp.NodeVisible)); err == nil {
+			lead = strings.TrimSpace(s)
+		}
+	}
 	paths, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll('svg[data-chart="density"] path, svg[data-chart="allocation"] path, svg[data-chart="cumulative"] path').length`))
 	if err != nil {
 		t.Fatal(err)
