@@ -113,20 +113,8 @@ func (s *fastScan) member(first bool) (name []byte, done, ok bool) {
 // objectWith moves past the start of an object whose first member is
 // name: `{ "name" :` and the whitespace after it.
 func (s *fastScan) objectWith(name string) bool {
-	s.space()
-	if !s.next('{') {
-		return false
-	}
-	s.space()
-	if got, ok := s.str(); !ok || string(got) != name {
-		return false
-	}
-	s.space()
-	if !s.next(':') {
-		return false
-	}
-	s.space()
-	return true
+	got, done, ok := s.member(true)
+	return ok && !done && string(got) == name
 }
 
 // end reports whether only whitespace is left.
