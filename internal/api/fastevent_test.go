@@ -10,14 +10,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// checkFastEvent holds decodeEventFast to the general decoder. Only items
-// of a body that encoding/json found valid reach the fast path.
-func checkFastEvent(t *testing.T, item string) (fast bool) {
+// checkFastItem holds an item decoder (decodeEventFast,
+// decodeCampaignEventFast) to the general decoder. Only items of a body
+// that encoding/json found valid reach the fast path.
+func checkFastItem[T any](t *testing.T, item string, fast func([]byte, *T) bool) (ok bool) {
 	t.Helper()
 	if !json.Valid([]byte(item)) {
 		return false
 	}
-	return checkFast(t, item, decodeEventFast, func(raw []byte, v *eventRequest) error { return decodeField(raw, v, "events[0]") })
+	return checkFast(t, item, fast, func(raw []byte, v *T) error { return decodeField(raw, v, "events[0]") })
 }
 
 func TestDecodeEventFast(t *testing.T) {
@@ -42,7 +43,7 @@ func TestDecodeEventFast(t *testing.T) {
 		{`{"unit_id":"u1"} x`, false},
 		{`[1]`, false},
 	} {
-		if got := checkFastEvent(t, tc.item); got != tc.fast {
+		if got := checkFastItem(t, tc.item, decodeEventFast); got != tc.fast {
 			t.Errorf("%s: fast path %v, want %v", tc.item, got, tc.fast)
 		}
 	}
@@ -54,19 +55,9 @@ func FuzzDecodeEventFast(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, item string) {
-		checkFastEvent(t, item)
-		checkFastCampaignEvent(t, item)
+		checkFastItem(t, item, decodeEventFast)
+		checkFastItem(t, item, decodeCampaignEventFast)
 	})
-}
-
-// checkFastCampaignEvent is checkFastEvent for an item of a campaign's
-// batch.
-func checkFastCampaignEvent(t *testing.T, item string) (fast bool) {
-	t.Helper()
-	if !json.Valid([]byte(item)) {
-		return false
-	}
-	return checkFast(t, item, decodeCampaignEventFast, func(raw []byte, v *campaignEventRequest) error { return decodeField(raw, v, "events[0]") })
 }
 
 func TestDecodeCampaignEventFast(t *testing.T) {
@@ -86,7 +77,7 @@ func TestDecodeCampaignEventFast(t *testing.T) {
 		{`{"Recipient":"r1"}`, false},
 		{`{"recipient":["r1"]}`, false},
 	} {
-		if got := checkFastCampaignEvent(t, tc.item); got != tc.fast {
+		if got := checkFastItem(t, tc.item, decodeCampaignEventFast); got != tc.fast {
 			t.Errorf("%s: fast path %v, want %v", tc.item, got, tc.fast)
 		}
 	}
@@ -125,19 +116,13 @@ func TestCheckDuplicateNamesDeep(t *testing.T) {
 	}
 }
 
-// checkFastEvents holds decodeEventsFast to the general decoder, item for
-// item. Bodies reach it after checkJSONText, not after json.Valid.
-func checkFastEvents(t *testing.T, body string) (fast bool) {
+// checkFastBatch holds an envelope decoder (decodeEventsFast,
+// decodeCampaignEventsFast) to the general decoder, item for item. Bodies
+// reach it after checkJSONText, not after json.Valid.
+func checkFastBatch[T any](t *testing.T, body string, fast func([]byte, *T) bool) (ok bool) {
 	t.Helper()
-	return checkFast(t, body, decodeEventsFast, func(raw []byte, v *eventsRequest) error { return decodeChecked(raw, v, "", false) },
-		cmp.AllowUnexported(eventsRequest{}))
-}
-
-// checkFastCampaignEvents is checkFastEvents for a campaign's events.
-func checkFastCampaignEvents(t *testing.T, body string) (fast bool) {
-	t.Helper()
-	return checkFast(t, body, decodeCampaignEventsFast, func(raw []byte, v *campaignEventsRequest) error { return decodeChecked(raw, v, "", false) },
-		cmp.AllowUnexported(campaignEventsRequest{}))
+	var zero T
+	return checkFast(t, body, fast, func(raw []byte, v *T) error { return decodeChecked(raw, v, "", false) }, cmp.AllowUnexported(zero))
 }
 
 func TestDecodeEventsFast(t *testing.T) {
@@ -158,10 +143,10 @@ func TestDecodeEventsFast(t *testing.T) {
 		{`{"events":[{"a":01}]}`, false},           // not JSON inside an item
 		{`{"Events":[{}]}`, false},
 	} {
-		if got := checkFastEvents(t, tc.body); got != tc.fast {
+		if got := checkFastBatch(t, tc.body, decodeEventsFast); got != tc.fast {
 			t.Errorf("%s: fast path %v, want %v", tc.body, got, tc.fast)
 		}
-		if got := checkFastCampaignEvents(t, tc.body); got != tc.fast {
+		if got := checkFastBatch(t, tc.body, decodeCampaignEventsFast); got != tc.fast {
 			t.Errorf("%s: campaign events: fast path %v, want %v", tc.body, got, tc.fast)
 		}
 	}
@@ -172,8 +157,8 @@ func FuzzDecodeEventsFast(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		checkFastEvents(t, body)
-		checkFastCampaignEvents(t, body)
+		checkFastBatch(t, body, decodeEventsFast)
+		checkFastBatch(t, body, decodeCampaignEventsFast)
 	})
 }
 
