@@ -50,48 +50,7 @@ func TestUnitLookupsProbeBeforeStatistics(t *testing.T) {
 		t.Skipf("assignments was analyzed at %v, before the lookups", analyzed.Time)
 	}
 
-	// Each step opens the store anew, so that the tuples it reads are in
-	// the statistics once its connections are closed.
-	const n int64 = 60
-	var listed []string
-	for i := range n {
-		listed = append(listed, fmt.Sprintf("u%05d", i*(units/n)+7))
-	}
-	for _, step := range []struct {
-		name string
-		run  func(s *sqlstore.Store) error
-	}{
-		{"events (UPDATE … FROM VALUES)", func(s *sqlstore.Store) error {
-			var evs []store.Event
-			for _, u := range listed {
-				evs = append(evs, store.Event{UnitID: u, Value: 1, At: t0.Add(time.Hour)})
-			}
-			_, err := s.RecordEvents(t.Context(), []store.EventBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Metric: store.MetricBinary, Events: evs}})
-			return err
-		}},
-		{"assignments read (JOIN VALUES)", func(s *sqlstore.Store) error {
-			got, err := s.Assignments(t.Context(), ws.ID, e.ID, listed)
-			if err == nil && int64(len(got)) != n {
-				err = fmt.Errorf("read %d assignments of %d", len(got), n)
-			}
-			return err
-		}},
-	} {
-		before := tuplesRead(t, db, schema)
-		s := openPlanStore(t, u)
-		if err := step.run(s); err != nil {
-			t.Fatalf("%s: %v", step.name, err)
-		}
-		closePlanStore(t, db, s, app)
-		read := tuplesSince(t, db, schema, before, n)
-		t.Logf("%s: %d tuples of assignments read for %d units", step.name, read, n)
-		// One probe per unit reads its row (the UPDATE's RETURNING adds
-		// nothing); 4 per unit leaves room for a retried statement, and a
-		// scan of the experiment reads 30,000.
-		if read > 4*n {
-			t.Errorf("%s read %d tuples of assignments for %d units of %d: it scanned the experiment instead of probing each unit", step.name, read, n, units)
-		}
-	}
+	checkProbes(t, db, schema, u, app, ws, e, t0.Add(time.Hour), 60, units)
 }
 
 // TestEventsProbeWithStatistics is the other side of probeJoin: with
@@ -120,6 +79,20 @@ func TestEventsProbeWithStatistics(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	checkProbes(t, db, schema, u, app, ws, e, t0.Add(time.Hour), n, units)
+}
+
+// checkProbes runs, for n of the units of e (assigned by planExperiment,
+// spread over all of them), the serving path's joins of a VALUES list with
+// assignments: events at at (RecordEvents' UPDATE … FROM VALUES), then a
+// read of their assignments (JOIN VALUES). Each runs
+// on a store opened anew, so that the tuples it reads from assignments are
+// in the statistics once its connections are closed. One probe per unit
+// reads its row (the UPDATE's RETURNING adds nothing); 4 per unit leaves
+// room for a retried statement, and a scan or a hash of the experiment's
+// rows reads all units of it.
+func checkProbes(t *testing.T, db *sql.DB, schema, u, app string, ws store.Workspace, e store.Experiment, at time.Time, n, units int64) {
+	t.Helper()
 	var listed []string
 	for i := range n {
 		listed = append(listed, fmt.Sprintf("u%05d", i*(units/n)+7))
@@ -131,9 +104,9 @@ func TestEventsProbeWithStatistics(t *testing.T) {
 		{"events (UPDATE … FROM VALUES)", func(s *sqlstore.Store) error {
 			var evs []store.Event
 			for _, u := range listed {
-				evs = append(evs, store.Event{UnitID: u, Value: 1, At: t0.Add(time.Hour)})
+				evs = append(evs, store.Event{UnitID: u, Value: 1, At: at})
 			}
-			res, err := s.RecordEvents(t.Context(), []store.EventBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Metric: store.MetricContinuous, Events: evs}})
+			res, err := s.RecordEvents(t.Context(), []store.EventBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Metric: e.Metric, Events: evs}})
 			for i := 0; err == nil && i < len(res[0]); i++ {
 				if r := res[0][i]; r.Outcome != store.OutcomeAccepted {
 					err = fmt.Errorf("event %d: %+v", i, r)
@@ -143,7 +116,7 @@ func TestEventsProbeWithStatistics(t *testing.T) {
 		}},
 		{"assignments read (JOIN VALUES)", func(s *sqlstore.Store) error {
 			got, err := s.Assignments(t.Context(), ws.ID, e.ID, listed)
-			if err == nil && len(got) != n {
+			if err == nil && int64(len(got)) != n {
 				err = fmt.Errorf("read %d assignments of %d", len(got), n)
 			}
 			return err
@@ -157,9 +130,8 @@ func TestEventsProbeWithStatistics(t *testing.T) {
 		closePlanStore(t, db, s, app)
 		read := tuplesSince(t, db, schema, before, n)
 		t.Logf("%s: %d tuples of assignments read for %d units", step.name, read, n)
-		// The probes read one row per unit; a hash of the table reads 30,000.
 		if read > 4*n {
-			t.Errorf("%s read %d tuples of assignments for %d units of %d: it hashed the table instead of probing each unit", step.name, read, n, units)
+			t.Errorf("%s read %d tuples of assignments for %d units of %d: it read the experiment's rows instead of probing each unit", step.name, read, n, units)
 		}
 	}
 }
