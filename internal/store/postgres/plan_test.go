@@ -122,13 +122,13 @@ func checkProbes(t *testing.T, db *sql.DB, schema, u, app string, ws store.Works
 			return err
 		}},
 	} {
-		before := tuplesRead(t, db, schema)
+		before := tuplesRead(t, db, schema, "assignments")
 		s := openPlanStore(t, u)
 		if err := step.run(s); err != nil {
 			t.Fatalf("%s: %v", step.name, err)
 		}
 		closePlanStore(t, db, s, app)
-		read := tuplesSince(t, db, schema, before, n)
+		read := tuplesSince(t, db, schema, "assignments", before, n)
 		t.Logf("%s: %d tuples of assignments read for %d units", step.name, read, n)
 		if read > 4*n {
 			t.Errorf("%s read %d tuples of assignments for %d units of %d: it read the experiment's rows instead of probing each unit", step.name, read, n, units)
@@ -202,35 +202,138 @@ func closePlanStore(t *testing.T, db *sql.DB, s *sqlstore.Store, app string) {
 	}
 }
 
-// tuplesSince returns the tuples read from the schema's assignments since
+// tuplesSince returns the tuples read from the schema's table since
 // before, once at least least of them are in the statistics (every listed
 // unit's row is read at least once) and two reads 100 ms apart agree: an
 // exiting backend leaves pg_stat_activity before it flushes them.
-func tuplesSince(t *testing.T, db *sql.DB, schema string, before, least int64) int64 {
+func tuplesSince(t *testing.T, db *sql.DB, schema, table string, before, least int64) int64 {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	last := int64(-1)
 	for {
-		n := tuplesRead(t, db, schema) - before
+		n := tuplesRead(t, db, schema, table) - before
 		if n >= least && n == last {
 			return n
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d tuples of assignments in the statistics 30 s after the lookups, want at least %d", n, least)
+			t.Fatalf("%d tuples of %s in the statistics 30 s after the lookups, want at least %d", n, table, least)
 		}
 		last = n
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// tuplesRead returns the tuples read from the schema's assignments table so
-// far: fetched through indexes plus read by sequential scans.
-func tuplesRead(t *testing.T, db *sql.DB, schema string) int64 {
+// tuplesRead returns the tuples read from the schema's table so far: fetched through indexes plus read by sequential scans.
+func tuplesRead(t *testing.T, db *sql.DB, schema, table string) int64 {
 	t.Helper()
 	var n int64
 	if err := db.QueryRowContext(t.Context(), `SELECT COALESCE(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_user_tables
-		 WHERE schemaname = $1 AND relname = 'assignments'`, schema).Scan(&n); err != nil {
+		 WHERE schemaname = $1 AND relname = $2`, schema, table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestCampaignLookupsProbe is TestUnitLookupsProbeBeforeStatistics and
+// TestEventsProbeWithStatistics for a campaign's sends: the events of 500
+// of 30,000 recipients (a read of their sends, then an UPDATE … FROM
+// VALUES of them) and a read of their sends (CampaignRecipients) each read
+// their rows (the events twice), before the table has statistics and after
+// ANALYZE, instead of all 30,000.
+func TestCampaignLookupsProbe(t *testing.T) {
+	db := admin(t)
+	schema, u := newSchema(t)
+	app := schema
+	u = dbtest.WithParam(t, u, "application_name", app)
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	s := openPlanStore(t, u)
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const recipients, n = 30_000, 500
+	ws := store.Workspace{ID: id.New(id.Workspace), Name: "plan", CreatedAt: t0}
+	if err := s.CreateWorkspace(t.Context(), ws); err != nil {
+		t.Fatal(err)
+	}
+	c := store.Campaign{
+		ID: id.New(id.Campaign), WorkspaceID: ws.ID, Key: "plan", Name: "plan", Channel: "email", Objective: "click",
+		Mode: "waves", AudienceSize: recipients, Status: store.StatusRunning,
+		Settings:  store.CampaignSettings{TestShare: 0.2, AttributionWindow: time.Hour, MinSamples: 100, DecisionThreshold: 0.95, LossThreshold: 0.001},
+		CreatedAt: t0, UpdatedAt: t0, StartedAt: &t0,
+		Variants: []store.Variant{{ID: id.New(id.Variant), Key: "a", Name: "a", Position: 0}, {ID: id.New(id.Variant), Key: "b", Name: "b", Position: 1}},
+	}
+	if err := s.CreateCampaign(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	rcpt := func(i int) string { return fmt.Sprintf("r%05d@example.com", i) }
+	for from := 0; from < recipients; from += 1000 {
+		b := store.SendBatch{WorkspaceID: ws.ID, CampaignID: c.ID, ExpectSent: -1, At: t0}
+		for i := from; i < from+1000; i++ {
+			b.Items = append(b.Items, store.Send{Recipient: rcpt(i), VariantID: c.Variants[i%2].ID})
+		}
+		if _, err := s.RecordSends(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closePlanStore(t, db, s, app)
+
+	var listed []string
+	for i := range n {
+		listed = append(listed, rcpt(i*(recipients/n)+7))
+	}
+	check := func(when string, at time.Time) {
+		for _, step := range []struct {
+			name   string
+			probes int64 // tuples read per recipient
+			run    func(s *sqlstore.Store) error
+		}{
+			{"events (read, UPDATE … FROM VALUES)", 2, func(s *sqlstore.Store) error {
+				b := store.CampaignEventBatch{WorkspaceID: ws.ID, CampaignID: c.ID, Window: time.Hour}
+				for _, r := range listed {
+					b.Items = append(b.Items, store.CampaignEvent{Recipient: r, Type: store.CampaignOpen, At: at})
+				}
+				res, err := s.RecordCampaignEvents(t.Context(), []store.CampaignEventBatch{b})
+				for i := 0; err == nil && i < len(res[0]); i++ {
+					if r := res[0][i]; r.Outcome != store.OutcomeAccepted {
+						err = fmt.Errorf("event %d: %+v", i, r)
+					}
+				}
+				return err
+			}},
+			{"CampaignRecipients (JOIN VALUES)", 1, func(s *sqlstore.Store) error {
+				got, err := s.CampaignRecipients(t.Context(), ws.ID, c.ID, listed)
+				if err == nil && len(got) != n {
+					err = fmt.Errorf("read %d sends of %d", len(got), n)
+				}
+				return err
+			}},
+		} {
+			before := tuplesRead(t, db, schema, "campaign_sends")
+			s := openPlanStore(t, u)
+			if err := step.run(s); err != nil {
+				t.Fatalf("%s, %s: %v", step.name, when, err)
+			}
+			closePlanStore(t, db, s, app)
+			read := tuplesSince(t, db, schema, "campaign_sends", before, n)
+			t.Logf("%s, %s: %d tuples of campaign_sends read for %d recipients", step.name, when, read, n)
+			if read > 2*step.probes*n { // room for a retried statement
+				t.Errorf("%s, %s: read %d tuples of campaign_sends for %d recipients of %d: it read the campaign's sends instead of probing each recipient",
+					step.name, when, read, n, recipients)
+			}
+		}
+	}
+	var analyzed sql.NullTime
+	if err := db.QueryRowContext(t.Context(), `SELECT COALESCE(last_analyze, last_autoanalyze) FROM pg_stat_user_tables
+		 WHERE schemaname = $1 AND relname = 'campaign_sends'`, schema).Scan(&analyzed); err != nil {
+		t.Fatal(err)
+	}
+	if analyzed.Valid {
+		t.Logf("campaign_sends was analyzed at %v: no lookup before statistics", analyzed.Time)
+	} else {
+		check("before statistics", t0.Add(time.Minute))
+	}
+	if _, err := db.ExecContext(t.Context(), `ANALYZE `+schema+`.campaign_sends`); err != nil {
+		t.Fatal(err)
+	}
+	check("after ANALYZE", t0.Add(2*time.Minute))
 }

@@ -160,6 +160,10 @@ func BenchmarkRecordEvents1000(b *testing.B) {
 	storetest.BenchmarkRecordEvents(b, openSchema(b, postgres.Options{}), 1000)
 }
 
+func BenchmarkRecordCampaignEvents1000(b *testing.B) {
+	storetest.BenchmarkRecordCampaignEvents(b, openSchema(b, postgres.Options{}), 1000)
+}
+
 // TestConformancePgbouncer runs the suite through a real pgbouncer in
 // transaction pool mode with SimpleProtocol on, as on Supabase's pooler.
 //

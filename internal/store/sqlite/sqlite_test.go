@@ -48,6 +48,10 @@ func BenchmarkRecordEvents1000(b *testing.B) {
 	storetest.BenchmarkRecordEvents(b, open(b, sqlite.Options{}), 1000)
 }
 
+func BenchmarkRecordCampaignEvents1000(b *testing.B) {
+	storetest.BenchmarkRecordCampaignEvents(b, open(b, sqlite.Options{}), 1000)
+}
+
 // The NORMAL variants measure what synchronous=FULL costs.
 func BenchmarkAssign1SyncNormal(b *testing.B) {
 	storetest.BenchmarkAssign(b, open(b, sqlite.Options{Synchronous: "NORMAL"}), 1)

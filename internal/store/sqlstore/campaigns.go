@@ -276,13 +276,22 @@ func lockCampaign(ctx context.Context, tx *sql.Tx, workspaceID, campaignID strin
 	return err
 }
 
+// lockCampaignQuery is lockCampaign's statement: $1 the campaign, $2 its
+// workspace, $3 the write's time; it returns the sends so far.
+const lockCampaignQuery = `UPDATE campaigns SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END,
+     data_version = data_version + 1
+ WHERE id = $1 AND workspace_id = $2 RETURNING sent`
+
+// queueLockCampaign is lockCampaign in a pipe: after the flush, *found
+// says whether the campaign is in the workspace.
+func queueLockCampaign(p *pipe, workspaceID, campaignID string, at time.Time) *bool {
+	return queueFound(p, lockCampaignQuery, []any{campaignID, workspaceID, micros(at)}, "lock campaign "+campaignID)
+}
+
 // lockCampaignSent is lockCampaign returning the campaign's sends so far.
 func lockCampaignSent(ctx context.Context, tx *sql.Tx, workspaceID, campaignID string, at time.Time) (int64, error) {
 	var sent int64
-	err := tx.QueryRowContext(ctx,
-		`UPDATE campaigns SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END,
-		     data_version = data_version + 1
-		 WHERE id = $1 AND workspace_id = $2 RETURNING sent`, campaignID, workspaceID, micros(at)).Scan(&sent)
+	err := tx.QueryRowContext(ctx, lockCampaignQuery, campaignID, workspaceID, micros(at)).Scan(&sent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, errCampaignNotFound(campaignID)
 	}
@@ -293,47 +302,31 @@ func lockCampaignSent(ctx context.Context, tx *sql.Tx, workspaceID, campaignID s
 }
 
 // CampaignRecipients returns the variant id of each recipient already sent.
+// The reads run in a read-only transaction so that they probe the sends
+// (Dialect.ProbeJoins), as the serving path's writes do.
 func (s *Store) CampaignRecipients(ctx context.Context, workspaceID, campaignID string, recipients []string) (map[string]string, error) {
-	var one int
-	err := s.read.QueryRowContext(ctx, `SELECT 1 FROM campaigns WHERE id = $1 AND workspace_id = $2`,
-		campaignID, workspaceID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errCampaignNotFound(campaignID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up campaign %s: %w", campaignID, err)
-	}
-	out := map[string]string{}
-	err = chunks(dedupe(recipients), s.maxRows, func(rs []string) error {
-		return recipientsOf(ctx, s.read, campaignID, rs, out)
+	var out map[string]string
+	err := s.inReadPipeTx(ctx, func(p *pipe) error {
+		found := queueFound(p, `SELECT id FROM campaigns WHERE id = $1 AND workspace_id = $2`,
+			[]any{campaignID, workspaceID}, "look up campaign "+campaignID)
+		sends := map[string]*sendRow{}
+		s.queueLoadSends(p, campaignID, dedupe(recipients), sends)
+		if err := p.flush(); err != nil {
+			return err
+		}
+		if !*found {
+			return errCampaignNotFound(campaignID)
+		}
+		out = make(map[string]string, len(sends))
+		for r, row := range sends {
+			out[r] = row.variant
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
-}
-
-// recipientsOf adds the stored variant of each of rs that was sent to out.
-func recipientsOf(ctx context.Context, q querier, campaignID string, rs []string, out map[string]string) error {
-	rb := newRowsBuilder(campaignID)
-	for _, r := range rs {
-		rb.add("(?)", r)
-	}
-	rows, err := q.QueryContext(ctx,
-		`SELECT s.recipient, s.variant_id FROM (VALUES `+rb.String()+`) AS v
-		 JOIN campaign_sends s ON s.campaign_id = $1 AND s.recipient = v.column1`, rb.args...)
-	if err != nil {
-		return fmt.Errorf("load sends of %s: %w", campaignID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r, v string
-		if err := rows.Scan(&r, &v); err != nil {
-			return fmt.Errorf("load sends of %s: %w", campaignID, err)
-		}
-		out[r] = v
-	}
-	return rows.Err()
 }
 
 // slotDelta is the change of one campaign_slots row.
@@ -432,15 +425,15 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 			}
 		}
 		if len(raced) > 0 {
-			stored := map[string]string{}
-			if err := chunks(dedupe(raced), s.maxRows, func(rs []string) error {
-				return recipientsOf(ctx, tx, b.CampaignID, rs, stored)
-			}); err != nil {
+			stored := map[string]*sendRow{}
+			p := &pipe{s: s, ctx: ctx, tx: tx}
+			s.queueLoadSends(p, b.CampaignID, dedupe(raced), stored)
+			if err := p.flush(); err != nil {
 				return err
 			}
 			for i, it := range b.Items {
-				if !out.New[i] {
-					out.VariantIDs[i] = stored[it.Recipient]
+				if r := stored[it.Recipient]; !out.New[i] && r != nil {
+					out.VariantIDs[i] = r.variant
 				}
 			}
 		}
@@ -485,6 +478,13 @@ func (s *Store) RecordSends(ctx context.Context, b store.SendBatch) (store.Sends
 // upserts, in key order so that concurrent transactions lock rows in one
 // order.
 func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, slots map[slotKey]*slotDelta) error {
+	p := &pipe{s: s, ctx: ctx, tx: tx}
+	s.queueSlots(p, campaignID, slots)
+	return p.flush()
+}
+
+// queueSlots queues applySlots' statements.
+func (s *Store) queueSlots(p *pipe, campaignID string, slots map[slotKey]*slotDelta) {
 	keys := make([]slotKey, 0, len(slots))
 	for k := range slots {
 		keys = append(keys, k)
@@ -495,7 +495,7 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 		}
 		return int(min(max(a.slot-b.slot, -1), 1))
 	})
-	return chunks(keys, s.maxRows, func(ks []slotKey) error {
+	_ = chunks(keys, s.maxRows, func(ks []slotKey) error {
 		rb := newRowsBuilder(campaignID)
 		for _, k := range ks {
 			d := slots[k]
@@ -511,11 +511,10 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 				"CAST(? AS DOUBLE PRECISION), ?"+strings.Repeat(", ?", engine.DelayBuckets)+", ?"+
 				strings.Repeat(", CAST(? AS DOUBLE PRECISION)", len(campaignTestColumns)-1)+")", args...)
 		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO campaign_slots (campaign_id, variant_id, slot, sent, delivered, opens, clicks, unsubscribes,
-			     bounces, conversions, value_sum, value_sum_sq, late, sent_at_sum, last_sent_at, `+delayColumns+`,
-			     `+strings.Join(campaignTestColumns, ", ")+`)
-			 VALUES `+rb.String()+`
+		p.queue(PipeStmt{Query: `INSERT INTO campaign_slots (campaign_id, variant_id, slot, sent, delivered, opens, clicks, unsubscribes,
+			     bounces, conversions, value_sum, value_sum_sq, late, sent_at_sum, last_sent_at, ` + delayColumns + `,
+			     ` + strings.Join(campaignTestColumns, ", ") + `)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (campaign_id, variant_id, slot) DO UPDATE SET
 			     sent = campaign_slots.sent + excluded.sent,
 			     delivered = campaign_slots.delivered + excluded.delivered,
@@ -530,11 +529,9 @@ func (s *Store) applySlots(ctx context.Context, tx *sql.Tx, campaignID string, s
 			     sent_at_sum = campaign_slots.sent_at_sum + excluded.sent_at_sum,
 			     last_sent_at = CASE WHEN excluded.last_sent_at > campaign_slots.last_sent_at
 			         THEN excluded.last_sent_at ELSE campaign_slots.last_sent_at END,
-			     `+delayUpdates+`,
-			     `+campaignTestUpdates, rb.args...)
-		if err != nil {
-			return fmt.Errorf("update campaign counters of %s: %w", campaignID, err)
-		}
+			     ` + delayUpdates + `,
+			     ` + campaignTestUpdates, Args: rb.args,
+			Wrap: func(err error) error { return fmt.Errorf("update campaign counters of %s: %w", campaignID, err) }})
 		return nil
 	})
 }
@@ -562,7 +559,7 @@ func delaySums(table string) string { return addExcluded(table, delayCols) }
 // RecordCampaignEvents applies the batches in one transaction, campaign by
 // campaign in id order (lock order).
 func (s *Store) RecordCampaignEvents(ctx context.Context, batches []store.CampaignEventBatch) ([][]store.EventResult, error) {
-	return eachInTx(ctx, s, batches, func(b store.CampaignEventBatch) string { return b.CampaignID }, s.campaignEvents)
+	return eachInPipeTx(ctx, s, batches, func(b store.CampaignEventBatch) string { return b.CampaignID }, s.campaignEvents)
 }
 
 // sendRow is a campaign_sends row as an event sees it.
@@ -572,6 +569,8 @@ type sendRow struct {
 	delivered, opened, clicked, unsubscribed, bounced, conv sql.NullInt64
 	value                                                   float64
 	propensity                                              float64 // > 0: a tested send
+	// touched says that an event of the batch changed the row.
+	touched bool
 }
 
 // objectiveSet reports whether the send has earned the objective.
@@ -587,87 +586,224 @@ func (r *sendRow) objectiveSet(objective string) bool {
 	return false
 }
 
-func (s *Store) campaignEvents(ctx context.Context, tx *sql.Tx, b store.CampaignEventBatch) ([]store.EventResult, error) {
+// campaignEvents applies one batch in three steps, each one round trip
+// through a pipeline, whatever the batch's size (it was three or four
+// statements per event, each a round trip on PostgreSQL):
+//  1. lock the campaign and read the sends of the batch's recipients;
+//  2. claim the idempotency keys of the events that are not rejected;
+//  3. apply the events in order to the sends in memory (campaignEvent), then
+//     store the events, the sends they changed and the slot increments,
+//     which go out with the COMMIT.
+func (s *Store) campaignEvents(p *pipe, b store.CampaignEventBatch) ([]store.EventResult, error) {
+	cid := b.CampaignID
 	at := time.Now()
 	if len(b.Items) > 0 {
 		at = b.Items[0].At
 	}
-	if err := lockCampaign(ctx, tx, b.WorkspaceID, b.CampaignID, at); err != nil {
+	found := queueLockCampaign(p, b.WorkspaceID, cid, at)
+	recipients := make([]string, 0, len(b.Items))
+	for _, ev := range b.Items {
+		recipients = append(recipients, ev.Recipient)
+	}
+	recipients = dedupe(recipients)
+	slices.Sort(recipients) // lock order of the UPDATE below
+	sends := make(map[string]*sendRow, len(recipients))
+	s.queueLoadSends(p, cid, recipients, sends)
+	if err := p.flush(); err != nil {
 		return nil, err
 	}
-	slots := map[slotKey]*slotDelta{}
+	if !*found {
+		return nil, errCampaignNotFound(cid)
+	}
+
+	// A rejected event's key is not spent, so that it can be sent again
+	// once its cause is gone. Keys repeated within the batch are
+	// duplicates after their first use; keys already stored are absent from
+	// RETURNING.
 	res := make([]store.EventResult, len(b.Items))
+	keyed := map[string]int{}
+	var keys []string
 	for i, ev := range b.Items {
-		r, err := s.campaignEvent(ctx, tx, b, ev, slots)
-		if err != nil {
+		r := sends[ev.Recipient]
+		switch {
+		case r == nil:
+			res[i] = store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("recipient %q was never sent this campaign", ev.Recipient)}
+		case micros(ev.At) < r.sentAt:
+			// An open or click cannot precede its send; counting it (even
+			// one dated year 1) would also give it a negative delay.
+			res[i] = store.EventResult{Outcome: store.OutcomeRejected, Field: "at", Reason: fmt.Sprintf("dated %s, before its send at %s",
+				ev.At.UTC().Format(time.RFC3339), fromMicros(r.sentAt).UTC().Format(time.RFC3339))}
+		case !slices.Contains(store.CampaignEventTypes(), ev.Type):
+			res[i] = store.EventResult{Outcome: store.OutcomeRejected, Field: "type", Reason: fmt.Sprintf("unknown event type %q", ev.Type)}
+		case ev.IdempotencyKey == "":
+		default:
+			if _, dup := keyed[ev.IdempotencyKey]; dup {
+				res[i] = store.EventResult{Outcome: store.OutcomeDuplicate}
+				continue
+			}
+			keyed[ev.IdempotencyKey] = i
+			keys = append(keys, ev.IdempotencyKey)
+		}
+	}
+	if len(keys) > 0 {
+		slices.Sort(keys) // lock order
+		claimed := make(map[string]bool, len(keys))
+		s.queueClaimCampaignKeys(p, b, keys, keyed, claimed)
+		if err := p.flush(); err != nil {
 			return nil, err
 		}
-		res[i] = r
+		for _, k := range keys {
+			if !claimed[k] {
+				res[keyed[k]] = store.EventResult{Outcome: store.OutcomeDuplicate}
+			}
+		}
 	}
-	return res, s.applySlots(ctx, tx, b.CampaignID, slots)
+
+	slots := map[slotKey]*slotDelta{}
+	rb := newRowsBuilder(cid)
+	stored := 0
+	flushEvents := func() {
+		if stored == 0 {
+			return
+		}
+		p.queue(PipeStmt{Query: `INSERT INTO campaign_events (campaign_id, id, recipient, type, value, at, counted) VALUES ` + rb.String(),
+			Args: rb.args, Wrap: func(err error) error { return fmt.Errorf("store events of %s: %w", cid, err) }})
+		rb, stored = newRowsBuilder(cid), 0
+	}
+	for i, ev := range b.Items {
+		if res[i].Outcome != "" {
+			continue
+		}
+		r := sends[ev.Recipient]
+		res[i] = campaignEvent(b, ev, r, slots)
+		rb.add("($1, ?, ?, ?, ?, ?, ?)", id.New(id.Event), ev.Recipient, ev.Type, ev.Value, micros(ev.At), res[i].Outcome == store.OutcomeAccepted)
+		if stored++; stored == s.maxRows {
+			flushEvents()
+		}
+	}
+	flushEvents()
+	s.queueUpdateSends(p, cid, recipients, sends)
+	s.queueSlots(p, cid, slots)
+	return res, nil
 }
 
-// campaignEvent applies one event. Whether it counts depends only on its
-// own time and its send's (within the window or not), and each counter
-// moves at most once per send, on the first counted event that sets it (or
-// implies it), so the counters are the same whatever order events arrive
-// in.
-func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignEventBatch, ev store.CampaignEvent, slots map[slotKey]*slotDelta) (store.EventResult, error) {
-	cid := b.CampaignID
-	var r sendRow
-	err := tx.QueryRowContext(ctx,
-		`SELECT variant_id, sent_at, delivered_at, opened_at, clicked_at, unsubscribed_at, bounced_at, converted_at, value, propensity
-		 FROM campaign_sends WHERE campaign_id = $1 AND recipient = $2`, cid, ev.Recipient).
-		Scan(&r.variant, &r.sentAt, &r.delivered, &r.opened, &r.clicked, &r.unsubscribed, &r.bounced, &r.conv, &r.value, &r.propensity)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("recipient %q was never sent this campaign", ev.Recipient)}, nil
-	}
-	if err != nil {
-		return store.EventResult{}, fmt.Errorf("load send of %s: %w", cid, err)
-	}
-	if micros(ev.At) < r.sentAt {
-		// An open or click cannot precede its send; counting it (even one
-		// dated year 1) would also give it a negative delay. Its key is not
-		// spent, as for the other rejections.
-		return store.EventResult{Outcome: store.OutcomeRejected, Field: "at", Reason: fmt.Sprintf("dated %s, before its send at %s",
-			ev.At.UTC().Format(time.RFC3339), fromMicros(r.sentAt).UTC().Format(time.RFC3339))}, nil
-	}
-	if ev.IdempotencyKey != "" {
-		// Retention expires keys by when the server first saw them, not by
-		// the event's own (client-given) time: a key sent today for an
-		// event dated last month is kept the whole retention period.
-		keyTime := b.ReceivedAt
-		if keyTime.IsZero() {
-			keyTime = ev.At
+// queueLoadSends queues the reads of the recipients' sends into out, which
+// is complete after the next flush; a recipient never sent is absent.
+func (s *Store) queueLoadSends(p *pipe, campaignID string, recipients []string, out map[string]*sendRow) {
+	p.probeJoins()
+	_ = chunks(recipients, s.maxRows, func(rs []string) error {
+		rb := newRowsBuilder(campaignID)
+		for _, r := range rs {
+			rb.add("($1, ?)", r)
 		}
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO campaign_event_keys (campaign_id, key, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-			cid, ev.IdempotencyKey, micros(keyTime))
-		if err != nil {
-			return store.EventResult{}, fmt.Errorf("claim event key of %s: %w", cid, err)
+		p.queue(PipeStmt{
+			Query: `SELECT s.recipient, s.variant_id, s.sent_at, s.delivered_at, s.opened_at, s.clicked_at, s.unsubscribed_at,
+			     s.bounced_at, s.converted_at, s.value, s.propensity
+			 FROM (VALUES ` + rb.String() + `) AS v
+			 JOIN campaign_sends s ON ` + probeJoin("s", "campaign_id", "recipient"),
+			Args: rb.args,
+			Rows: func(rows Rows) error {
+				for rows.Next() {
+					var rcpt string
+					r := &sendRow{}
+					if err := rows.Scan(&rcpt, &r.variant, &r.sentAt, &r.delivered, &r.opened, &r.clicked, &r.unsubscribed,
+						&r.bounced, &r.conv, &r.value, &r.propensity); err != nil {
+						return err
+					}
+					out[rcpt] = r
+				}
+				return rows.Err()
+			},
+			Wrap: func(err error) error { return fmt.Errorf("load sends of %s: %w", campaignID, err) },
+		})
+		return nil
+	})
+}
+
+// queueClaimCampaignKeys queues the claims of keys (sorted), each the key
+// of event keyed[k]; after the flush, claimed holds those this transaction
+// stored. Retention expires keys by when the server first saw them, not by
+// the event's own (client-given) time: a key sent today for an event dated
+// last month is kept the whole retention period.
+func (s *Store) queueClaimCampaignKeys(p *pipe, b store.CampaignEventBatch, keys []string, keyed map[string]int, claimed map[string]bool) {
+	_ = chunks(keys, s.maxRows, func(ks []string) error {
+		rb := newRowsBuilder(b.CampaignID)
+		for _, k := range ks {
+			keyTime := b.ReceivedAt
+			if keyTime.IsZero() {
+				keyTime = b.Items[keyed[k]].At
+			}
+			rb.add("($1, ?, ?)", k, micros(keyTime))
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return store.EventResult{}, fmt.Errorf("claim event key of %s: %w", cid, err)
-		} else if n == 0 {
-			return store.EventResult{Outcome: store.OutcomeDuplicate}, nil
+		p.queue(PipeStmt{
+			Query: `INSERT INTO campaign_event_keys (campaign_id, key, created_at) VALUES ` + rb.String() + `
+			 ON CONFLICT (campaign_id, key) DO NOTHING
+			 RETURNING key`,
+			Args: rb.args,
+			Rows: func(rows Rows) error {
+				for rows.Next() {
+					var k string
+					if err := rows.Scan(&k); err != nil {
+						return err
+					}
+					claimed[k] = true
+				}
+				return rows.Err()
+			},
+			Wrap: func(err error) error { return fmt.Errorf("claim event keys of %s: %w", b.CampaignID, err) },
+		})
+		return nil
+	})
+}
+
+// queueUpdateSends queues the UPDATE of the sends the batch's events
+// changed, each written once with its final state, in recipient order.
+func (s *Store) queueUpdateSends(p *pipe, campaignID string, recipients []string, sends map[string]*sendRow) {
+	var touched []string
+	for _, rcpt := range recipients {
+		if r := sends[rcpt]; r != nil && r.touched {
+			touched = append(touched, rcpt)
 		}
 	}
+	p.probeJoins()
+	_ = chunks(touched, s.maxRows, func(rs []string) error {
+		rb := newRowsBuilder(campaignID)
+		for _, rcpt := range rs {
+			r := sends[rcpt]
+			rb.add("($1, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION))",
+				rcpt, r.delivered, r.opened, r.clicked, r.unsubscribed, r.bounced, r.conv, r.value)
+		}
+		p.queue(PipeStmt{
+			Query: `UPDATE campaign_sends SET delivered_at = v.column3, opened_at = v.column4, clicked_at = v.column5,
+			     unsubscribed_at = v.column6, bounced_at = v.column7, converted_at = v.column8, value = v.column9
+			 FROM (VALUES ` + rb.String() + `) AS v
+			 WHERE ` + probeJoin("campaign_sends", "campaign_id", "recipient"),
+			Args: rb.args,
+			Wrap: func(err error) error { return fmt.Errorf("update sends of %s: %w", campaignID, err) },
+		})
+		return nil
+	})
+}
+
+// campaignEvent applies one event, not rejected and its key (if any)
+// claimed, to its send r, and its counters to slots. Whether it counts
+// depends only on its own time and its send's (within the window or not),
+// and each counter moves at most once per send, on the first counted event
+// that sets it (or implies it), so the counters are the same whatever
+// order events arrive in.
+func campaignEvent(b store.CampaignEventBatch, ev store.CampaignEvent, r *sendRow, slots map[slotKey]*slotDelta) store.EventResult {
 	now := micros(ev.At)
-	counted := now-r.sentAt <= b.Window.Microseconds()
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO campaign_events (campaign_id, id, recipient, type, value, at, counted) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		cid, id.New(id.Event), ev.Recipient, ev.Type, ev.Value, now, counted); err != nil {
-		return store.EventResult{}, fmt.Errorf("store event of %s: %w", cid, err)
-	}
-	d := slots[slotKey{r.variant, hourOf(fromMicros(r.sentAt))}]
+	key := slotKey{r.variant, hourOf(fromMicros(r.sentAt))}
+	d := slots[key]
 	if d == nil {
 		d = &slotDelta{}
-		slots[slotKey{r.variant, hourOf(fromMicros(r.sentAt))}] = d
+		slots[key] = d
 	}
-	if !counted {
+	if now-r.sentAt > b.Window.Microseconds() {
 		d.late++
-		return store.EventResult{Outcome: store.OutcomeLate, Reason: "after the attribution window of its send: stored, not counted"}, nil
+		return store.EventResult{Outcome: store.OutcomeLate, Reason: "after the attribution window of its send: stored, not counted"}
 	}
+	r.touched = true
 	before := r.objectiveSet(b.Objective)
 	set := func(col *sql.NullInt64, n *int64) {
 		if !col.Valid {
@@ -700,8 +836,6 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 		d.value += ev.Value
 		d.valueSq += (r.value+ev.Value)*(r.value+ev.Value) - r.value*r.value
 		r.value += ev.Value
-	default:
-		return store.EventResult{Outcome: store.OutcomeRejected, Reason: fmt.Sprintf("unknown event type %q", ev.Type)}, nil
 	}
 	if !before && r.objectiveSet(b.Objective) && b.Objective != "value" && r.propensity > 0 {
 		d.test.AddOutcome(r.propensity, 0, 1, true) // an open or a click: y goes from 0 to 1, once
@@ -715,14 +849,7 @@ func (s *Store) campaignEvent(ctx context.Context, tx *sql.Tx, b store.CampaignE
 		}
 		d.delays[engine.DelayBucket(time.Duration(max(0, received-r.sentAt))*time.Microsecond)]++
 	}
-	if _, err := tx.ExecContext(ctx,
-		`UPDATE campaign_sends SET delivered_at = $3, opened_at = $4, clicked_at = $5, unsubscribed_at = $6,
-		     bounced_at = $7, converted_at = $8, value = $9
-		 WHERE campaign_id = $1 AND recipient = $2`,
-		cid, ev.Recipient, r.delivered, r.opened, r.clicked, r.unsubscribed, r.bounced, r.conv, r.value); err != nil {
-		return store.EventResult{}, fmt.Errorf("update send of %s: %w", cid, err)
-	}
-	return store.EventResult{Outcome: store.OutcomeAccepted}, nil
+	return store.EventResult{Outcome: store.OutcomeAccepted}
 }
 
 // FinishedCampaignCounters returns the totals of the workspace's most

@@ -45,6 +45,9 @@ type pipe struct {
 	// probing says that the dialect's ProbeJoins has been queued in this
 	// transaction.
 	probing bool
+	// uncached says that tx is not the write pool's, whose prepared
+	// statements the statement cache holds (inReadPipeTx).
+	uncached bool
 }
 
 func (p *pipe) queue(st PipeStmt) { p.queued = append(p.queued, st) }
@@ -86,12 +89,24 @@ func (p *pipe) runTx(st PipeStmt) error {
 		return err
 	}
 	if st.Rows == nil {
-		if _, err := p.s.txExec(p.ctx, p.tx, st.Query, st.Args...); err != nil {
+		var err error
+		if p.uncached {
+			_, err = p.tx.ExecContext(p.ctx, st.Query, st.Args...)
+		} else {
+			_, err = p.s.txExec(p.ctx, p.tx, st.Query, st.Args...)
+		}
+		if err != nil {
 			return wrap(err)
 		}
 		return nil
 	}
-	rows, err := p.s.txQuery(p.ctx, p.tx, st.Query, st.Args...)
+	var rows *sql.Rows
+	var err error
+	if p.uncached {
+		rows, err = p.tx.QueryContext(p.ctx, st.Query, st.Args...)
+	} else {
+		rows, err = p.s.txQuery(p.ctx, p.tx, st.Query, st.Args...)
+	}
 	if err != nil {
 		return wrap(err)
 	}
@@ -134,7 +149,7 @@ func (s *Store) inReadPipeTx(ctx context.Context, fn func(p *pipe) error) error 
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	p := &pipe{s: s, ctx: ctx, tx: tx}
+	p := &pipe{s: s, ctx: ctx, tx: tx, uncached: true}
 	if err := fn(p); err != nil {
 		_ = tx.Rollback()
 		return err

@@ -459,17 +459,23 @@ func queueExists(p *pipe, workspaceID, experimentID string) *bool {
 // ($1) if it is in the workspace ($2), and returns where the flush says
 // whether it did. verb names the step in an error.
 func queueFindExperiment(p *pipe, workspaceID, experimentID, query, verb string) *bool {
+	return queueFound(p, query, []any{experimentID, workspaceID}, verb+" experiment "+experimentID)
+}
+
+// queueFound queues query and returns where the flush says whether it
+// returned a row; step names it in an error.
+func queueFound(p *pipe, query string, args []any, step string) *bool {
 	found := new(bool)
 	p.queue(PipeStmt{
 		Query: query,
-		Args:  []any{experimentID, workspaceID},
+		Args:  args,
 		Rows: func(rows Rows) error {
 			for rows.Next() {
 				*found = true
 			}
 			return rows.Err()
 		},
-		Wrap: func(err error) error { return fmt.Errorf("%s experiment %s: %w", verb, experimentID, err) },
+		Wrap: func(err error) error { return fmt.Errorf("%s: %w", step, err) },
 	})
 	return found
 }

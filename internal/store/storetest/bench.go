@@ -84,3 +84,57 @@ func BenchmarkRecordEvents(b *testing.B, s store.Store, n int) {
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkRecordCampaignEvents measures RecordCampaignEvents of batches of
+// n events of one email campaign, each for a distinct sent recipient:
+// opens, clicks and conversions with values, half with idempotency keys, as
+// an email provider's webhooks deliver them; it reports events/s.
+func BenchmarkRecordCampaignEvents(b *testing.B, s store.Store, n int) {
+	ws := store.Workspace{ID: id.New(id.Workspace), Name: "bench-" + id.New(""), CreatedAt: t0}
+	if err := s.CreateWorkspace(b.Context(), ws); err != nil {
+		b.Fatal(err)
+	}
+	c := newCampaign(ws, "bench")
+	c.Objective = "value"
+	if err := s.CreateCampaign(b.Context(), c); err != nil {
+		b.Fatal(err)
+	}
+	const recipients = 20000
+	for start := 0; start < recipients; start += 1000 {
+		sb := store.SendBatch{WorkspaceID: ws.ID, CampaignID: c.ID, ExpectSent: -1, At: t0}
+		for r := start; r < start+1000; r++ {
+			sb.Items = append(sb.Items, store.Send{Recipient: fmt.Sprintf("r%06d@example.com", r), VariantID: c.Variants[r%2].ID})
+		}
+		if _, err := s.RecordSends(b.Context(), sb); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if a, ok := s.(interface{ Analyze(context.Context) error }); ok {
+		if err := a.Analyze(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	types := []string{store.CampaignOpen, store.CampaignOpen, store.CampaignClick, store.CampaignConversion}
+	events := 0
+	b.ResetTimer()
+	for b.Loop() {
+		batch := store.CampaignEventBatch{WorkspaceID: ws.ID, CampaignID: c.ID, Window: time.Hour, Objective: c.Objective,
+			Items: make([]store.CampaignEvent, n)}
+		for i := range batch.Items {
+			events++
+			ev := store.CampaignEvent{Recipient: fmt.Sprintf("r%06d@example.com", events%recipients),
+				Type: types[events%len(types)], At: t0.Add(time.Minute)}
+			if ev.Type == store.CampaignConversion {
+				ev.Value = float64(events % 7)
+			}
+			if events%2 == 0 {
+				ev.IdempotencyKey = fmt.Sprintf("evt-%d", events)
+			}
+			batch.Items[i] = ev
+		}
+		if _, err := s.RecordCampaignEvents(b.Context(), []store.CampaignEventBatch{batch}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}

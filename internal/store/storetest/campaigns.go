@@ -305,6 +305,101 @@ func testCampaignEvents(t *testing.T, s store.Store) {
 	wantCode(t, err, apperr.NotFound, "counts from another workspace")
 }
 
+// testCampaignEventsBulk sends batches larger than one statement's rows
+// (BatchRows: 64 on SQLite, 500 on PostgreSQL), so that every step of
+// RecordCampaignEvents (the read of the sends, the claims of the keys, the
+// inserts and the updates) runs in several statements: each recipient's
+// counters move once, in the batch's order, and the outcomes are exact.
+func testCampaignEventsBulk(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "bulk")
+	c := createCampaign(t, s, ws, "bulk")
+	const n = 1100
+	rcpt := func(i int) string { return fmt.Sprintf("bulk-%04d", i) }
+	var even, odd []string
+	for i := range n {
+		if i%2 == 0 {
+			even = append(even, rcpt(i))
+		} else {
+			odd = append(odd, rcpt(i))
+		}
+	}
+	send(t, s, c, 0, t0, even...)
+	send(t, s, c, 1, t0, odd...)
+
+	var evs []store.CampaignEvent
+	var want struct{ accepted, late, duplicate, rejected int }
+	var counts [2]store.CampaignCounters
+	for i := range n {
+		v := &counts[i%2]
+		key := ""
+		if i%2 == 0 {
+			key = fmt.Sprintf("open-%d", i)
+		}
+		// A click before its open: the click implies the open, which then
+		// moves nothing.
+		if i%3 == 0 {
+			evs = append(evs, store.CampaignEvent{Recipient: rcpt(i), Type: "click", At: t0.Add(time.Minute)})
+			want.accepted++
+			v.Clicks++
+		}
+		evs = append(evs, store.CampaignEvent{Recipient: rcpt(i), Type: "open", At: t0.Add(2 * time.Minute), IdempotencyKey: key})
+		want.accepted++
+		v.Opens++
+		v.Delivered++
+		if i%10 == 1 {
+			evs = append(evs, store.CampaignEvent{Recipient: rcpt(i), Type: "open", At: t0.Add(2 * time.Hour)})
+			want.late++
+			v.Late++
+		}
+		if i%7 == 0 {
+			evs = append(evs, store.CampaignEvent{Recipient: rcpt(i), Type: "conversion", Value: 2, At: t0.Add(3 * time.Minute)},
+				store.CampaignEvent{Recipient: rcpt(i), Type: "conversion", Value: 3, At: t0.Add(4 * time.Minute)})
+			want.accepted += 2
+			v.Conversions++
+			v.Value += 5
+			v.ValueSquares += 25
+		}
+	}
+	// A key used twice in the batch, an unknown recipient, an event before
+	// its send.
+	evs = append(evs, store.CampaignEvent{Recipient: rcpt(2), Type: "open", At: t0.Add(time.Minute), IdempotencyKey: "open-0"},
+		store.CampaignEvent{Recipient: "nobody", Type: "open", At: t0},
+		store.CampaignEvent{Recipient: rcpt(5), Type: "open", At: t0.Add(-time.Second)})
+	want.duplicate++
+	want.rejected += 2
+
+	outcomes := func(res []store.EventResult) map[store.Outcome]int {
+		m := map[store.Outcome]int{}
+		for _, r := range res {
+			m[r.Outcome]++
+		}
+		return m
+	}
+	got := outcomes(campaignEvents(t, s, c, evs...))
+	diff(t, "outcomes", map[store.Outcome]int{store.OutcomeAccepted: want.accepted, store.OutcomeLate: want.late,
+		store.OutcomeDuplicate: want.duplicate, store.OutcomeRejected: want.rejected}, got)
+	tot, _ := totals(t, s, c)
+	for v := range counts {
+		counts[v].VariantID = c.Variants[v].ID
+		counts[v].Sent = n / 2
+		diff(t, "variant "+c.Variants[v].Key, counts[v], tot[c.Variants[v].ID], approx)
+	}
+
+	// The same batch again: the keyed opens are duplicates, the rest is
+	// accepted (or late) again and moves no counter.
+	got = outcomes(campaignEvents(t, s, c, evs...))
+	diff(t, "outcomes of the retry", map[store.Outcome]int{store.OutcomeAccepted: want.accepted - n/2, store.OutcomeLate: want.late,
+		store.OutcomeDuplicate: n/2 + want.duplicate, store.OutcomeRejected: want.rejected}, got)
+	tot, _ = totals(t, s, c)
+	for v := range counts {
+		counts[v].Late *= 2
+		// Conversions stay: each send converts once. Its value doubles, its
+		// square quadruples.
+		counts[v].Value, counts[v].ValueSquares = 2*counts[v].Value, 4*counts[v].ValueSquares
+		diff(t, "variant "+c.Variants[v].Key+" after the retry", counts[v], tot[c.Variants[v].ID], approx)
+	}
+}
+
 // testCampaignDelays checks what the late-outcome model reads: the send
 // times per slot (mean offset and latest) and the histogram of the delays
 // from a send to the receipt of its objective's first counted event; and

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CampaignsCRUD", testCampaignsCRUD},
 		{"CampaignSends", testCampaignSends},
 		{"CampaignEvents", testCampaignEvents},
+		{"CampaignEventsBulk", testCampaignEventsBulk},
 		{"CampaignDelays", testCampaignDelays},
 		{"CampaignTestSums", testCampaignTestSums},
 		{"DecideLeases", testDecideLeases},
