@@ -87,7 +87,12 @@ func TestGuardrailThroughTheStore(t *testing.T) {
 		}
 		return stopped, won, servedAfter
 	}
-	const runs = 20
+	// 40 runs each: the harmful variant was stopped in 174 of 180 runs
+	// (96.7%) measured through the store (the allocation, hence the data,
+	// varies with the timing of the weight refreshes), so at least 35 of
+	// 40 fails by chance in 0.2% of runs; the equal one was stopped in none
+	// of 180.
+	const runs, minStopped = 40, 35
 	var hs, hw, ha, es int
 	for k := range runs {
 		s, w, a := run(fmt.Sprintf("harmful-%d", k), int64(k+1), [2]float64{0.20, 0.30}, 20000)
@@ -97,8 +102,8 @@ func TestGuardrailThroughTheStore(t *testing.T) {
 	}
 	t.Logf("through the store, %d runs each: harmful (refunds 20%% → 30%%, allowed 25%%) stopped %d, declared %d, served after the trip %d; equal stopped %d",
 		runs, hs, hw, ha, es)
-	if hs < runs-1 || hw > 0 || ha > 0 || es > 1 {
-		t.Errorf("harmful stopped %d/%d (want ≥ %d), declared %d, served after the trip %d (want 0); equal stopped %d (want ≤ 1)", hs, runs, runs-1, hw, ha, es)
+	if hs < minStopped || hw > 0 || ha > 0 || es > 1 {
+		t.Errorf("harmful stopped %d/%d (want ≥ %d), declared %d, served after the trip %d (want 0); equal stopped %d (want ≤ 1)", hs, runs, minStopped, hw, ha, es)
 	}
 }
 

@@ -27,24 +27,12 @@ import (
 // assignments (pg_stat_user_tables: index fetches plus sequential reads),
 // flushed to the statistics when the store's connections close.
 func TestUnitLookupsProbeBeforeStatistics(t *testing.T) {
-	db := admin(t)
-	schema, u := newSchema(t)
-	app := schema // application_name: which backends are this test's
-	u = dbtest.WithParam(t, u, "application_name", app)
-
+	db, schema, u, app, s := newPlanStore(t)
 	t0 := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
-	s := openPlanStore(t, u)
-	if _, err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	const units = 30_000
 	ws, e := planExperiment(t, s, t0, store.MetricBinary, units)
 	closePlanStore(t, db, s, app)
-	var analyzed sql.NullTime
-	if err := db.QueryRowContext(t.Context(), `SELECT COALESCE(last_analyze, last_autoanalyze) FROM pg_stat_user_tables
-		 WHERE schemaname = $1 AND relname = 'assignments'`, schema).Scan(&analyzed); err != nil {
-		t.Fatal(err)
-	}
+	analyzed := analyzedAt(t, db, schema, "assignments")
 	if analyzed.Valid {
 		// autovacuum got there first: the case this test is about is gone.
 		t.Skipf("assignments was analyzed at %v, before the lookups", analyzed.Time)
@@ -63,15 +51,8 @@ func TestUnitLookupsProbeBeforeStatistics(t *testing.T) {
 // (Dialect.ProbeJoins), so the UPDATE reads the 500 rows it updates, and
 // so do the reads of 500 units' assignments (Store.Assignments).
 func TestEventsProbeWithStatistics(t *testing.T) {
-	db := admin(t)
-	schema, u := newSchema(t)
-	app := schema
-	u = dbtest.WithParam(t, u, "application_name", app)
+	db, schema, u, app, s := newPlanStore(t)
 	t0 := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
-	s := openPlanStore(t, u)
-	if _, err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	const units, n = 30_000, 500
 	ws, e := planExperiment(t, s, t0, store.MetricContinuous, units)
 	closePlanStore(t, db, s, app)
@@ -171,6 +152,23 @@ func planExperiment(t *testing.T, s *sqlstore.Store, t0 time.Time, metric store.
 	return ws, e
 }
 
+// newPlanStore creates a schema and opens a migrated store on it whose
+// connections carry the schema's name as application_name (which backends
+// are the test's); it returns the admin connection, the schema, the store's
+// URL and application name, and the store.
+func newPlanStore(t *testing.T) (db *sql.DB, schema, u, app string, s *sqlstore.Store) {
+	t.Helper()
+	db = admin(t)
+	schema, u = newSchema(t)
+	app = schema
+	u = dbtest.WithParam(t, u, "application_name", app)
+	s = openPlanStore(t, u)
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return db, schema, u, app, s
+}
+
 func openPlanStore(t *testing.T, u string) *sqlstore.Store {
 	t.Helper()
 	s, err := postgres.Open(u, postgres.Options{MaxConns: 2})
@@ -223,6 +221,18 @@ func tuplesSince(t *testing.T, db *sql.DB, schema, table string, before, least i
 	}
 }
 
+// analyzedAt returns when the schema's table was last analyzed, by ANALYZE
+// or autovacuum (null: never).
+func analyzedAt(t *testing.T, db *sql.DB, schema, table string) sql.NullTime {
+	t.Helper()
+	var at sql.NullTime
+	if err := db.QueryRowContext(t.Context(), `SELECT COALESCE(last_analyze, last_autoanalyze) FROM pg_stat_user_tables
+		 WHERE schemaname = $1 AND relname = $2`, schema, table).Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
 // tuplesRead returns the tuples read from the schema's table so far: fetched through indexes plus read by sequential scans.
 func tuplesRead(t *testing.T, db *sql.DB, schema, table string) int64 {
 	t.Helper()
@@ -241,15 +251,8 @@ func tuplesRead(t *testing.T, db *sql.DB, schema, table string) int64 {
 // their rows (the events twice), before the table has statistics and after
 // ANALYZE, instead of all 30,000.
 func TestCampaignLookupsProbe(t *testing.T) {
-	db := admin(t)
-	schema, u := newSchema(t)
-	app := schema
-	u = dbtest.WithParam(t, u, "application_name", app)
+	db, schema, u, app, s := newPlanStore(t)
 	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
-	s := openPlanStore(t, u)
-	if _, err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	const recipients, n = 30_000, 500
 	ws := store.Workspace{ID: id.New(id.Workspace), Name: "plan", CreatedAt: t0}
 	if err := s.CreateWorkspace(t.Context(), ws); err != nil {
@@ -322,11 +325,7 @@ func TestCampaignLookupsProbe(t *testing.T) {
 			}
 		}
 	}
-	var analyzed sql.NullTime
-	if err := db.QueryRowContext(t.Context(), `SELECT COALESCE(last_analyze, last_autoanalyze) FROM pg_stat_user_tables
-		 WHERE schemaname = $1 AND relname = 'campaign_sends'`, schema).Scan(&analyzed); err != nil {
-		t.Fatal(err)
-	}
+	analyzed := analyzedAt(t, db, schema, "campaign_sends")
 	if analyzed.Valid {
 		t.Logf("campaign_sends was analyzed at %v: no lookup before statistics", analyzed.Time)
 	} else {

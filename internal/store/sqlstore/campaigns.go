@@ -740,16 +740,7 @@ func (s *Store) queueClaimCampaignKeys(p *pipe, b store.CampaignEventBatch, keys
 			 ON CONFLICT (campaign_id, key) DO NOTHING
 			 RETURNING key`,
 			Args: rb.args,
-			Rows: func(rows Rows) error {
-				for rows.Next() {
-					var k string
-					if err := rows.Scan(&k); err != nil {
-						return err
-					}
-					claimed[k] = true
-				}
-				return rows.Err()
-			},
+			Rows: collectSet(claimed),
 			Wrap: func(err error) error { return fmt.Errorf("claim event keys of %s: %w", b.CampaignID, err) },
 		})
 		return nil

@@ -335,16 +335,7 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 			 ON CONFLICT (experiment_id, unit_id) DO NOTHING
 			 RETURNING unit_id`,
 			Args: rb.args,
-			Rows: func(rows Rows) error {
-				for rows.Next() {
-					var u string
-					if err := rows.Scan(&u); err != nil {
-						return err
-					}
-					inserted[u] = true
-				}
-				return rows.Err()
-			},
+			Rows: collectSet(inserted),
 			Wrap: func(err error) error {
 				if s.dialect.IsForeignKeyViolation(err) {
 					return apperr.Wrap(apperr.Invalid, err, "assignment names a variant that is not in experiment %s", b.ExperimentID)
@@ -460,6 +451,21 @@ func queueExists(p *pipe, workspaceID, experimentID string) *bool {
 // whether it did. verb names the step in an error.
 func queueFindExperiment(p *pipe, workspaceID, experimentID, query, verb string) *bool {
 	return queueFound(p, query, []any{experimentID, workspaceID}, verb+" experiment "+experimentID)
+}
+
+// collectSet returns a PipeStmt.Rows that adds the first column of every
+// row to set: the keys an INSERT … RETURNING stored.
+func collectSet(set map[string]bool) func(Rows) error {
+	return func(rows Rows) error {
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			set[k] = true
+		}
+		return rows.Err()
+	}
 }
 
 // queueFound queues query and returns where the flush says whether it
@@ -797,16 +803,7 @@ func (s *Store) queueClaims(p *pipe, o *outcomeBatch, events []store.Event, res 
 				 ON CONFLICT (` + t.parentCol + `, idempotency_key) DO NOTHING
 				 RETURNING idempotency_key`,
 			Args: rb.args,
-			Rows: func(rows Rows) error {
-				for rows.Next() {
-					var k string
-					if err := rows.Scan(&k); err != nil {
-						return err
-					}
-					o.claimed[k] = true
-				}
-				return rows.Err()
-			},
+			Rows: collectSet(o.claimed),
 			Wrap: func(err error) error { return fmt.Errorf("claim event keys of %s: %w", t.parent, err) },
 		})
 		return nil
