@@ -164,6 +164,10 @@ func BenchmarkRecordCampaignEvents1000(b *testing.B) {
 	storetest.BenchmarkRecordCampaignEvents(b, openSchema(b, postgres.Options{}), 1000)
 }
 
+func BenchmarkRecordProgress999(b *testing.B) {
+	storetest.BenchmarkRecordProgress(b, openSchema(b, postgres.Options{}), 999)
+}
+
 // TestConformancePgbouncer runs the suite through a real pgbouncer in
 // transaction pool mode with SimpleProtocol on, as on Supabase's pooler.
 //

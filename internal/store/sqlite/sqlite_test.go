@@ -52,6 +52,10 @@ func BenchmarkRecordCampaignEvents1000(b *testing.B) {
 	storetest.BenchmarkRecordCampaignEvents(b, open(b, sqlite.Options{}), 1000)
 }
 
+func BenchmarkRecordProgress999(b *testing.B) {
+	storetest.BenchmarkRecordProgress(b, open(b, sqlite.Options{}), 999)
+}
+
 // The NORMAL variants measure what synchronous=FULL costs.
 func BenchmarkAssign1SyncNormal(b *testing.B) {
 	storetest.BenchmarkAssign(b, open(b, sqlite.Options{Synchronous: "NORMAL"}), 1)

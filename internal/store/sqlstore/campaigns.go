@@ -596,17 +596,8 @@ func (r *sendRow) objectiveSet(objective string) bool {
 //     which go out with the COMMIT.
 func (s *Store) campaignEvents(p *pipe, b store.CampaignEventBatch) ([]store.EventResult, error) {
 	cid := b.CampaignID
-	at := time.Now()
-	if len(b.Items) > 0 {
-		at = b.Items[0].At
-	}
-	found := queueLockCampaign(p, b.WorkspaceID, cid, at)
-	recipients := make([]string, 0, len(b.Items))
-	for _, ev := range b.Items {
-		recipients = append(recipients, ev.Recipient)
-	}
-	recipients = dedupe(recipients)
-	slices.Sort(recipients) // lock order of the UPDATE below
+	found := queueLockCampaign(p, b.WorkspaceID, cid, batchTime(b.Items, func(ev store.CampaignEvent) time.Time { return ev.At }))
+	recipients := sortedKeysOf(b.Items, func(ev store.CampaignEvent) string { return ev.Recipient })
 	sends := make(map[string]*sendRow, len(recipients))
 	s.queueLoadSends(p, cid, recipients, sends)
 	if err := p.flush(); err != nil {
@@ -690,18 +681,13 @@ func (s *Store) campaignEvents(p *pipe, b store.CampaignEventBatch) ([]store.Eve
 // queueLoadSends queues the reads of the recipients' sends into out, which
 // is complete after the next flush; a recipient never sent is absent.
 func (s *Store) queueLoadSends(p *pipe, campaignID string, recipients []string, out map[string]*sendRow) {
-	p.probeJoins()
-	_ = chunks(recipients, s.maxRows, func(rs []string) error {
-		rb := newRowsBuilder(campaignID)
-		for _, r := range rs {
-			rb.add("($1, ?)", r)
-		}
-		p.queue(PipeStmt{
+	s.queueKeyReads(p, campaignID, recipients, func(values string, args []any) []PipeStmt {
+		return []PipeStmt{{
 			Query: `SELECT s.recipient, s.variant_id, s.sent_at, s.delivered_at, s.opened_at, s.clicked_at, s.unsubscribed_at,
 			     s.bounced_at, s.converted_at, s.value, s.propensity
-			 FROM (VALUES ` + rb.String() + `) AS v
+			 FROM (VALUES ` + values + `) AS v
 			 JOIN campaign_sends s ON ` + probeJoin("s", "campaign_id", "recipient"),
-			Args: rb.args,
+			Args: args,
 			Rows: func(rows Rows) error {
 				for rows.Next() {
 					var rcpt string
@@ -715,8 +701,7 @@ func (s *Store) queueLoadSends(p *pipe, campaignID string, recipients []string, 
 				return rows.Err()
 			},
 			Wrap: func(err error) error { return fmt.Errorf("load sends of %s: %w", campaignID, err) },
-		})
-		return nil
+		}}
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -263,19 +264,13 @@ func (s *Store) setStepOnce(ctx context.Context, what, workspaceID, funnelID str
 // the group commit of the service makes each of them a batch. It counts the
 // write in the funnel's data version, the decision loop's watermark.
 func lockFunnel(ctx context.Context, tx *sql.Tx, workspaceID, funnelID string, at time.Time) error {
-	res, err := tx.ExecContext(ctx,
-		`UPDATE funnels SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END,
-		     data_version = data_version + 1
-		 WHERE id = $1 AND workspace_id = $2`, funnelID, workspaceID, micros(at))
-	if err != nil {
-		return fmt.Errorf("lock funnel %s: %w", funnelID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("lock funnel %s: %w", funnelID, err)
-	}
-	if n == 0 {
+	var id string
+	err := tx.QueryRowContext(ctx, lockFunnelQuery, funnelID, workspaceID, micros(at)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
 		return errFunnelNotFound(funnelID)
+	}
+	if err != nil {
+		return fmt.Errorf("lock funnel %s: %w", funnelID, err)
 	}
 	return nil
 }
@@ -395,107 +390,145 @@ func slotOf(t time.Time, width time.Duration) int64 {
 // RecordProgress applies the batches in one transaction, funnel by funnel
 // in id order (lock order).
 func (s *Store) RecordProgress(ctx context.Context, batches []store.ProgressBatch) ([][]store.ProgressResult, error) {
-	return eachInTx(ctx, s, batches, func(b store.ProgressBatch) string { return b.FunnelID }, s.recordProgress)
+	return eachInPipeTx(ctx, s, batches, func(b store.ProgressBatch) string { return b.FunnelID }, s.recordProgress)
 }
 
-// unitRow is a funnel_units row.
+// unitRow is a funnel_units row and its funnel_progress rows, as a batch
+// sees and changes them.
 type unitRow struct {
+	entered   bool // the unit has a funnel_units row (stored or new)
+	stored    bool // … that the database holds
+	changed   bool
 	enteredAt int64
 	maxStep   int
 	path      string
-	completed bool
+	completed sql.NullInt64
+	value     float64
+	progress  map[int]*progressRow // by step
 }
 
-func (s *Store) recordProgress(ctx context.Context, tx *sql.Tx, b store.ProgressBatch) ([]store.ProgressResult, error) {
-	at := time.Now()
-	if len(b.Items) > 0 {
-		at = b.Items[0].At
+// progressRow is a funnel_progress row.
+type progressRow struct {
+	variant    string
+	propensity float64
+	reached    int64
+	advanced   sql.NullInt64
+	stored     bool // the database holds it
+	changed    bool // advanced was set by this batch
+}
+
+// recordProgress applies one batch in two round trips whatever its size
+// (it was four to six statements per item, each a round trip on
+// PostgreSQL): the funnel's lock and the read of its units' rows, then,
+// the items applied in order to those rows in memory (progressOne), the
+// new and changed rows and the counter increments, which go out with the
+// COMMIT. The lock makes the funnel's progress transactions run one at a
+// time, so the rows read cannot change before the commit.
+func (s *Store) recordProgress(p *pipe, b store.ProgressBatch) ([]store.ProgressResult, error) {
+	fid := b.FunnelID
+	at := batchTime(b.Items, func(it store.Progress) time.Time { return it.At })
+	found := queueFound(p, lockFunnelQuery, []any{fid, b.WorkspaceID, micros(at)}, "lock funnel "+fid)
+	ids := sortedKeysOf(b.Items, func(it store.Progress) string { return it.UnitID })
+	units := make(map[string]*unitRow, len(ids))
+	for _, u := range ids {
+		units[u] = &unitRow{progress: map[int]*progressRow{}}
 	}
-	if err := lockFunnel(ctx, tx, b.WorkspaceID, b.FunnelID, at); err != nil {
+	s.queueLoadFunnelUnits(p, fid, ids, units)
+	if err := p.flush(); err != nil {
 		return nil, err
+	}
+	if !*found {
+		return nil, errFunnelNotFound(fid)
 	}
 	window := b.Window.Microseconds()
 	in := &funnelIncrements{counters: map[stepKey]*stepDelta{}, buckets: map[stepKey]*stepDelta{}, paths: map[string]*pathDelta{}}
 	res := make([]store.ProgressResult, len(b.Items))
 	for i, it := range b.Items {
-		r, err := s.progressOne(ctx, tx, b, it, window, in)
-		if err != nil {
-			return nil, err
-		}
-		res[i] = r
+		res[i] = progressOne(b, it, units[it.UnitID], window, in)
 	}
-	if err := s.applyFunnelIncrements(ctx, tx, b.FunnelID, in); err != nil {
-		return nil, err
-	}
+	s.queueFunnelRows(p, fid, ids, units)
+	s.queueFunnelIncrements(p, fid, in)
 	return res, nil
 }
 
-// progressOne applies one item. Items are applied one at a time, each
-// statement seeing the ones before, so that a batch holding several steps
-// of one unit is applied exactly as the same calls made one by one.
-func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBatch, it store.Progress, window int64, in *funnelIncrements) (store.ProgressResult, error) {
-	fid := b.FunnelID
-	var variant string
-	err := tx.QueryRowContext(ctx,
-		`SELECT variant_id FROM funnel_progress WHERE funnel_id = $1 AND unit_id = $2 AND step = $3`,
-		fid, it.UnitID, it.Step).Scan(&variant)
-	if err == nil {
-		return store.ProgressResult{Outcome: store.ProgressRepeated, VariantID: variant}, nil
+// lockFunnelQuery is lockFunnel's statement: $1 the funnel, $2 its
+// workspace, $3 the write's time.
+const lockFunnelQuery = `UPDATE funnels SET updated_at = CASE WHEN updated_at > $3 THEN updated_at ELSE $3 END,
+     data_version = data_version + 1
+ WHERE id = $1 AND workspace_id = $2 RETURNING id`
+
+// queueLoadFunnelUnits queues the reads of the units' funnel_units and
+// funnel_progress rows into units, complete after the next flush.
+func (s *Store) queueLoadFunnelUnits(p *pipe, funnelID string, ids []string, units map[string]*unitRow) {
+	s.queueKeyReads(p, funnelID, ids, func(values string, args []any) []PipeStmt {
+		return []PipeStmt{{
+			Query: `SELECT f.unit_id, f.entered_at, f.max_step, f.path, f.completed_at, f.value
+			 FROM (VALUES ` + values + `) AS v
+			 JOIN funnel_units f ON ` + probeJoin("f", "funnel_id", "unit_id"),
+			Args: args,
+			Rows: func(rows Rows) error {
+				for rows.Next() {
+					var id string
+					var u unitRow
+					if err := rows.Scan(&id, &u.enteredAt, &u.maxStep, &u.path, &u.completed, &u.value); err != nil {
+						return err
+					}
+					row := units[id]
+					u.progress, u.entered, u.stored = row.progress, true, true
+					*row = u
+				}
+				return rows.Err()
+			},
+			Wrap: func(err error) error { return fmt.Errorf("load units of %s: %w", funnelID, err) },
+		}, {
+			Query: `SELECT p.unit_id, p.step, p.variant_id, p.propensity, p.reached_at, p.advanced_at
+			 FROM (VALUES ` + values + `) AS v
+			 JOIN funnel_progress p ON ` + probeJoin("p", "funnel_id", "unit_id"),
+			Args: args,
+			Rows: func(rows Rows) error {
+				for rows.Next() {
+					var id string
+					var step int
+					r := &progressRow{stored: true}
+					if err := rows.Scan(&id, &step, &r.variant, &r.propensity, &r.reached, &r.advanced); err != nil {
+						return err
+					}
+					units[id].progress[step] = r
+				}
+				return rows.Err()
+			},
+			Wrap: func(err error) error { return fmt.Errorf("load progress of %s: %w", funnelID, err) },
+		}}
+	})
+}
+
+// progressOne applies one item to its unit's rows u. Items are applied one
+// at a time, each seeing the ones before, so that a batch holding several
+// steps of one unit is applied exactly as the same calls made one by one.
+func progressOne(b store.ProgressBatch, it store.Progress, u *unitRow, window int64, in *funnelIncrements) store.ProgressResult {
+	if r := u.progress[it.Step]; r != nil {
+		return store.ProgressResult{Outcome: store.ProgressRepeated, VariantID: r.variant}
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return store.ProgressResult{}, fmt.Errorf("load progress of %s: %w", fid, err)
-	}
-	var u unitRow
-	var completed sql.NullInt64
-	err = tx.QueryRowContext(ctx,
-		`SELECT entered_at, max_step, path, completed_at FROM funnel_units WHERE funnel_id = $1 AND unit_id = $2`,
-		fid, it.UnitID).Scan(&u.enteredAt, &u.maxStep, &u.path, &completed)
-	entered := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return store.ProgressResult{}, fmt.Errorf("load unit of %s: %w", fid, err)
-	}
-	u.completed = completed.Valid
 	switch {
-	case !entered && it.Step == b.Goal:
-		return store.ProgressResult{Outcome: store.ProgressNotEntered}, nil
-	case entered && (it.Step < u.maxStep || u.completed):
-		return store.ProgressResult{Outcome: store.ProgressBehind}, nil
+	case !u.entered && it.Step == b.Goal:
+		return store.ProgressResult{Outcome: store.ProgressNotEntered}
+	case u.entered && (it.Step < u.maxStep || u.completed.Valid):
+		return store.ProgressResult{Outcome: store.ProgressBehind}
 	}
 	now := micros(it.At)
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO funnel_progress (funnel_id, unit_id, step, variant_id, propensity, reached_at)
-		 VALUES ($1, $2, $3, $4, $5, $6)`,
-		fid, it.UnitID, it.Step, it.VariantID, it.Propensity, now); err != nil {
-		return store.ProgressResult{}, fmt.Errorf("record progress of %s: %w", fid, err)
-	}
 	// The rows of earlier steps that had not yet seen the unit move on
 	// (only the one at its furthest step, in fact) now have.
-	rows, err := tx.QueryContext(ctx,
-		`UPDATE funnel_progress SET advanced_at = $4
-		 WHERE funnel_id = $1 AND unit_id = $2 AND step < $3 AND advanced_at IS NULL
-		 RETURNING step, variant_id, reached_at, propensity`, fid, it.UnitID, it.Step, now)
-	if err != nil {
-		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
-	}
-	for rows.Next() {
-		var step int
-		var v string
-		var reached int64
-		var p float64
-		if err := rows.Scan(&step, &v, &reached, &p); err != nil {
-			rows.Close()
-			return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
+	for _, step := range slices.Sorted(maps.Keys(u.progress)) {
+		r := u.progress[step]
+		if step >= it.Step || r.advanced.Valid {
+			continue
 		}
-		if now-reached <= window {
-			in.counter(step, v).AddAdvance(logged(v, p))
+		r.advanced, r.changed = sql.NullInt64{Int64: now, Valid: true}, true
+		if now-r.reached <= window {
+			in.counter(step, r.variant).AddAdvance(logged(r.variant, r.propensity))
 		}
 	}
-	if err := rows.Close(); err != nil {
-		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
-	}
-	if err := rows.Err(); err != nil {
-		return store.ProgressResult{}, fmt.Errorf("advance progress of %s: %w", fid, err)
-	}
+	u.progress[it.Step] = &progressRow{variant: it.VariantID, propensity: it.Propensity, reached: now}
 	in.counter(it.Step, it.VariantID).AddUnit(logged(it.VariantID, it.Propensity))
 	if it.VariantID != "" {
 		for v, w := range it.Weights {
@@ -519,37 +552,19 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 			path += "," + seg
 		}
 	}
-	if !entered {
-		u.enteredAt = now
+	if !u.entered {
+		u.entered, u.enteredAt = true, now
 		in.path(path).units++
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO funnel_units (funnel_id, unit_id, entered_at, max_step, path) VALUES ($1, $2, $3, $4, $5)`,
-			fid, it.UnitID, now, it.Step, path); err != nil {
-			return store.ProgressResult{}, fmt.Errorf("enter unit in %s: %w", fid, err)
-		}
-	} else {
-		if path != u.path {
-			in.path(u.path).units--
-			in.path(path).units++
-		}
-		var done sql.NullInt64
-		var value float64
-		if it.Step == b.Goal {
-			done, value = sql.NullInt64{Int64: now, Valid: true}, it.Value
-		}
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE funnel_units SET max_step = $3, path = $4, completed_at = $5, value = $6
-			 WHERE funnel_id = $1 AND unit_id = $2`,
-			fid, it.UnitID, it.Step, path, done, value); err != nil {
-			return store.ProgressResult{}, fmt.Errorf("move unit in %s: %w", fid, err)
-		}
+	} else if path != u.path {
+		in.path(u.path).units--
+		in.path(path).units++
 	}
+	u.changed, u.maxStep, u.path = true, it.Step, path
 	if it.Step == b.Goal {
-		if err := s.complete(ctx, tx, b, it, u.enteredAt, path, window, in); err != nil {
-			return store.ProgressResult{}, err
-		}
+		u.completed, u.value = sql.NullInt64{Int64: now, Valid: true}, it.Value
+		complete(b, it, u, window, in)
 	}
-	return store.ProgressResult{Outcome: store.ProgressRecorded, VariantID: it.VariantID}, nil
+	return store.ProgressResult{Outcome: store.ProgressRecorded, VariantID: it.VariantID}
 }
 
 // complete credits a unit's completion to every step it reached: a
@@ -557,45 +572,105 @@ func (s *Store) progressOne(ctx context.Context, tx *sql.Tx, b store.ProgressBat
 // late completion (stored, not counted) otherwise. Comparing with each
 // step's reach time here, once, is what keeps results free of any scan of
 // units.
-func (s *Store) complete(ctx context.Context, tx *sql.Tx, b store.ProgressBatch, it store.Progress, enteredAt int64, path string, window int64, in *funnelIncrements) error {
+func complete(b store.ProgressBatch, it store.Progress, u *unitRow, window int64, in *funnelIncrements) {
 	now := micros(it.At)
-	rows, err := tx.QueryContext(ctx,
-		`SELECT step, variant_id, reached_at, propensity FROM funnel_progress WHERE funnel_id = $1 AND unit_id = $2`,
-		b.FunnelID, it.UnitID)
-	if err != nil {
-		return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var step int
-		var v string
-		var reached int64
-		var p float64
-		if err := rows.Scan(&step, &v, &reached, &p); err != nil {
-			return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
-		}
-		c := in.counter(step, v)
-		if now-reached > window {
+	for _, step := range slices.Sorted(maps.Keys(u.progress)) {
+		r := u.progress[step]
+		c := in.counter(step, r.variant)
+		if now-r.reached > window {
 			c.Late++
 			continue
 		}
-		c.AddConversion(logged(v, p))
+		c.AddConversion(logged(r.variant, r.propensity))
 		c.Value += it.Value
-		bd := in.bucket(step, v, slotOf(fromMicros(reached), b.BucketWidth))
+		bd := in.bucket(step, r.variant, slotOf(fromMicros(r.reached), b.BucketWidth))
 		bd.Conversions++
-		bd.delays[engine.DelayBucket(time.Duration(now-reached)*time.Microsecond)]++
+		bd.delays[engine.DelayBucket(time.Duration(now-r.reached)*time.Microsecond)]++
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("complete unit in %s: %w", b.FunnelID, err)
+	if now-u.enteredAt <= window {
+		in.path(u.path).conversions++
 	}
-	if now-enteredAt <= window {
-		in.path(path).conversions++
+}
+
+// queueFunnelRows queues the writes of the batch's new and changed
+// funnel_units and funnel_progress rows, in unit order, each row once with
+// its final state.
+func (s *Store) queueFunnelRows(p *pipe, funnelID string, ids []string, units map[string]*unitRow) {
+	var newUnits, movedUnits []string
+	type stepRow struct {
+		unit string
+		step int
 	}
-	return nil
+	var newRows, advancedRows []stepRow
+	for _, id := range ids {
+		u := units[id]
+		switch {
+		case !u.changed:
+		case u.stored:
+			movedUnits = append(movedUnits, id)
+		default:
+			newUnits = append(newUnits, id)
+		}
+		for _, step := range slices.Sorted(maps.Keys(u.progress)) {
+			switch r := u.progress[step]; {
+			case !r.stored:
+				newRows = append(newRows, stepRow{id, step})
+			case r.changed:
+				advancedRows = append(advancedRows, stepRow{id, step})
+			}
+		}
+	}
+	wrap := func(what string) func(error) error {
+		return func(err error) error { return fmt.Errorf("%s of %s: %w", what, funnelID, err) }
+	}
+	_ = chunks(newRows, s.maxRows, func(rs []stepRow) error {
+		rb := newRowsBuilder(funnelID)
+		for _, k := range rs {
+			r := units[k.unit].progress[k.step]
+			rb.add("($1, ?, ?, ?, ?, ?, ?)", k.unit, k.step, r.variant, r.propensity, r.reached, r.advanced)
+		}
+		p.queue(PipeStmt{Query: `INSERT INTO funnel_progress (funnel_id, unit_id, step, variant_id, propensity, reached_at, advanced_at)
+			 VALUES ` + rb.String(), Args: rb.args, Wrap: wrap("record progress")})
+		return nil
+	})
+	p.probeJoins()
+	_ = chunks(advancedRows, s.maxRows, func(rs []stepRow) error {
+		rb := newRowsBuilder(funnelID)
+		for _, k := range rs {
+			rb.add("($1, ?, CAST(? AS INTEGER), CAST(? AS BIGINT))", k.unit, k.step, units[k.unit].progress[k.step].advanced)
+		}
+		p.queue(PipeStmt{Query: `UPDATE funnel_progress SET advanced_at = v.column4
+			 FROM (VALUES ` + rb.String() + `) AS v
+			 WHERE ` + probeJoin("funnel_progress", "funnel_id", "unit_id") + ` AND funnel_progress.step = v.column3`,
+			Args: rb.args, Wrap: wrap("advance progress")})
+		return nil
+	})
+	_ = chunks(newUnits, s.maxRows, func(us []string) error {
+		rb := newRowsBuilder(funnelID)
+		for _, id := range us {
+			u := units[id]
+			rb.add("($1, ?, ?, ?, ?, ?, ?)", id, u.enteredAt, u.maxStep, u.path, u.completed, u.value)
+		}
+		p.queue(PipeStmt{Query: `INSERT INTO funnel_units (funnel_id, unit_id, entered_at, max_step, path, completed_at, value)
+			 VALUES ` + rb.String(), Args: rb.args, Wrap: wrap("enter units")})
+		return nil
+	})
+	_ = chunks(movedUnits, s.maxRows, func(us []string) error {
+		rb := newRowsBuilder(funnelID)
+		for _, id := range us {
+			u := units[id]
+			rb.add("($1, ?, CAST(? AS INTEGER), ?, CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION))", id, u.maxStep, u.path, u.completed, u.value)
+		}
+		p.queue(PipeStmt{Query: `UPDATE funnel_units SET max_step = v.column3, path = v.column4, completed_at = v.column5, value = v.column6
+			 FROM (VALUES ` + rb.String() + `) AS v
+			 WHERE ` + probeJoin("funnel_units", "funnel_id", "unit_id"),
+			Args: rb.args, Wrap: wrap("move units")})
+		return nil
+	})
 }
 
 // funnelCounterSums are funnel_counters' additive columns, in the order
-// applyFunnelIncrements writes and FunnelCounts reads them.
+// queueFunnelIncrements writes and FunnelCounts reads them.
 var funnelCounterSums = []string{"units", "conversions", "advanced", "late", "value_sum",
 	"inv_p", "inv_p2", "conv_inv_p", "conv_inv_p2", "adv_inv_p", "adv_inv_p2", "expected", "expected_squares", "inv_expected"}
 
@@ -609,10 +684,10 @@ func logged(variant string, p float64) float64 {
 	return p
 }
 
-// applyFunnelIncrements writes the increments as "col = col + excluded.col"
+// queueFunnelIncrements queues the increments as "col = col + excluded.col"
 // upserts, in key order so that concurrent transactions lock rows in one
 // order.
-func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID string, in *funnelIncrements) error {
+func (s *Store) queueFunnelIncrements(p *pipe, funnelID string, in *funnelIncrements) {
 	cmpKey := func(a, b stepKey) int {
 		if a.step != b.step {
 			return a.step - b.step
@@ -636,7 +711,7 @@ func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID 
 		slices.SortFunc(ks, cmpKey)
 		return ks
 	}
-	err := chunks(keys(in.counters), s.maxRows, func(ks []stepKey) error {
+	_ = chunks(keys(in.counters), s.maxRows, func(ks []stepKey) error {
 		rb := newRowsBuilder(funnelID)
 		for _, k := range ks {
 			d := in.counters[k]
@@ -644,17 +719,11 @@ func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID 
 				k.step, k.variant, d.Units, d.Conversions, d.Advanced, d.Late, d.Value,
 				d.InvP, d.InvP2, d.ConvInvP, d.ConvInvP2, d.AdvInvP, d.AdvInvP2, d.Expected, d.ExpectedSquares, d.InvExpected)
 		}
-		_, err := tx.ExecContext(ctx,
-			counterUpsert("funnel_counters", []string{"funnel_id", "step", "variant_id"}, funnelCounterSums, rb.String()), rb.args...)
-		if err != nil {
-			return fmt.Errorf("update funnel counters of %s: %w", funnelID, err)
-		}
+		p.queue(PipeStmt{Query: counterUpsert("funnel_counters", []string{"funnel_id", "step", "variant_id"}, funnelCounterSums, rb.String()),
+			Args: rb.args, Wrap: func(err error) error { return fmt.Errorf("update funnel counters of %s: %w", funnelID, err) }})
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	err = chunks(keys(in.buckets), s.maxRows, func(ks []stepKey) error {
+	_ = chunks(keys(in.buckets), s.maxRows, func(ks []stepKey) error {
 		rb := newRowsBuilder(funnelID)
 		for _, k := range ks {
 			d := in.buckets[k]
@@ -664,40 +733,30 @@ func (s *Store) applyFunnelIncrements(ctx context.Context, tx *sql.Tx, funnelID 
 			}
 			rb.add("($1, ?, ?, ?, ?, ?, CAST(? AS DOUBLE PRECISION), ?"+strings.Repeat(", ?", engine.DelayBuckets)+")", args...)
 		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO funnel_buckets (funnel_id, step, variant_id, slot, units, conversions, reached_sum, last_reached, `+delayColumns+`)
-			 VALUES `+rb.String()+`
+		p.queue(PipeStmt{Query: `INSERT INTO funnel_buckets (funnel_id, step, variant_id, slot, units, conversions, reached_sum, last_reached, ` + delayColumns + `)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (funnel_id, step, variant_id, slot) DO UPDATE SET
 			     units = funnel_buckets.units + excluded.units,
 			     conversions = funnel_buckets.conversions + excluded.conversions,
 			     reached_sum = funnel_buckets.reached_sum + excluded.reached_sum,
 			     last_reached = CASE WHEN excluded.last_reached > funnel_buckets.last_reached
 			         THEN excluded.last_reached ELSE funnel_buckets.last_reached END,
-			     `+delaySums("funnel_buckets"), rb.args...)
-		if err != nil {
-			return fmt.Errorf("update funnel buckets of %s: %w", funnelID, err)
-		}
+			     ` + delaySums("funnel_buckets"), Args: rb.args,
+			Wrap: func(err error) error { return fmt.Errorf("update funnel buckets of %s: %w", funnelID, err) }})
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	paths := sortedKeys(in.paths)
-	return chunks(paths, s.maxRows, func(ps []string) error {
+	_ = chunks(sortedKeys(in.paths), s.maxRows, func(ps []string) error {
 		rb := newRowsBuilder(funnelID)
 		for _, p := range ps {
 			d := in.paths[p]
 			rb.add("($1, ?, ?, ?)", p, d.units, d.conversions)
 		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO funnel_paths (funnel_id, path, units, conversions)
-			 VALUES `+rb.String()+`
+		p.queue(PipeStmt{Query: `INSERT INTO funnel_paths (funnel_id, path, units, conversions)
+			 VALUES ` + rb.String() + `
 			 ON CONFLICT (funnel_id, path) DO UPDATE SET
 			     units = funnel_paths.units + excluded.units,
-			     conversions = funnel_paths.conversions + excluded.conversions`, rb.args...)
-		if err != nil {
-			return fmt.Errorf("update funnel paths of %s: %w", funnelID, err)
-		}
+			     conversions = funnel_paths.conversions + excluded.conversions`, Args: rb.args,
+			Wrap: func(err error) error { return fmt.Errorf("update funnel paths of %s: %w", funnelID, err) }})
 		return nil
 	})
 }

@@ -187,3 +187,21 @@ func (s *Store) tryPipeTx(ctx context.Context, db *sql.DB, begin string, fn func
 		return err
 	})
 }
+
+// queueKeyReads queues, for each chunk of keys (at most BatchRows), the
+// statements stmts makes of a VALUES list of (parent, key) rows, its text
+// and arguments, to be joined with a table by probeJoin; ProbeJoins goes
+// first.
+func (s *Store) queueKeyReads(p *pipe, parent string, keys []string, stmts func(values string, args []any) []PipeStmt) {
+	p.probeJoins()
+	_ = chunks(keys, s.maxRows, func(ks []string) error {
+		rb := newRowsBuilder(parent)
+		for _, k := range ks {
+			rb.add("($1, ?)", k)
+		}
+		for _, st := range stmts(rb.String(), rb.args) {
+			p.queue(st)
+		}
+		return nil
+	})
+}

@@ -587,6 +587,27 @@ func (s *Store) Assignments(ctx context.Context, workspaceID, experimentID strin
 	return out, nil
 }
 
+// sortedKeysOf returns the distinct keys of items, sorted (the lock order
+// of a batch's writes).
+func sortedKeysOf[T any](items []T, key func(T) string) []string {
+	keys := make([]string, 0, len(items))
+	for _, it := range items {
+		keys = append(keys, key(it))
+	}
+	keys = dedupe(keys)
+	slices.Sort(keys)
+	return keys
+}
+
+// batchTime is the time a batch's write is counted at: its first item's,
+// or now for an empty batch.
+func batchTime[T any](items []T, at func(T) time.Time) time.Time {
+	if len(items) == 0 {
+		return time.Now()
+	}
+	return at(items[0])
+}
+
 func dedupe(xs []string) []string {
 	seen := make(map[string]bool, len(xs))
 	out := xs[:0:0]

@@ -138,3 +138,41 @@ func BenchmarkRecordCampaignEvents(b *testing.B, s store.Store, n int) {
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkRecordProgress measures RecordProgress of batches of n items of
+// one three-step funnel: units entering its first step, moving to the
+// second and reaching the goal, a third of the items each, as the group
+// commit merges a funnel's calls; it reports items/s.
+func BenchmarkRecordProgress(b *testing.B, s store.Store, n int) {
+	ws := store.Workspace{ID: id.New(id.Workspace), Name: "bench-" + id.New(""), CreatedAt: t0}
+	if err := s.CreateWorkspace(b.Context(), ws); err != nil {
+		b.Fatal(err)
+	}
+	f := newFunnel(ws, "bench")
+	if err := s.CreateFunnel(b.Context(), f); err != nil {
+		b.Fatal(err)
+	}
+	weights := func(step int) map[string]float64 {
+		return map[string]float64{f.Steps[step].Variants[0].ID: 0.5, f.Steps[step].Variants[1].ID: 0.5}
+	}
+	items := 0
+	b.ResetTimer()
+	for b.Loop() {
+		batch := progressBatch(f)
+		for range n {
+			unit, step := fmt.Sprintf("unit-%09d", items/3), items%3
+			items++
+			it := store.Progress{UnitID: unit, Step: step, At: t0.Add(time.Duration(items) * time.Millisecond)}
+			if step < 2 {
+				it.VariantID, it.Propensity, it.Weights = f.Steps[step].Variants[items%2].ID, 0.5, weights(step)
+			} else {
+				it.Value = 1
+			}
+			batch.Items = append(batch.Items, it)
+		}
+		if _, err := s.RecordProgress(b.Context(), []store.ProgressBatch{batch}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(items)/b.Elapsed().Seconds(), "items/s")
+}

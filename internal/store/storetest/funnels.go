@@ -3,6 +3,9 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -295,6 +298,101 @@ func testFunnelProgressBatch(t *testing.T, s store.Store) {
 	if sc := c[[2]string{"0", variantID(f, 0, 0)}]; sc.Units != 1 || sc.Conversions != 1 || sc.Advanced != 1 {
 		t.Errorf("landing a %+v", sc)
 	}
+}
+
+// testFunnelProgressBatchAsCalls checks that batches are applied exactly
+// as the same items sent one call each: 3,000 random items of 1,200 units
+// (steps in any order, repeats, skips, goals of units that never entered,
+// reach times around the window) go to one funnel as three batches of
+// 1,000, each with more units than one statement's rows on both databases
+// (each reads what the ones before stored), and to another item by item. The
+// outcomes, the counters, the paths and the open slots must agree, with the
+// variants named by step and position.
+func testFunnelProgressBatchAsCalls(t *testing.T, s store.Store) {
+	ws := newWorkspace(t, s, "as-calls")
+	batched, single := createFunnel(t, s, ws, "batched"), createFunnel(t, s, ws, "single")
+	r := rand.New(rand.NewPCG(11, 16))
+	type draw struct {
+		unit, step, variant int
+		at                  time.Duration
+		value               float64
+	}
+	var draws []draw
+	for range 3000 {
+		d := draw{unit: r.IntN(1200), step: r.IntN(3), variant: -1, at: time.Duration(r.IntN(150)) * time.Minute}
+		if d.step < 2 {
+			d.variant = r.IntN(2)
+		} else {
+			d.value = float64(r.IntN(5))
+		}
+		draws = append(draws, d)
+	}
+	items := func(f store.Funnel) []store.Progress {
+		var out []store.Progress
+		for _, d := range draws {
+			it := store.Progress{UnitID: fmt.Sprintf("u%04d", d.unit), Step: d.step, VariantID: variantID(f, d.step, d.variant),
+				Propensity: 1, Value: d.value, At: t0.Add(d.at)}
+			if d.variant >= 0 {
+				it.Weights = map[string]float64{variantID(f, d.step, 0): 0.25, variantID(f, d.step, 1): 0.75}
+				it.Propensity = it.Weights[it.VariantID]
+			}
+			out = append(out, it)
+		}
+		return out
+	}
+	// label names the funnel's variant ids by step and position.
+	label := func(f store.Funnel, v any) string {
+		b, err := json.Marshal(v)
+		must(t, err, "marshal")
+		text := string(b)
+		for i, st := range f.Steps {
+			for j, va := range st.Variants {
+				text = strings.ReplaceAll(text, va.ID, fmt.Sprintf("s%dv%d", i, j))
+			}
+		}
+		return text
+	}
+	counts := func(f store.Funnel) store.FunnelCounts {
+		_, c := stepCounters(t, s, f, t0.Add(100*time.Minute))
+		var out store.FunnelCounts
+		must(t, json.Unmarshal([]byte(label(f, c)), &out), "unmarshal")
+		slices.SortFunc(out.Steps, func(a, b store.StepCounters) int {
+			return cmpInts(a.Step, b.Step, strings.Compare(a.VariantID, b.VariantID))
+		})
+		slices.SortFunc(out.Paths, func(a, b store.PathCounters) int { return strings.Compare(fmt.Sprint(a.Path), fmt.Sprint(b.Path)) })
+		slices.SortFunc(out.Slots, func(a, b store.StepSlot) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		return out
+	}
+
+	var inBatches []store.ProgressResult
+	all := items(batched)
+	for _, part := range [][]store.Progress{all[:1000], all[1000:2000], all[2000:]} {
+		res, err := s.RecordProgress(t.Context(), []store.ProgressBatch{progressBatch(batched, part...)})
+		must(t, err, "record a batch")
+		inBatches = append(inBatches, res[0]...)
+	}
+	var one []store.ProgressResult
+	for _, it := range items(single) {
+		res, err := s.RecordProgress(t.Context(), []store.ProgressBatch{progressBatch(single, it)})
+		must(t, err, "record an item")
+		one = append(one, res[0][0])
+	}
+	byOutcome := map[store.ProgressOutcome]int{}
+	for _, r := range inBatches {
+		byOutcome[r.Outcome]++
+	}
+	want, got := counts(single), counts(batched)
+	t.Logf("outcomes of the batches: %v; %d counters, %d paths, %d open slots", byOutcome, len(got.Steps), len(got.Paths), len(got.Slots))
+	diff(t, "outcomes", label(single, one), label(batched, inBatches))
+	diff(t, "counts", want, got, approx)
+}
+
+// cmpInts compares a and b, then falls back on then.
+func cmpInts(a, b, then int) int {
+	if a != b {
+		return a - b
+	}
+	return then
 }
 
 // testFunnelProgressConcurrent: many writers racing on the same units count

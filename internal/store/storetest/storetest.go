@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FunnelsCRUD", testFunnelsCRUD},
 		{"FunnelProgress", testFunnelProgress},
 		{"FunnelProgressBatch", testFunnelProgressBatch},
+		{"FunnelProgressBatchAsCalls", testFunnelProgressBatchAsCalls},
 		{"FunnelProgressConcurrent", testFunnelProgressConcurrent},
 		{"WebhooksCRUD", testWebhooksCRUD},
 		{"WebhookReseal", testWebhookReseal},
