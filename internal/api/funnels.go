@@ -291,10 +291,25 @@ func (s *server) handleCreateFunnel(w http.ResponseWriter, r *http.Request) erro
 }
 
 // funnelByRef finds a funnel of the caller's workspace by id or key; any
-// other is the same 404 (see experimentByRef).
+// other is the same 404 (see experimentByRef). The progress route may use
+// a funnel read less than experimentCacheTTL ago (cache.go); every other
+// route reads it, and drops what the progress route would have used.
 func (s *server) funnelByRef(ctx context.Context, ref string) (store.Funnel, error) {
-	return byRef(ctx, "funnel", ref, s.store.GetFunnel, func(f store.Funnel) string { return f.WorkspaceID })
+	read := func(ctx context.Context) (store.Funnel, error) {
+		return byRef(ctx, "funnel", ref, s.store.GetFunnel, func(f store.Funnel) string { return f.WorkspaceID })
+	}
+	if infoFrom(ctx).Route == progressRoute {
+		return s.funnelCache.load(ctx, experimentRef{principalFrom(ctx).WorkspaceID, ref}, experimentCacheTTL, read)
+	}
+	f, err := read(ctx)
+	if err == nil {
+		s.funnelCache.forget(f.ID)
+	}
+	return f, err
 }
+
+// progressRoute is the funnel's serving route.
+const progressRoute = "POST /v1/funnels/{ref}/progress"
 
 // handleGetFunnel serves GET /v1/funnels/{ref}.
 func (s *server) handleGetFunnel(w http.ResponseWriter, r *http.Request) error {

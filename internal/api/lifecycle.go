@@ -44,6 +44,11 @@ func handleTransition[T, J any](s *server, a optimize.Action, byRef func(context
 		if err := opt.Transition(r.Context(), a, body.Winner); err != nil {
 			return err
 		}
+		if f, ok := any(&v).(*store.Funnel); ok {
+			// A progress call between the read above and the change may
+			// have cached the funnel as it was (experiments have OnChange).
+			s.funnelCache.forget(f.ID)
+		}
 		return respond(w, http.StatusOK, toJSON(v))
 	}
 }

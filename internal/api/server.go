@@ -116,6 +116,7 @@ type server struct {
 	// Short-lived caches of the serving hot path (cache.go).
 	keyCache        keyCache
 	experimentCache experimentCache
+	funnelCache     funnelCache
 }
 
 // Deps are what the server needs from the rest of the program. Later issues
