@@ -651,28 +651,24 @@ func (s *Store) campaignEvents(p *pipe, b store.CampaignEventBatch) ([]store.Eve
 	}
 
 	slots := map[slotKey]*slotDelta{}
-	rb := newRowsBuilder(cid)
-	stored := 0
-	flushEvents := func() {
-		if stored == 0 {
-			return
-		}
-		p.queue(PipeStmt{Query: `INSERT INTO campaign_events (campaign_id, id, recipient, type, value, at, counted) VALUES ` + rb.String(),
-			Args: rb.args, Wrap: func(err error) error { return fmt.Errorf("store events of %s: %w", cid, err) }})
-		rb, stored = newRowsBuilder(cid), 0
-	}
+	var applied []int // the events stored, in order
 	for i, ev := range b.Items {
 		if res[i].Outcome != "" {
 			continue
 		}
-		r := sends[ev.Recipient]
-		res[i] = campaignEvent(b, ev, r, slots)
-		rb.add("($1, ?, ?, ?, ?, ?, ?)", id.New(id.Event), ev.Recipient, ev.Type, ev.Value, micros(ev.At), res[i].Outcome == store.OutcomeAccepted)
-		if stored++; stored == s.maxRows {
-			flushEvents()
-		}
+		res[i] = campaignEvent(b, ev, sends[ev.Recipient], slots)
+		applied = append(applied, i)
 	}
-	flushEvents()
+	_ = chunks(applied, s.maxRows, func(idx []int) error {
+		rb := newRowsBuilder(cid)
+		for _, i := range idx {
+			ev := b.Items[i]
+			rb.add("($1, ?, ?, ?, ?, ?, ?)", id.New(id.Event), ev.Recipient, ev.Type, ev.Value, micros(ev.At), res[i].Outcome == store.OutcomeAccepted)
+		}
+		p.queue(PipeStmt{Query: `INSERT INTO campaign_events (campaign_id, id, recipient, type, value, at, counted) VALUES ` + rb.String(),
+			Args: rb.args, Wrap: func(err error) error { return fmt.Errorf("store events of %s: %w", cid, err) }})
+		return nil
+	})
 	s.queueUpdateSends(p, cid, recipients, sends)
 	s.queueSlots(p, cid, slots)
 	return res, nil

@@ -81,6 +81,22 @@ func (p *pipe) flush() error {
 	return nil
 }
 
+// exec and query run st in the transaction, through the statement cache
+// unless the transaction is not the write pool's (uncached).
+func (p *pipe) exec(st PipeStmt) (sql.Result, error) {
+	if p.uncached {
+		return p.tx.ExecContext(p.ctx, st.Query, st.Args...)
+	}
+	return p.s.txExec(p.ctx, p.tx, st.Query, st.Args...)
+}
+
+func (p *pipe) query(st PipeStmt) (*sql.Rows, error) {
+	if p.uncached {
+		return p.tx.QueryContext(p.ctx, st.Query, st.Args...)
+	}
+	return p.s.txQuery(p.ctx, p.tx, st.Query, st.Args...)
+}
+
 func (p *pipe) runTx(st PipeStmt) error {
 	wrap := func(err error) error {
 		if st.Wrap != nil {
@@ -89,24 +105,12 @@ func (p *pipe) runTx(st PipeStmt) error {
 		return err
 	}
 	if st.Rows == nil {
-		var err error
-		if p.uncached {
-			_, err = p.tx.ExecContext(p.ctx, st.Query, st.Args...)
-		} else {
-			_, err = p.s.txExec(p.ctx, p.tx, st.Query, st.Args...)
-		}
-		if err != nil {
+		if _, err := p.exec(st); err != nil {
 			return wrap(err)
 		}
 		return nil
 	}
-	var rows *sql.Rows
-	var err error
-	if p.uncached {
-		rows, err = p.tx.QueryContext(p.ctx, st.Query, st.Args...)
-	} else {
-		rows, err = p.s.txQuery(p.ctx, p.tx, st.Query, st.Args...)
-	}
+	rows, err := p.query(st)
 	if err != nil {
 		return wrap(err)
 	}
