@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/samplit/samplit/internal/apperr"
@@ -191,8 +193,94 @@ func sortBucketKeys(keys []bucketKey) {
 //
 // Batches are applied in experiment order, so that two transactions holding
 // batches of the same experiments lock their rows in the same order.
+//
+// A group of new units, the common case of a busy serving path, is first
+// tried as such (assignNew): nothing in the transaction then waits for an
+// answer, so on PostgreSQL its statements and COMMIT go out in one round
+// trip instead of two. A unit with an assignment already fails that try,
+// which rolls it back whole; the group is then stored by assignBatch, which
+// tells new units from returning ones. Experiments whose recent groups had
+// returning units skip the try (newUnitsLikely).
 func (s *Store) Assign(ctx context.Context, batches []store.AssignBatch) ([][]store.Assigned, error) {
-	return eachInPipeTx(ctx, s, batches, func(b store.AssignBatch) string { return b.ExperimentID }, s.assignBatch)
+	experiment := func(b store.AssignBatch) string { return b.ExperimentID }
+	if s.newUnitsLikely(batches) {
+		res, err := eachInPipeTx(ctx, s, batches, experiment, s.assignNew)
+		if err == nil {
+			for i, b := range batches {
+				s.noteUnits(b.ExperimentID, len(res[i]), 0)
+			}
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// Rolled back whole: a unit had an assignment already, or the
+		// experiment is not in the workspace, or a variant not in the
+		// experiment; assignBatch stores what is new and reports the rest.
+	}
+	return eachInPipeTx(ctx, s, batches, experiment, s.assignBatch)
+}
+
+// newUnitsLikely reports whether Assign tries the batches as all new
+// first (assignNew): none carries breakdown segments or a conversion
+// window, whose reads and locks come first (assignBatch), and each is
+// likely enough to hold no returning unit (returningShare.allNewLikely).
+func (s *Store) newUnitsLikely(batches []store.AssignBatch) bool {
+	for _, b := range batches {
+		if b.Window > 0 {
+			return false
+		}
+		for _, it := range b.Items {
+			if len(it.Segments) > 0 {
+				return false
+			}
+		}
+		if r, ok := s.returning.Load(b.ExperimentID); ok && !r.(*returningShare).allNewLikely(len(b.Items)) {
+			return false
+		}
+	}
+	return true
+}
+
+// returningShare is an experiment's recent share of units, in its
+// assignment groups, that had an assignment already: an exponentially
+// weighted average over groups (each weighs 1/16, so a burst of returning
+// units is forgotten after some tens of groups of new ones).
+type returningShare struct {
+	mu    sync.Mutex
+	share float64
+}
+
+// allNewLikely reports whether a group of n units is likely enough to be
+// all new that trying it as new first (one round trip, or the try, its
+// ROLLBACK and the general path's two or three) costs fewer round trips
+// than the general path: at P(all new) = q the try costs q + 5(1−q) on
+// average against 2q + 3(1−q), less when q > 2/3. It asks for 0.9, since
+// each failed try also logs a unique violation on the database's side.
+func (r *returningShare) allNewLikely(n int) bool {
+	r.mu.Lock()
+	share := r.share
+	r.mu.Unlock()
+	return float64(n)*math.Log1p(-share) >= math.Log(0.9)
+}
+
+// noteUnits records a group of units of the experiment, returning of them
+// with an assignment already.
+func (s *Store) noteUnits(experimentID string, units, returning int) {
+	if units == 0 {
+		return
+	}
+	v, ok := s.returning.Load(experimentID)
+	if !ok {
+		if returning == 0 {
+			return // an experiment with no returning units has no entry
+		}
+		v, _ = s.returning.LoadOrStore(experimentID, &returningShare{})
+	}
+	r := v.(*returningShare)
+	r.mu.Lock()
+	r.share += (float64(returning)/float64(units) - r.share) / 16
+	r.mu.Unlock()
 }
 
 // eachInTx applies one to every batch in a single transaction, in the order
@@ -254,18 +342,99 @@ func eachInPipeTx[B, R any](ctx context.Context, s *Store, batches []B, experime
 	return out, nil
 }
 
-func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, error) {
-	// The first item of each unit, in unit order so that concurrent batches
-	// insert (and lock) overlapping units in the same order.
-	first := make(map[string]store.Assignment, len(b.Items))
-	segmented := false
-	for _, it := range b.Items {
+// firstItems returns the first item of each unit of items and the units,
+// in unit order so that concurrent batches insert (and lock) overlapping
+// units in the same order.
+func firstItems(items []store.Assignment) (map[string]store.Assignment, []string) {
+	first := make(map[string]store.Assignment, len(items))
+	for _, it := range items {
 		if _, ok := first[it.UnitID]; !ok {
 			first[it.UnitID] = it
-			segmented = segmented || len(it.Segments) > 0
 		}
 	}
-	units := sortedKeys(first)
+	return first, sortedKeys(first)
+}
+
+// insertAssignments is the statement that stores new assignments, without
+// its VALUES rows (assignmentRow) and what follows them.
+const insertAssignments = `INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at, attributes, segments) VALUES `
+
+// assignmentRow adds a's row of insertAssignments to rb, whose first
+// argument is the experiment id; experimentID is what the row stores as it
+// ("$1", or an expression).
+func assignmentRow(rb *rowsBuilder, experimentID string, a store.Assignment, segments map[string]string, extra ...any) error {
+	var attrs sql.NullString
+	if len(a.Attributes) > 0 {
+		attrs = sql.NullString{String: string(a.Attributes), Valid: true}
+	}
+	segs, err := segmentsText(segments)
+	if err != nil {
+		return err
+	}
+	rb.add("("+experimentID+", ?, ?, ?, ?, ?, ?, ?)", append(extra, a.UnitID, a.VariantID, a.Propensity, a.Epoch, micros(a.AssignedAt), attrs, segs)...)
+	return nil
+}
+
+// wrapAssignmentInsert adds context to the error of an insert of b's
+// assignments.
+func (s *Store) wrapAssignmentInsert(b store.AssignBatch) func(error) error {
+	return func(err error) error {
+		if s.dialect.IsForeignKeyViolation(err) {
+			return apperr.Wrap(apperr.Invalid, err, "assignment names a variant that is not in experiment %s", b.ExperimentID)
+		}
+		return fmt.Errorf("insert assignments of %s: %w", b.ExperimentID, err)
+	}
+}
+
+// assignNew is assignBatch for a batch whose units Assign expects to be
+// all new: it inserts them without ON CONFLICT, so that a unit with an
+// assignment fails the insert, and queues the counters of every unit behind
+// it without waiting for its answer. Nothing is flushed: on PostgreSQL the
+// group's statements and its COMMIT go out in one round trip, and a failed
+// statement makes the server skip the rest, the COMMIT included. The
+// experiment is not checked by a statement of its own, whose answer would
+// come too late to stop the COMMIT: the first row of each insert reads its
+// experiment id from experiments in the workspace, NULL (a NOT NULL
+// violation, which rolls the transaction back) if it is not there.
+func (s *Store) assignNew(p *pipe, b store.AssignBatch) ([]store.Assigned, error) {
+	first, units := firstItems(b.Items)
+	err := chunks(units, s.maxRows, func(units []string) error {
+		rb := newRowsBuilder(b.ExperimentID)
+		for i, u := range units {
+			var err error
+			if i == 0 {
+				err = assignmentRow(rb, "(SELECT id FROM experiments WHERE id = $1 AND workspace_id = ?)", first[u], nil, b.WorkspaceID)
+			} else {
+				err = assignmentRow(rb, "$1", first[u], nil)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		p.queue(PipeStmt{Query: insertAssignments + rb.String(), Args: rb.args, Wrap: s.wrapAssignmentInsert(b)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	inserted := make(map[string]bool, len(units))
+	for _, u := range units {
+		inserted[u] = true
+	}
+	s.queueNewUnits(p, b, units, first, inserted, nil, s.counterShard())
+	return assignedOf(b, first, inserted)
+}
+
+// assignBatch stores b's new assignments and reads the stored ones of its
+// returning units: the insert skips units that have one (ON CONFLICT DO
+// NOTHING) and returns those it stored, and only those are counted. It
+// notes the share of returning units (Store.returning).
+func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, error) {
+	first, units := firstItems(b.Items)
+	segmented := false
+	for _, u := range units {
+		segmented = segmented || len(first[u].Segments) > 0
+	}
 
 	// A batch with breakdown segments or a conversion window takes the
 	// experiment's row lock first (queueBump), as RecordEvents does: the
@@ -313,16 +482,9 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 	err := chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(b.ExperimentID)
 		for _, u := range units {
-			a := first[u]
-			var attrs sql.NullString
-			if len(a.Attributes) > 0 {
-				attrs = sql.NullString{String: string(a.Attributes), Valid: true}
-			}
-			segs, err := segmentsText(segments[u])
-			if err != nil {
+			if err := assignmentRow(rb, "$1", first[u], segments[u]); err != nil {
 				return err
 			}
-			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", u, a.VariantID, a.Propensity, a.Epoch, micros(a.AssignedAt), attrs, segs)
 		}
 		// RETURNING lists only the rows this statement inserted: a unit
 		// that already had an assignment hits ON CONFLICT and is absent.
@@ -330,18 +492,12 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 		// experiment is not in the workspace the transaction is rolled
 		// back below.
 		p.queue(PipeStmt{
-			Query: `INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at, attributes, segments)
-			 VALUES ` + rb.String() + `
+			Query: insertAssignments + rb.String() + `
 			 ON CONFLICT (experiment_id, unit_id) DO NOTHING
 			 RETURNING unit_id`,
 			Args: rb.args,
 			Rows: collectSet(inserted),
-			Wrap: func(err error) error {
-				if s.dialect.IsForeignKeyViolation(err) {
-					return apperr.Wrap(apperr.Invalid, err, "assignment names a variant that is not in experiment %s", b.ExperimentID)
-				}
-				return fmt.Errorf("insert assignments of %s: %w", b.ExperimentID, err)
-			},
+			Wrap: s.wrapAssignmentInsert(b),
 		})
 		return nil
 	})
@@ -364,13 +520,22 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 			existing = append(existing, u)
 		}
 	}
+	s.noteUnits(b.ExperimentID, len(units), len(existing))
 	if len(existing) > 0 {
 		queueLoadAssignments(p, s.maxRows, b.ExperimentID, existing, stored)
 		if err := p.flush(); err != nil {
 			return nil, err
 		}
 	}
+	s.queueNewUnits(p, b, units, first, inserted, segments, shard)
+	return assignedOf(b, stored, inserted)
+}
 
+// queueNewUnits queues the counters, breakdown counters and maturity rows
+// of the units of b that are inserted (units in order, each's first item in
+// first, its admitted breakdown segments in segments), to go out with the
+// COMMIT or the next batch's first statements; the counters to shard.
+func (s *Store) queueNewUnits(p *pipe, b store.AssignBatch, units []string, first map[string]store.Assignment, inserted map[string]bool, segments map[string]map[string]string, shard int) {
 	// Units per variant and hour for the new assignments; Expected gets the
 	// probability every variant had, per new unit, in the hour it came.
 	in := newIncrements()
@@ -398,8 +563,6 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 			in.add(v, h, d)
 		}
 	}
-	// The counters and breakdown counters go out with the COMMIT (or the
-	// next batch's first statements).
 	s.queueIncrements(p, primaryTables(b.ExperimentID), in, shard, func(err error) error {
 		if s.dialect.IsForeignKeyViolation(err) {
 			return apperr.Wrap(apperr.Invalid, err, "weights name a variant that is not in experiment %s", b.ExperimentID)
@@ -416,9 +579,13 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 		}
 		s.queueMaturity(p, b.ExperimentID, m)
 	}
+}
 
+// assignedOf returns the results of b's items: each unit's stored
+// assignment, new for the first mention of a unit inserted.
+func assignedOf(b store.AssignBatch, stored map[string]store.Assignment, inserted map[string]bool) ([]store.Assigned, error) {
 	res := make([]store.Assigned, len(b.Items))
-	seen := make(map[string]bool, len(units))
+	seen := make(map[string]bool, len(stored))
 	for i, it := range b.Items {
 		a, ok := stored[it.UnitID]
 		if !ok {

@@ -130,6 +130,11 @@ type Store struct {
 	stmts   map[string]cachedStmt // see Dialect.CacheStatements
 	pending map[string]bool       // statements to prepare after the next commit
 	closed  bool
+
+	// returning holds, by experiment id, the *returningShare of the
+	// experiments whose assignment groups have had a unit assigned before:
+	// whether Assign tries a group as all new first.
+	returning sync.Map
 }
 
 var _ store.Store = (*Store)(nil)
