@@ -360,9 +360,10 @@ func firstItems(items []store.Assignment) (map[string]store.Assignment, []string
 const insertAssignments = `INSERT INTO assignments (experiment_id, unit_id, variant_id, propensity, epoch, assigned_at, attributes, segments) VALUES `
 
 // assignmentRow adds a's row of insertAssignments to rb, whose first
-// argument is the experiment id; experimentID is what the row stores as it
-// ("$1", or an expression).
-func assignmentRow(rb *rowsBuilder, experimentID string, a store.Assignment, segments map[string]string, extra ...any) error {
+// argument is the experiment id. With checkIn set (a workspace id) the row
+// reads the experiment id from experiments in that workspace instead: NULL,
+// which the column refuses, if it is not there (assignNew).
+func assignmentRow(rb *rowsBuilder, a store.Assignment, segments map[string]string, checkIn string) error {
 	var attrs sql.NullString
 	if len(a.Attributes) > 0 {
 		attrs = sql.NullString{String: string(a.Attributes), Valid: true}
@@ -371,7 +372,12 @@ func assignmentRow(rb *rowsBuilder, experimentID string, a store.Assignment, seg
 	if err != nil {
 		return err
 	}
-	rb.add("("+experimentID+", ?, ?, ?, ?, ?, ?, ?)", append(extra, a.UnitID, a.VariantID, a.Propensity, a.Epoch, micros(a.AssignedAt), attrs, segs)...)
+	if checkIn != "" {
+		rb.add("((SELECT id FROM experiments WHERE id = $1 AND workspace_id = ?), ?, ?, ?, ?, ?, ?, ?)",
+			checkIn, a.UnitID, a.VariantID, a.Propensity, a.Epoch, micros(a.AssignedAt), attrs, segs)
+	} else {
+		rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", a.UnitID, a.VariantID, a.Propensity, a.Epoch, micros(a.AssignedAt), attrs, segs)
+	}
 	return nil
 }
 
@@ -400,16 +406,12 @@ func (s *Store) assignNew(p *pipe, b store.AssignBatch) ([]store.Assigned, error
 	first, units := firstItems(b.Items)
 	err := chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(b.ExperimentID)
-		for i, u := range units {
-			var err error
-			if i == 0 {
-				err = assignmentRow(rb, "(SELECT id FROM experiments WHERE id = $1 AND workspace_id = ?)", first[u], nil, b.WorkspaceID)
-			} else {
-				err = assignmentRow(rb, "$1", first[u], nil)
-			}
-			if err != nil {
+		checkIn := b.WorkspaceID // the first row's
+		for _, u := range units {
+			if err := assignmentRow(rb, first[u], nil, checkIn); err != nil {
 				return err
 			}
+			checkIn = ""
 		}
 		p.queue(PipeStmt{Query: insertAssignments + rb.String(), Args: rb.args, Wrap: s.wrapAssignmentInsert(b)})
 		return nil
@@ -482,7 +484,7 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 	err := chunks(units, s.maxRows, func(units []string) error {
 		rb := newRowsBuilder(b.ExperimentID)
 		for _, u := range units {
-			if err := assignmentRow(rb, "$1", first[u], segments[u]); err != nil {
+			if err := assignmentRow(rb, first[u], segments[u], ""); err != nil {
 				return err
 			}
 		}
