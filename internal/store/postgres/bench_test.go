@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/samplit/samplit/internal/id"
 	"github.com/samplit/samplit/internal/store"
 	"github.com/samplit/samplit/internal/store/dbtest"
 	"github.com/samplit/samplit/internal/store/postgres"
@@ -46,20 +44,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 			}
 			ctx := b.Context()
 			t0 := time.Now().UTC()
-			ws := store.Workspace{ID: id.New(id.Workspace), Name: "bench", CreatedAt: t0}
-			if err := s.CreateWorkspace(ctx, ws); err != nil {
-				b.Fatal(err)
-			}
-			e := store.Experiment{ID: id.New(id.Experiment), WorkspaceID: ws.ID, Key: "bench", Name: "bench",
-				Kind: store.KindStandard, Metric: store.MetricContinuous, Strategy: "thompson", Status: store.StatusRunning,
-				Settings: store.Settings{MinSamples: 100, DecisionThreshold: 0.95, Traffic: 1}, CreatedAt: t0, UpdatedAt: t0}
-			for i, k := range []string{"a", "b"} {
-				e.Variants = append(e.Variants, store.Variant{ID: id.New(id.Variant), Key: k, Name: k, Control: i == 0,
-					Payload: json.RawMessage(`{}`), Position: i})
-			}
-			if err := s.CreateExperiment(ctx, e); err != nil {
-				b.Fatal(err)
-			}
+			ws, e := planExperiment(b, s, t0, store.MetricContinuous, 0)
 			weights := map[string]float64{e.Variants[0].ID: 0.5, e.Variants[1].ID: 0.5}
 			n := 0
 			assignOne := func() {

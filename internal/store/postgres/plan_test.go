@@ -119,7 +119,7 @@ func checkProbes(t *testing.T, db *sql.DB, schema, u, app string, ws store.Works
 
 // planExperiment creates a workspace and a running experiment of two
 // variants in s, with units assigned (u00000, u00001, …) at t0.
-func planExperiment(t *testing.T, s *sqlstore.Store, t0 time.Time, metric store.Metric, units int) (store.Workspace, store.Experiment) {
+func planExperiment(t testing.TB, s store.Store, t0 time.Time, metric store.Metric, units int) (store.Workspace, store.Experiment) {
 	t.Helper()
 	ws := store.Workspace{ID: id.New(id.Workspace), Name: "plan", CreatedAt: t0}
 	if err := s.CreateWorkspace(t.Context(), ws); err != nil {

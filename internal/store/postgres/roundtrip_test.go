@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -37,20 +36,7 @@ func TestAssignRoundTrips(t *testing.T) {
 	s := sqlstore.New(st.WriteDB(), st.WriteDB(), d)
 	ctx := t.Context()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	ws := store.Workspace{ID: id.New(id.Workspace), Name: "rt", CreatedAt: t0}
-	if err := s.CreateWorkspace(ctx, ws); err != nil {
-		t.Fatal(err)
-	}
-	e := store.Experiment{ID: id.New(id.Experiment), WorkspaceID: ws.ID, Key: "rt", Name: "rt",
-		Kind: store.KindStandard, Metric: store.MetricBinary, Strategy: "thompson", Status: store.StatusRunning,
-		Settings: store.Settings{MinSamples: 100, DecisionThreshold: 0.95, Traffic: 1}, CreatedAt: t0, UpdatedAt: t0}
-	for i, k := range []string{"a", "b"} {
-		e.Variants = append(e.Variants, store.Variant{ID: id.New(id.Variant), Key: k, Name: k, Control: i == 0,
-			Payload: json.RawMessage(`{}`), Position: i})
-	}
-	if err := s.CreateExperiment(ctx, e); err != nil {
-		t.Fatal(err)
-	}
+	ws, e := planExperiment(t, s, t0, store.MetricBinary, 0)
 	weights := map[string]float64{e.Variants[0].ID: 0.5, e.Variants[1].ID: 0.5}
 	group := func(units ...string) []store.Assigned {
 		t.Helper()
