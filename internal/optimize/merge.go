@@ -16,7 +16,9 @@ import (
 // deadlock_timeout (1 s). It also costs a round of statements per request.
 // So the batches of one experiment are merged into one before they reach the
 // store: every unit is inserted in sorted order, then every counter row is
-// written once, which is the lock order the store relies on.
+// written once, which is the lock order the store relies on. A funnel's
+// progress batches are merged the same way (flushProgress): each batch
+// takes the funnel's lock and reads and writes its counter rows.
 //
 // Merging changes no outcome: the store already treats a unit listed twice
 // in a batch as stored once (the first mention is new), a repeated
@@ -81,28 +83,68 @@ func (x *Experiments) flushAssign(ctx context.Context, reqs []store.AssignBatch)
 // flushEvents merges the event batches of each experiment into one, stores
 // them in one transaction, and hands every request its own results.
 func (x *Experiments) flushEvents(ctx context.Context, reqs []store.EventBatch) ([][]store.EventResult, error) {
-	var merged []store.EventBatch
-	parts := make([]part, len(reqs))
-	byExp := map[string]int{}
+	return mergeFlush(ctx, reqs, func(b store.EventBatch) string { return b.ExperimentID },
+		func(a, b store.EventBatch) bool {
+			return a.WorkspaceID == b.WorkspaceID && a.Metric == b.Metric && a.Window == b.Window
+		},
+		func(b *store.EventBatch) *[]store.Event { return &b.Events }, x.st.RecordEvents)
+}
+
+// flushProgress merges the progress batches of each funnel into one, as
+// flushEvents does: a group of one-unit progress calls then costs the
+// funnel's lock, reads and counter upserts once instead of once per call.
+func (x *Funnels) flushProgress(ctx context.Context, reqs []store.ProgressBatch) ([][]store.ProgressResult, error) {
+	return mergeFlush(ctx, reqs, func(b store.ProgressBatch) string { return b.FunnelID },
+		func(a, b store.ProgressBatch) bool {
+			return a.WorkspaceID == b.WorkspaceID && a.Goal == b.Goal && a.Window == b.Window && a.BucketWidth == b.BucketWidth
+		},
+		func(b *store.ProgressBatch) *[]store.Progress { return &b.Items }, x.st.RecordProgress)
+}
+
+// mergeFlush stores reqs with flush, the batches of one parent (parent:
+// the experiment or funnel) merged into one, their items in the order of
+// the requests, and hands every request its own slice of the results. A
+// parent whose batches are not all alike (same: the settings a batch is
+// stored under, which a refresh between two requests can change) keeps its
+// batches as they came, so that no item is stored under another's settings.
+func mergeFlush[B, I, R any](ctx context.Context, reqs []B, parent func(B) string, same func(a, b B) bool,
+	items func(*B) *[]I, flush func(context.Context, []B) ([][]R, error)) ([][]R, error) {
+	firstOf := map[string]int{}
+	mixed := map[string]bool{}
 	for i, r := range reqs {
-		b, ok := byExp[r.ExperimentID]
-		if !ok {
-			b = len(merged)
-			byExp[r.ExperimentID] = b
-			merged = append(merged, store.EventBatch{WorkspaceID: r.WorkspaceID, ExperimentID: r.ExperimentID, Metric: r.Metric, Window: r.Window})
+		k := parent(r)
+		if f, ok := firstOf[k]; !ok {
+			firstOf[k] = i
+		} else if !same(reqs[f], r) {
+			mixed[k] = true
 		}
-		lo := len(merged[b].Events)
-		merged[b].Events = append(merged[b].Events, r.Events...)
-		parts[i] = part{batch: b, lo: lo, hi: len(merged[b].Events)}
 	}
-	if len(merged) == len(reqs) {
-		return x.st.RecordEvents(ctx, reqs) // nothing to merge
+	if len(firstOf) == len(reqs) {
+		return flush(ctx, reqs) // nothing to merge
 	}
-	res, err := x.st.RecordEvents(ctx, merged)
+	var merged []B
+	parts := make([]part, len(reqs))
+	into := map[string]int{} // parent → its merged batch
+	for i := range reqs {
+		k := parent(reqs[i])
+		b, ok := into[k]
+		if !ok || mixed[k] {
+			b = len(merged)
+			m := reqs[i]
+			*items(&m) = nil // the merged batch's own items, not an alias of the request's
+			merged = append(merged, m)
+			into[k] = b
+		}
+		its := items(&merged[b])
+		lo := len(*its)
+		*its = append(*its, *items(&reqs[i])...)
+		parts[i] = part{batch: b, lo: lo, hi: len(*its)}
+	}
+	res, err := flush(ctx, merged)
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]store.EventResult, len(reqs))
+	out := make([][]R, len(reqs))
 	for i, p := range parts {
 		out[i] = res[p.batch][p.lo:p.hi:p.hi]
 	}
