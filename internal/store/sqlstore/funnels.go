@@ -278,14 +278,17 @@ func lockFunnel(ctx context.Context, tx *sql.Tx, workspaceID, funnelID string, a
 // UnitSteps returns the stored variant id per step of each unit that has
 // entered the funnel.
 func (s *Store) UnitSteps(ctx context.Context, workspaceID, funnelID string, unitIDs []string) (map[string]map[int]string, error) {
-	var one int
-	err := s.read.QueryRowContext(ctx, `SELECT 1 FROM funnels WHERE id = $1 AND workspace_id = $2`,
-		funnelID, workspaceID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errFunnelNotFound(funnelID)
-	}
+	rows, err := s.readQuery(ctx, `SELECT 1 FROM funnels WHERE id = $1 AND workspace_id = $2`, funnelID, workspaceID)
 	if err != nil {
 		return nil, fmt.Errorf("look up funnel %s: %w", funnelID, err)
+	}
+	found := rows.Next()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up funnel %s: %w", funnelID, err)
+	}
+	if !found {
+		return nil, errFunnelNotFound(funnelID)
 	}
 	out := map[string]map[int]string{}
 	err = chunks(dedupe(unitIDs), s.maxRows, func(units []string) error {
@@ -293,7 +296,7 @@ func (s *Store) UnitSteps(ctx context.Context, workspaceID, funnelID string, uni
 		for _, u := range units {
 			rb.add("($1, ?)", u)
 		}
-		rows, err := s.read.QueryContext(ctx,
+		rows, err := s.readQuery(ctx,
 			`SELECT p.unit_id, p.step, p.variant_id FROM (VALUES `+rb.String()+`) AS v
 			 JOIN funnel_progress p ON `+probeJoin("p", "funnel_id", "unit_id"), rb.args...)
 		if err != nil {
