@@ -17,7 +17,7 @@ import (
 
 // BenchmarkGroupCommit times one group commit of the serving path, one
 // after another (no concurrency, so the figure is the latency the round
-// trips add): a new assignment, and 100 continuous events.
+// trips add): a new assignment, a group of 16, and 100 continuous events.
 // On a loaded machine the time per op says little; the backend's waits per
 // op (about one per round trip) and its CPU per op do. "pipeline" is the
 // store as opened; "one-by-one" is the same store with
@@ -63,6 +63,23 @@ func BenchmarkGroupCommit(b *testing.B) {
 				w0, c0 := backendStats(b, backend)
 				for b.Loop() {
 					assignOne()
+				}
+				reportBackend(b, backend, w0, c0)
+			})
+			// A group of 16 new units, about a group commit's size under
+			// scripts/loadtest/run: the backend's CPU per op over 16 is its
+			// CPU per assignment.
+			b.Run("assign16", func(b *testing.B) {
+				items := make([]store.Assignment, 16)
+				w0, c0 := backendStats(b, backend)
+				for b.Loop() {
+					for i := range items {
+						n++
+						items[i] = store.Assignment{UnitID: fmt.Sprintf("u%d", n), VariantID: e.Variants[n%2].ID, Propensity: 0.5, Epoch: 1, AssignedAt: t0}
+					}
+					if _, err := s.Assign(ctx, []store.AssignBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Weights: weights, Items: items}}); err != nil {
+						b.Fatal(err)
+					}
 				}
 				reportBackend(b, backend, w0, c0)
 			})

@@ -567,7 +567,9 @@ func (s *Store) queueNewUnits(p *pipe, b store.AssignBatch, units []string, firs
 	}
 	s.queueIncrements(p, primaryTables(b.ExperimentID), in, shard, func(err error) error {
 		if s.dialect.IsForeignKeyViolation(err) {
-			return apperr.Wrap(apperr.Invalid, err, "weights name a variant that is not in experiment %s", b.ExperimentID)
+			// The weights, or on PostgreSQL an inserted assignment, whose
+			// variant these counters check in its stead (migration 00018).
+			return apperr.Wrap(apperr.Invalid, err, "an assignment or the weights name a variant that is not in experiment %s", b.ExperimentID)
 		}
 		return err
 	})

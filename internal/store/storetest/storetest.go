@@ -769,10 +769,11 @@ func testAssignIsolation(t *testing.T, s store.Store) {
 	}
 
 	// A statement that fails in the middle of the transaction (an unknown
-	// variant: the insert's foreign key) or at its end (weights naming an
-	// unknown variant: the counters' foreign key, sent with the COMMIT on
-	// PostgreSQL's pipeline) fails the call and undoes all of it, even the
-	// statements that succeeded before it.
+	// variant: the insert's foreign key on SQLite, the counters' on
+	// PostgreSQL, whose assignments have none) or at its end (weights
+	// naming an unknown variant: the counters' foreign key, sent with the
+	// COMMIT on PostgreSQL's pipeline) fails the call and undoes all of it,
+	// even the statements that succeeded before it.
 	other := createExperiment(t, s, a, "other", store.MetricBinary)
 	unknownVariant := ok
 	unknownVariant.Items = []store.Assignment{{UnitID: "u4", VariantID: other.Variants[0].ID, Propensity: 1, Epoch: 1, AssignedAt: t0}}
