@@ -45,6 +45,20 @@ func TestOperationalEndpoints(t *testing.T) {
 		if strings.Contains(m, "no-such-thing") {
 			t.Errorf("metrics hold a raw path")
 		}
+
+		// Methods outside the known set share one label, however many a
+		// client invents (each used to be a new series, before any key).
+		for i := range 20 {
+			e.must(405, fmt.Sprintf("X%dY", i), "/v1/experiments", "", "")
+		}
+		m = string(e.must(200, "GET", "/metrics", "", "").Body)
+		if strings.Contains(m, `method="X`) {
+			t.Errorf("metrics hold a method a client made up")
+		}
+		want := `samplit_http_requests_total{method="other",route="unmatched",status="405"} 20`
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	})
 }
 

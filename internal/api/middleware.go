@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -135,8 +136,9 @@ func (s *server) observe(next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched" // bounded label: never the raw path
 		}
-		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+		c := s.metrics.of(route, r.Method, sw.status)
+		c.requests.Inc()
+		c.duration.Observe(elapsed.Seconds())
 
 		level := slog.LevelInfo
 		if sw.status >= 500 {
@@ -311,11 +313,54 @@ func (s *server) rateLimit(next handlerFunc) handlerFunc {
 	}
 }
 
-// metrics are the HTTP metrics. Labels use the mux pattern as the route so
-// that their number stays bounded whatever paths clients send.
+// metrics are the HTTP metrics. Labels use the mux pattern as the route and
+// one of a fixed set of methods, so that their number stays bounded
+// whatever paths and methods clients send.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches the series of each (route, method, status): looking
+	// them up in the vectors hashed the label values and formatted the
+	// status on every request.
+	series sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// of returns the series of one request's labels. Every label is bounded
+// (the route is a pattern or "unmatched", the method is methodLabel's, the
+// status one the handlers write), and so is the cache.
+func (m *metrics) of(route, method string, status int) *series {
+	k := seriesKey{route, methodLabel(method), status}
+	if c, ok := m.series.Load(k); ok {
+		return c.(*series)
+	}
+	c, _ := m.series.LoadOrStore(k, &series{
+		requests: m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(status)),
+		duration: m.duration.WithLabelValues(k.route),
+	})
+	return c.(*series)
+}
+
+// methodLabel is the method as a label: one the routes use, or "other".
+// net/http accepts any token as a method, and without this each new one a
+// client sent (to any path, before authentication) was a series kept for
+// the life of the process.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
