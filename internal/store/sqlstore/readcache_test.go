@@ -12,10 +12,11 @@ import (
 	"github.com/samplit/samplit/internal/store/sqlstore"
 )
 
-// TestReadStatementsPrepared: on SQLite the reads a funnel progress call
-// makes (UnitSteps: the funnel's check and the read of the unit's steps)
-// are prepared once on the read pool and reused, one statement per text,
-// and answer as before.
+// TestReadStatementsPrepared: on SQLite the read a funnel progress call
+// makes (UnitSteps: the funnel's check and the unit's steps, one statement)
+// is prepared once on the read pool and reused, one statement per text, and
+// answers as before: not found for a funnel of no workspace, the steps of
+// a unit of one.
 func TestReadStatementsPrepared(t *testing.T) {
 	s, err := sqlite.Open(filepath.Join(t.TempDir(), "s.db"), sqlite.Options{})
 	if err != nil {
@@ -37,7 +38,7 @@ func TestReadStatementsPrepared(t *testing.T) {
 		}
 	}
 	if n := sqlstore.ReadStmts(s); n != 1 {
-		t.Errorf("%d statements prepared after three checks of a funnel, want 1", n)
+		t.Errorf("%d statements prepared after three reads of an unknown funnel, want 1", n)
 	}
 	f := store.Funnel{ID: id.New(id.Funnel), WorkspaceID: ws.ID, Key: "f", Name: "f", Strategy: "multi_step",
 		Status: store.StatusRunning, Settings: store.FunnelSettings{MinSamples: 100, DecisionThreshold: 0.95,
@@ -56,7 +57,18 @@ func TestReadStatementsPrepared(t *testing.T) {
 			t.Fatalf("UnitSteps = %v, %v; want u1 at step 0", got, err)
 		}
 	}
-	if n := sqlstore.ReadStmts(s); n != 2 {
-		t.Errorf("%d statements prepared after three reads of one unit's steps, want 2 (the check and the read)", n)
+	if n := sqlstore.ReadStmts(s); n != 1 {
+		t.Errorf("%d statements prepared after three reads of one unit's steps, want the same 1", n)
+	}
+	// Another workspace does not see the funnel, even with a unit in it.
+	other := store.Workspace{ID: id.New(id.Workspace), Name: "o", CreatedAt: t0}
+	if err := s.CreateWorkspace(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UnitSteps(ctx, other.ID, f.ID, []string{"u1"}); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("UnitSteps from another workspace: %v, want not found", err)
+	}
+	if _, err := s.UnitSteps(ctx, other.ID, f.ID, nil); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("UnitSteps of no units from another workspace: %v, want not found", err)
 	}
 }
