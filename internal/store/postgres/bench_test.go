@@ -46,12 +46,15 @@ func BenchmarkGroupCommit(b *testing.B) {
 			t0 := time.Now().UTC()
 			ws, e := planExperiment(b, s, t0, store.MetricContinuous, 0)
 			weights := map[string]float64{e.Variants[0].ID: 0.5, e.Variants[1].ID: 0.5}
+			// nextUnit is a new unit's assignment; assign stores a group of
+			// them in one call.
 			n := 0
-			assignOne := func() {
+			nextUnit := func() store.Assignment {
 				n++
-				_, err := s.Assign(ctx, []store.AssignBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Weights: weights,
-					Items: []store.Assignment{{UnitID: fmt.Sprintf("u%d", n), VariantID: e.Variants[n%2].ID, Propensity: 0.5, Epoch: 1, AssignedAt: t0}}}})
-				if err != nil {
+				return store.Assignment{UnitID: fmt.Sprintf("u%d", n), VariantID: e.Variants[n%2].ID, Propensity: 0.5, Epoch: 1, AssignedAt: t0}
+			}
+			assign := func(items ...store.Assignment) {
+				if _, err := s.Assign(ctx, []store.AssignBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Weights: weights, Items: items}}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -62,7 +65,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 			b.Run("assign", func(b *testing.B) {
 				w0, c0 := backendStats(b, backend)
 				for b.Loop() {
-					assignOne()
+					assign(nextUnit())
 				}
 				reportBackend(b, backend, w0, c0)
 			})
@@ -74,17 +77,14 @@ func BenchmarkGroupCommit(b *testing.B) {
 				w0, c0 := backendStats(b, backend)
 				for b.Loop() {
 					for i := range items {
-						n++
-						items[i] = store.Assignment{UnitID: fmt.Sprintf("u%d", n), VariantID: e.Variants[n%2].ID, Propensity: 0.5, Epoch: 1, AssignedAt: t0}
+						items[i] = nextUnit()
 					}
-					if _, err := s.Assign(ctx, []store.AssignBatch{{WorkspaceID: ws.ID, ExperimentID: e.ID, Weights: weights, Items: items}}); err != nil {
-						b.Fatal(err)
-					}
+					assign(items...)
 				}
 				reportBackend(b, backend, w0, c0)
 			})
 			for n < 100 {
-				assignOne()
+				assign(nextUnit())
 			}
 			b.Run("events100", func(b *testing.B) {
 				evs := make([]store.Event, 100)
