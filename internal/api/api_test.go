@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -749,6 +750,50 @@ type failingStore struct {
 
 func (failingStore) ListExperiments(context.Context, string, store.ListParams) ([]store.Experiment, error) {
 	return nil, fmt.Errorf("pq: relation secret_table does not exist at /var/lib/db")
+}
+
+// blockingStore is a store whose CreateKey waits for its context and
+// reports what ended the wait.
+type blockingStore struct {
+	store.Store
+	ended chan error
+}
+
+func (b blockingStore) CreateKey(ctx context.Context, _ store.APIKey) error {
+	select {
+	case <-ctx.Done():
+		b.ended <- ctx.Err()
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+		b.ended <- nil
+		return nil
+	}
+}
+
+// TestHandlerTimeout: a handler's database call gives up when the request
+// has run HandlerTimeout, and the client gets an error, not a hang.
+func TestHandlerTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	e := newEnv(t, "sqlite", Options{HandlerTimeout: timeout})
+	bs := blockingStore{Store: e.store, ended: make(chan error, 1)}
+	e.srv.store = bs
+	start := time.Now()
+	r := e.req("POST", "/v1/keys", e.admin, `{"name":"slow","scope":"write"}`)
+	took := time.Since(start)
+	select {
+	case err := <-bs.ended:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the store's call ended with %v, want the handler's deadline", err)
+		}
+	default:
+		t.Fatalf("the request answered %d without reaching the store: %s", r.Status, r.Body)
+	}
+	if took < timeout || took > timeout+5*time.Second {
+		t.Errorf("the request took %v with a handler timeout of %v", took, timeout)
+	}
+	if r.Status < 500 {
+		t.Errorf("a request cut by the handler timeout answered %d: %s", r.Status, r.Body)
+	}
 }
 
 func TestInternalErrorsAreHidden(t *testing.T) {

@@ -204,3 +204,27 @@ func benchEventsBatch(b *testing.B, kind string) {
 	cpu.report()
 	reportGroupCommits(b, reg, "event")
 }
+
+// nopWriter is a ResponseWriter that keeps nothing but its headers.
+type nopWriter struct{ h http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(int)             {}
+
+// BenchmarkMiddleware measures what every request pays around its handler
+// in process: the request id, the handler's deadline, the access log and
+// metrics, panic recovery, routing and the body limit (docs/load.md,
+// "Fifteenth pass").
+func BenchmarkMiddleware(b *testing.B) {
+	s := newServer(Deps{}, Options{})
+	s.mux.Handle("GET /bench/{ref}", s.labelRoute("GET /bench/{ref}", s.limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}))))
+	r, _ := http.NewRequest("GET", "/bench/x", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &nopWriter{h: http.Header{}}
+		s.ServeHTTP(w, r)
+	}
+}

@@ -52,6 +52,9 @@ type requestInfo struct {
 	// the request per call.
 	principal principal
 	authed    bool
+	// sw is observe's view of the response, kept here so that the request
+	// allocates one object for both.
+	sw statusWriter
 }
 
 type requestInfoKey struct{}
@@ -67,15 +70,21 @@ func infoFrom(ctx context.Context) *requestInfo {
 
 // requestID gives every request an id: a sane incoming X-Request-Id (so a
 // proxy's id can be followed across services) or a new one. It is echoed in
-// the response header, the access log and every problem.
+// the response header, the access log and every problem. It also starts
+// the request's deadline (HandlerTimeout).
 func (s *server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := r.Header.Get("X-Request-Id")
 		if !validRequestID(rid) {
-			rid = id.New(id.Request)
+			rid = id.NewRequest()
 		}
-		w.Header().Set("X-Request-Id", rid)
-		ctx := context.WithValue(r.Context(), requestInfoKey{}, &requestInfo{ID: rid})
+		w.Header()["X-Request-Id"] = []string{rid}
+		// The handler may run at most HandlerTimeout; database calls obey
+		// the context and give up after it. Set here, with the request's
+		// info, so that the request is copied once (WithContext) for both.
+		ctx, cancel := context.WithTimeout(r.Context(), s.opts.HandlerTimeout)
+		defer cancel()
+		ctx = context.WithValue(ctx, requestInfoKey{}, &requestInfo{ID: rid})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -125,13 +134,14 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now() // wall time for latency, not the injected clock
-		sw := &statusWriter{ResponseWriter: w}
+		ri := infoFrom(r.Context())
+		sw := &ri.sw
+		sw.ResponseWriter = w
 		next.ServeHTTP(sw, r)
 		elapsed := time.Since(start)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		ri := infoFrom(r.Context())
 		route := ri.Route
 		if route == "" {
 			route = "unmatched" // bounded label: never the raw path
@@ -187,8 +197,9 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 
 // limitBody caps the request body of a route at MaxBodyBytes; decode and
 // the idempotency layer turn the resulting *http.MaxBytesError into a 413.
-// A declared Content-Length over the cap is refused before reading. It also
-// bounds the handler's time. Unmatched paths never read their body.
+// A declared Content-Length over the cap is refused before reading.
+// Unmatched paths never read their body. (The handler's time is bounded by
+// requestID, for every request.)
 func (s *server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > s.opts.MaxBodyBytes {
@@ -196,11 +207,7 @@ func (s *server) limitBody(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-		// The handler may run at most HandlerTimeout; database calls obey
-		// the context and give up after it.
-		ctx, cancel := context.WithTimeout(r.Context(), s.opts.HandlerTimeout)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r)
 	})
 }
 
