@@ -221,7 +221,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	s.mux.Handle("GET /bench/{ref}", s.labelRoute("GET /bench/{ref}", s.limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}))))
-	r, _ := http.NewRequest("GET", "/bench/x", nil)
+	r := httptest.NewRequest("GET", "/bench/x", nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		w := &nopWriter{h: http.Header{}}

@@ -1,6 +1,7 @@
 package id
 
 import (
+	"encoding/binary"
 	"sort"
 	"strings"
 	"testing"
@@ -70,9 +71,7 @@ func decodeForTest(t *testing.T, s string) uuid.UUID {
 		lo = lo<<5 | uint64(v)
 	}
 	var u uuid.UUID
-	for i := range 8 {
-		u[i] = byte(hi >> (56 - 8*i))
-		u[8+i] = byte(lo >> (56 - 8*i))
-	}
+	binary.BigEndian.PutUint64(u[:8], hi)
+	binary.BigEndian.PutUint64(u[8:], lo)
 	return u
 }
