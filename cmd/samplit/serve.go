@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The optimizers of every kind. Closed after the HTTP server has
 	// drained: what was acknowledged is committed already, and nothing
 	// queued is dropped.
-	optimizers := optimize.NewServices(st, optimize.Deps{Keyring: ring, Now: time.Now, Logger: logger}, optimize.Options{Writers: writers, Registerer: reg})
+	optimizers := optimize.NewServices(st, optimize.Deps{Keyring: ring, Now: time.Now, Logger: logger}, optimize.Options{Writers: writers, PinWriters: !cfg.IsPostgres(), Registerer: reg})
 	defer optimizers.Close()
 
 	plain, created, err := apikey.Bootstrap(ctx, st, cfg.BootstrapKey, time.Now())

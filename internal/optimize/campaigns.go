@@ -62,7 +62,7 @@ func NewCampaigns(st store.Store, now func() time.Time, log *slog.Logger, opts O
 		log = slog.New(slog.DiscardHandler)
 	}
 	x := &Campaigns{st: st, now: now, log: log, opts: opts.withDefaults(), hooks: hooks, rngs: map[string]*campaignRand{}, m: newMetrics(opts.Registerer)}
-	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, st.RecordCampaignEvents, x.m.observer("campaign_event"))
+	x.eventQ = newCommitter(x.opts, st.RecordCampaignEvents, x.m.observer("campaign_event"))
 	return x
 }
 

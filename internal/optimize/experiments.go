@@ -28,6 +28,12 @@ type Options struct {
 	// Writers is how many transactions may commit at once: 1 for SQLite,
 	// which has one writer anyway, a few for PostgreSQL.
 	Writers int
+	// PinWriters runs each group commit's worker on an OS thread of its
+	// own that asks the kernel for short time slices (osthread.Pin): for
+	// SQLite, whose commit blocks the thread in fsync and whose one writer
+	// every request of an experiment waits for. PostgreSQL's workers wait
+	// on the network, where a pinned thread measured no gain.
+	PinWriters bool
 	// RefreshEvery is how stale an experiment's allocation may get before
 	// it is recomputed from the stored counters (the other replicas' data
 	// included). Thompson sampling on counters at most this old is the
@@ -50,9 +56,6 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
-
-// maxGroup bounds how many requests one group commit takes.
-const maxGroup = 256
 
 // Experiments is the optimizer of standard experiments: sticky assignment
 // by the experiment's strategy, durable events, and results from the
@@ -108,8 +111,8 @@ func NewExperiments(st store.Store, ring *seal.Keyring, now func() time.Time, lo
 		log = slog.New(slog.DiscardHandler)
 	}
 	x := &Experiments{st: st, ring: ring, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*entry{}, m: newMetrics(opts.Registerer)}
-	x.assignQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushAssign, x.m.observer("assign"))
-	x.eventQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushEvents, x.m.observer("event"))
+	x.assignQ = newCommitter(x.opts, x.flushAssign, x.m.observer("assign"))
+	x.eventQ = newCommitter(x.opts, x.flushEvents, x.m.observer("event"))
 	return x
 }
 

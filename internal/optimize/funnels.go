@@ -47,7 +47,7 @@ func NewFunnels(st store.Store, now func() time.Time, log *slog.Logger, opts Opt
 		log = slog.New(slog.DiscardHandler)
 	}
 	x := &Funnels{st: st, now: now, log: log, opts: opts.withDefaults(), entries: map[string]*funnelEntry{}, m: newMetrics(opts.Registerer)}
-	x.progressQ = newCommitter(x.opts.Writers, maxGroup, 30*time.Second, x.flushProgress, x.m.observer("funnel_progress"))
+	x.progressQ = newCommitter(x.opts, x.flushProgress, x.m.observer("funnel_progress"))
 	return x
 }
 
