@@ -57,6 +57,9 @@ func migrations(t *testing.T, n int, setup func(), work func()) map[int]bool {
 }
 
 func TestPinKeepsTheGoroutineOnOneThread(t *testing.T) {
+	// With one P the runtime tends to run everything on one thread, and
+	// the control below could not show a goroutine moving.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(4, runtime.GOMAXPROCS(0))))
 	var err error
 	tids := migrations(t, 500, func() { err = osthread.Pin() }, func() {})
 	if err != nil {
@@ -106,4 +109,36 @@ func kernelAtLeast(t *testing.T, major, minor int) bool {
 	maj, _ := strconv.Atoi(parts[0])
 	mnr, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
 	return maj > major || maj == major && mnr >= minor
+}
+
+// TestPinLeavesAnotherPolicyAlone: a thread the operator put under another
+// policy (SCHED_BATCH here, which needs no privilege) keeps it and gets no
+// custom slice.
+func TestPinLeavesAnotherPolicyAlone(t *testing.T) {
+	if !kernelAtLeast(t, 6, 12) {
+		t.Skip("custom time slices need Linux 6.12")
+	}
+	got := make(chan *unix.SchedAttr, 1)
+	go func() {
+		runtime.LockOSThread() // the goroutine ends locked: the thread goes with it
+		batch := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH}
+		if err := unix.SchedSetAttr(0, batch, 0); err != nil {
+			t.Error(err)
+		}
+		if err := osthread.Pin(); err != nil {
+			t.Error(err)
+		}
+		attr, err := unix.SchedGetAttr(0, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- attr
+	}()
+	attr := <-got
+	if attr == nil {
+		return
+	}
+	if attr.Policy != unix.SCHED_BATCH || attr.Runtime == osthread.Slice {
+		t.Errorf("after Pin: policy %d, slice %d ns; want SCHED_BATCH (%d) and no custom slice", attr.Policy, attr.Runtime, unix.SCHED_BATCH)
+	}
 }
