@@ -62,7 +62,7 @@ func newCommitter[Req, Resp any](opts Options, flush func(context.Context, []Req
 		observe: observe,
 		stop:    make(chan struct{}),
 	}
-	for range max(opts.Writers, 1) {
+	for range opts.withDefaults().Writers {
 		q := make(chan *job[Req, Resp], maxGroup*2)
 		c.queues = append(c.queues, q)
 		c.wg.Add(1)

@@ -13,12 +13,12 @@ import (
 	"github.com/samplit/samplit/internal/osthread"
 )
 
-// migrations runs work on a new goroutine n times, parked in between on a
-// channel, a sleep and a yield while other goroutines keep the runtime's
-// threads busy, and returns the distinct thread ids work ran on. A goroutine
-// that is not locked resumes on whichever thread picks it up.
-func migrations(t *testing.T, n int, setup func(), work func()) map[int]bool {
-	t.Helper()
+// migrations runs setup on a new goroutine, then parks and resumes that
+// goroutine n times (a channel, a sleep and a yield) while other goroutines
+// keep the runtime's threads busy, and returns the distinct thread ids it
+// resumed on. A goroutine that is not locked resumes on whichever thread
+// picks it up.
+func migrations(n int, setup func()) map[int]bool {
 	stop := make(chan struct{})
 	var busy sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) + 2 {
@@ -44,7 +44,6 @@ func migrations(t *testing.T, n int, setup func(), work func()) map[int]bool {
 			time.Sleep(20 * time.Microsecond)
 			runtime.Gosched()
 			tids[unix.Gettid()] = true
-			work()
 		}
 	}()
 	for range n {
@@ -61,7 +60,7 @@ func TestPinKeepsTheGoroutineOnOneThread(t *testing.T) {
 	// the control below could not show a goroutine moving.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(4, runtime.GOMAXPROCS(0))))
 	var err error
-	tids := migrations(t, 500, func() { err = osthread.Pin() }, func() {})
+	tids := migrations(500, func() { err = osthread.Pin() })
 	if err != nil {
 		t.Logf("Pin: %v (the slice was refused; the lock is what this test checks)", err)
 	}
@@ -70,7 +69,7 @@ func TestPinKeepsTheGoroutineOnOneThread(t *testing.T) {
 	}
 	// The control: the same goroutine unpinned does move, so the check
 	// above can fail.
-	if tids := migrations(t, 500, func() {}, func() {}); len(tids) < 2 {
+	if tids := migrations(500, func() {}); len(tids) < 2 {
 		t.Errorf("an unpinned goroutine ran on %d thread(s): the test cannot tell a pinned one apart", len(tids))
 	}
 }
