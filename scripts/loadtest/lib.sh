@@ -43,6 +43,24 @@ scratch_db() {
   scratch_url=$(sed -E "s#/[^/?]+(\?|$)#/$1\1#" <<<"$PG")
 }
 
+# fresh_db BACKEND NAME: a fresh database for one server. Sets $db (serve's
+# --db: a file in $work for sqlite, or the scratch PostgreSQL database NAME,
+# dropped on exit), $scratch (that database's name; empty for sqlite) and
+# $extra (serve's flags for it). Not to be called in $(...), as scratch_db.
+fresh_db() {
+  scratch=
+  extra=()
+  case $1 in
+    sqlite) db="$work/load.db" ;;
+    postgres)
+      scratch=$2
+      scratch_db "$scratch"
+      db=$scratch_url
+      extra=(--state-key "$(state_key)") ;;
+    *) echo "backend: sqlite or postgres" >&2; return 1 ;;
+  esac
+}
+
 # drop_db NAME: drops a scratch database now.
 drop_db() { psql "$PG" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null; }
 
