@@ -77,8 +77,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.IsPostgres() {
 		writers = max(2, cfg.PGMaxConns/4)
 	}
-	if from, to := tuneProcs(cfg.IsPostgres(), getenv); to != from {
-		logger.Info("GOMAXPROCS raised for SQLite's blocking writes", "from", from, "to", to)
+	db := embedded
+	if cfg.IsPostgres() {
+		db = postgresElsewhere
+		if backend.PostgresOnThisMachine(cfg.DatabaseURL) {
+			db = postgresHere
+		}
+	}
+	if from, to := tuneProcs(db, getenv); to != from {
+		logger.Info("GOMAXPROCS set for the database", "database", db.String(), "from", from, "to", to)
 	}
 	// The optimizers of every kind. Closed after the HTTP server has
 	// drained: what was acknowledged is committed already, and nothing

@@ -26,25 +26,63 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
-// tuneProcs runs the server with twice the runtime's default number of Ps
-// on SQLite, unless GOMAXPROCS is set, and returns the number before and
-// after; once per process (a second call, as the in-process tests make,
-// changes nothing). SQLite's writer makes blocking system calls (the WAL's
-// pwrite and fsync of every group commit), and a goroutine in one keeps its
-// P until the runtime's monitor hands it on; with spare Ps the HTTP
-// handlers run meanwhile. Measured on 2 cores, alternating: new-unit
-// assignment +7–11% on SQLite with 4 Ps, and 2–5% less on PostgreSQL,
-// whose waits are on the network, so there it keeps the default
-// (docs/load.md, "Eighth pass"). Setting it stops the runtime from
-// following later changes of the CPU limit.
-func tuneProcs(postgres bool, getenv func(string) string) (from, to int) {
-	from = runtime.GOMAXPROCS(0)
-	if postgres || getenv("GOMAXPROCS") != "" || !procsTuned.CompareAndSwap(false, true) {
-		return from, from
+// database is where the server's database runs, as tuneProcs sees it.
+type database int
+
+const (
+	embedded          database = iota // SQLite, in the server's process
+	postgresHere                      // PostgreSQL on this machine (postgres.OnThisMachine)
+	postgresElsewhere                 // PostgreSQL on another machine
+)
+
+func (d database) String() string {
+	switch d {
+	case embedded:
+		return "sqlite"
+	case postgresHere:
+		return "postgres on this machine"
 	}
-	runtime.GOMAXPROCS(2 * from)
-	return from, 2 * from
+	return "postgres elsewhere"
 }
 
-// procsTuned is whether tuneProcs has raised the number of Ps.
+// tuneProcs sets the runtime's number of Ps for the server's database,
+// unless GOMAXPROCS is set, and returns the number before and after; once
+// per process (a second call, as the in-process tests make, changes
+// nothing). Setting it stops the runtime from following later changes of
+// the CPU limit.
+//
+//   - SQLite: twice the default. Its writer makes blocking system calls (the
+//     WAL's pwrite and fsync of every group commit), and a goroutine in one
+//     keeps its P until the runtime's monitor hands it on; with spare Ps the
+//     HTTP handlers run meanwhile. +7–11% new-unit assignments on 2 cores
+//     (docs/load.md, "Eighth pass").
+//   - PostgreSQL on this machine: one fewer than the default (at least one),
+//     leaving a core to the database, whose backend sleeps two or three
+//     times in every durable commit (the client's message, the WAL's write
+//     and fdatasync) and must find a core each time it wakes. With the
+//     default every core also runs a P, and Ps that run out of work spin
+//     and steal before they sleep. On 2 cores with wrk beside it: 11 of 13
+//     alternating pairs used less of Samplit's CPU per assignment with one P
+//     (−11% to −46%), 10 of 13 assigned more per second, median +13%
+//     (docs/load.md, "Seventeenth pass"; the fourteenth measured the same).
+//     Larger machines were not measured.
+//   - PostgreSQL elsewhere: the default; one core fewer would only cap the
+//     server, and more Ps measured 2–5% slower ("Eighth pass").
+func tuneProcs(db database, getenv func(string) string) (from, to int) {
+	from = runtime.GOMAXPROCS(0)
+	to = from
+	switch db {
+	case embedded:
+		to = 2 * from
+	case postgresHere:
+		to = max(1, from-1)
+	}
+	if to == from || getenv("GOMAXPROCS") != "" || !procsTuned.CompareAndSwap(false, true) {
+		return from, from
+	}
+	runtime.GOMAXPROCS(to)
+	return from, to
+}
+
+// procsTuned is whether tuneProcs has changed the number of Ps.
 var procsTuned atomic.Bool

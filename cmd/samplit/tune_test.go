@@ -26,12 +26,11 @@ func TestServeGCPercent(t *testing.T) {
 }
 
 // TestTuneProcs: serving SQLite doubles the runtime's Ps (its writer blocks
-// in system calls), once per process; PostgreSQL and an explicit
-// GOMAXPROCS keep them.
+// in system calls) and PostgreSQL on this machine leaves a core to it, once
+// per process; PostgreSQL elsewhere and an explicit GOMAXPROCS keep them.
 func TestTuneProcs(t *testing.T) {
 	orig, tuned := runtime.GOMAXPROCS(2), procsTuned.Load()
 	defer func() { runtime.GOMAXPROCS(orig); procsTuned.Store(tuned) }()
-	procsTuned.Store(false) // an in-process serve of another test may have tuned it
 	env := func(v string) func(string) string {
 		return func(k string) string {
 			if k == "GOMAXPROCS" {
@@ -41,14 +40,29 @@ func TestTuneProcs(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		postgres bool
-		env      string
-		want     int
-	}{{true, "", 2}, {false, "2", 2}, {true, "3", 2}, {false, "", 4}, {false, "", 2}} {
-		runtime.GOMAXPROCS(2)
-		from, to := tuneProcs(tc.postgres, env(tc.env))
-		if got := runtime.GOMAXPROCS(0); from != 2 || to != tc.want || got != tc.want {
-			t.Errorf("postgres %v, GOMAXPROCS %q: %d → %d, runtime %d; want 2 → %d", tc.postgres, tc.env, from, to, got, tc.want)
+		db      database
+		procs   int // the runtime's before
+		env     string
+		want    int
+		already bool // a serve of this process tuned them before
+	}{
+		{embedded, 2, "", 4, false},
+		{embedded, 2, "2", 2, false},
+		{embedded, 2, "", 2, true},
+		{postgresHere, 2, "", 1, false},
+		{postgresHere, 4, "", 3, false},
+		{postgresHere, 1, "", 1, false}, // one core: nothing to leave
+		{postgresHere, 2, "2", 2, false},
+		{postgresHere, 2, "", 2, true},
+		{postgresElsewhere, 2, "", 2, false},
+		{postgresElsewhere, 2, "3", 2, false},
+	} {
+		runtime.GOMAXPROCS(tc.procs)
+		procsTuned.Store(tc.already)
+		from, to := tuneProcs(tc.db, env(tc.env))
+		if got := runtime.GOMAXPROCS(0); from != tc.procs || to != tc.want || got != tc.want {
+			t.Errorf("%v, %d Ps, GOMAXPROCS %q, tuned before %v: %d → %d, runtime %d; want %d → %d",
+				tc.db, tc.procs, tc.env, tc.already, from, to, got, tc.procs, tc.want)
 		}
 	}
 }

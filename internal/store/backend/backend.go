@@ -38,6 +38,12 @@ type SchemaError = sqlstore.SchemaError
 // IsPostgres reports whether dsn names a PostgreSQL database.
 func IsPostgres(dsn string) bool { return store.IsPostgresDSN(dsn) }
 
+// PostgresOnThisMachine reports whether dsn names a PostgreSQL database
+// whose every server address is this machine's (postgres.OnThisMachine).
+func PostgresOnThisMachine(dsn string) bool {
+	return IsPostgres(dsn) && postgres.OnThisMachine(dsn)
+}
+
 // openSQL opens the dsn's backend without touching its schema.
 func openSQL(dsn string, opts Options) (*sqlstore.Store, error) {
 	if IsPostgres(dsn) {
