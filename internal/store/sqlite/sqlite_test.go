@@ -40,6 +40,12 @@ func BenchmarkAssign1(b *testing.B) {
 	storetest.BenchmarkAssign(b, open(b, sqlite.Options{}), 1)
 }
 
+// BenchmarkAssign12 is a group commit of new units about the size
+// scripts/loadtest/run's 32 connections make (groups of 9–13).
+func BenchmarkAssign12(b *testing.B) {
+	storetest.BenchmarkAssign(b, open(b, sqlite.Options{}), 12)
+}
+
 func BenchmarkAssign1000(b *testing.B) {
 	storetest.BenchmarkAssign(b, open(b, sqlite.Options{}), 1000)
 }

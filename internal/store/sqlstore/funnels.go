@@ -694,6 +694,8 @@ func (s *Store) queueFunnelRows(p *pipe, funnelID string, ids []string, units ma
 var funnelCounterSums = []string{"units", "conversions", "advanced", "late", "value_sum",
 	"inv_p", "inv_p2", "conv_inv_p", "conv_inv_p2", "adv_inv_p", "adv_inv_p2", "expected", "expected_squares", "inv_expected"}
 
+var funnelCountersUpsert = counterUpsert("funnel_counters", []string{"funnel_id", "step", "variant_id"}, funnelCounterSums)
+
 // logged is the propensity the anytime-valid tests weigh a unit's row of a
 // step by: 0 (none) for a step without variants, whose rows store one but
 // compare nothing.
@@ -739,7 +741,7 @@ func (s *Store) queueFunnelIncrements(p *pipe, funnelID string, in *funnelIncrem
 				k.step, k.variant, d.Units, d.Conversions, d.Advanced, d.Late, d.Value,
 				d.InvP, d.InvP2, d.ConvInvP, d.ConvInvP2, d.AdvInvP, d.AdvInvP2, d.Expected, d.ExpectedSquares, d.InvExpected)
 		}
-		p.queue(PipeStmt{Query: counterUpsert("funnel_counters", []string{"funnel_id", "step", "variant_id"}, funnelCounterSums, rb.String()),
+		p.queue(PipeStmt{Query: funnelCountersUpsert.with(rb.String()),
 			Args: rb.args, Wrap: func(err error) error { return fmt.Errorf("update funnel counters of %s: %w", funnelID, err) }})
 		return nil
 	})

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,6 +342,14 @@ func (r *rowsBuilder) add(template string, args ...any) {
 		r.b.Write(strconv.AppendInt(num[:0], int64(len(r.args)), 10))
 		template = template[j+1:]
 	}
+}
+
+// grow makes room for rows more tuples of args arguments and about text
+// bytes each, so that a statement's text and arguments are allocated once
+// instead of doubling their way up.
+func (r *rowsBuilder) grow(rows, args, text int) {
+	r.args = slices.Grow(r.args, rows*args)
+	r.b.Grow(rows * (text + 2))
 }
 
 func (r *rowsBuilder) String() string { return r.b.String() }
