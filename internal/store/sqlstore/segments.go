@@ -49,6 +49,10 @@ func (in segmentIncrements) add(segments map[string]string, variant string, d se
 	}
 }
 
+// segmentCountersUpsert is the breakdown counters' upsert (counterUpsert).
+var segmentCountersUpsert = counterUpsert("segment_counters", []string{"experiment_id", "attribute", "value", "variant_id"},
+	[]string{"units", "conversions", "value_sum", "value_sum_sq"})
+
 // queueSegments queues the increments as += upserts, in key order (lock
 // order); they need no result, so they go out with the transaction's next
 // statements or its COMMIT.
@@ -69,13 +73,7 @@ func (s *Store) queueSegments(p *pipe, experimentID string, in segmentIncrements
 			d := in[k]
 			rb.add("($1, ?, ?, ?, ?, ?, ?, ?)", k.attribute, k.value, k.variant, d.units, d.conversions, d.sum, d.sumSq)
 		}
-		p.queue(PipeStmt{Query: `INSERT INTO segment_counters (experiment_id, attribute, value, variant_id, units, conversions, value_sum, value_sum_sq)
-			 VALUES ` + rb.String() + `
-			 ON CONFLICT (experiment_id, attribute, value, variant_id) DO UPDATE SET
-			     units = segment_counters.units + excluded.units,
-			     conversions = segment_counters.conversions + excluded.conversions,
-			     value_sum = segment_counters.value_sum + excluded.value_sum,
-			     value_sum_sq = segment_counters.value_sum_sq + excluded.value_sum_sq`, Args: rb.args,
+		p.queue(PipeStmt{Query: segmentCountersUpsert.with(rb.String()), Args: rb.args,
 			Wrap: func(err error) error { return fmt.Errorf("update breakdown counters of %s: %w", experimentID, err) }})
 		return nil
 	})

@@ -83,17 +83,16 @@ type outcomeTables struct {
 	parentCol string // experiment_id or metric_id
 	units     string
 	keys      string
-	counters  string
-	upsert    *upsertSQL // counters' upsert, keyed by (parentCol, variant_id, shard)
+	counters  *upsertSQL // the counters table's upsert, keyed by (parentCol, variant_id, shard)
 	buckets   bool
 }
 
 func primaryTables(experimentID string) outcomeTables {
-	return outcomeTables{parent: experimentID, parentCol: "experiment_id", units: "assignments", keys: "event_keys", counters: "counters", upsert: &countersUpsert, buckets: true}
+	return outcomeTables{parent: experimentID, parentCol: "experiment_id", units: "assignments", keys: "event_keys", counters: &countersUpsert, buckets: true}
 }
 
 func metricTables(metricID string) outcomeTables {
-	return outcomeTables{parent: metricID, parentCol: "metric_id", units: "metric_units", keys: "metric_event_keys", counters: "metric_counters", upsert: &metricCountersUpsert}
+	return outcomeTables{parent: metricID, parentCol: "metric_id", units: "metric_units", keys: "metric_event_keys", counters: &metricCountersUpsert}
 }
 
 // counterStats are the additive columns of counters and metric_counters.
@@ -116,12 +115,13 @@ const (
 // rows. Each table's is built once (counterUpsert): every group commit
 // writes one or two, and rebuilding the SET clause of 16 columns was about
 // 40 allocations a group on the writer everything waits for.
-type upsertSQL struct{ head, tail string }
+type upsertSQL struct{ table, head, tail string }
 
 // counterUpsert is table's upsert: rows keyed by key, adding stats.
 func counterUpsert(table string, key, stats []string) upsertSQL {
 	keys := strings.Join(key, ", ")
 	return upsertSQL{
+		table: table,
 		head: `INSERT INTO ` + table + ` (` + keys + `, ` + strings.Join(stats, ", ") + `)
 		 VALUES `,
 		tail: `
@@ -169,14 +169,14 @@ func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, shard 
 	}
 	parent := t.parent
 	rb := newRowsBuilder(parent)
-	rb.grow(len(in.counters), len(counterStats)+2, len(counterRow)+3*(len(counterStats)+2))
+	rb.grow(len(in.counters), counterRow)
 	for _, v := range sortedKeys(in.counters) {
 		d := in.counters[v]
 		rb.add(counterRow, v, shard, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected,
 			d.ExpectedSquares, d.InvExpected, d.InvP, d.InvP2, d.YInvP, d.YInvP2, d.Y2InvP2, d.Positive, d.Negative, d.LogSum, d.LogSumSquares)
 	}
-	p.queue(PipeStmt{Query: t.upsert.with(rb.String()), Args: rb.args,
-		Wrap: func(err error) error { return wrap(fmt.Errorf("update %s of %s: %w", t.counters, parent, err)) }})
+	p.queue(PipeStmt{Query: t.counters.with(rb.String()), Args: rb.args,
+		Wrap: func(err error) error { return wrap(fmt.Errorf("update %s of %s: %w", t.counters.table, parent, err)) }})
 	if !t.buckets {
 		return
 	}
@@ -187,7 +187,7 @@ func (s *Store) queueIncrements(p *pipe, t outcomeTables, in *increments, shard 
 	sortBucketKeys(keys)
 	_ = chunks(keys, s.maxRows, func(keys []bucketKey) error {
 		rb := newRowsBuilder(parent)
-		rb.grow(len(keys), len(bucketStats)+3, len(bucketRow)+3*(len(bucketStats)+3))
+		rb.grow(len(keys), bucketRow)
 		for _, k := range keys {
 			d := in.buckets[k]
 			rb.add(bucketRow, k.variant, k.hour, shard, d.Units, d.Conversions, d.Sum, d.SumSquares, d.Expected)
@@ -413,14 +413,6 @@ func assignmentRow(rb *rowsBuilder, a store.Assignment, segments map[string]stri
 // the experiment's id ($1) and seven arguments.
 const assignmentValues = "($1, ?, ?, ?, ?, ?, ?, ?)"
 
-// newAssignmentRows is the rowsBuilder of an insert of n assignments of
-// experimentID (assignmentRow), with room for them.
-func newAssignmentRows(experimentID string, n int) *rowsBuilder {
-	rb := newRowsBuilder(experimentID)
-	rb.grow(n, 8, len(assignmentValues)+3*7)
-	return rb
-}
-
 // wrapAssignmentInsert adds context to the error of an insert of b's
 // assignments.
 func (s *Store) wrapAssignmentInsert(b store.AssignBatch) func(error) error {
@@ -445,7 +437,8 @@ func (s *Store) wrapAssignmentInsert(b store.AssignBatch) func(error) error {
 func (s *Store) assignNew(p *pipe, b store.AssignBatch) ([]store.Assigned, error) {
 	first, units := firstItems(b.Items)
 	err := chunks(units, s.maxRows, func(units []string) error {
-		rb := newAssignmentRows(b.ExperimentID, len(units))
+		rb := newRowsBuilder(b.ExperimentID)
+		rb.grow(len(units), assignmentValues)
 		checkIn := b.WorkspaceID // the first row's
 		for _, u := range units {
 			if err := assignmentRow(rb, first[u], nil, checkIn); err != nil {
@@ -522,7 +515,8 @@ func (s *Store) assignBatch(p *pipe, b store.AssignBatch) ([]store.Assigned, err
 
 	inserted := make(map[string]bool, len(units))
 	err := chunks(units, s.maxRows, func(units []string) error {
-		rb := newAssignmentRows(b.ExperimentID, len(units))
+		rb := newRowsBuilder(b.ExperimentID)
+		rb.grow(len(units), assignmentValues)
 		for _, u := range units {
 			if err := assignmentRow(rb, first[u], segments[u], ""); err != nil {
 				return err

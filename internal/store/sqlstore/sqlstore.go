@@ -344,12 +344,14 @@ func (r *rowsBuilder) add(template string, args ...any) {
 	}
 }
 
-// grow makes room for rows more tuples of args arguments and about text
-// bytes each, so that a statement's text and arguments are allocated once
-// instead of doubling their way up.
-func (r *rowsBuilder) grow(rows, args, text int) {
+// grow makes room for rows more tuples of template (as add takes it), so
+// that a statement's text and arguments are allocated once instead of
+// doubling their way up. Each "?" is counted as a number of up to three
+// digits.
+func (r *rowsBuilder) grow(rows int, template string) {
+	args := strings.Count(template, "?")
 	r.args = slices.Grow(r.args, rows*args)
-	r.b.Grow(rows * (text + 2))
+	r.b.Grow(rows * (len(template) + 3*args + 2))
 }
 
 func (r *rowsBuilder) String() string { return r.b.String() }
